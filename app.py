@@ -1,0 +1,19 @@
+"""Wiring only: the Chalice app, its middleware and its blueprints."""
+
+from chalice import Chalice
+
+from chalicelib.api import customers, deps, http, interactions, openapi
+from chalicelib.api.middleware import http_middleware
+from chalicelib.config import get_settings
+from chalicelib.events import customer_purge
+
+settings = get_settings()
+app = Chalice(app_name="crm")
+app.api.binary_types = []
+http.configure(deps.authenticate, settings.max_body_bytes, lambda: {"now": deps.clock.now()})
+app.register_middleware(http_middleware(settings.cors_allowed_origins, settings.max_body_bytes), "http")
+
+app.register_blueprint(openapi.bp)
+app.register_blueprint(customers.bp)
+app.register_blueprint(interactions.bp)
+app.register_blueprint(customer_purge.bp)

@@ -1,0 +1,61 @@
+"""Collaborators of the routes, built lazily so cold starts and tests stay cheap.
+
+`clock` is module state on purpose: tests freeze time by replacing it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from chalicelib.config import get_settings
+from chalicelib.domain.clock import Clock
+from chalicelib.errors import Unauthorized
+
+clock: Clock = Clock()
+
+
+@lru_cache(maxsize=1)
+def repositories():
+    from chalicelib.store.customers import CustomerRepository
+    from chalicelib.store.interactions import InteractionRepository
+
+    region = get_settings().region
+    return CustomerRepository(region), InteractionRepository(region)
+
+
+@lru_cache(maxsize=1)
+def cursor_codec():
+    from chalicelib.store.pagination import CursorCodec
+
+    settings = get_settings()
+    return CursorCodec(settings.cursor_secret or settings.jwt_secret or settings.stage)
+
+
+def customer_service():
+    from chalicelib.services.customers import CustomerService
+
+    customers, _ = repositories()
+    return CustomerService(customers, cursor_codec(), clock)
+
+
+def interaction_service():
+    from chalicelib.services.interactions import InteractionService
+
+    customers, interactions = repositories()
+    return InteractionService(interactions, customers, cursor_codec(), clock)
+
+
+@lru_cache(maxsize=1)
+def _verifier():
+    from chalicelib.auth import verifier_for
+
+    return verifier_for(get_settings())
+
+
+def authenticate(authorization: str | None):
+    from chalicelib.auth import AuthError, bearer_token
+
+    try:
+        return _verifier().verify(bearer_token(authorization))
+    except AuthError as error:
+        raise Unauthorized(str(error)) from None

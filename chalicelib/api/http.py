@@ -1,0 +1,261 @@
+"""HTTP plumbing every route shares: the route decorator, authentication, body and query
+parsing, and the one mapping from errors to RFC 9457 problem+json responses.
+
+`api_route` registers a view on a Chalice blueprint and records its contract (roles, query,
+body and response models) in `ROUTES`, from which `openapi.py` writes the document.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from chalice import Blueprint, Response
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.errors import (
+    BadRequest,
+    CrmError,
+    FieldError,
+    Forbidden,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    path: str
+    method: str
+    name: str
+    summary: str
+    roles: tuple[str, ...]
+    query: type[BaseModel] | None
+    body: Any
+    response: type[BaseModel] | None
+    status: int
+    errors: tuple[int, ...]
+    headers: tuple[str, ...] = ()
+
+
+ROUTES: list[RouteSpec] = []
+_OPTIONS_PATHS: set[str] = set()
+
+
+@dataclass
+class Call:
+    """What a view gets: who is calling, and the validated query and body."""
+
+    principal: Any
+    query: Any
+    body: Any
+    headers: Any
+    path: str
+    raw_body: bytes = b""
+    path_params: dict[str, str] = field(default_factory=dict)
+
+
+class RequestFieldErrors(Exception):
+    """Raised by model validators that need several fields at once (e.g. prices and their
+    currency). Not a ValueError on purpose: pydantic lets it through, keeping its field names."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def problem(error: CrmError, instance: str | None = None) -> Response:
+    body: dict[str, Any] = {
+        "type": f"urn:problem-type:crm:{error.type_slug}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if error.errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
+    return Response(
+        body=json.dumps(body, ensure_ascii=False),
+        status_code=error.status,
+        headers={"Content-Type": PROBLEM_JSON, **error.headers},
+    )
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = "" if payload is None else json.dumps(payload, ensure_ascii=False, default=_json_default)
+    base = {"Content-Type": JSON} if payload is not None else {}
+    return Response(body=body, status_code=status, headers={**base, **(headers or {})})
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def field_errors(error: ValidationError, strip_tag: bool = False) -> list[FieldError]:
+    found = []
+    for e in error.errors(include_url=False):
+        loc = list(e["loc"])
+        if strip_tag and loc and isinstance(loc[0], str) and loc[0].startswith("tag:"):
+            loc = loc[1:]
+        name = ".".join(str(part) for part in loc) or "body"
+        message = e["msg"]
+        if e["type"] == "extra_forbidden":
+            message = "is not a known field"
+        elif e["type"] == "missing":
+            message = "is required"
+        elif e["type"] == "union_tag_invalid":
+            message = f"must be one of {e['ctx']['expected_tags']}"
+        elif e["type"] == "union_tag_not_found":
+            message = "is required"
+        found.append(FieldError(name, message))
+    return found
+
+
+def validate(model: Any, data: Any, context: dict | None = None) -> Any:
+    from pydantic import TypeAdapter
+
+    adapter = model if isinstance(model, TypeAdapter) else None
+    try:
+        if adapter is not None:
+            return adapter.validate_python(data, context=context)
+        return model.model_validate(data, context=context)
+    except ValidationError as error:
+        raise ValidationFailed(field_errors(error, strip_tag=True)) from None
+    except RequestFieldErrors as error:
+        raise ValidationFailed(error.errors) from None
+
+
+def parse_json_body(headers: Any, raw: bytes | str | None, max_bytes: int) -> Any:
+    raw_bytes = raw.encode() if isinstance(raw, str) else (raw or b"")
+    if len(raw_bytes) > max_bytes:
+        raise PayloadTooLarge(f"The body is {len(raw_bytes)} bytes; the limit is {max_bytes}.")
+    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != JSON and not (content_type.startswith("application/") and content_type.endswith("+json")):
+        raise UnsupportedMediaType(
+            f"The body must be JSON sent as {JSON}, not {content_type or 'no Content-Type'}."
+        )
+    if not raw_bytes.strip():
+        raise BadRequest("The body is empty; a JSON object is expected.")
+    try:
+        return json.loads(raw_bytes, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadRequest(f"The body is not valid JSON: {error}.") from None
+
+
+def query_params(request: Any) -> dict[str, str]:
+    params = request.query_params or {}
+    return {name: params.getlist(name)[-1] for name in params} if params else {}
+
+
+Authenticator = Callable[[Any], Any]
+_authenticate: Authenticator | None = None
+_max_body_bytes = 1024 * 1024
+_validation_context: Callable[[], dict] = dict
+
+
+def configure(authenticate: Authenticator, max_body_bytes: int, validation_context: Callable[[], dict]) -> None:
+    """Wire the collaborators in: `validation_context()` gives models what they may need
+    beyond the request, such as the current time."""
+    global _authenticate, _max_body_bytes, _validation_context
+    _authenticate = authenticate
+    _max_body_bytes = max_body_bytes
+    _validation_context = validation_context
+
+
+def api_route(
+    bp: Blueprint,
+    path: str,
+    method: str,
+    *,
+    summary: str,
+    roles: tuple[str, ...] = ("staff",),
+    query: type[BaseModel] | None = None,
+    body: Any = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+    headers: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Register a view with its contract. `roles=()` means no authentication."""
+
+    def decorator(view: Callable[..., Response]) -> Callable[..., Response]:
+        def handler(**path_params: str) -> Response:
+            request = bp.current_request
+            try:
+                principal = None
+                if roles:
+                    assert _authenticate is not None, "api.http.configure() was not called"
+                    principal = _authenticate(request.headers.get("authorization"))
+                    if principal.role not in roles:
+                        raise Forbidden(f"This route is for the role(s) {', '.join(roles)}.")
+                parsed_query = validate(query, query_params(request)) if query else None
+                parsed_body = None
+                if body is not None:
+                    parsed_body = validate(
+                        body,
+                        parse_json_body(request.headers, request.raw_body, _max_body_bytes),
+                        _validation_context(),
+                    )
+                call = Call(
+                    principal=principal,
+                    query=parsed_query,
+                    body=parsed_body,
+                    headers=request.headers,
+                    path=request.context.get("path") or request.path,
+                    path_params=path_params,
+                )
+                return view(call, **path_params)
+            except CrmError as error:
+                return problem(error, request.context.get("path"))
+
+        handler.__name__ = view.__name__
+        handler.__doc__ = view.__doc__
+        bp.route(path, methods=[method], content_types=["*/*"])(handler)
+        if path not in _OPTIONS_PATHS:
+            _OPTIONS_PATHS.add(path)
+            bp.route(path, methods=["OPTIONS"], content_types=["*/*"])(_preflight)
+        ROUTES.append(
+            RouteSpec(
+                path=path,
+                method=method,
+                name=view.__name__,
+                summary=summary,
+                roles=roles,
+                query=query,
+                body=body,
+                response=response,
+                status=status,
+                errors=tuple(sorted(set(errors) | _implied_errors(roles, query, body))),
+                headers=headers,
+            )
+        )
+        return handler
+
+    return decorator
+
+
+def _implied_errors(roles: tuple[str, ...], query: Any, body: Any) -> set[int]:
+    codes = set()
+    if roles:
+        codes |= {401, 403}
+    if query is not None or body is not None:
+        codes.add(400)
+    if body is not None:
+        codes |= {413, 415}
+    return codes
+
+
+def _preflight(**_: str) -> Response:
+    # CORS headers are added by the HTTP middleware, which sees every response.
+    return Response(body="", status_code=204, headers={})
+

@@ -1,0 +1,386 @@
+"""Request and response models: they validate requests, shape responses and are the OpenAPI
+document's schemas, so the three never disagree."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    TypeAdapter,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from chalicelib.api.http import RequestFieldErrors
+from chalicelib.domain import contact, money
+from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.customers import Customer
+from chalicelib.domain.interactions import CHANNELS, MAX_FUTURE_SKEW, SEVERITIES, Interaction
+from chalicelib.errors import FieldError
+from chalicelib.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+def _checked(check):
+    def run(value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        try:
+            return check(value)
+        except ValueError as error:
+            raise ValueError(str(error)) from None
+
+    return run
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200), BeforeValidator(_checked(_not_blank))]
+Email = Annotated[
+    str,
+    BeforeValidator(_checked(contact.normalize_email)),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
+]
+Phone = Annotated[
+    str,
+    BeforeValidator(_checked(contact.normalize_phone)),
+    WithJsonSchema({"type": "string", "pattern": r"^\+[1-9]\d{1,14}$", "examples": ["+46701234567"]}),
+]
+Locale = Annotated[
+    str,
+    BeforeValidator(_checked(contact.normalize_locale)),
+    WithJsonSchema({"type": "string", "description": "BCP 47 language tag", "examples": ["sv", "fi-FI"]}),
+]
+Tag = Annotated[str, Field(min_length=1, max_length=40)]
+Tags = Annotated[list[Tag], Field(max_length=20)]
+Attributes = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=1000)]],
+    Field(max_length=50),
+]
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return money.to_decimal(value)
+    except money.MoneyError as error:
+        raise ValueError(str(error)) from None
+
+
+MoneyIn = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "Exact decimal; at most the currency's minor-unit digits.",
+            "examples": ["12.90"],
+        }
+    ),
+]
+MoneyOut = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["12.90"]})]
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _timestamp(value: Any) -> datetime:
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-03-01T09:30:00+01:00")
+    try:
+        return parse_rfc3339(value.upper().replace(" ", "T"))
+    except ValueError:
+        raise ValueError("is not a real date and time") from None
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp), WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+# -- customers ---------------------------------------------------------------------------
+
+
+class CustomerCreate(Strict):
+    name: Name
+    preferred_name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    locale: Locale = "en"
+    marketing_consent: StrictBool = False
+    tags: Tags = []
+    attributes: Attributes = {}
+
+    def fields(self) -> dict:
+        data = self.model_dump()
+        data["tags"] = tuple(dict.fromkeys(data["tags"]))
+        return data
+
+
+class CustomerPatch(Strict):
+    """Only the fields present change; `null` clears an optional field."""
+
+    name: Name = None  # type: ignore[assignment]
+    preferred_name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    locale: Locale = None  # type: ignore[assignment]
+    marketing_consent: StrictBool = None  # type: ignore[assignment]
+    tags: Tags = None  # type: ignore[assignment]
+    attributes: Attributes = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _required_fields_are_not_cleared(self) -> CustomerPatch:
+        cleared = [
+            name
+            for name in ("name", "locale", "marketing_consent", "tags", "attributes")
+            if name in self.model_fields_set and getattr(self, name) is None
+        ]
+        if cleared:
+            raise RequestFieldErrors([FieldError(name, "cannot be null") for name in cleared])
+        return self
+
+    def changes(self) -> dict:
+        data = {name: getattr(self, name) for name in self.model_fields_set}
+        if "tags" in data:
+            data["tags"] = tuple(dict.fromkeys(data["tags"]))
+        return data
+
+
+class CustomerOut(BaseModel):
+    id: str
+    name: str
+    preferred_name: str | None
+    email: str | None
+    phone: str | None
+    locale: str
+    marketing_consent: bool
+    tags: list[str]
+    attributes: dict[str, str]
+    created_at: str
+    updated_at: str
+    version: int
+
+    @classmethod
+    def of(cls, c: Customer) -> dict:
+        return {
+            "id": c.id,
+            "name": c.name,
+            "preferred_name": c.preferred_name,
+            "email": c.email,
+            "phone": c.phone,
+            "locale": c.locale,
+            "marketing_consent": c.marketing_consent,
+            "tags": list(c.tags),
+            "attributes": dict(c.attributes),
+            "created_at": to_rfc3339(c.created_at),
+            "updated_at": to_rfc3339(c.updated_at),
+            "version": c.version,
+        }
+
+
+class PageQuery(Strict):
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    cursor: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+
+
+class CustomerListQuery(PageQuery):
+    email: Annotated[str, Field(min_length=3, max_length=254)] | None = None
+    q: Annotated[str, Field(min_length=2, max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _one_filter(self) -> CustomerListQuery:
+        if self.email is not None and self.q is not None:
+            raise RequestFieldErrors([FieldError("q", "cannot be combined with email")])
+        return self
+
+
+class CustomerPage(BaseModel):
+    items: list[CustomerOut]
+    next_cursor: str | None
+
+
+# -- interactions ------------------------------------------------------------------------
+
+
+class LineItemIn(Strict):
+    sku: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+    name: Name
+    quantity: Annotated[StrictInt, Field(gt=0, le=1_000_000)]
+    unit_price: MoneyIn
+
+
+Channel = Literal[CHANNELS]  # type: ignore[valid-type]
+Note = Annotated[str, Field(max_length=4000)]
+
+
+class _InteractionBase(Strict):
+    channel: Channel
+    occurred_at: Timestamp | None = None
+    note: Note | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_future(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        now = (info.context or {}).get("now")
+        if value is not None and now is not None and value > now + MAX_FUTURE_SKEW:
+            raise ValueError("must not be more than 5 minutes in the future")
+        return value
+
+    def fields(self) -> dict:
+        return {name: getattr(self, name) for name in self.model_fields if name != "items"} | (
+            {"items": [item.model_dump() for item in self.items]} if hasattr(self, "items") else {}
+        )
+
+
+class _MoneyInteraction(_InteractionBase):
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    items: Annotated[list[LineItemIn], Field(min_length=1, max_length=100)]
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        if not money.is_currency(value):
+            raise ValueError("is not an ISO 4217 currency code")
+        return value
+
+    @model_validator(mode="after")
+    def _prices_fit_currency(self):
+        errors = []
+        for i, item in enumerate(self.items):
+            if item.unit_price < 0:
+                errors.append(FieldError(f"items.{i}.unit_price", "must not be negative"))
+                continue
+            try:
+                money.parse_price(item.unit_price, self.currency)
+            except money.MoneyError as error:
+                errors.append(FieldError(f"items.{i}.unit_price", str(error)))
+        if errors:
+            raise RequestFieldErrors(errors)
+        return self
+
+
+class PurchaseIn(_MoneyInteraction):
+    type: Literal["purchase"]
+
+
+class ReturnIn(_MoneyInteraction):
+    type: Literal["return"]
+    purchase_id: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ComplaintIn(_InteractionBase):
+    type: Literal["complaint"]
+    severity: Literal[SEVERITIES]  # type: ignore[valid-type]
+    subject: Name
+
+
+class OtherInteractionIn(_InteractionBase):
+    type: Literal["inquiry", "feedback", "visit"]
+
+
+InteractionCreate = TypeAdapter(
+    Annotated[PurchaseIn | ReturnIn | ComplaintIn | OtherInteractionIn, Field(discriminator="type")]
+)
+
+
+class LineItemOut(BaseModel):
+    sku: str
+    name: str
+    quantity: int
+    unit_price: MoneyOut
+
+
+class InteractionOut(BaseModel):
+    id: str
+    customer_id: str
+    type: str
+    channel: str
+    occurred_at: str
+    created_at: str
+    note: str | None = None
+    currency: str | None = Field(None, description="purchase and return")
+    items: list[LineItemOut] | None = Field(None, description="purchase and return")
+    amount: MoneyOut | None = Field(None, description="purchase and return: sum of quantity × unit_price")
+    purchase_id: str | None = Field(None, description="return: the purchase it returns")
+    severity: str | None = Field(None, description="complaint")
+    subject: str | None = Field(None, description="complaint")
+
+    @classmethod
+    def of(cls, i: Interaction) -> dict:
+        out: dict[str, Any] = {
+            "id": i.id,
+            "customer_id": i.customer_id,
+            "type": i.type,
+            "channel": i.channel,
+            "occurred_at": to_rfc3339(i.occurred_at),
+            "created_at": to_rfc3339(i.created_at),
+            "note": i.note,
+        }
+        if i.currency:
+            out["currency"] = i.currency
+            out["items"] = [
+                {
+                    "sku": item.sku,
+                    "name": item.name,
+                    "quantity": item.quantity,
+                    "unit_price": money.format_money(item.unit_price, i.currency),
+                }
+                for item in i.items
+            ]
+            out["amount"] = money.format_money(i.amount, i.currency)
+        if i.purchase_id:
+            out["purchase_id"] = i.purchase_id
+        if i.type == "complaint":
+            out["severity"] = i.severity
+            out["subject"] = i.subject
+        return out
+
+
+class InteractionListQuery(PageQuery):
+    type: Literal["purchase", "return", "complaint", "inquiry", "feedback", "visit"] | None = None
+
+
+class InteractionPage(BaseModel):
+    items: list[InteractionOut]
+    next_cursor: str | None
+
+
+# -- misc --------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ProblemFieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[ProblemFieldError] | None = None

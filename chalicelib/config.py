@@ -1,0 +1,68 @@
+"""Settings for one stage, read from the environment once.
+
+Chalice puts `.chalice/config.json`'s `environment_variables` for the stage into the
+environment; the local stack and the tests set the same variables themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str = "local"
+    region: str = "eu-north-1"
+    customers_table: str = "crm-local-customers"
+    interactions_table: str = "crm-local-interactions"
+    # Chalice needs stream ARNs as literals when app.py is imported: the cloud stages set the
+    # real ones; locally the event pump finds a handler's stream by the table name in it.
+    customers_stream_arn: str = (
+        "arn:aws:dynamodb:eu-north-1:000000000000:table/crm-local-customers/stream/local"
+    )
+    interactions_stream_arn: str = (
+        "arn:aws:dynamodb:eu-north-1:000000000000:table/crm-local-interactions/stream/local"
+    )
+    # "hs256": tokens signed with jwt_secret (local, tests).
+    # "cognito": RS256 tokens of a Cognito user pool, keys from jwks_url.
+    auth_mode: str = "hs256"
+    jwt_secret: str = ""
+    jwt_issuer: str = "crm-local"
+    jwt_audience: str = "crm-api"
+    jwks_url: str = ""
+    cursor_secret: str = ""
+    cors_allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    base_currency: str = "EUR"
+    max_body_bytes: int = 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Settings:
+        defaults = cls()
+        return cls(
+            stage=env.get("CRM_STAGE", defaults.stage),
+            region=env.get("AWS_DEFAULT_REGION", env.get("AWS_REGION", defaults.region)),
+            customers_table=env.get("CRM_CUSTOMERS_TABLE", defaults.customers_table),
+            interactions_table=env.get("CRM_INTERACTIONS_TABLE", defaults.interactions_table),
+            customers_stream_arn=env.get("CRM_CUSTOMERS_STREAM_ARN", defaults.customers_stream_arn),
+            interactions_stream_arn=env.get("CRM_INTERACTIONS_STREAM_ARN", defaults.interactions_stream_arn),
+            auth_mode=env.get("CRM_AUTH_MODE", defaults.auth_mode),
+            jwt_secret=env.get("CRM_JWT_SECRET", defaults.jwt_secret),
+            jwt_issuer=env.get("CRM_JWT_ISSUER", defaults.jwt_issuer),
+            jwt_audience=env.get("CRM_JWT_AUDIENCE", defaults.jwt_audience),
+            jwks_url=env.get("CRM_JWKS_URL", defaults.jwks_url),
+            cursor_secret=env.get("CRM_CURSOR_SECRET", defaults.cursor_secret),
+            cors_allowed_origins=_csv(env.get("CRM_CORS_ALLOWED_ORIGINS", "")),
+            base_currency=env.get("CRM_BASE_CURRENCY", defaults.base_currency),
+            max_body_bytes=int(env.get("CRM_MAX_BODY_BYTES", defaults.max_body_bytes)),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,57 @@
+"""The customer profile as the rest of the code sees it: no storage, no HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from chalicelib.domain import names
+from chalicelib.domain.contact import email_key
+
+DEFAULT_LOCALE = "en"
+EDITABLE_FIELDS = (
+    "name",
+    "preferred_name",
+    "email",
+    "phone",
+    "locale",
+    "marketing_consent",
+    "tags",
+    "attributes",
+)
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    preferred_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    locale: str = DEFAULT_LOCALE
+    marketing_consent: bool = False
+    tags: tuple[str, ...] = ()
+    attributes: dict[str, str] = field(default_factory=dict)
+    version: int = 0
+
+    @property
+    def email_key(self) -> str | None:
+        return email_key(self.email) if self.email else None
+
+    @property
+    def search_words(self) -> list[str]:
+        return names.search_words(self.name, self.preferred_name)
+
+    @property
+    def greeting_name(self) -> str:
+        return self.preferred_name or self.name
+
+    def with_changes(self, changes: dict, at: datetime) -> Customer:
+        unknown = set(changes) - set(EDITABLE_FIELDS)
+        if unknown:
+            raise ValueError(f"not editable: {sorted(unknown)}")
+        if "tags" in changes:
+            changes = {**changes, "tags": tuple(changes["tags"])}
+        return replace(self, **changes, updated_at=at)

@@ -1,0 +1,75 @@
+"""The one error hierarchy. Services raise these; the API maps them to problem+json in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class CrmError(Exception):
+    status = 500
+    title = "Internal Server Error"
+    type_slug = "internal"
+
+    def __init__(self, detail: str, *, errors: list[FieldError] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = headers or {}
+
+
+class BadRequest(CrmError):
+    status, title, type_slug = 400, "Bad Request", "bad-request"
+
+
+class ValidationFailed(BadRequest):
+    title, type_slug = "Validation Failed", "validation"
+
+    def __init__(self, errors: list[FieldError], detail: str | None = None) -> None:
+        fields = ", ".join(dict.fromkeys(e.field for e in errors))
+        super().__init__(detail or f"The request has invalid fields: {fields}.", errors=errors)
+
+
+class Unauthorized(CrmError):
+    status, title, type_slug = 401, "Unauthorized", "unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="crm"'})
+
+
+class Forbidden(CrmError):
+    status, title, type_slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(CrmError):
+    status, title, type_slug = 404, "Not Found", "not-found"
+
+
+class MethodNotAllowed(CrmError):
+    status, title, type_slug = 405, "Method Not Allowed", "method-not-allowed"
+
+
+class Conflict(CrmError):
+    status, title, type_slug = 409, "Conflict", "conflict"
+
+
+class PreconditionFailed(CrmError):
+    status, title, type_slug = 412, "Precondition Failed", "precondition-failed"
+
+
+class PayloadTooLarge(CrmError):
+    status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
+
+
+class UnsupportedMediaType(CrmError):
+    status, title, type_slug = 415, "Unsupported Media Type", "unsupported-media-type"
+
+
+class Unprocessable(CrmError):
+    status, title, type_slug = 422, "Unprocessable Content", "unprocessable"

@@ -1,0 +1,107 @@
+"""Customer use cases: create, read, change, delete, list, find."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chalicelib.domain import ids, names
+from chalicelib.domain.clock import Clock
+from chalicelib.domain.contact import email_key
+from chalicelib.domain.customers import Customer
+from chalicelib.errors import Conflict, FieldError, NotFound, PreconditionFailed, ValidationFailed
+from chalicelib.store.customers import CustomerRepository, EmailTaken, VersionConflict
+from chalicelib.store.pagination import CursorCodec, Page
+
+MAX_UPDATE_ATTEMPTS = 3
+
+
+def _email_conflict(email: str | None) -> Conflict:
+    return Conflict(
+        "Another customer already has this email address.",
+        errors=[FieldError("email", "is already used by another customer")],
+    )
+
+
+class CustomerService:
+    def __init__(
+        self,
+        customers: CustomerRepository,
+        cursors: CursorCodec,
+        clock: Clock,
+        new_id: Callable[[], str] = lambda: ids.new_id(ids.CUSTOMER),
+    ) -> None:
+        self._customers = customers
+        self._cursors = cursors
+        self._clock = clock
+        self._new_id = new_id
+
+    def create(self, fields: dict) -> Customer:
+        """Create a profile; its email (if any) must not belong to anyone else."""
+        now = self._clock.now()
+        customer = Customer(id=self._new_id(), created_at=now, updated_at=now, **fields)
+        try:
+            return self._customers.add(customer)
+        except EmailTaken:
+            raise _email_conflict(customer.email) from None
+
+    def get(self, customer_id: str) -> Customer:
+        customer = self._customers.get(customer_id)
+        if customer is None:
+            raise NotFound(f"No customer has the id {customer_id!r}.")
+        return customer
+
+    def update(self, customer_id: str, changes: dict, if_match: int | None) -> Customer:
+        """Apply a partial update. With `if_match`, only to that version (else 412); without,
+        a concurrent change is re-read and the update applied on top of it, never lost."""
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            before = self.get(customer_id)
+            if if_match is not None and before.version != if_match:
+                raise PreconditionFailed(
+                    f"The customer is at version {before.version}, not {if_match}: re-read it and retry."
+                )
+            after = before.with_changes(changes, self._clock.now())
+            if after == before.with_changes({}, after.updated_at):
+                return before
+            try:
+                return self._customers.update(before, after)
+            except EmailTaken:
+                raise _email_conflict(after.email) from None
+            except VersionConflict:
+                if if_match is not None:
+                    raise PreconditionFailed(
+                        "The customer was changed by another request: re-read it and retry."
+                    ) from None
+        raise Conflict("The customer is being changed by other requests right now: retry.")
+
+    def delete(self, customer_id: str) -> None:
+        """Remove the profile and its lookup entries now; its timeline is purged from the
+        customers stream (see chalicelib/events/customer_purge.py)."""
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            customer = self.get(customer_id)
+            try:
+                self._customers.delete(customer)
+                return
+            except VersionConflict:
+                continue
+        raise Conflict("The customer is being changed by other requests right now: retry.")
+
+    def list_newest(self, limit: int, cursor: str | None) -> Page[Customer]:
+        scope = "customers"
+        start = self._cursors.decode(scope, cursor) if cursor else None
+        items, next_key = self._customers.list_newest(limit, start)
+        return Page(items, self._cursors.encode(scope, next_key) if next_key else None)
+
+    def find_by_email(self, email: str) -> Page[Customer]:
+        customer = self._customers.by_email(email_key(email))
+        return Page([customer] if customer else [], None)
+
+    def search(self, query: str, limit: int, cursor: str | None) -> Page[Customer]:
+        query_words = names.words(query)
+        if not query_words or max(len(w) for w in query_words) < names.MIN_QUERY_LENGTH:
+            raise ValidationFailed(
+                [FieldError("q", f"needs a word of at least {names.MIN_QUERY_LENGTH} letters or digits")]
+            )
+        scope = "customers?q=" + " ".join(query_words)
+        start = self._cursors.decode(scope, cursor) if cursor else None
+        items, next_key = self._customers.search(query_words, limit, start)
+        return Page(items, self._cursors.encode(scope, next_key) if next_key else None)

@@ -1,0 +1,114 @@
+"""Interaction use cases: record what happened, read the timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from chalicelib.domain import ids
+from chalicelib.domain.clock import Clock
+from chalicelib.domain.interactions import Interaction, LineItem, excess_returns, quantities
+from chalicelib.errors import Conflict, FieldError, NotFound, Unprocessable
+from chalicelib.store.customers import CustomerRepository
+from chalicelib.store.interactions import CustomerGone, InteractionRepository, PurchaseChanged
+from chalicelib.store.pagination import CursorCodec, Page
+
+MAX_RETURN_ATTEMPTS = 3
+
+
+class InteractionService:
+    def __init__(
+        self,
+        interactions: InteractionRepository,
+        customers: CustomerRepository,
+        cursors: CursorCodec,
+        clock: Clock,
+        new_id: Callable[[datetime], str] = lambda at: ids.new_id(ids.INTERACTION, at),
+    ) -> None:
+        self._interactions = interactions
+        self._customers = customers
+        self._cursors = cursors
+        self._clock = clock
+        self._new_id = new_id
+
+    def _require_customer(self, customer_id: str) -> None:
+        if self._customers.get(customer_id) is None:
+            raise NotFound(f"No customer has the id {customer_id!r}.")
+
+    def record(self, customer_id: str, fields: dict) -> Interaction:
+        """Add an interaction to a customer's timeline. A return must name a purchase of the
+        same customer and may not return more of a SKU than that purchase still holds."""
+        self._require_customer(customer_id)
+        now = self._clock.now()
+        occurred_at = fields.pop("occurred_at", None) or now
+        items = tuple(LineItem(**item) for item in fields.pop("items", None) or ())
+        interaction = Interaction(
+            id=self._new_id(occurred_at),
+            customer_id=customer_id,
+            occurred_at=occurred_at,
+            created_at=now,
+            items=items,
+            **fields,
+        )
+        try:
+            if interaction.type != "return":
+                return self._interactions.add(interaction)
+            for _ in range(MAX_RETURN_ATTEMPTS):
+                purchase = self._purchase_for(interaction)
+                returned = quantities(interaction.items)
+                after = replace(
+                    purchase,
+                    returned={
+                        sku: purchase.returned.get(sku, 0) + returned.get(sku, 0)
+                        for sku in set(purchase.returned) | set(returned)
+                    },
+                )
+                try:
+                    return self._interactions.add(interaction, purchase_after_return=after)
+                except PurchaseChanged:
+                    continue
+            raise Conflict("The purchase is being returned by other requests right now: retry.")
+        except CustomerGone:
+            raise NotFound(f"No customer has the id {customer_id!r}.") from None
+
+    def _purchase_for(self, ret: Interaction) -> Interaction:
+        purchase = self._interactions.get(ret.customer_id, ret.purchase_id or "")
+        if purchase is None or purchase.type != "purchase":
+            raise Unprocessable(
+                "A return must name a purchase of the same customer.",
+                errors=[FieldError("purchase_id", "is not a purchase of this customer")],
+            )
+        if purchase.currency != ret.currency:
+            raise Unprocessable(
+                "A return is refunded in the currency of its purchase.",
+                errors=[FieldError("currency", f"must be the purchase's currency, {purchase.currency}")],
+            )
+        excess = excess_returns(purchase, ret.items)
+        if excess:
+            raise Conflict(
+                "The return holds more than the purchase has left to return.",
+                errors=[
+                    FieldError(
+                        f"items.{i}.quantity",
+                        f"exceeds what purchase {purchase.id} has left of {item.sku} by {excess[item.sku]}",
+                    )
+                    for i, item in enumerate(ret.items)
+                    if item.sku in excess
+                ],
+            )
+        return purchase
+
+    def get(self, customer_id: str, interaction_id: str) -> Interaction:
+        self._require_customer(customer_id)
+        interaction = self._interactions.get(customer_id, interaction_id)
+        if interaction is None:
+            raise NotFound(f"Customer {customer_id!r} has no interaction {interaction_id!r}.")
+        return interaction
+
+    def timeline(self, customer_id: str, type_: str | None, limit: int, cursor: str | None) -> Page[Interaction]:
+        self._require_customer(customer_id)
+        scope = f"interactions:{customer_id}:{type_ or '*'}"
+        start = self._cursors.decode(scope, cursor) if cursor else None
+        items, next_key = self._interactions.timeline(customer_id, type_, limit, start)
+        return Page(items, self._cursors.encode(scope, next_key) if next_key else None)

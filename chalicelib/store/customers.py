@@ -1,0 +1,222 @@
+"""Customer repository: profiles, their email lookup entries and name-search entries, kept in
+step by DynamoDB transactions so no entry ever exists without its profile."""
+
+from __future__ import annotations
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.domain import names
+from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.customers import Customer
+from chalicelib.store.models import (
+    CUSTOMERS_LIST_PK,
+    PROFILE_SK,
+    CustomerModel,
+    EmailLookupModel,
+    NameTokenModel,
+    customer_pk,
+    email_pk,
+    name_token_keys,
+)
+from chalicelib.store.pagination import Key, collect
+
+
+class EmailTaken(Exception):
+    pass
+
+
+class VersionConflict(Exception):
+    """The profile changed (or went away) since it was read."""
+
+
+def _to_domain(item: CustomerModel) -> Customer:
+    return Customer(
+        id=item.id,
+        name=item.name,
+        preferred_name=item.preferred_name,
+        email=item.email,
+        phone=item.phone,
+        locale=item.locale,
+        marketing_consent=bool(item.marketing_consent),
+        tags=tuple(item.tags or ()),
+        attributes=dict(item.attributes.as_dict() if item.attributes else {}),
+        created_at=parse_rfc3339(item.created_at),
+        updated_at=parse_rfc3339(item.updated_at),
+        version=int(item.version or 0),
+    )
+
+
+def _to_model(customer: Customer) -> CustomerModel:
+    item = CustomerModel(
+        pk=customer_pk(customer.id),
+        sk=PROFILE_SK,
+        list_pk=CUSTOMERS_LIST_PK,
+        list_sk=customer.id,
+        id=customer.id,
+        name=customer.name,
+        preferred_name=customer.preferred_name,
+        email=customer.email,
+        phone=customer.phone,
+        locale=customer.locale,
+        marketing_consent=customer.marketing_consent,
+        tags=list(customer.tags),
+        search_words=customer.search_words,
+        created_at=to_rfc3339(customer.created_at),
+        updated_at=to_rfc3339(customer.updated_at),
+    )
+    item.attributes = dict(customer.attributes)
+    if customer.version:
+        item.version = customer.version
+    return item
+
+
+def _token_models(customer: Customer) -> list[NameTokenModel]:
+    words = customer.search_words
+    return [
+        NameTokenModel(*name_token_keys(word, customer.id), customer_id=customer.id, words=words)
+        for word in words
+    ]
+
+
+def _customer_key(customer_id: str) -> dict:
+    return {"pk": {"S": customer_pk(customer_id)}, "sk": {"S": PROFILE_SK}}
+
+
+class CustomerRepository:
+    def __init__(self, region: str) -> None:
+        self._region = region
+
+    def _transaction(self) -> TransactWrite:
+        return TransactWrite(connection=Connection(region=self._region))
+
+    def get(self, customer_id: str) -> Customer | None:
+        try:
+            return _to_domain(CustomerModel.get(customer_pk(customer_id), PROFILE_SK))
+        except DoesNotExist:
+            return None
+
+    def get_many(self, customer_ids: list[str]) -> dict[str, Customer]:
+        keys = [(customer_pk(cid), PROFILE_SK) for cid in dict.fromkeys(customer_ids)]
+        return {item.id: _to_domain(item) for item in CustomerModel.batch_get(keys)}
+
+    def add(self, customer: Customer) -> Customer:
+        item = _to_model(customer)
+        try:
+            with self._transaction() as t:
+                t.save(item, condition=CustomerModel.pk.does_not_exist())
+                if customer.email_key:
+                    t.save(
+                        EmailLookupModel(email_pk(customer.email_key), customer_id=customer.id),
+                        condition=EmailLookupModel.pk.does_not_exist(),
+                    )
+                for token in _token_models(customer):
+                    t.save(token)
+        except TransactWriteError as error:
+            if customer.email_key and self._email_owner(customer.email_key) not in (None, customer.id):
+                raise EmailTaken(customer.email) from error
+            raise
+        return _to_domain(item)
+
+    def update(self, before: Customer, after: Customer) -> Customer:
+        """Write `after` if the stored profile is still `before` (same version)."""
+        item = _to_model(after)
+        item.version = before.version
+        old_tokens = {(t.pk, t.sk) for t in _token_models(before)}
+        new_tokens = _token_models(after)
+        try:
+            with self._transaction() as t:
+                t.save(item)
+                if before.email_key != after.email_key:
+                    if before.email_key:
+                        t.delete(
+                            EmailLookupModel(email_pk(before.email_key)),
+                            condition=EmailLookupModel.customer_id == before.id,
+                        )
+                    if after.email_key:
+                        t.save(
+                            EmailLookupModel(email_pk(after.email_key), customer_id=after.id),
+                            condition=EmailLookupModel.pk.does_not_exist(),
+                        )
+                if before.search_words != after.search_words:
+                    new_keys = {(t_.pk, t_.sk) for t_ in new_tokens}
+                    for pk, sk in old_tokens - new_keys:
+                        t.delete(NameTokenModel(pk, sk))
+                    for token in new_tokens:
+                        t.save(token)
+        except TransactWriteError as error:
+            if after.email_key and self._email_owner(after.email_key) not in (None, after.id):
+                raise EmailTaken(after.email) from error
+            raise VersionConflict(after.id) from error
+        return _to_domain(item)
+
+    def delete(self, customer: Customer) -> None:
+        item = _to_model(customer)
+        try:
+            with self._transaction() as t:
+                t.delete(item)
+                if customer.email_key:
+                    t.delete(EmailLookupModel(email_pk(customer.email_key)))
+                for token in _token_models(customer):
+                    t.delete(token)
+        except TransactWriteError as error:
+            raise VersionConflict(customer.id) from error
+
+    def _email_owner(self, key: str) -> str | None:
+        try:
+            return EmailLookupModel.get(email_pk(key), "EMAIL", consistent_read=True).customer_id
+        except DoesNotExist:
+            return None
+
+    def by_email(self, key: str) -> Customer | None:
+        owner = self._email_owner(key)
+        return self.get(owner) if owner else None
+
+    def list_newest(self, limit: int, start: Key | None) -> tuple[list[Customer], Key | None]:
+        rows = CustomerModel.by_created.query(
+            CUSTOMERS_LIST_PK,
+            scan_index_forward=False,
+            limit=limit + 1,
+            last_evaluated_key=start,
+        )
+        items, next_key = collect(rows, limit, _list_key)
+        return [_to_domain(i) for i in items], next_key
+
+    def search(self, query_words: list[str], limit: int, start: Key | None) -> tuple[list[Customer], Key | None]:
+        """Customers whose names have a word starting with each query word.
+
+        The index is read for the longest query word. Entries sort by word, and `#` sorts
+        before every letter and digit, so whole-word matches come before prefix matches. A
+        customer with several matching words is kept only at the first of them.
+        """
+        lead = max(query_words, key=len)
+        others = [w for w in query_words if w != lead]
+
+        def first_match_for_customer(token: NameTokenModel) -> bool:
+            word = token.sk.rsplit("#", 1)[0]
+            earlier = [w for w in token.words if w.startswith(lead) and (w + "#") < (word + "#")]
+            return not earlier and names.matches(others, token.words)
+
+        rows = NameTokenModel.query(
+            f"NAME#{lead[:2]}",
+            NameTokenModel.sk.startswith(lead),
+            page_size=min(limit + 1, 100) if not others else 100,
+            last_evaluated_key=start,
+        )
+        tokens, next_key = collect(rows, limit, _token_key, accept=first_match_for_customer)
+        found = self.get_many([t.customer_id for t in tokens]) if tokens else {}
+        return [found[t.customer_id] for t in tokens if t.customer_id in found], next_key
+
+
+def _list_key(item: CustomerModel) -> Key:
+    return {
+        "pk": {"S": item.pk},
+        "sk": {"S": item.sk},
+        "list_pk": {"S": item.list_pk},
+        "list_sk": {"S": item.list_sk},
+    }
+
+
+def _token_key(item: NameTokenModel) -> Key:
+    return {"pk": {"S": item.pk}, "sk": {"S": item.sk}}

@@ -1,0 +1,147 @@
+"""PynamoDB models: the storage shape of customers and interactions.
+
+Table and index names match infra/resources.json (a test compares them). The customers table
+holds several item kinds under generic `pk`/`sk` keys:
+
+    pk                  sk              item
+    CUSTOMER#<id>       PROFILE         the profile (sparse GSI by_created: list_pk/list_sk)
+    EMAIL#<email key>   EMAIL           uniqueness and lookup of an email address
+    NAME#<2 letters>    <word>#<id>     one entry per search word of a profile's names
+
+Interactions live under their customer: pk customer_id, sk id (a ULID of occurred_at), so one
+Query returns a timeline newest first; GSI by_type ("<customer>#<type>", id) filters by type.
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.config import get_settings
+
+_settings = get_settings()
+
+CUSTOMERS_LIST_PK = "customers"
+
+
+class _Meta:
+    region = _settings.region
+
+
+class ByCreatedIndex(GlobalSecondaryIndex["CustomerModel"]):
+    class Meta:
+        index_name = "by_created"
+        projection = AllProjection()
+
+    list_pk = UnicodeAttribute(hash_key=True)
+    list_sk = UnicodeAttribute(range_key=True)
+
+
+class CustomerModel(Model):
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    list_pk = UnicodeAttribute(null=True)
+    list_sk = UnicodeAttribute(null=True)
+    id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    preferred_name = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    phone = UnicodeAttribute(null=True)
+    locale = UnicodeAttribute()
+    marketing_consent = BooleanAttribute(default=False)
+    tags = ListAttribute(of=UnicodeAttribute, default=list)
+    attributes = MapAttribute(default=dict)
+    search_words = ListAttribute(of=UnicodeAttribute, default=list)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = VersionAttribute()
+
+    by_created = ByCreatedIndex()
+
+
+class EmailLookupModel(Model):
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="EMAIL")
+    customer_id = UnicodeAttribute()
+
+
+class NameTokenModel(Model):
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    customer_id = UnicodeAttribute()
+    # All search words of the profile, so a query can rank and de-duplicate without a read.
+    words = ListAttribute(of=UnicodeAttribute)
+
+
+class LineItemAttribute(MapAttribute):
+    sku = UnicodeAttribute()
+    name = UnicodeAttribute()
+    quantity = NumberAttribute()
+    # Money is stored as a decimal string: PynamoDB reads numbers back as floats.
+    unit_price = UnicodeAttribute()
+
+
+class ByTypeIndex(GlobalSecondaryIndex["InteractionModel"]):
+    class Meta:
+        index_name = "by_type"
+        projection = AllProjection()
+
+    customer_type = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class InteractionModel(Model):
+    class Meta(_Meta):
+        table_name = _settings.interactions_table
+
+    customer_id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+    customer_type = UnicodeAttribute()
+    type = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    occurred_at = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    note = UnicodeAttribute(null=True)
+    currency = UnicodeAttribute(null=True)
+    items = ListAttribute(of=LineItemAttribute, null=True)
+    amount = UnicodeAttribute(null=True)
+    purchase_id = UnicodeAttribute(null=True)
+    # On a purchase: quantity returned so far per SKU, guarded by `version`.
+    returned = MapAttribute(null=True)
+    severity = UnicodeAttribute(null=True)
+    subject = UnicodeAttribute(null=True)
+    version = VersionAttribute()
+
+    by_type = ByTypeIndex()
+
+
+def customer_pk(customer_id: str) -> str:
+    return f"CUSTOMER#{customer_id}"
+
+
+PROFILE_SK = "PROFILE"
+
+
+def email_pk(email_key: str) -> str:
+    return f"EMAIL#{email_key}"
+
+
+def name_token_keys(word: str, customer_id: str) -> tuple[str, str]:
+    return f"NAME#{word[:2]}", f"{word}#{customer_id}"

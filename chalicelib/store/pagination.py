@@ -1,0 +1,86 @@
+"""The one pagination helper: signed cursors over DynamoDB's LastEvaluatedKey.
+
+A cursor names the list it belongs to (`scope`: e.g. the customer and the type filter), so a
+cursor taken from one list and handed to another, or edited by hand, is rejected.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from chalicelib.errors import FieldError, ValidationFailed
+
+T = TypeVar("T")
+Key = dict[str, Any]
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class CursorCodec:
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode()
+
+    def _sign(self, scope: str, payload: str) -> str:
+        mac = hmac.new(self._secret, f"{scope}\n{payload}".encode(), hashlib.sha256)
+        return _b64(mac.digest()[:16])
+
+    def encode(self, scope: str, key: Key) -> str:
+        payload = _b64(json.dumps(key, separators=(",", ":"), sort_keys=True).encode())
+        return f"{payload}.{self._sign(scope, payload)}"
+
+    def decode(self, scope: str, cursor: str) -> Key:
+        payload, _, signature = cursor.partition(".")
+        if not payload or not hmac.compare_digest(signature, self._sign(scope, payload)):
+            raise _bad_cursor()
+        try:
+            key = json.loads(_unb64(payload))
+        except ValueError:
+            raise _bad_cursor() from None
+        if not isinstance(key, dict):
+            raise _bad_cursor()
+        return key
+
+
+def _bad_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        [FieldError("cursor", "is not a cursor of this list (tampered, expired or from another list)")]
+    )
+
+
+def collect(
+    rows: Iterable[T],
+    limit: int,
+    key_of: Callable[[T], Key],
+    accept: Callable[[T], bool] = lambda _: True,
+) -> tuple[list[T], Key | None]:
+    """Take `limit` accepted rows; the next key is that of the last row taken, if more remain."""
+    taken: list[T] = []
+    iterator: Iterator[T] = iter(rows)
+    for row in iterator:
+        if not accept(row):
+            continue
+        if len(taken) == limit:
+            return taken, key_of(taken[-1])
+        taken.append(row)
+    return taken, None

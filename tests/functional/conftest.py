@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.conftest import token
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+class Api:
+    """HTTP through chalice.test.Client, as a staff member unless told otherwise."""
+
+    def __init__(self, client, bearer: str | None) -> None:
+        self._client = client
+        self.bearer = bearer
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None,
+                raw: bytes | str | None = None, auth: bool = True) -> Reply:
+        all_headers = {}
+        if auth and self.bearer:
+            all_headers["Authorization"] = f"Bearer {self.bearer}"
+        if body is not None:
+            raw = json.dumps(body, ensure_ascii=False)
+        if raw is not None:
+            all_headers["Content-Type"] = "application/json"
+        all_headers.update(headers or {})
+        response = self._client.http.request(method, path, headers=all_headers, body=raw or b"")
+        return Reply(response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.body)
+
+    def get(self, path: str, **kw) -> Reply:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw) -> Reply:
+        return self.request("POST", path, body, **kw)
+
+    def patch(self, path: str, body: Any = None, **kw) -> Reply:
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path: str, **kw) -> Reply:
+        return self.request("DELETE", path, **kw)
+
+    def as_role(self, role: str, subject: str = "someone") -> Api:
+        return Api(self._client, token(role, subject))
+
+    def create_customer(self, **fields) -> dict:
+        reply = self.post("/customers", {"name": "Åsa Öberg", **fields})
+        assert reply.status == 201, reply.json
+        return reply.json
+
+    def walk(self, path: str, limit: int) -> list[dict]:
+        items, cursor, pages = [], None, 0
+        sep = "&" if "?" in path else "?"
+        while True:
+            url = f"{path}{sep}limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+            reply = self.get(url)
+            assert reply.status == 200, reply.json
+            items += reply.json["items"]
+            cursor = reply.json["next_cursor"]
+            pages += 1
+            assert pages < 1000
+            if cursor is None:
+                return items
+
+
+@pytest.fixture
+def api(client, staff_token) -> Api:
+    return Api(client, staff_token)
+
+
+def assert_problem(reply: Reply, status: int, *fields: str) -> dict:
+    assert reply.status == status, (reply.status, reply.body)
+    assert reply.content_type.startswith("application/problem+json"), reply.content_type
+    problem = reply.json
+    assert problem["status"] == status and problem["title"] and problem["detail"] and problem["type"]
+    named = {e["field"] for e in problem.get("errors", [])}
+    for field in fields:
+        assert field in named, (field, problem)
+    return problem
