@@ -3,7 +3,6 @@ step by DynamoDB transactions so no entry ever exists without its profile."""
 
 from __future__ import annotations
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
@@ -16,6 +15,7 @@ from chalicelib.store.models import (
     CustomerModel,
     EmailLookupModel,
     NameTokenModel,
+    connection,
     customer_pk,
     email_pk,
     name_token_keys,
@@ -89,7 +89,7 @@ class CustomerRepository:
         self._region = region
 
     def _transaction(self) -> TransactWrite:
-        return TransactWrite(connection=Connection(region=self._region))
+        return TransactWrite(connection=connection(self._region))
 
     def get(self, customer_id: str) -> Customer | None:
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
@@ -16,6 +15,7 @@ from chalicelib.store.models import (
     CustomerModel,
     InteractionModel,
     LineItemAttribute,
+    connection,
     customer_pk,
 )
 from chalicelib.store.pagination import Key, collect
@@ -98,7 +98,7 @@ class InteractionRepository:
         quantities on the purchase, conditional on the purchase's version."""
         item = _to_model(interaction)
         try:
-            with TransactWrite(connection=Connection(region=self._region)) as t:
+            with TransactWrite(connection=connection(self._region)) as t:
                 t.condition_check(
                     CustomerModel,
                     customer_pk(interaction.customer_id),

@@ -14,6 +14,8 @@ Query returns a timeline newest first; GSI by_type ("<customer>#<type>", id) fil
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
@@ -22,6 +24,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     VersionAttribute,
 )
+from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -145,3 +148,10 @@ def email_pk(email_key: str) -> str:
 
 def name_token_keys(word: str, customer_id: str) -> tuple[str, str]:
     return f"NAME#{word[:2]}", f"{word}#{customer_id}"
+
+
+@lru_cache(maxsize=4)
+def connection(region: str) -> Connection:
+    """One connection (and so one botocore client) per process for transactions: creating a
+    client costs a quarter of a second."""
+    return Connection(region=region)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.functional.conftest import assert_problem
+from tests.functional.conftest import assert_problem, bulk_customers
 
 NAMES = ["Åsa Öberg", "Jyrki Mäkelä", "Saša Kovačič", "Maria Dela Cruz", "Nguyễn Văn An"]
 
@@ -222,15 +222,14 @@ def test_customers_are_listed_newest_first(api):
 
 
 def test_walking_250_customers_page_by_page_returns_each_exactly_once(api):
-    ids = {api.create_customer(name=f"Kund {i}")["id"] for i in range(250)}
+    ids = set(bulk_customers(250))
     walked = api.walk("/customers", limit=33)
     assert len(walked) == 250 and {c["id"] for c in walked} == ids
     assert [c["id"] for c in walked] == sorted((c["id"] for c in walked), reverse=True)
 
 
 def test_page_size_defaults_to_25_and_is_bounded(api):
-    for i in range(30):
-        api.create_customer(name=f"C {i}")
+    bulk_customers(30)
     page = api.get("/customers").json
     assert len(page["items"]) == 25 and page["next_cursor"]
     assert_problem(api.get("/customers?limit=0"), 400, "limit")
