@@ -101,23 +101,23 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def field_errors(error: ValidationError, strip_tag: bool = False) -> list[FieldError]:
+def field_errors(error: ValidationError, tagged_union: bool = False) -> list[FieldError]:
     found = []
     for e in error.errors(include_url=False):
         loc = list(e["loc"])
-        if strip_tag and loc and isinstance(loc[0], str) and loc[0].startswith("tag:"):
-            loc = loc[1:]
-        name = ".".join(str(part) for part in loc) or "body"
-        message = e["msg"]
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            tag = e["ctx"]["discriminator"].strip("'")
+            expected = e["ctx"].get("expected_tags", "")
+            found.append(FieldError(tag, f"must be one of {expected}" if expected else "is required"))
+            continue
+        if tagged_union and loc:
+            loc = loc[1:]  # a discriminated union puts the tag value first
         if e["type"] == "extra_forbidden":
             message = "is not a known field"
         elif e["type"] == "missing":
             message = "is required"
-        elif e["type"] == "union_tag_invalid":
-            message = f"must be one of {e['ctx']['expected_tags']}"
-        elif e["type"] == "union_tag_not_found":
-            message = "is required"
-        found.append(FieldError(name, message))
+        found.append(FieldError(".".join(str(part) for part in loc) or "body", message))
     return found
 
 
@@ -130,7 +130,7 @@ def validate(model: Any, data: Any, context: dict | None = None) -> Any:
             return adapter.validate_python(data, context=context)
         return model.model_validate(data, context=context)
     except ValidationError as error:
-        raise ValidationFailed(field_errors(error, strip_tag=True)) from None
+        raise ValidationFailed(field_errors(error, tagged_union=adapter is not None)) from None
     except RequestFieldErrors as error:
         raise ValidationFailed(error.errors) from None
 

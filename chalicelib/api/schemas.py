@@ -247,7 +247,7 @@ class _InteractionBase(Strict):
         return value
 
     def fields(self) -> dict:
-        return {name: getattr(self, name) for name in self.model_fields if name != "items"} | (
+        return {name: getattr(self, name) for name in type(self).model_fields if name != "items"} | (
             {"items": [item.model_dump() for item in self.items]} if hasattr(self, "items") else {}
         )
 

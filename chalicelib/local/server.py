@@ -1,0 +1,61 @@
+"""Serve a Chalice app over HTTP in this process, the way `chalice local` does.
+
+Chalice's own local gateway turns each request into the API Gateway event, runs the HTTP
+middleware and the route, and maps the response back; only the thread that serves and the
+per-request access log lines (the app logs every request itself) differ from `chalice local`.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+from chalice.local import ChaliceRequestHandler, LocalDevServer, create_local_server
+
+from chalicelib.local.stack import HOST, chalice_config
+
+
+class _QuietRequestHandler(ChaliceRequestHandler):
+    # Headers and body go out in separate writes: with Nagle's algorithm and delayed ACKs
+    # every response would wait ~40 ms on loopback.
+    disable_nagle_algorithm = True
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class LocalApiServer:
+    """`LocalApiServer(app, port=8000).start()`; `port=0` picks a free port (see `.port`)."""
+
+    def __init__(self, app: Any, *, port: int = 8000, host: str = HOST, stage: str = "local") -> None:
+        config = chalice_config(app, stage)
+        # create_local_server also makes `app.current_request` thread-local, which a threaded
+        # server needs.
+        self._server: LocalDevServer = create_local_server(app, config, host, port)
+        self._server.server.RequestHandlerClass = functools.partial(
+            _QuietRequestHandler, app_object=app, config=config
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._server.host}:{self.port}"
+
+    def start(self) -> LocalApiServer:
+        self._thread = threading.Thread(
+            target=self._server.server.serve_forever, kwargs={"poll_interval": 0.2}, name="api", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server.server_close()
