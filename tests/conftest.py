@@ -55,12 +55,25 @@ def _wipe(table_name: str) -> None:
             batch.delete_item(Key={k: item[k] for k in keys})
 
 
+def _trim_stream(table_name: str) -> None:
+    """moto deep-copies a table, stream records included, on every transaction: records left
+    by earlier tests would make each test slower than the one before."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    shard = dynamodb_backends[DEFAULT_ACCOUNT_ID]["eu-north-1"].tables[table_name].stream_shard
+    if shard is not None:
+        shard.starting_sequence_number += len(shard.items)
+        shard.items.clear()
+
+
 @pytest.fixture
 def tables(aws):
     """Empty tables for each test (the stack itself is deployed once)."""
     settings = get_settings()
     for name in (settings.customers_table, settings.interactions_table):
         _wipe(name)
+        _trim_stream(name)
     return aws
 
 

@@ -6,9 +6,13 @@ own and failures are reported per record (Powertools batch processing)."""
 from __future__ import annotations
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+)
 from chalice import Blueprint
 
+from chalicelib.api.deps import repositories
 from chalicelib.config import get_settings
 from chalicelib.observability import logger
 from chalicelib.store.models import PROFILE_SK
@@ -18,14 +22,12 @@ _processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def _purge(record: DynamoDBRecord) -> None:
-    if record.event_name is None or record.event_name.value != "REMOVE":
+    if record.event_name is not DynamoDBRecordEventName.REMOVE:
         return
     keys = record.dynamodb.keys if record.dynamodb else {}
     if keys.get("sk") != PROFILE_SK:
         return
     customer_id = keys["pk"].split("#", 1)[1]
-    from chalicelib.api.deps import repositories
-
     _, interactions = repositories()
     removed = interactions.delete_all_of(customer_id)
     logger.info("customer timeline purged", extra={"customer_id": customer_id, "interactions": removed})

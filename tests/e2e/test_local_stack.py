@@ -1,0 +1,240 @@
+"""The local stack over loopback: `python -m chalicelib.local.run` started as `make run` starts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Lines:
+    """Everything a pipe delivers, read in a thread so the process never blocks on a full pipe."""
+
+    def __init__(self, pipe) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._closed = False
+        threading.Thread(target=self._read, args=(pipe,), daemon=True).start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def wait_for(self, prefix: str, timeout: float) -> str | None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = next((line for line in self.lines if line.startswith(prefix)), None)
+                if found is not None or self._closed or time.monotonic() > deadline:
+                    return found
+                self._changed.wait(0.2)
+
+    def wait_closed(self, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._closed, timeout)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+class _Stack:
+    def __init__(self, ports: dict[str, int]) -> None:
+        self.ports = ports
+        self.token = ""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "chalicelib.local.run"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                **{k: str(v) for k, v in ports.items()},
+                "CRM_SEED": "1",
+                "PYTHONUNBUFFERED": "1",
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        self.stdout = _Lines(self.process.stdout)
+        self.stderr = _Lines(self.process.stderr)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.ports['CRM_API_PORT']}"
+
+    @property
+    def control(self) -> str:
+        return f"http://127.0.0.1:{self.ports['CRM_CONTROL_PORT']}"
+
+    def wait(self, timeout: float) -> int:
+        code = self.process.wait(timeout)
+        self.stdout.wait_closed(5)
+        self.stderr.wait_closed(5)
+        return code
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _ports(**fixed: int) -> dict[str, int]:
+    ports = {name: _free_port() for name in ("CRM_AWS_PORT", "CRM_API_PORT", "CRM_CONTROL_PORT")}
+    return {**ports, **fixed}
+
+
+@pytest.fixture(scope="module")
+def stack():
+    running = _Stack(_ports())
+    try:
+        line = running.stdout.wait_for("Staff token: ", STARTUP_SECONDS)
+        if line is None:
+            pytest.fail(f"no 'Staff token:' line within {STARTUP_SECONDS} s; stderr:\n{running.stderr.text}")
+        running.token = line.removeprefix("Staff token: ").strip()
+        running.stdout.wait_for("Try: ", 5)  # the last line of startup
+        yield running
+    finally:
+        running.stop()
+
+
+def _call(
+    method: str, url: str, token: str | None = None, body: Any = None
+) -> tuple[int, dict[str, str], Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, response_headers, raw = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        status, response_headers, raw = error.code, error.headers, error.read()
+    return status, dict(response_headers.items()), json.loads(raw) if raw else None
+
+
+def test_startup_prints_the_url_a_token_and_how_to_use_them(stack):
+    stdout = stack.stdout.text
+    assert f"CRM API: {stack.api}" in stdout.splitlines()
+    assert f'Try: curl -H "Authorization: Bearer $TOKEN" {stack.api}/customers' in stdout
+    assert "memory" in stdout
+
+
+def test_health_answers_ok(stack):
+    status, _, body = _call("GET", f"{stack.api}/health")
+
+    assert (status, body) == (200, {"status": "ok"})
+
+
+def test_the_seeded_customers_can_be_paged_through(stack):
+    ids: list[str] = []
+    pages = 0
+    cursor = None
+    while True:
+        query = urllib.parse.urlencode({"limit": 5, **({"cursor": cursor} if cursor else {})})
+        status, _, page = _call("GET", f"{stack.api}/customers?{query}", stack.token)
+        assert status == 200, page
+        pages += 1
+        ids += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+        assert pages < 50
+
+    assert len(ids) >= 12
+    assert len(set(ids)) == len(ids)
+    assert pages >= 3
+
+
+def test_without_a_token_the_api_answers_401_with_a_problem(stack):
+    status, headers, body = _call("GET", f"{stack.api}/customers")
+
+    assert status == 401
+    assert headers["Content-Type"].startswith("application/problem+json")
+    assert body["status"] == 401
+
+
+def test_a_created_customer_can_be_read_back_and_given_an_interaction(stack):
+    email = f"e2e-{uuid.uuid4().hex[:8]}@example.com"
+    status, headers, created = _call(
+        "POST", f"{stack.api}/customers", stack.token, {"name": "Edda Tester", "email": email}
+    )
+    assert status == 201, created
+
+    status, _, read = _call("GET", f"{stack.api}/customers/{created['id']}", stack.token)
+    assert status == 200
+    assert (read["name"], read["email"]) == ("Edda Tester", email)
+    assert headers["Location"] == f"/customers/{created['id']}"
+
+    interaction = {
+        "type": "inquiry",
+        "channel": "email",
+        "occurred_at": "2026-01-15T10:00:00Z",
+        "note": "Asked about opening hours.",
+    }
+    status, _, recorded = _call(
+        "POST", f"{stack.api}/customers/{created['id']}/interactions", stack.token, interaction
+    )
+    assert status == 201, recorded
+
+
+def test_the_control_endpoint_answers_and_knows_the_schedules(stack):
+    status, _, body = _call("GET", f"{stack.control}/health")
+    assert (status, body) == (200, {"status": "ok"})
+    status, _, body = _call("GET", f"{stack.control}/schedules")
+    assert status == 200 and isinstance(body["schedules"], list)
+    assert _call("POST", f"{stack.control}/schedules/no_such_schedule")[0] == 404
+
+
+def test_a_second_stack_on_the_same_api_port_exits_with_a_one_line_message(stack):
+    second = _Stack(_ports(CRM_API_PORT=stack.ports["CRM_API_PORT"]))
+    try:
+        code = second.wait(30)
+    finally:
+        second.stop()
+
+    stderr = second.stderr.text.strip()
+    assert code != 0
+    assert "Traceback" not in stderr
+    assert stderr.splitlines() == [stderr]
+    assert str(stack.ports["CRM_API_PORT"]) in stderr and "CRM_API_PORT" in stderr
+
+
+def test_sigint_stops_the_stack_cleanly(stack):
+    stack.process.send_signal(signal.SIGINT)
+
+    assert stack.wait(10) == 0
+    assert "Traceback" not in stack.stderr.text

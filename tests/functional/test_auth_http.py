@@ -1,0 +1,121 @@
+"""Authentication and the role/route matrix, through the HTTP interface."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from chalicelib.api.http import ROUTES
+from tests.conftest import token
+from tests.functional.conftest import Api, assert_problem
+
+PUBLIC = {("GET", "/health"), ("GET", "/openapi.json")}
+# Every route, classified: the roles that may call it. A new route fails the matrix test
+# until it is added here.
+ROLE_MATRIX = {
+    ("GET", "/health"): {"anyone"},
+    ("GET", "/openapi.json"): {"anyone"},
+    ("POST", "/customers"): {"staff"},
+    ("GET", "/customers"): {"staff"},
+    ("GET", "/customers/{customer_id}"): {"staff"},
+    ("PATCH", "/customers/{customer_id}"): {"staff"},
+    ("DELETE", "/customers/{customer_id}"): {"staff"},
+    ("POST", "/customers/{customer_id}/interactions"): {"staff"},
+    ("GET", "/customers/{customer_id}/interactions"): {"staff"},
+    ("GET", "/customers/{customer_id}/interactions/{interaction_id}"): {"staff"},
+}
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"{\w+}", "x_unknown", path)
+
+
+def test_every_route_is_classified_in_the_role_matrix(chalice_app):
+    served = {(method, path) for path, methods in chalice_app.routes.items() for method in methods
+              if method != "OPTIONS"}
+    assert served == set(ROLE_MATRIX)
+    assert {(r.method, r.path) for r in ROUTES} == set(ROLE_MATRIX)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ROLE_MATRIX))
+def test_the_role_matrix(client, method, path):
+    allowed = ROLE_MATRIX[(method, path)]
+    spec = next(r for r in ROUTES if (r.method, r.path) == (method, path))
+    assert set(spec.roles or ("anyone",)) == allowed
+    body = {} if method in ("POST", "PATCH") else None
+    for role in ("staff", "customer"):
+        reply = Api(client, token(role, "cus_someone")).request(method, _concrete(path), body)
+        if role in allowed or "anyone" in allowed:
+            assert reply.status not in (401, 403), (role, reply.json)
+        else:
+            assert_problem(reply, 403)
+    anonymous = Api(client, None).request(method, _concrete(path), body)
+    if "anyone" in allowed:
+        assert anonymous.status == 200
+    else:
+        assert_problem(anonymous, 401)
+
+
+def test_health_needs_no_token(api):
+    reply = api.get("/health", auth=False)
+    assert (reply.status, reply.json) == (200, {"status": "ok"})
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "Bearer not.a.jwt",
+        "Bearer abc",
+        "token-without-scheme",
+    ],
+)
+def test_a_malformed_authorization_is_401(client, header):
+    reply = Api(client, None).get("/customers", headers={"Authorization": header})
+    problem = assert_problem(reply, 401)
+    assert "not.a.jwt" not in problem["detail"]
+    assert reply.headers.get("www-authenticate", "").startswith("Bearer")
+
+
+def test_a_token_signed_with_another_key_is_401(client):
+    from chalicelib.auth import issue_token
+
+    bad = issue_token("another-key-of-at-least-32-bytes-long!!", "s", "staff", issuer="crm-local",
+                      audience="crm-api")
+    reply = Api(client, bad).get("/customers")
+    problem = assert_problem(reply, 401)
+    assert bad not in reply.body.decode()
+    assert "signature" in problem["detail"]
+
+
+def test_an_expired_token_is_401(client):
+    expired = token(ttl_seconds=60, now=time.time() - 3600)
+    assert "expired" in assert_problem(Api(client, expired).get("/customers"), 401)["detail"]
+
+
+def test_a_token_not_yet_valid_is_401(client):
+    future = token(now=time.time() + 3600)
+    assert_problem(Api(client, future).get("/customers"), 401)
+
+
+def test_an_unknown_role_is_401(client):
+    import jwt
+
+    from chalicelib.config import get_settings
+
+    settings = get_settings()
+    claims = {"sub": "s", "role": "admin", "iss": settings.jwt_issuer, "aud": settings.jwt_audience,
+              "exp": int(time.time()) + 60}
+    admin = jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    assert_problem(Api(client, admin).get("/customers"), 401)
+
+
+def test_a_customer_token_is_403_on_staff_routes(client, api):
+    c = api.create_customer()
+    customer_api = Api(client, token("customer", c["id"]))
+    assert_problem(customer_api.get(f"/customers/{c['id']}"), 403)
+    assert_problem(customer_api.get("/customers"), 403)

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.functional.conftest import Api, assert_problem
+
+
+def test_the_openapi_document_is_served_without_auth(api):
+    reply = api.get("/openapi.json", auth=False)
+    assert reply.status == 200
+    doc = reply.json
+    assert doc["openapi"] == "3.1.0"
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def test_every_route_is_described_in_the_openapi_document(api, chalice_app):
+    doc = api.get("/openapi.json", auth=False).json
+    served = {(path, method.lower()) for path, methods in chalice_app.routes.items() for method in methods
+              if method != "OPTIONS"}
+    described = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert served == described
+
+
+def test_every_reference_in_the_document_resolves(api):
+    doc = api.get("/openapi.json", auth=False).json
+    refs = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                refs.add(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    names = {ref.rsplit("/", 1)[1] for ref in refs}
+    assert names and names <= set(doc["components"]["schemas"])
+
+
+def test_operations_describe_bodies_parameters_errors_and_security(api):
+    doc = api.get("/openapi.json", auth=False).json
+    create = doc["paths"]["/customers"]["post"]
+    body = doc["components"]["schemas"]["CustomerCreate"]
+    assert body["required"] == ["name"] and body["additionalProperties"] is False
+    assert {"201", "400", "401", "403", "409", "413", "415"} <= set(create["responses"])
+    assert create["responses"]["400"]["content"]["application/problem+json"]
+    assert create["security"] == [{"bearerAuth": []}]
+    listing = doc["paths"]["/customers"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor", "email", "q"}
+    interaction = doc["paths"]["/customers/{customer_id}/interactions"]["post"]
+    schema = interaction["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["discriminator"]["propertyName"] == "type"
+    assert doc["paths"]["/health"]["get"]["security"] == []
+
+
+@pytest.fixture
+def origin_allowed():
+    return "http://localhost:3000"
+
+
+def test_a_preflight_from_an_allowed_origin_is_answered(client, origin_allowed):
+    response = client.http.request("OPTIONS", "/customers", headers={
+        "Origin": origin_allowed, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == origin_allowed
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
+
+
+def test_responses_to_an_allowed_origin_carry_cors_headers(client, staff_token, origin_allowed):
+    response = client.http.get("/customers", headers={"Origin": origin_allowed,
+                                                      "Authorization": f"Bearer {staff_token}"})
+    assert response.headers["Access-Control-Allow-Origin"] == origin_allowed
+    assert "ETag" in response.headers["Access-Control-Expose-Headers"]
+
+
+def test_an_origin_not_in_the_configuration_gets_no_cors_headers(client):
+    response = client.http.request("OPTIONS", "/customers", headers={"Origin": "https://evil.example.net"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_cognito_rs256_tokens_are_verified_against_the_jwks(client, monkeypatch):
+    """The cloud path: RS256 tokens of a Cognito user pool, keys from its JWKS."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from chalicelib.api import deps
+    from chalicelib.auth import JWKSVerifier
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True) | {"kid": "k1", "alg": "RS256"}
+    issuer = "https://cognito-idp.eu-north-1.amazonaws.com/eu-north-1_TEST"
+    verifier = JWKSVerifier(f"{issuer}/.well-known/jwks.json", issuer, "client-123",
+                            fetch_jwks=lambda url: {"keys": [jwk]})
+    monkeypatch.setattr(deps, "_verifier", lambda: verifier)
+    now = int(time.time())
+    claims = {"sub": "u1", "iss": issuer, "client_id": "client-123", "token_use": "access",
+              "cognito:groups": ["staff"], "iat": now, "exp": now + 300}
+    good = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+    assert Api(client, good).get("/customers").status == 200
+    customer = jwt.encode(claims | {"cognito:groups": ["customer"]}, key, algorithm="RS256", headers={"kid": "k1"})
+    assert_problem(Api(client, customer).get("/customers"), 403)
+    wrong_issuer = jwt.encode(claims | {"iss": "https://elsewhere"}, key, algorithm="RS256", headers={"kid": "k1"})
+    assert_problem(Api(client, wrong_issuer).get("/customers"), 401)
+    from tests.conftest import token
+
+    assert_problem(Api(client, token()).get("/customers"), 401)
