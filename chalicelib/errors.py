@@ -16,8 +16,9 @@ class CrmError(Exception):
     title = "Internal Server Error"
     type_slug = "internal"
 
-    def __init__(self, detail: str, *, errors: list[FieldError] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, errors: list[FieldError] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []

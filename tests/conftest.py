@@ -24,6 +24,8 @@ os.environ.update(
     }
 )
 
+from datetime import UTC  # noqa: E402
+
 import boto3  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
@@ -50,8 +52,10 @@ def _wipe(table_name: str) -> None:
     table = boto3.resource("dynamodb").Table(table_name)
     keys = [k["AttributeName"] for k in table.key_schema]
     with table.batch_writer() as batch:
-        for item in table.scan(ProjectionExpression=", ".join(f"#{i}" for i in range(len(keys))),
-                               ExpressionAttributeNames={f"#{i}": k for i, k in enumerate(keys)})["Items"]:
+        for item in table.scan(
+            ProjectionExpression=", ".join(f"#{i}" for i in range(len(keys))),
+            ExpressionAttributeNames={f"#{i}": k for i, k in enumerate(keys)},
+        )["Items"]:
             batch.delete_item(Key={k: item[k] for k in keys})
 
 
@@ -94,12 +98,12 @@ def client(chalice_app, tables):
 
 @pytest.fixture
 def frozen_clock(monkeypatch):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from chalicelib.api import deps
     from chalicelib.domain.clock import FrozenClock
 
-    clock = FrozenClock(datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc))
+    clock = FrozenClock(datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
     monkeypatch.setattr(deps, "clock", clock)
     return clock
 
@@ -109,7 +113,12 @@ def token(role: str = "staff", subject: str = "staff-1", **kwargs) -> str:
 
     settings = get_settings()
     return issue_token(
-        settings.jwt_secret, subject, role, issuer=settings.jwt_issuer, audience=settings.jwt_audience, **kwargs
+        settings.jwt_secret,
+        subject,
+        role,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        **kwargs,
     )
 
 

@@ -140,7 +140,9 @@ def parse_json_body(headers: Any, raw: bytes | str | None, max_bytes: int) -> An
     if len(raw_bytes) > max_bytes:
         raise PayloadTooLarge(f"The body is {len(raw_bytes)} bytes; the limit is {max_bytes}.")
     content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type != JSON and not (content_type.startswith("application/") and content_type.endswith("+json")):
+    if content_type != JSON and not (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    ):
         raise UnsupportedMediaType(
             f"The body must be JSON sent as {JSON}, not {content_type or 'no Content-Type'}."
         )
@@ -163,7 +165,9 @@ _max_body_bytes = 1024 * 1024
 _validation_context: Callable[[], dict] = dict
 
 
-def configure(authenticate: Authenticator, max_body_bytes: int, validation_context: Callable[[], dict]) -> None:
+def configure(
+    authenticate: Authenticator, max_body_bytes: int, validation_context: Callable[[], dict]
+) -> None:
     """Wire the collaborators in: `validation_context()` gives models what they may need
     beyond the request, such as the current time."""
     global _authenticate, _max_body_bytes, _validation_context
@@ -258,4 +262,3 @@ def _implied_errors(roles: tuple[str, ...], query: Any, body: Any) -> set[int]:
 def _preflight(**_: str) -> Response:
     # CORS headers are added by the HTTP middleware, which sees every response.
     return Response(body="", status_code=204, headers={})
-

@@ -11,9 +11,17 @@ from chalicelib.api.schemas import InteractionCreate, InteractionListQuery, Inte
 bp = Blueprint(__name__)
 
 
-@api_route(bp, "/customers/{customer_id}/interactions", "POST", summary="Record an interaction",
-           body=InteractionCreate, response=InteractionOut, status=201, errors=(404, 409, 422),
-           headers=("Location",))
+@api_route(
+    bp,
+    "/customers/{customer_id}/interactions",
+    "POST",
+    summary="Record an interaction",
+    body=InteractionCreate,
+    response=InteractionOut,
+    status=201,
+    errors=(404, 409, 422),
+    headers=("Location",),
+)
 def create_interaction(call: Call, customer_id: str):
     fields = call.body.fields()
     interaction = deps.interaction_service().record(customer_id, fields)
@@ -21,16 +29,30 @@ def create_interaction(call: Call, customer_id: str):
     return json_response(InteractionOut.of(interaction), 201, {"Location": location})
 
 
-@api_route(bp, "/customers/{customer_id}/interactions", "GET", summary="A customer's timeline, newest first",
-           query=InteractionListQuery, response=InteractionPage, errors=(404,))
+@api_route(
+    bp,
+    "/customers/{customer_id}/interactions",
+    "GET",
+    summary="A customer's timeline, newest first",
+    query=InteractionListQuery,
+    response=InteractionPage,
+    errors=(404,),
+)
 def list_interactions(call: Call, customer_id: str):
     q = call.query
     page = deps.interaction_service().timeline(customer_id, q.type, q.limit, q.cursor)
-    return json_response({"items": [InteractionOut.of(i) for i in page.items], "next_cursor": page.next_cursor})
+    return json_response(
+        {"items": [InteractionOut.of(i) for i in page.items], "next_cursor": page.next_cursor}
+    )
 
 
-@api_route(bp, "/customers/{customer_id}/interactions/{interaction_id}", "GET",
-           summary="Read one interaction", response=InteractionOut, errors=(404,))
+@api_route(
+    bp,
+    "/customers/{customer_id}/interactions/{interaction_id}",
+    "GET",
+    summary="Read one interaction",
+    response=InteractionOut,
+    errors=(404,),
+)
 def get_interaction(call: Call, customer_id: str, interaction_id: str):
     return json_response(InteractionOut.of(deps.interaction_service().get(customer_id, interaction_id)))
-

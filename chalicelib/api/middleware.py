@@ -62,9 +62,7 @@ def http_middleware(allowed_origins: tuple[str, ...], max_body_bytes: int) -> Ca
     def middleware(event, get_response):
         started = time.perf_counter()
         path = event.context.get("path") or event.path
-        logger.append_keys(
-            request_id=event.context.get("requestId"), method=event.method, route=event.path
-        )
+        logger.append_keys(request_id=event.context.get("requestId"), method=event.method, route=event.path)
         body = event.raw_body if event.method not in ("GET", "DELETE", "OPTIONS") else b""
         if body and len(body) > max_body_bytes:
             response = problem(
@@ -78,10 +76,15 @@ def http_middleware(allowed_origins: tuple[str, ...], max_body_bytes: int) -> Ca
                 response = _internal_error()
         origin = event.headers.get("origin")
         if origin and origin in allowed:
-            response.headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin", **_CORS_HEADERS})
+            response.headers.update(
+                {"Access-Control-Allow-Origin": origin, "Vary": "Origin", **_CORS_HEADERS}
+            )
         logger.info(
             "request",
-            extra={"status": response.status_code, "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+            extra={
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
         )
         logger.remove_keys(["request_id", "method", "route"])
         return response

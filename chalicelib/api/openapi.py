@@ -39,8 +39,10 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         required = set(query_schema.get("required", []))
         for name, prop in query_schema.get("properties", {}).items():
             parameters.append({"name": name, "in": "query", "required": name in required, "schema": prop})
-    if "PATCH" == spec.method:
-        parameters.append({"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}})
+    if spec.method == "PATCH":
+        parameters.append(
+            {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}}
+        )
     success: dict[str, Any] = {"description": spec.summary}
     if spec.response is not None:
         success["content"] = {"application/json": {"schema": _schema(spec.response, components)}}

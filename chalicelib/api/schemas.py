@@ -100,7 +100,9 @@ MoneyIn = Annotated[
         }
     ),
 ]
-MoneyOut = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["12.90"]})]
+MoneyOut = Annotated[
+    str, WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["12.90"]})
+]
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
@@ -114,7 +116,9 @@ def _timestamp(value: Any) -> datetime:
         raise ValueError("is not a real date and time") from None
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp), WithJsonSchema({"type": "string", "format": "date-time"})]
+Timestamp = Annotated[
+    datetime, BeforeValidator(_timestamp), WithJsonSchema({"type": "string", "format": "date-time"})
+]
 
 
 # -- customers ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ timeline's sort key the id itself. The prefix says what an id names; the rest is
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -22,7 +22,7 @@ def _encode(value: int, length: int) -> str:
 
 
 def ulid(at: datetime | None = None) -> str:
-    moment = at or datetime.now(timezone.utc)
+    moment = at or datetime.now(UTC)
     millis = max(0, int(moment.timestamp() * 1000))
     randomness = int.from_bytes(os.urandom(10), "big")
     return _encode(millis, 10) + _encode(randomness, 16)

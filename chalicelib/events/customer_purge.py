@@ -33,7 +33,9 @@ def _purge(record: DynamoDBRecord) -> None:
     logger.info("customer timeline purged", extra={"customer_id": customer_id, "interactions": removed})
 
 
-@bp.on_dynamodb_record(stream_arn=get_settings().customers_stream_arn, batch_size=25, starting_position="TRIM_HORIZON")
+@bp.on_dynamodb_record(
+    stream_arn=get_settings().customers_stream_arn, batch_size=25, starting_position="TRIM_HORIZON"
+)
 def purge_deleted_customers(event):
     return process_partial_response(
         event=event.to_dict(), record_handler=_purge, processor=_processor, context=event.context

@@ -106,7 +106,9 @@ class InteractionService:
             raise NotFound(f"Customer {customer_id!r} has no interaction {interaction_id!r}.")
         return interaction
 
-    def timeline(self, customer_id: str, type_: str | None, limit: int, cursor: str | None) -> Page[Interaction]:
+    def timeline(
+        self, customer_id: str, type_: str | None, limit: int, cursor: str | None
+    ) -> Page[Interaction]:
         self._require_customer(customer_id)
         scope = f"interactions:{customer_id}:{type_ or '*'}"
         start = self._cursors.decode(scope, cursor) if cursor else None

@@ -183,7 +183,9 @@ class CustomerRepository:
         items, next_key = collect(rows, limit, _list_key)
         return [_to_domain(i) for i in items], next_key
 
-    def search(self, query_words: list[str], limit: int, start: Key | None) -> tuple[list[Customer], Key | None]:
+    def search(
+        self, query_words: list[str], limit: int, start: Key | None
+    ) -> tuple[list[Customer], Key | None]:
         """Customers whose names have a word starting with each query word.
 
         The index is read for the longest query word. Entries sort by word, and `#` sorts

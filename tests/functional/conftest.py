@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import pytest
 
 from tests.conftest import token
-
 
 _IN_REQUEST = [False]
 
@@ -34,8 +34,15 @@ class Api:
         self._client = client
         self.bearer = bearer
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None,
-                raw: bytes | str | None = None, auth: bool = True) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict | None = None,
+        raw: bytes | str | None = None,
+        auth: bool = True,
+    ) -> Reply:
         all_headers = {}
         if auth and self.bearer:
             all_headers["Authorization"] = f"Bearer {self.bearer}"
@@ -123,42 +130,51 @@ def no_scans(monkeypatch, tables):
 def bulk_customers(count: int, prefix: str = "Kund") -> list[str]:
     """Write many profiles at once, bypassing the API: moto copies every table on each
     transaction, so creating hundreds through POST would make the suite slow, not the API."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from chalicelib.domain import ids
     from chalicelib.domain.customers import Customer
     from chalicelib.store.customers import _to_model
     from chalicelib.store.models import CustomerModel
 
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     created = []
     with CustomerModel.batch_write() as batch:
         for i in range(count):
             at = start + timedelta(minutes=i)
-            customer = Customer(id=ids.new_id(ids.CUSTOMER, at), name=f"{prefix} {i}", created_at=at,
-                                updated_at=at, version=1)
+            customer = Customer(
+                id=ids.new_id(ids.CUSTOMER, at), name=f"{prefix} {i}", created_at=at, updated_at=at, version=1
+            )
             batch.save(_to_model(customer))
             created.append(customer.id)
     return created
 
 
 def bulk_interactions(customer_id: str, count: int) -> list[str]:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from chalicelib.domain import ids
     from chalicelib.domain.interactions import TYPES, Interaction
     from chalicelib.store.interactions import _to_model
     from chalicelib.store.models import InteractionModel
 
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     created = []
     with InteractionModel.batch_write() as batch:
         for i in range(count):
             at = start + timedelta(hours=i)
             kind = ("inquiry", "feedback", "visit")[i % 3]
             assert kind in TYPES
-            interaction = Interaction(id=ids.new_id(ids.INTERACTION, at), customer_id=customer_id, type=kind,
-                                      channel="web", occurred_at=at, created_at=at, note=f"note {i}", version=1)
+            interaction = Interaction(
+                id=ids.new_id(ids.INTERACTION, at),
+                customer_id=customer_id,
+                type=kind,
+                channel="web",
+                occurred_at=at,
+                created_at=at,
+                note=f"note {i}",
+                version=1,
+            )
             batch.save(_to_model(interaction))
             created.append(interaction.id)
     return created

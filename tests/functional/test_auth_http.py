@@ -33,8 +33,12 @@ def _concrete(path: str) -> str:
 
 
 def test_every_route_is_classified_in_the_role_matrix(chalice_app):
-    served = {(method, path) for path, methods in chalice_app.routes.items() for method in methods
-              if method != "OPTIONS"}
+    served = {
+        (method, path)
+        for path, methods in chalice_app.routes.items()
+        for method in methods
+        if method != "OPTIONS"
+    }
     assert served == set(ROLE_MATRIX)
     assert {(r.method, r.path) for r in ROUTES} == set(ROLE_MATRIX)
 
@@ -84,8 +88,9 @@ def test_a_malformed_authorization_is_401(client, header):
 def test_a_token_signed_with_another_key_is_401(client):
     from chalicelib.auth import issue_token
 
-    bad = issue_token("another-key-of-at-least-32-bytes-long!!", "s", "staff", issuer="crm-local",
-                      audience="crm-api")
+    bad = issue_token(
+        "another-key-of-at-least-32-bytes-long!!", "s", "staff", issuer="crm-local", audience="crm-api"
+    )
     reply = Api(client, bad).get("/customers")
     problem = assert_problem(reply, 401)
     assert bad not in reply.body.decode()
@@ -108,8 +113,13 @@ def test_an_unknown_role_is_401(client):
     from chalicelib.config import get_settings
 
     settings = get_settings()
-    claims = {"sub": "s", "role": "admin", "iss": settings.jwt_issuer, "aud": settings.jwt_audience,
-              "exp": int(time.time()) + 60}
+    claims = {
+        "sub": "s",
+        "role": "admin",
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "exp": int(time.time()) + 60,
+    }
     admin = jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
     assert_problem(Api(client, admin).get("/customers"), 401)
 

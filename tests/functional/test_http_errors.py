@@ -19,7 +19,9 @@ def test_an_empty_body_is_400(api):
     assert_problem(api.post("/customers", raw=""), 400)
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
+)
 def test_a_body_that_is_not_json_is_415(api, content_type):
     reply = api.post("/customers", raw="name=Åsa", headers={"Content-Type": content_type})
     assert_problem(reply, 415)
@@ -27,14 +29,17 @@ def test_a_body_that_is_not_json_is_415(api, content_type):
 
 
 def test_a_json_body_sent_without_content_type_is_415(client, staff_token):
-    response = client.http.post("/customers", headers={"Authorization": f"Bearer {staff_token}"},
-                                body='{"name": "Åsa"}')
+    response = client.http.post(
+        "/customers", headers={"Authorization": f"Bearer {staff_token}"}, body='{"name": "Åsa"}'
+    )
     assert response.status_code == 415
     assert response.headers["Content-Type"] == "application/problem+json"
 
 
 def test_json_with_a_charset_parameter_is_accepted(api):
-    reply = api.post("/customers", raw='{"name": "Åsa"}', headers={"Content-Type": "application/json; charset=utf-8"})
+    reply = api.post(
+        "/customers", raw='{"name": "Åsa"}', headers={"Content-Type": "application/json; charset=utf-8"}
+    )
     assert reply.status == 201
 
 
@@ -45,8 +50,13 @@ def test_a_body_over_1_mb_is_413_and_writes_nothing(api):
 
 
 def test_a_wrong_type_is_named(api):
-    assert_problem(api.post("/customers", {"name": 42, "tags": "vip", "attributes": {"a": 1}}), 400,
-                   "name", "tags", "attributes.a")
+    assert_problem(
+        api.post("/customers", {"name": 42, "tags": "vip", "attributes": {"a": 1}}),
+        400,
+        "name",
+        "tags",
+        "attributes.a",
+    )
 
 
 def test_an_unsupported_method_is_a_problem(api):
@@ -57,8 +67,12 @@ def test_an_unsupported_method_is_a_problem(api):
 
 def test_a_rejected_interaction_writes_nothing(api):
     c = api.create_customer()
-    bad = {"type": "purchase", "channel": "web", "currency": "EUR",
-           "items": [{"sku": "A", "name": "a", "quantity": 1, "unit_price": "1.001"}]}
+    bad = {
+        "type": "purchase",
+        "channel": "web",
+        "currency": "EUR",
+        "items": [{"sku": "A", "name": "a", "quantity": 1, "unit_price": "1.001"}],
+    }
     assert_problem(api.post(f"/customers/{c['id']}/interactions", bad), 400, "items.0.unit_price")
     assert api.get(f"/customers/{c['id']}/interactions").json["items"] == []
 

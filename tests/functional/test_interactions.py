@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -37,20 +37,26 @@ def test_a_purchase_is_recorded_with_exact_money(api, customer):
     assert reply.headers["location"] == f"/customers/{customer['id']}/interactions/{body['id']}"
     assert body["amount"] == "4.40"
     assert [i["unit_price"] for i in body["items"]] == ["1.10", "2.20"]
-    assert body["customer_id"] == customer["id"] and body["type"] == "purchase" and body["note"] == "Osti kahvia"
+    assert (
+        body["customer_id"] == customer["id"] and body["type"] == "purchase" and body["note"] == "Osti kahvia"
+    )
     assert api.get(reply.headers["location"]).json == body
 
 
 def test_prices_as_json_numbers_are_parsed_without_binary_floating_point(api, customer):
-    items = [{"sku": "A", "name": "a", "quantity": 1, "unit_price": 1.10},
-             {"sku": "B", "name": "b", "quantity": 1, "unit_price": 2.20}]
+    items = [
+        {"sku": "A", "name": "a", "quantity": 1, "unit_price": 1.10},
+        {"sku": "B", "name": "b", "quantity": 1, "unit_price": 2.20},
+    ]
     assert _post(api, customer, purchase(items=items)).json["amount"] == "3.30"
     items = [{"sku": "C", "name": "c", "quantity": 3, "unit_price": 0.1}]
     assert _post(api, customer, purchase(items=items)).json["amount"] == "0.30"
 
 
-@pytest.mark.parametrize(("currency", "price", "amount"), [("JPY", "500", "500"), ("BHD", "1.005", "1.005"),
-                                                            ("SEK", 99, "99.00"), ("EUR", "1.100", "1.10")])
+@pytest.mark.parametrize(
+    ("currency", "price", "amount"),
+    [("JPY", "500", "500"), ("BHD", "1.005", "1.005"), ("SEK", 99, "99.00"), ("EUR", "1.100", "1.10")],
+)
 def test_money_uses_the_currencys_minor_units(api, customer, currency, price, amount):
     items = [{"sku": "A", "name": "a", "quantity": 1, "unit_price": price}]
     reply = _post(api, customer, purchase(currency=currency, items=items))
@@ -77,10 +83,19 @@ def test_bad_prices_and_currencies_are_rejected(api, customer, currency, price, 
 
 
 def test_every_bad_item_field_is_named(api, customer):
-    items = [{"sku": "", "name": "", "quantity": 0, "unit_price": "1.00", "discount": 1},
-             {"sku": "B", "name": "b", "quantity": 1.5, "unit_price": "1.00"}]
-    assert_problem(_post(api, customer, purchase(items=items)), 400, "items.0.sku", "items.0.name",
-                   "items.0.quantity", "items.0.discount", "items.1.quantity")
+    items = [
+        {"sku": "", "name": "", "quantity": 0, "unit_price": "1.00", "discount": 1},
+        {"sku": "B", "name": "b", "quantity": 1.5, "unit_price": "1.00"},
+    ]
+    assert_problem(
+        _post(api, customer, purchase(items=items)),
+        400,
+        "items.0.sku",
+        "items.0.name",
+        "items.0.quantity",
+        "items.0.discount",
+        "items.1.quantity",
+    )
     assert_problem(_post(api, customer, purchase(items=[])), 400, "items")
     assert_problem(_post(api, customer, {"type": "purchase", "channel": "web"}), 400, "currency", "items")
 
@@ -112,16 +127,30 @@ def test_unknown_type_and_channel_are_400(api, customer):
 
 
 def test_a_complaint_needs_severity_and_subject(api, customer):
-    assert_problem(_post(api, customer, {"type": "complaint", "channel": "phone"}), 400, "severity", "subject")
-    assert_problem(_post(api, customer, {"type": "complaint", "channel": "phone", "severity": "apocalyptic",
-                                         "subject": "x"}), 400, "severity")
-    reply = _post(api, customer, {"type": "complaint", "channel": "letter", "severity": "critical",
-                                  "subject": "Paketti ei tullut"})
+    assert_problem(
+        _post(api, customer, {"type": "complaint", "channel": "phone"}), 400, "severity", "subject"
+    )
+    assert_problem(
+        _post(
+            api,
+            customer,
+            {"type": "complaint", "channel": "phone", "severity": "apocalyptic", "subject": "x"},
+        ),
+        400,
+        "severity",
+    )
+    reply = _post(
+        api,
+        customer,
+        {"type": "complaint", "channel": "letter", "severity": "critical", "subject": "Paketti ei tullut"},
+    )
     assert (reply.json["severity"], reply.json["subject"]) == ("critical", "Paketti ei tullut")
 
 
 def test_fields_of_another_type_are_unknown_fields(api, customer):
-    assert_problem(_post(api, customer, {"type": "visit", "channel": "store", "severity": "low"}), 400, "severity")
+    assert_problem(
+        _post(api, customer, {"type": "visit", "channel": "store", "severity": "low"}), 400, "severity"
+    )
 
 
 def test_occurred_at_needs_an_offset_and_may_be_at_most_5_minutes_ahead(api, customer, frozen_clock):
@@ -130,10 +159,15 @@ def test_occurred_at_needs_an_offset_and_may_be_at_most_5_minutes_ahead(api, cus
     reply = _post(api, customer, {"type": "visit", "channel": "store", "occurred_at": ok})
     assert reply.status == 201 and reply.json["occurred_at"] == "2026-11-26T12:04:00.000Z"
     late = (now + timedelta(minutes=6)).isoformat()
-    assert_problem(_post(api, customer, {"type": "visit", "channel": "store", "occurred_at": late}), 400, "occurred_at")
+    assert_problem(
+        _post(api, customer, {"type": "visit", "channel": "store", "occurred_at": late}), 400, "occurred_at"
+    )
     for bad in ("2026-11-01T10:00:00", "2026-11-01", "yesterday", 1700000000, "2026-02-30T10:00:00Z"):
-        assert_problem(_post(api, customer, {"type": "visit", "channel": "store", "occurred_at": bad}), 400,
-                       "occurred_at")
+        assert_problem(
+            _post(api, customer, {"type": "visit", "channel": "store", "occurred_at": bad}),
+            400,
+            "occurred_at",
+        )
 
 
 def test_occurred_at_defaults_to_now(api, customer, frozen_clock):
@@ -142,7 +176,9 @@ def test_occurred_at_defaults_to_now(api, customer, frozen_clock):
 
 
 def test_a_note_over_4000_characters_is_400(api, customer):
-    assert_problem(_post(api, customer, {"type": "inquiry", "channel": "chat", "note": "x" * 4001}), 400, "note")
+    assert_problem(
+        _post(api, customer, {"type": "inquiry", "channel": "chat", "note": "x" * 4001}), 400, "note"
+    )
     assert _post(api, customer, {"type": "inquiry", "channel": "chat", "note": "ä" * 4000}).status == 201
 
 
@@ -158,15 +194,25 @@ def test_an_unknown_interaction_is_404(api, customer):
 
 def test_a_return_reduces_what_can_be_returned_and_more_is_409(api, customer):
     bought = _post(api, customer, purchase()).json
-    first = {"type": "return", "channel": "store", "currency": "EUR", "purchase_id": bought["id"],
-             "items": [{"sku": "SKU-COFFEE-500", "name": "Kahvi 500 g", "quantity": 1, "unit_price": "1.10"}]}
+    first = {
+        "type": "return",
+        "channel": "store",
+        "currency": "EUR",
+        "purchase_id": bought["id"],
+        "items": [{"sku": "SKU-COFFEE-500", "name": "Kahvi 500 g", "quantity": 1, "unit_price": "1.10"}],
+    }
     reply = _post(api, customer, first)
-    assert reply.status == 201 and reply.json["amount"] == "1.10" and reply.json["purchase_id"] == bought["id"]
+    assert (
+        reply.status == 201 and reply.json["amount"] == "1.10" and reply.json["purchase_id"] == bought["id"]
+    )
     too_many = {**first, "items": [{**first["items"][0], "quantity": 2}]}
     assert_problem(_post(api, customer, too_many), 409, "items.0.quantity")
     assert _post(api, customer, first).status == 201
     assert_problem(_post(api, customer, first), 409, "items.0.quantity")
-    never_bought = {**first, "items": [{"sku": "SKU-OTHER", "name": "x", "quantity": 1, "unit_price": "1.00"}]}
+    never_bought = {
+        **first,
+        "items": [{"sku": "SKU-OTHER", "name": "x", "quantity": 1, "unit_price": "1.00"}],
+    }
     assert_problem(_post(api, customer, never_bought), 409, "items.0.quantity")
 
 
@@ -179,15 +225,19 @@ def test_a_return_must_name_a_purchase_of_the_same_customer(api, customer):
     assert_problem(_post(api, customer, {**ret, "purchase_id": visit["id"]}), 422, "purchase_id")
     assert_problem(_post(api, customer, {**purchase(), "type": "return"}), 400, "purchase_id")
     own = _post(api, customer, purchase()).json
-    assert_problem(_post(api, customer, {**ret, "purchase_id": own["id"], "currency": "SEK"}), 422, "currency")
+    assert_problem(
+        _post(api, customer, {**ret, "purchase_id": own["id"], "currency": "SEK"}), 422, "currency"
+    )
 
 
 def test_the_timeline_is_newest_first_by_occurrence_and_filters_by_type(api, customer):
-    base = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 5, 1, tzinfo=UTC)
     posted = []
     for i, kind in enumerate(["visit", "inquiry", "visit", "feedback", "visit"]):
         at = (base + timedelta(days=(i * 7) % 5)).isoformat()
-        posted.append((at, _post(api, customer, {"type": kind, "channel": "web", "occurred_at": at}).json["id"]))
+        posted.append(
+            (at, _post(api, customer, {"type": kind, "channel": "web", "occurred_at": at}).json["id"])
+        )
     timeline = api.get(f"/customers/{customer['id']}/interactions").json
     assert [i["id"] for i in timeline["items"]] == [i for _, i in sorted(posted, reverse=True)]
     visits = api.get(f"/customers/{customer['id']}/interactions?type=visit").json["items"]
@@ -209,4 +259,6 @@ def test_a_timeline_cursor_does_not_fit_another_customers_timeline(api, customer
     other = api.create_customer(name="Other")
     cursor = api.get(f"/customers/{customer['id']}/interactions?limit=1").json["next_cursor"]
     assert_problem(api.get(f"/customers/{other['id']}/interactions?cursor={cursor}"), 400, "cursor")
-    assert_problem(api.get(f"/customers/{customer['id']}/interactions?type=visit&cursor={cursor}"), 400, "cursor")
+    assert_problem(
+        api.get(f"/customers/{customer['id']}/interactions?type=visit&cursor={cursor}"), 400, "cursor"
+    )

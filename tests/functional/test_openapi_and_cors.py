@@ -17,8 +17,12 @@ def test_the_openapi_document_is_served_without_auth(api):
 
 def test_every_route_is_described_in_the_openapi_document(api, chalice_app):
     doc = api.get("/openapi.json", auth=False).json
-    served = {(path, method.lower()) for path, methods in chalice_app.routes.items() for method in methods
-              if method != "OPTIONS"}
+    served = {
+        (path, method.lower())
+        for path, methods in chalice_app.routes.items()
+        for method in methods
+        if method != "OPTIONS"
+    }
     described = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert served == described
 
@@ -64,9 +68,15 @@ def origin_allowed():
 
 
 def test_a_preflight_from_an_allowed_origin_is_answered(client, origin_allowed):
-    response = client.http.request("OPTIONS", "/customers", headers={
-        "Origin": origin_allowed, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type"})
+    response = client.http.request(
+        "OPTIONS",
+        "/customers",
+        headers={
+            "Origin": origin_allowed,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == origin_allowed
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
@@ -74,8 +84,9 @@ def test_a_preflight_from_an_allowed_origin_is_answered(client, origin_allowed):
 
 
 def test_responses_to_an_allowed_origin_carry_cors_headers(client, staff_token, origin_allowed):
-    response = client.http.get("/customers", headers={"Origin": origin_allowed,
-                                                      "Authorization": f"Bearer {staff_token}"})
+    response = client.http.get(
+        "/customers", headers={"Origin": origin_allowed, "Authorization": f"Bearer {staff_token}"}
+    )
     assert response.headers["Access-Control-Allow-Origin"] == origin_allowed
     assert "ETag" in response.headers["Access-Control-Expose-Headers"]
 
@@ -96,17 +107,29 @@ def test_cognito_rs256_tokens_are_verified_against_the_jwks(client, monkeypatch)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True) | {"kid": "k1", "alg": "RS256"}
     issuer = "https://cognito-idp.eu-north-1.amazonaws.com/eu-north-1_TEST"
-    verifier = JWKSVerifier(f"{issuer}/.well-known/jwks.json", issuer, "client-123",
-                            fetch_jwks=lambda url: {"keys": [jwk]})
+    verifier = JWKSVerifier(
+        f"{issuer}/.well-known/jwks.json", issuer, "client-123", fetch_jwks=lambda url: {"keys": [jwk]}
+    )
     monkeypatch.setattr(deps, "_verifier", lambda: verifier)
     now = int(time.time())
-    claims = {"sub": "u1", "iss": issuer, "client_id": "client-123", "token_use": "access",
-              "cognito:groups": ["staff"], "iat": now, "exp": now + 300}
+    claims = {
+        "sub": "u1",
+        "iss": issuer,
+        "client_id": "client-123",
+        "token_use": "access",
+        "cognito:groups": ["staff"],
+        "iat": now,
+        "exp": now + 300,
+    }
     good = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
     assert Api(client, good).get("/customers").status == 200
-    customer = jwt.encode(claims | {"cognito:groups": ["customer"]}, key, algorithm="RS256", headers={"kid": "k1"})
+    customer = jwt.encode(
+        claims | {"cognito:groups": ["customer"]}, key, algorithm="RS256", headers={"kid": "k1"}
+    )
     assert_problem(Api(client, customer).get("/customers"), 403)
-    wrong_issuer = jwt.encode(claims | {"iss": "https://elsewhere"}, key, algorithm="RS256", headers={"kid": "k1"})
+    wrong_issuer = jwt.encode(
+        claims | {"iss": "https://elsewhere"}, key, algorithm="RS256", headers={"kid": "k1"}
+    )
     assert_problem(Api(client, wrong_issuer).get("/customers"), 401)
     from tests.conftest import token
 

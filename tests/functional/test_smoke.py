@@ -7,8 +7,18 @@ def test_smoke(api):
     got = api.get(f"/customers/{c['id']}")
     assert got.status == 200 and got.json["name"] == "Åsa Öberg"
     assert api.get("/customers?q=oberg").json["items"][0]["id"] == c["id"]
-    r = api.post(f"/customers/{c['id']}/interactions", {"type": "purchase", "channel": "web", "currency": "EUR",
-                 "items": [{"sku": "A", "name": "a", "quantity": 1, "unit_price": 1.10}, {"sku": "B", "name": "b", "quantity": 1, "unit_price": "2.20"}]})
+    r = api.post(
+        f"/customers/{c['id']}/interactions",
+        {
+            "type": "purchase",
+            "channel": "web",
+            "currency": "EUR",
+            "items": [
+                {"sku": "A", "name": "a", "quantity": 1, "unit_price": 1.10},
+                {"sku": "B", "name": "b", "quantity": 1, "unit_price": "2.20"},
+            ],
+        },
+    )
     assert r.status == 201, r.json
     assert r.json["amount"] == "3.30"
     assert_problem(api.post("/customers", {"name": ""}), 400, "name")

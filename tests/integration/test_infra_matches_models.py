@@ -26,8 +26,11 @@ def _tables() -> dict[str, dict]:
 
 
 def _model_classes() -> list[type]:
-    return [m for m in vars(models).values()
-            if isinstance(m, type) and issubclass(m, models.Model) and m is not models.Model]
+    return [
+        m
+        for m in vars(models).values()
+        if isinstance(m, type) and issubclass(m, models.Model) and m is not models.Model
+    ]
 
 
 def _keys(schema: list[dict]) -> dict[str, str]:
