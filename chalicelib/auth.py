@@ -126,9 +126,7 @@ def _require_alg(header: Mapping[str, Any], algorithm: str) -> None:
         raise AuthError("token algorithm is not accepted")
 
 
-def _decode(
-    token: str, key: Any, algorithm: str, issuer: str, leeway: float
-) -> dict[str, Any]:
+def _decode(token: str, key: Any, algorithm: str, issuer: str, leeway: float) -> dict[str, Any]:
     """Verify signature, ``exp``/``nbf``/``iat`` and ``iss``; audience is ours to check
     because Cognito access tokens carry ``client_id`` instead of ``aud``."""
     try:
@@ -176,9 +174,7 @@ class HS256Verifier:
     ``role`` claim that is one of ``ROLES``.
     """
 
-    def __init__(
-        self, secret: str, issuer: str, audience: str, leeway_seconds: int = 30
-    ) -> None:
+    def __init__(self, secret: str, issuer: str, audience: str, leeway_seconds: int = 30) -> None:
         if not secret:
             raise ValueError("HS256 verification needs a non-empty secret")
         if not issuer or not audience:
@@ -253,10 +249,8 @@ def fetch_jwks_document(url: str) -> dict[str, Any]:
 
     if urllib.parse.urlsplit(url).scheme not in ("https", "http"):
         raise ValueError("the JWKS URL must be http(s)")
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(
-        request, timeout=JWKS_FETCH_TIMEOUT_SECONDS
-    ) as response:
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked above
+    with urllib.request.urlopen(request, timeout=JWKS_FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310
         body = response.read(MAX_JWKS_BYTES + 1)
     if len(body) > MAX_JWKS_BYTES:
         raise ValueError("the JWKS document is too large")
@@ -333,7 +327,9 @@ class JWKSVerifier:
         self._attempted_at: float | None = None  # last fetch attempt, successful or not
 
     def __repr__(self) -> str:
-        return f"JWKSVerifier(jwks_url={self._jwks_url!r}, issuer={self._issuer!r}, audience={self._audience!r})"
+        return (
+            f"JWKSVerifier(jwks_url={self._jwks_url!r}, issuer={self._issuer!r}, audience={self._audience!r})"
+        )
 
     def verify(self, token: str) -> Principal:
         header = _unverified_header(token)
@@ -352,10 +348,7 @@ class JWKSVerifier:
         if "aud" in claims:
             accepted = _audience_matches(claims["aud"], self._audience)
         else:
-            accepted = (
-                claims.get("token_use") == "access"
-                and claims.get("client_id") == self._audience
-            )
+            accepted = claims.get("token_use") == "access" and claims.get("client_id") == self._audience
         if not accepted:
             raise AuthError("token audience is not accepted")
 
@@ -392,9 +385,7 @@ class JWKSVerifier:
     def _may_fetch(self, now: float) -> bool:
         if self._attempted_at is None:
             return True
-        wait = (
-            MIN_REFETCH_SECONDS if self._keys is not None else EMPTY_CACHE_RETRY_SECONDS
-        )
+        wait = MIN_REFETCH_SECONDS if self._keys is not None else EMPTY_CACHE_RETRY_SECONDS
         return now - self._attempted_at >= wait
 
     def _refresh(self, now: float) -> None:
@@ -404,7 +395,7 @@ class JWKSVerifier:
             keys = _signing_keys(self._fetch(self._jwks_url))
         # Network, HTTP, JSON, content or injected-fetcher errors are all the same
         # to us: keep the cached keys (if any) and try again later.
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             logger.warning(
                 "JWKS fetch from %s failed (%s); %s",
                 self._jwks_url,
@@ -426,23 +417,13 @@ def verifier_for(settings: Settings) -> HS256Verifier | JWKSVerifier:
     mode = settings.auth_mode.strip().lower()
     if mode == "hs256":
         if not settings.jwt_secret:
-            raise ValueError(
-                f"stage {settings.stage!r} uses hs256 auth but CRM_JWT_SECRET is empty"
-            )
-        return HS256Verifier(
-            settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience
-        )
+            raise ValueError(f"stage {settings.stage!r} uses hs256 auth but CRM_JWT_SECRET is empty")
+        return HS256Verifier(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience)
     if mode == "cognito":
         if not settings.jwks_url:
-            raise ValueError(
-                f"stage {settings.stage!r} uses cognito auth but CRM_JWKS_URL is empty"
-            )
-        return JWKSVerifier(
-            settings.jwks_url, settings.jwt_issuer, settings.jwt_audience
-        )
-    raise ValueError(
-        f"unknown auth_mode {settings.auth_mode!r}; expected 'hs256' or 'cognito'"
-    )
+            raise ValueError(f"stage {settings.stage!r} uses cognito auth but CRM_JWKS_URL is empty")
+        return JWKSVerifier(settings.jwks_url, settings.jwt_issuer, settings.jwt_audience)
+    raise ValueError(f"unknown auth_mode {settings.auth_mode!r}; expected 'hs256' or 'cognito'")
 
 
 def bearer_token(authorization_header: str | None) -> str:

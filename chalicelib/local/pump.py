@@ -74,7 +74,7 @@ class LambdaContext:
     log_stream_name: str = ""
     identity: Any = None
     client_context: Any = None
-    _started: float = field(default_factory=time.monotonic, repr=False)
+    _started: float = field(default_factory=time.monotonic, init=False, repr=False)
 
     def get_remaining_time_in_millis(self) -> int:
         elapsed_ms = (time.monotonic() - self._started) * 1000

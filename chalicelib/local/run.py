@@ -18,6 +18,7 @@ Control endpoint, on 127.0.0.1:CRM_CONTROL_PORT:
     POST /schedules/{name}  runs that schedule handler now, as EventBridge would:
                             200 when it returned, 404 for an unknown name, 500 if it raised
     e.g. curl -X POST http://127.0.0.1:8001/schedules/<name>
+Schedules also run on their own: rate(...) at that rate, cron(...) once a day (see pump.py).
 
 If the stack has an output `StreamFailureQueueUrl`, stream batches the pump gives up on are sent
 there (Lambda's on-failure destination); otherwise they are logged.
@@ -241,4 +242,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Finalizing the interpreter would free moto's in-memory state object by object, which
+    # takes seconds after a seed; that state is being thrown away anyway.
+    os._exit(status)

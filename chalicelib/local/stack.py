@@ -104,6 +104,9 @@ def check_ports(ports: dict[str, int]) -> None:
 def start_moto(port: int) -> ThreadedMotoServer:
     from moto.server import ThreadedMotoServer
 
+    # ThreadedMotoServer.start() would wait forever for a server that failed to bind.
+    if not port_is_free(port):
+        raise PortInUse(port, "CRM_AWS_PORT")
     # werkzeug would otherwise print one line per AWS call.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
