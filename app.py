@@ -5,7 +5,7 @@ from chalice import Chalice
 from chalicelib.api import customers, deps, http, interactions, openapi
 from chalicelib.api.middleware import http_middleware
 from chalicelib.config import get_settings
-from chalicelib.events import customer_purge
+from chalicelib.events import customer_stream, loyalty
 
 settings = get_settings()
 app = Chalice(app_name="crm")
@@ -16,4 +16,5 @@ app.register_middleware(http_middleware(settings.cors_allowed_origins, settings.
 app.register_blueprint(openapi.bp)
 app.register_blueprint(customers.bp)
 app.register_blueprint(interactions.bp)
-app.register_blueprint(customer_purge.bp)
+app.register_blueprint(customer_stream.bp)
+app.register_blueprint(loyalty.bp)

@@ -39,6 +39,7 @@ class Settings:
     cursor_secret: str = ""
     cors_allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     base_currency: str = "EUR"
+    events_queue_name: str = "crm-local-events.fifo"
     max_body_bytes: int = 1024 * 1024
 
     @classmethod
@@ -59,6 +60,7 @@ class Settings:
             cursor_secret=env.get("CRM_CURSOR_SECRET", defaults.cursor_secret),
             cors_allowed_origins=_csv(env.get("CRM_CORS_ALLOWED_ORIGINS", "")),
             base_currency=env.get("CRM_BASE_CURRENCY", defaults.base_currency),
+            events_queue_name=env.get("CRM_EVENTS_QUEUE_NAME", defaults.events_queue_name),
             max_body_bytes=int(env.get("CRM_MAX_BODY_BYTES", defaults.max_body_bytes)),
         )
 

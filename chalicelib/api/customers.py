@@ -7,13 +7,25 @@ from chalice import Blueprint
 from chalicelib.api import deps
 from chalicelib.api.http import Call, api_route, json_response
 from chalicelib.api.preconditions import etag, if_match
-from chalicelib.api.schemas import CustomerCreate, CustomerListQuery, CustomerOut, CustomerPage, CustomerPatch
+from chalicelib.api.schemas import (
+    CustomerCreate,
+    CustomerListQuery,
+    CustomerOut,
+    CustomerPage,
+    CustomerPatch,
+    LoyaltyDetail,
+    LoyaltySummary,
+)
+from chalicelib.config import get_settings
 
 bp = Blueprint(__name__)
 
 
-def _customer_response(customer, status: int = 200, extra: dict | None = None):
-    return json_response(CustomerOut.of(customer), status, {"ETag": etag(customer.version), **(extra or {})})
+def _customer_response(
+    customer, status: int = 200, extra: dict | None = None, extra_body: dict | None = None
+):
+    body = CustomerOut.of(customer) | (extra_body or {})
+    return json_response(body, status, {"ETag": etag(customer.version), **(extra or {})})
 
 
 @api_route(
@@ -47,22 +59,38 @@ def list_customers(call: Call):
         page = service.find_by_email(q.email)
     elif q.q is not None:
         page = service.search(q.q, q.limit, q.cursor)
+    elif q.tier is not None:
+        return _tier_page(q.tier, q.limit, q.cursor)
     else:
         page = service.list_newest(q.limit, q.cursor)
     return json_response({"items": [CustomerOut.of(c) for c in page.items], "next_cursor": page.next_cursor})
+
+
+def _tier_page(tier: str, limit: int, cursor: str | None):
+    page = deps.loyalty_service().by_tier(tier, limit, cursor)
+    customers = deps.customer_service().get_many([view.customer_id for view in page.items])
+    base = get_settings().base_currency
+    items = [
+        CustomerOut.of(customers[view.customer_id], LoyaltySummary.of(view, base))
+        for view in page.items
+        if view.customer_id in customers
+    ]
+    return json_response({"items": items, "next_cursor": page.next_cursor})
 
 
 @api_route(
     bp,
     "/customers/{customer_id}",
     "GET",
-    summary="Read a customer",
+    summary="Read a customer, with their loyalty as of now",
     response=CustomerOut,
     errors=(404,),
     headers=("ETag",),
 )
 def get_customer(call: Call, customer_id: str):
-    return _customer_response(deps.customer_service().get(customer_id))
+    customer = deps.customer_service().get(customer_id)
+    loyalty = LoyaltySummary.of(deps.loyalty_service().view(customer_id), get_settings().base_currency)
+    return _customer_response(customer, extra_body={"loyalty": loyalty})
 
 
 @api_route(
@@ -91,3 +119,17 @@ def update_customer(call: Call, customer_id: str):
 def delete_customer(call: Call, customer_id: str):
     deps.customer_service().delete(customer_id)
     return json_response(None, 204)
+
+
+@api_route(
+    bp,
+    "/customers/{customer_id}/loyalty",
+    "GET",
+    summary="A customer's loyalty and purchase habits",
+    response=LoyaltyDetail,
+    errors=(404,),
+)
+def get_loyalty(call: Call, customer_id: str):
+    deps.customer_service().get(customer_id)
+    view = deps.loyalty_service().view(customer_id)
+    return json_response(LoyaltyDetail.of(view, get_settings().base_currency))

@@ -59,3 +59,35 @@ def authenticate(authorization: str | None):
         return _verifier().verify(bearer_token(authorization))
     except AuthError as error:
         raise Unauthorized(str(error)) from None
+
+
+@lru_cache(maxsize=1)
+def loyalty_repository():
+    from chalicelib.store.loyalty import LoyaltyRepository
+
+    return LoyaltyRepository(get_settings().region)
+
+
+@lru_cache(maxsize=1)
+def loyalty_config():
+    import os
+
+    from chalicelib.domain.loyalty import LoyaltyConfig
+
+    return LoyaltyConfig.from_env(os.environ)
+
+
+def loyalty_service():
+    from chalicelib.services.loyalty import LoyaltyService
+
+    return LoyaltyService(
+        loyalty_repository(), clock, loyalty_config(), get_settings().base_currency, cursor_codec()
+    )
+
+
+@lru_cache(maxsize=1)
+def event_publisher():
+    from chalicelib.store.events import SqsEventPublisher
+
+    settings = get_settings()
+    return SqsEventPublisher(settings.events_queue_name, settings.region)

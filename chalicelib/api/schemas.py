@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -29,6 +29,9 @@ from chalicelib.domain.customers import Customer
 from chalicelib.domain.interactions import CHANNELS, MAX_FUTURE_SKEW, SEVERITIES, Interaction
 from chalicelib.errors import FieldError
 from chalicelib.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+if TYPE_CHECKING:
+    from chalicelib.services.loyalty import LoyaltyView
 
 
 class Strict(BaseModel):
@@ -170,6 +173,77 @@ class CustomerPatch(Strict):
         return data
 
 
+class LoyaltySummary(BaseModel):
+    score: int = Field(ge=0, le=100)
+    tier: Literal["bronze", "silver", "gold", "platinum"]
+    recency_days: int | None = Field(description="whole days since the last purchase; null without one")
+    frequency: int = Field(description="purchases counted")
+    monetary: MoneyOut = Field(description="net spend in the stage's base currency")
+    updated_at: str | None = Field(description="when the aggregates last changed")
+
+    @classmethod
+    def of(cls, view: LoyaltyView, base_currency: str) -> dict:
+        return {
+            "score": view.score.score,
+            "tier": view.score.tier,
+            "recency_days": view.score.recency_days,
+            "frequency": view.aggregates.purchase_count,
+            "monetary": money.format_money(
+                view.aggregates.net_spend.get(base_currency, Decimal(0)), base_currency
+            ),
+            "updated_at": to_rfc3339(view.updated_at) if view.updated_at else None,
+        }
+
+
+class PurchaseHabit(BaseModel):
+    sku: str
+    name: str
+    times_bought: int
+    quantity: int
+    first_purchase_at: str
+    last_purchase_at: str
+    mean_interval_days: float | None
+    next_expected_at: str | None
+
+
+class LoyaltyDetail(LoyaltySummary):
+    recency_score: int = Field(ge=1, le=5)
+    frequency_score: int = Field(ge=1, le=5)
+    monetary_score: int = Field(ge=1, le=5)
+    net_spend: dict[str, MoneyOut]
+    returns: int
+    purchase_habits: list[PurchaseHabit]
+
+    @classmethod
+    def of(cls, view: LoyaltyView, base_currency: str) -> dict:
+        habits = sorted(
+            view.aggregates.skus.values(),
+            key=lambda h: (h.next_expected_at is None, h.next_expected_at or h.last_purchase_at, h.sku),
+        )
+        return LoyaltySummary.of(view, base_currency) | {
+            "recency_score": view.score.recency_score,
+            "frequency_score": view.score.frequency_score,
+            "monetary_score": view.score.monetary_score,
+            "net_spend": {c: money.format_money(a, c) for c, a in sorted(view.aggregates.net_spend.items())},
+            "returns": view.aggregates.return_count,
+            "purchase_habits": [
+                {
+                    "sku": h.sku,
+                    "name": h.name,
+                    "times_bought": h.times_bought,
+                    "quantity": h.quantity,
+                    "first_purchase_at": to_rfc3339(h.first_purchase_at),
+                    "last_purchase_at": to_rfc3339(h.last_purchase_at),
+                    "mean_interval_days": (
+                        round(h.mean_interval_days, 2) if h.mean_interval_days is not None else None
+                    ),
+                    "next_expected_at": to_rfc3339(h.next_expected_at) if h.next_expected_at else None,
+                }
+                for h in habits
+            ],
+        }
+
+
 class CustomerOut(BaseModel):
     id: str
     name: str
@@ -183,10 +257,15 @@ class CustomerOut(BaseModel):
     created_at: str
     updated_at: str
     version: int
+    loyalty: LoyaltySummary | None = Field(
+        None,
+        description="in GET /customers/{customer_id} and GET /customers?tier=; computed as of the request",
+    )
 
     @classmethod
-    def of(cls, c: Customer) -> dict:
-        return {
+    def of(cls, c: Customer, loyalty: dict | None = None) -> dict:
+        extra = {"loyalty": loyalty} if loyalty is not None else {}
+        return extra | {
             "id": c.id,
             "name": c.name,
             "preferred_name": c.preferred_name,
@@ -210,11 +289,15 @@ class PageQuery(Strict):
 class CustomerListQuery(PageQuery):
     email: Annotated[str, Field(min_length=3, max_length=254)] | None = None
     q: Annotated[str, Field(min_length=2, max_length=200)] | None = None
+    tier: Literal["bronze", "silver", "gold", "platinum"] | None = None
 
     @model_validator(mode="after")
     def _one_filter(self) -> CustomerListQuery:
-        if self.email is not None and self.q is not None:
-            raise RequestFieldErrors([FieldError("q", "cannot be combined with email")])
+        given = [name for name in ("email", "q", "tier") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise RequestFieldErrors(
+                [FieldError(name, f"cannot be combined with {given[0]}") for name in given[1:]]
+            )
         return self
 
 

@@ -50,6 +50,9 @@ class CustomerService:
             raise NotFound(f"No customer has the id {customer_id!r}.")
         return customer
 
+    def get_many(self, customer_ids: list[str]) -> dict[str, Customer]:
+        return self._customers.get_many(customer_ids) if customer_ids else {}
+
     def update(self, customer_id: str, changes: dict, if_match: int | None) -> Customer:
         """Apply a partial update. With `if_match`, only to that version (else 412); without,
         a concurrent change is re-read and the update applied on top of it, never lost."""

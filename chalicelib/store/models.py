@@ -3,10 +3,12 @@
 Table and index names match infra/resources.json (a test compares them). The customers table
 holds several item kinds under generic `pk`/`sk` keys:
 
-    pk                  sk              item
-    CUSTOMER#<id>       PROFILE         the profile (sparse GSI by_created: list_pk/list_sk)
-    EMAIL#<email key>   EMAIL           uniqueness and lookup of an email address
-    NAME#<2 letters>    <word>#<id>     one entry per search word of a profile's names
+    pk                  sk                  item
+    CUSTOMER#<id>       PROFILE             the profile (sparse GSI by_created: list_pk/list_sk)
+    CUSTOMER#<id>       LOYALTY             loyalty aggregates (sparse GSIs by_tier, by_tier_review)
+    CUSTOMER#<id>       APPLIED#<interaction>  what the loyalty consumer applied for one interaction
+    EMAIL#<email key>   EMAIL               uniqueness and lookup of an email address
+    NAME#<2 letters>    <word>#<id>         one entry per search word of a profile's names
 
 Interactions live under their customer: pk customer_id, sk id (a ULID of occurred_at), so one
 Query returns a timeline newest first; GSI by_type ("<customer>#<type>", id) filters by type.
@@ -25,7 +27,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.config import get_settings
@@ -93,6 +95,61 @@ class NameTokenModel(Model):
     words = ListAttribute(of=UnicodeAttribute)
 
 
+class ByTierIndex(GlobalSecondaryIndex["LoyaltyModel"]):
+    class Meta:
+        index_name = "by_tier"
+        projection = AllProjection()
+
+    tier = UnicodeAttribute(hash_key=True)
+    tier_sk = UnicodeAttribute(range_key=True)
+
+
+class ByTierReviewIndex(GlobalSecondaryIndex["LoyaltyModel"]):
+    class Meta:
+        index_name = "by_tier_review"
+        projection = KeysOnlyProjection()
+
+    review_pk = UnicodeAttribute(hash_key=True)
+    review_at = UnicodeAttribute(range_key=True)
+
+
+class LoyaltyModel(Model):
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="LOYALTY")
+    customer_id = UnicodeAttribute()
+    # Aggregates.to_dict() as JSON: exact decimals and microsecond times survive the round trip.
+    aggregates = UnicodeAttribute()
+    tier = UnicodeAttribute()
+    # "<score, 3 digits>#<customer id>": the tier's customers by stored score.
+    tier_sk = UnicodeAttribute()
+    score = NumberAttribute()
+    # Set while a tier change is foreseen from recency alone; the daily refresh queries it.
+    review_pk = UnicodeAttribute(null=True)
+    review_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute()
+    version = VersionAttribute()
+
+    by_tier = ByTierIndex()
+    by_tier_review = ByTierReviewIndex()
+
+
+class AppliedModel(Model):
+    """The loyalty consumer's guard for one interaction: which version of it is counted, and
+    what it contributed. Written in the same transaction as the aggregates."""
+
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    applied_version = NumberAttribute()
+    contribution = UnicodeAttribute(null=True)
+    removed = BooleanAttribute(default=False)
+
+
 class LineItemAttribute(MapAttribute):
     sku = UnicodeAttribute()
     name = UnicodeAttribute()
@@ -140,6 +197,15 @@ def customer_pk(customer_id: str) -> str:
 
 
 PROFILE_SK = "PROFILE"
+
+
+LOYALTY_SK = "LOYALTY"
+APPLIED_PREFIX = "APPLIED#"
+TIER_REVIEW_PK = "loyalty"
+
+
+def applied_sk(interaction_id: str) -> str:
+    return f"{APPLIED_PREFIX}{interaction_id}"
 
 
 def email_pk(email_key: str) -> str:

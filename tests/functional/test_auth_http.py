@@ -25,6 +25,7 @@ ROLE_MATRIX = {
     ("POST", "/customers/{customer_id}/interactions"): {"staff"},
     ("GET", "/customers/{customer_id}/interactions"): {"staff"},
     ("GET", "/customers/{customer_id}/interactions/{interaction_id}"): {"staff"},
+    ("GET", "/customers/{customer_id}/loyalty"): {"staff"},
 }
 
 

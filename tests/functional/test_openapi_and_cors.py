@@ -55,7 +55,7 @@ def test_operations_describe_bodies_parameters_errors_and_security(api):
     assert create["responses"]["400"]["content"]["application/problem+json"]
     assert create["security"] == [{"bearerAuth": []}]
     listing = doc["paths"]["/customers"]["get"]
-    assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor", "email", "q"}
+    assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor", "email", "q", "tier"}
     interaction = doc["paths"]["/customers/{customer_id}/interactions"]["post"]
     schema = interaction["requestBody"]["content"]["application/json"]["schema"]
     assert schema["discriminator"]["propertyName"] == "type"

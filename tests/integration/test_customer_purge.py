@@ -29,11 +29,11 @@ def test_a_removed_profile_record_purges_the_customers_timeline(client, staff_to
             api.post(f"/customers/{who['id']}/interactions", {"type": kind, "channel": "store"})
     assert api.delete(f"/customers/{gone['id']}").status == 204
 
-    response = client.lambda_.invoke("purge_deleted_customers", _event_for(gone["id"]))
+    response = client.lambda_.invoke("on_customer_change", _event_for(gone["id"]))
     assert response.payload == {"batchItemFailures": []}
     assert _interaction_count(gone["id"]) == 0
     assert _interaction_count(kept["id"]) == 3
 
-    again = client.lambda_.invoke("purge_deleted_customers", _event_for(gone["id"]))
+    again = client.lambda_.invoke("on_customer_change", _event_for(gone["id"]))
     assert again.payload == {"batchItemFailures": []}
     assert _interaction_count(kept["id"]) == 3

@@ -1,0 +1,74 @@
+"""The one place that maps stored records to the events other systems consume.
+
+Events go to the events queue (SQS FIFO): later consumers — campaigns, outbound webhooks —
+read them there. An event's id is the id of the stream record it comes from, so redelivering
+the record yields the same event, which the queue (and every consumer) de-duplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chalicelib.domain.clock import to_rfc3339
+
+DEFAULT_TIER = "bronze"
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    occurred_at: datetime
+    subject: str  # the customer it concerns: events of one customer stay in order
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "occurred_at": to_rfc3339(self.occurred_at),
+            "customer_id": self.subject,
+            "data": dict(self.data),
+        }
+
+
+def _s(image: Mapping | None, name: str) -> str | None:
+    value = (image or {}).get(name)
+    return value.get("S") if isinstance(value, Mapping) else None
+
+
+def _n(image: Mapping | None, name: str) -> int | None:
+    value = (image or {}).get(name)
+    if isinstance(value, Mapping) and "N" in value:
+        return int(value["N"])
+    return None
+
+
+def events_from_customer_record(
+    record_id: str, event_name: str, old: Mapping | None, new: Mapping | None, at: datetime
+) -> list[Event]:
+    """Events implied by one stream record of the customers table."""
+    sk = _s(new, "sk") or _s(old, "sk")
+    if sk == "LOYALTY" and event_name in ("INSERT", "MODIFY"):
+        old_tier = _s(old, "tier") or DEFAULT_TIER
+        new_tier = _s(new, "tier") or DEFAULT_TIER
+        if old_tier != new_tier:
+            customer_id = _s(new, "customer_id") or ""
+            return [
+                Event(
+                    id=record_id,
+                    type="loyalty.tier_changed",
+                    occurred_at=at,
+                    subject=customer_id,
+                    data={
+                        "customer_id": customer_id,
+                        "old_tier": old_tier,
+                        "new_tier": new_tier,
+                        "score": _n(new, "score"),
+                        "time": to_rfc3339(at),
+                    },
+                )
+            ]
+    return []

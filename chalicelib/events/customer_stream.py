@@ -1,0 +1,64 @@
+"""Customers stream consumer: what follows a change to a customer's items.
+
+- a deleted profile: remove the customer's timeline and loyalty items;
+- a changed loyalty tier: publish `loyalty.tier_changed` on the events queue.
+
+Every step is idempotent (deleting what is gone, publishing with the record's id as the
+de-duplication id), so a redelivered record does no harm; failures are reported per record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+)
+from chalice import Blueprint
+
+from chalicelib.api import deps
+from chalicelib.config import get_settings
+from chalicelib.domain.events import events_from_customer_record
+from chalicelib.observability import logger
+from chalicelib.store.models import PROFILE_SK
+
+bp = Blueprint(__name__)
+_processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def _purge(customer_id: str) -> None:
+    _, interactions = deps.repositories()
+    removed = interactions.delete_all_of(customer_id)
+    deps.loyalty_repository().delete_all_of(customer_id)
+    logger.info("customer data purged", extra={"customer_id": customer_id, "interactions": removed})
+
+
+def _handle(record: DynamoDBRecord) -> None:
+    raw = record.raw_event
+    data = raw.get("dynamodb") or {}
+    keys = data.get("Keys") or {}
+    sk = (keys.get("sk") or {}).get("S")
+    if record.event_name is DynamoDBRecordEventName.REMOVE and sk == PROFILE_SK:
+        _purge(keys["pk"]["S"].split("#", 1)[1])
+        return
+    created = data.get("ApproximateCreationDateTime")
+    at = datetime.fromtimestamp(float(created), UTC) if created is not None else deps.clock.now()
+    for event in events_from_customer_record(
+        raw.get("eventID") or data.get("SequenceNumber", ""),
+        raw.get("eventName", ""),
+        data.get("OldImage"),
+        data.get("NewImage"),
+        at,
+    ):
+        deps.event_publisher().publish(event)
+        logger.info("event published", extra={"event_type": event.type, "customer_id": event.subject})
+
+
+@bp.on_dynamodb_record(
+    stream_arn=get_settings().customers_stream_arn, batch_size=100, starting_position="TRIM_HORIZON"
+)
+def on_customer_change(event):
+    return process_partial_response(
+        event=event.to_dict(), record_handler=_handle, processor=_processor, context=event.context
+    )

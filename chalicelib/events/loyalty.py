@@ -1,0 +1,90 @@
+"""Interactions stream consumer: loyalty aggregates, exactly once in effect.
+
+The whole batch is parsed first and applied per customer (one read and one write of each
+customer's aggregates per batch); Powertools batch processing then reports each record that
+failed in `batchItemFailures`, so one bad record neither blocks nor rolls back the others."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from chalice import Blueprint, Rate
+
+from chalicelib.config import get_settings
+from chalicelib.domain.loyalty import PoisonRecord, contribution_of
+from chalicelib.observability import logger
+from chalicelib.services.loyalty import InteractionChange
+
+bp = Blueprint(__name__)
+_processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def parse(record: dict) -> InteractionChange:
+    """A Lambda DynamoDB stream record of the interactions table → the change it makes."""
+    name = record.get("eventName")
+    data = record.get("dynamodb") or {}
+    if name not in ("INSERT", "MODIFY", "REMOVE"):
+        raise PoisonRecord(f"unknown eventName {name!r}")
+    removed = name == "REMOVE"
+    image = data.get("OldImage") if removed else data.get("NewImage")
+    keys = data.get("Keys") or {}
+    try:
+        customer_id = keys["customer_id"]["S"]
+        interaction_id = keys["id"]["S"]
+        version = int((image or {}).get("version", {}).get("N", "0"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise PoisonRecord(f"record keys or version unreadable: {error}") from None
+    if image is None:
+        raise PoisonRecord("the stream record carries no image (the stream must be NEW_AND_OLD_IMAGES)")
+    return InteractionChange(
+        record_id=data.get("SequenceNumber", ""),
+        customer_id=customer_id,
+        interaction_id=interaction_id,
+        version=version,
+        contribution=contribution_of(image),
+        removed=removed,
+    )
+
+
+def handle_batch(raw_event: dict, context) -> dict:
+    from chalicelib.api import deps
+
+    failures: dict[str, Exception] = {}
+    changes = []
+    for record in raw_event.get("Records", []):
+        sequence = (record.get("dynamodb") or {}).get("SequenceNumber", "")
+        try:
+            changes.append(parse(record))
+        except PoisonRecord as error:
+            failures[sequence] = error
+    failures.update(deps.loyalty_service().apply(changes))
+
+    def report(record: DynamoDBRecord) -> None:
+        failure = failures.get(record.dynamodb.sequence_number if record.dynamodb else "")
+        if failure is not None:
+            logger.warning(
+                "loyalty record failed", extra={"reason": type(failure).__name__, "detail": str(failure)}
+            )
+            raise failure
+
+    return process_partial_response(
+        event=raw_event, record_handler=report, processor=_processor, context=context
+    )
+
+
+@bp.on_dynamodb_record(
+    stream_arn=get_settings().interactions_stream_arn, batch_size=100, starting_position="TRIM_HORIZON"
+)
+def update_loyalty(event):
+    return handle_batch(event.to_dict(), event.context)
+
+
+@bp.schedule(Rate(1, unit=Rate.DAYS))
+def refresh_loyalty_tiers(event):
+    """Recency decays without writes: once a day, store the tier of the customers whose tier
+    has changed since (and only those: the by_tier_review index names them)."""
+    from chalicelib.api import deps
+
+    refreshed = deps.loyalty_service().refresh_due_tiers()
+    logger.info("loyalty tiers refreshed", extra={"customers": refreshed})
+    return {"refreshed": refreshed}

@@ -1,0 +1,35 @@
+"""Publishes events to the events queue (SQS FIFO)."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+
+from chalicelib.domain.events import Event
+
+
+class SqsEventPublisher:
+    def __init__(self, queue_name: str, region: str) -> None:
+        self._queue_name = queue_name
+        self._region = region
+
+    @cached_property
+    def _client(self):
+        import boto3
+
+        return boto3.client("sqs", region_name=self._region)
+
+    @cached_property
+    def _queue_url(self) -> str:
+        return self._client.get_queue_url(QueueName=self._queue_name)["QueueUrl"]
+
+    def publish(self, event: Event) -> None:
+        # The record's id de-duplicates redeliveries within SQS's five-minute window;
+        # consumers de-duplicate on `id` beyond it.
+        self._client.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=json.dumps(event.to_message(), ensure_ascii=False, sort_keys=True),
+            MessageGroupId=event.subject or "crm",
+            MessageDeduplicationId=event.id[:128],
+            MessageAttributes={"type": {"DataType": "String", "StringValue": event.type}},
+        )

@@ -1,0 +1,1 @@
+"""Deployment artifacts: `infra/resources.json` (tables, streams, queues) and `python -m infra.package`."""
