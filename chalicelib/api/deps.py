@@ -80,8 +80,14 @@ def loyalty_config():
 def loyalty_service():
     from chalicelib.services.loyalty import LoyaltyService
 
+    customers, _ = repositories()
     return LoyaltyService(
-        loyalty_repository(), clock, loyalty_config(), get_settings().base_currency, cursor_codec()
+        loyalty_repository(),
+        clock,
+        loyalty_config(),
+        get_settings().base_currency,
+        cursor_codec(),
+        was_deleted=customers.was_deleted,
     )
 
 

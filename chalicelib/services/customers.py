@@ -82,7 +82,7 @@ class CustomerService:
         for _ in range(MAX_UPDATE_ATTEMPTS):
             customer = self.get(customer_id)
             try:
-                self._customers.delete(customer)
+                self._customers.delete(customer, self._clock.now())
                 return
             except VersionConflict:
                 continue

@@ -3,7 +3,7 @@ customer's loyalty as of now, and refresh tiers that decayed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,7 +71,9 @@ class LoyaltyService:
         config: LoyaltyConfig,
         base_currency: str,
         cursors: CursorCodec | None = None,
+        was_deleted: Callable[[str], bool] = lambda customer_id: False,
     ) -> None:
+        self._was_deleted = was_deleted
         self._repository = repository
         self._clock = clock
         self._config = config
@@ -101,10 +103,10 @@ class LoyaltyService:
                     self._apply_customer(customer_id, group, stored.get(customer_id), guards)
                     break
                 except CustomerMissing:
-                    # Removals of a deleted customer's interactions need no aggregates;
-                    # anything else names a customer we do not have.
-                    for change in group:
-                        if not change.removed:
+                    # A deleted customer's records need no aggregates (their data is purged);
+                    # a record of a customer that never existed is a bad record.
+                    if not self._was_deleted(customer_id):
+                        for change in group:
                             failures[change.record_id] = UnknownCustomer(customer_id)
                     break
                 except LoyaltyChanged:
@@ -132,7 +134,9 @@ class LoyaltyService:
         writes: list[tuple[Guard | None, Guard]] = []
         for change in _latest_per_interaction(group).values():
             read = guards.get((customer_id, change.interaction_id))
-            if read is not None and (read.removed or read.applied_version >= change.version):
+            if read is not None and (
+                read.removed or (not change.removed and read.applied_version >= change.version)
+            ):
                 continue
             new = Guard(
                 change.interaction_id,

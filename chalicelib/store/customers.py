@@ -3,6 +3,8 @@ step by DynamoDB transactions so no entry ever exists without its profile."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
@@ -12,9 +14,11 @@ from chalicelib.domain.customers import Customer
 from chalicelib.store.models import (
     CUSTOMERS_LIST_PK,
     PROFILE_SK,
+    TOMBSTONE_SK,
     CustomerModel,
     EmailLookupModel,
     NameTokenModel,
+    TombstoneModel,
     connection,
     customer_pk,
     email_pk,
@@ -151,17 +155,27 @@ class CustomerRepository:
             raise VersionConflict(after.id) from error
         return _to_domain(item)
 
-    def delete(self, customer: Customer) -> None:
+    def delete(self, customer: Customer, deleted_at: datetime) -> None:
         item = _to_model(customer)
         try:
             with self._transaction() as t:
                 t.delete(item)
+                t.save(
+                    TombstoneModel(customer_pk(customer.id), TOMBSTONE_SK, deleted_at=to_rfc3339(deleted_at))
+                )
                 if customer.email_key:
                     t.delete(EmailLookupModel(email_pk(customer.email_key)))
                 for token in _token_models(customer):
                     t.delete(token)
         except TransactWriteError as error:
             raise VersionConflict(customer.id) from error
+
+    def was_deleted(self, customer_id: str) -> bool:
+        try:
+            TombstoneModel.get(customer_pk(customer_id), TOMBSTONE_SK)
+        except DoesNotExist:
+            return False
+        return True
 
     def _email_owner(self, key: str) -> str | None:
         try:

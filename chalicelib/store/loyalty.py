@@ -18,6 +18,7 @@ from chalicelib.store.models import (
     LOYALTY_SK,
     PROFILE_SK,
     TIER_REVIEW_PK,
+    TOMBSTONE_SK,
     AppliedModel,
     CustomerModel,
     LoyaltyModel,
@@ -191,6 +192,8 @@ class LoyaltyRepository:
         removed = 0
         with AppliedModel.batch_write() as batch:
             for item in AppliedModel.query(customer_pk(customer_id), attributes_to_get=["pk", "sk"]):
+                if item.sk in (PROFILE_SK, TOMBSTONE_SK):
+                    continue
                 batch.delete(item)
                 removed += 1
         return removed

@@ -7,6 +7,7 @@ holds several item kinds under generic `pk`/`sk` keys:
     CUSTOMER#<id>       PROFILE             the profile (sparse GSI by_created: list_pk/list_sk)
     CUSTOMER#<id>       LOYALTY             loyalty aggregates (sparse GSIs by_tier, by_tier_review)
     CUSTOMER#<id>       APPLIED#<interaction>  what the loyalty consumer applied for one interaction
+    CUSTOMER#<id>       DELETED             tombstone of a deleted customer (id and time only)
     EMAIL#<email key>   EMAIL               uniqueness and lookup of an email address
     NAME#<2 letters>    <word>#<id>         one entry per search word of a profile's names
 
@@ -150,6 +151,18 @@ class AppliedModel(Model):
     removed = BooleanAttribute(default=False)
 
 
+class TombstoneModel(Model):
+    """Left by a deleted customer (no personal data): lets late stream records of the
+    customer be told apart from records of a customer that never existed."""
+
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="DELETED")
+    deleted_at = UnicodeAttribute()
+
+
 class LineItemAttribute(MapAttribute):
     sku = UnicodeAttribute()
     name = UnicodeAttribute()
@@ -200,6 +213,7 @@ PROFILE_SK = "PROFILE"
 
 
 LOYALTY_SK = "LOYALTY"
+TOMBSTONE_SK = "DELETED"
 APPLIED_PREFIX = "APPLIED#"
 TIER_REVIEW_PK = "loyalty"
 
