@@ -62,7 +62,10 @@ def http_middleware(allowed_origins: tuple[str, ...], max_body_bytes: int) -> Ca
     def middleware(event, get_response):
         started = time.perf_counter()
         path = event.context.get("path") or event.path
-        logger.append_keys(request_id=event.context.get("requestId"), method=event.method, route=event.path)
+        # Thread-local: the local server answers requests on threads beside the event pump.
+        logger.thread_safe_append_keys(
+            request_id=event.context.get("requestId"), method=event.method, route=event.path
+        )
         body = event.raw_body if event.method not in ("GET", "DELETE", "OPTIONS") else b""
         if body and len(body) > max_body_bytes:
             response = problem(
@@ -86,7 +89,7 @@ def http_middleware(allowed_origins: tuple[str, ...], max_body_bytes: int) -> Ca
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
-        logger.remove_keys(["request_id", "method", "route"])
+        logger.thread_safe_remove_keys(["request_id", "method", "route"])
         return response
 
     return middleware

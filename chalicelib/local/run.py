@@ -197,6 +197,9 @@ def _serve(stage: str, aws_port: int, api_port: int, control_port: int, seed: bo
 
             counts = seed_demo_data(_poster(api.port, token))
             lines.append(f"Seeded {counts['customers']} customers and {counts['interactions']} interactions.")
+            # The consumers catch up with the seed before the stack says it is ready, so the
+            # demo data's loyalty is there and a new write is consumed within a second.
+            pump.drain(timeout=300)
         pump.start()
         schedules = ", ".join(sorted(pump.schedules)) or "none in this app"
         lines += [

@@ -211,6 +211,37 @@ def test_a_created_customer_can_be_read_back_and_given_an_interaction(stack):
     assert status == 201, recorded
 
 
+def test_a_purchase_shows_in_the_customers_loyalty_within_2_seconds(stack):
+    status, _, customer = _call("POST", f"{stack.api}/customers", stack.token, {"name": "Lojal Kund"})
+    assert status == 201
+    purchase = {
+        "type": "purchase",
+        "channel": "web",
+        "currency": "EUR",
+        "items": [{"sku": "SKU-COFFEE-500", "name": "Kaffe", "quantity": 2, "unit_price": "6.45"}],
+    }
+    assert (
+        _call("POST", f"{stack.api}/customers/{customer['id']}/interactions", stack.token, purchase)[0] == 201
+    )
+    deadline = time.monotonic() + 2.0
+    loyalty = None
+    while time.monotonic() < deadline:
+        _, _, loyalty = _call("GET", f"{stack.api}/customers/{customer['id']}/loyalty", stack.token)
+        if loyalty["frequency"] == 1:
+            break
+        time.sleep(0.05)
+    assert loyalty is not None and loyalty["frequency"] == 1, loyalty
+    assert loyalty["monetary"] == "12.90"
+    assert loyalty["purchase_habits"][0]["sku"] == "SKU-COFFEE-500"
+
+
+def test_the_daily_loyalty_refresh_can_be_run_now(stack):
+    status, _, body = _call("GET", f"{stack.control}/schedules")
+    assert status == 200
+    assert "refresh_loyalty_tiers" in str(body["schedules"])
+    assert _call("POST", f"{stack.control}/schedules/refresh_loyalty_tiers")[0] == 200
+
+
 def test_the_control_endpoint_answers_and_knows_the_schedules(stack):
     status, _, body = _call("GET", f"{stack.control}/health")
     assert (status, body) == (200, {"status": "ok"})
