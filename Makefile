@@ -37,3 +37,22 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# Cloud deployment, see README "Deploying to AWS". `deploy` ships what `package` last built for
+# the stage; the aws CLI and its credentials are your own.
+STAGE ?= dev
+STACK_NAME ?= crm-$(STAGE)
+.PHONY: package deploy
+
+package: $(INSTALLED)
+	$(PYTHON) -m infra.package --stage $(STAGE) --out build/$(STAGE)
+
+deploy:
+	@test -n "$(CRM_DEPLOY_BUCKET)" || { echo "make deploy: CRM_DEPLOY_BUCKET is not set: name the S3 bucket that receives deployment.zip, e.g. make deploy STAGE=$(STAGE) CRM_DEPLOY_BUCKET=my-artifacts-bucket" >&2; exit 2; }
+	@test -f build/$(STAGE)/sam.json || { echo "make deploy: build/$(STAGE)/sam.json is missing: run make package STAGE=$(STAGE) first" >&2; exit 2; }
+	@command -v aws >/dev/null || { echo "make deploy: the aws CLI is not on PATH" >&2; exit 2; }
+	aws cloudformation package --template-file build/$(STAGE)/sam.json --s3-bucket $(CRM_DEPLOY_BUCKET) \
+		--s3-prefix crm/$(STAGE) --use-json --output-template-file build/$(STAGE)/packaged.json
+	aws cloudformation deploy --template-file build/$(STAGE)/packaged.json --stack-name $(STACK_NAME) \
+		--capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
+		$(if $(CRM_ALARM_TOPIC_ARN),--parameter-overrides AlarmTopicArn=$(CRM_ALARM_TOPIC_ARN))

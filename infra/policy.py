@@ -44,10 +44,15 @@ def _of_type(resources: Mapping[str, Any], type_: str) -> list[str]:
     return sorted(name for name, resource in resources.items() if resource.get("Type") == type_)
 
 
+def streamed_tables(resources: Mapping[str, Any]) -> list[str]:
+    tables = _of_type(resources, "AWS::DynamoDB::Table")
+    return [name for name in tables if resources[name].get("Properties", {}).get("StreamSpecification")]
+
+
 def policy_document(resources: Mapping[str, Any], *, tracing: bool = False) -> dict[str, Any]:
     """`resources` is the Resources section of infra/resources.json."""
     tables = _of_type(resources, "AWS::DynamoDB::Table")
-    streams = [name for name in tables if resources[name]["Properties"].get("StreamSpecification")]
+    streams = streamed_tables(resources)
     queues = _of_type(resources, "AWS::SQS::Queue")
     statements: list[dict[str, Any]] = [
         {"Sid": "Logs", "Effect": "Allow", "Action": list(LOG_ACTIONS), "Resource": [LAMBDA_LOG_GROUPS]}
@@ -57,7 +62,12 @@ def policy_document(resources: Mapping[str, Any], *, tracing: bool = False) -> d
         for name in tables:
             table_arns += [{"Fn::GetAtt": [name, "Arn"]}, {"Fn::Sub": f"${{{name}.Arn}}/index/*"}]
         statements.append(
-            {"Sid": "TableItems", "Effect": "Allow", "Action": list(TABLE_ITEM_ACTIONS), "Resource": table_arns}
+            {
+                "Sid": "TableItems",
+                "Effect": "Allow",
+                "Action": list(TABLE_ITEM_ACTIONS),
+                "Resource": table_arns,
+            }
         )
     if streams:
         statements += [
@@ -79,5 +89,7 @@ def policy_document(resources: Mapping[str, Any], *, tracing: bool = False) -> d
             }
         )
     if tracing:
-        statements.append({"Sid": "Tracing", "Effect": "Allow", "Action": list(TRACING_ACTIONS), "Resource": "*"})
+        statements.append(
+            {"Sid": "Tracing", "Effect": "Allow", "Action": list(TRACING_ACTIONS), "Resource": "*"}
+        )
     return {"Version": "2012-10-17", "Statement": statements}
