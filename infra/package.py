@@ -63,6 +63,7 @@ QUEUE_EVENT_SETTINGS: dict[str, Any] = {"FunctionResponseTypes": ["ReportBatchIt
 VISIBILITY_TIMEOUT_FACTOR = 6
 SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
 ALARM_TOPIC_PARAMETER = "AlarmTopicArn"
+CURSOR_SECRET_PARAMETER = "CursorSecret"
 ALARM_TOPIC_CONDITION = "HasAlarmTopic"
 
 _STREAM_ARN = re.compile(r"arn:[^:]+:dynamodb:[^:]*:[^:]*:table/(?P<table>[^/]+)/stream/.+")
@@ -362,7 +363,8 @@ def build_merge_template(
         for name, resource in sorted(chalice_resources.items())
         if resource.get("Type") == "AWS::Serverless::Function"
     }
-    variables = _stream_variables(declared)
+    # Cursors are signed with a per-deployment secret, never one kept in the repository.
+    variables = {**_stream_variables(declared), "CRM_CURSOR_SECRET": {"Ref": CURSOR_SECRET_PARAMETER}}
     for name, function in functions.items():
         properties = function["Properties"]
         events: dict[str, Any] = {}
@@ -411,6 +413,12 @@ def build_merge_template(
         "Type": "String",
         "Default": "",
         "Description": "ARN of an SNS topic the queue alarms notify; empty: the alarms only change state.",
+    }
+    parameters[CURSOR_SECRET_PARAMETER] = {
+        "Type": "String",
+        "NoEcho": True,
+        "MinLength": 32,
+        "Description": "Key that signs page cursors (32+ random characters, e.g. `openssl rand -hex 32`).",
     }
     conditions = dict(infra.get("Conditions", {}))
     conditions[ALARM_TOPIC_CONDITION] = {"Fn::Not": [{"Fn::Equals": [{"Ref": ALARM_TOPIC_PARAMETER}, ""]}]}

@@ -27,8 +27,10 @@ def repositories():
 def cursor_codec():
     from chalicelib.store.pagination import CursorCodec
 
-    settings = get_settings()
-    return CursorCodec(settings.cursor_secret or settings.jwt_secret or settings.stage)
+    secret = get_settings().cursor_secret
+    if not secret:
+        raise RuntimeError("CRM_CURSOR_SECRET is not set: page cursors cannot be signed")
+    return CursorCodec(secret)
 
 
 def customer_service():

@@ -416,3 +416,16 @@ def test_cfn_lint_finds_no_errors_in_the_prod_template(templates, tmp_path):
     assert result.returncode in (0, 2, 4, 6, 8, 10, 12, 14), result.stderr  # 2, 4, 8: errors, warnings, infos
     errors = [m for m in json.loads(result.stdout or "[]") if m["Level"] == "Error"]
     assert errors == [], json.dumps(errors, indent=2)
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_every_function_signs_cursors_with_a_secret_given_at_deploy_time(stage):
+    from infra.package import render_template
+
+    template = render_template(stage)
+    assert template["Parameters"]["CursorSecret"]["NoEcho"] is True
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    assert functions
+    for function in functions:
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["CRM_CURSOR_SECRET"] == {"Ref": "CursorSecret"}

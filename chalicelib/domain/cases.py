@@ -1,0 +1,175 @@
+"""Complaint cases: the status flow, SLA deadlines and escalation rules. Pure: no storage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from chalicelib.domain.interactions import SEVERITIES
+
+STATUSES = ("open", "acknowledged", "in_progress", "resolved", "closed", "reopened")
+ACTIVE_STATUSES = ("open", "acknowledged", "in_progress", "reopened")
+TRANSITIONS: Mapping[str, tuple[str, ...]] = {
+    "open": ("acknowledged",),
+    "acknowledged": ("in_progress",),
+    "in_progress": ("resolved",),
+    "resolved": ("closed", "reopened"),
+    "reopened": ("in_progress",),
+    "closed": (),
+}
+# A case has been responded to once it left "open".
+RESPONDED = ("acknowledged", "in_progress", "resolved", "closed", "reopened")
+FIRST_RESPONSE = "first_response"
+RESOLUTION = "resolution"
+
+DEFAULT_SLA: Mapping[str, tuple[timedelta, timedelta]] = {
+    "critical": (timedelta(hours=1), timedelta(hours=8)),
+    "high": (timedelta(hours=4), timedelta(hours=24)),
+    "medium": (timedelta(hours=24), timedelta(hours=72)),
+    "low": (timedelta(hours=48), timedelta(days=7)),
+}
+
+
+class TransitionError(ValueError):
+    def __init__(self, current: str, wanted: str) -> None:
+        allowed = TRANSITIONS[current]
+        options = ", ".join(allowed) if allowed else "none: the case is closed"
+        super().__init__(
+            f"A case cannot go from {current} to {wanted}; from {current} it can go to: {options}."
+        )
+        self.current, self.wanted, self.allowed = current, wanted, allowed
+
+
+def _duration(text: str) -> timedelta:
+    text = text.strip().lower()
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+        raise ValueError(f"{text!r} is not a duration such as 30m, 4h or 7d")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+def sla_from_env(env: Mapping[str, str]) -> dict[str, tuple[timedelta, timedelta]]:
+    """SLA targets per severity; `CRM_SLA_HIGH="4h,24h"` overrides one severity's first
+    response and resolution targets."""
+    sla = dict(DEFAULT_SLA)
+    for severity in SEVERITIES:
+        value = env.get(f"CRM_SLA_{severity.upper()}")
+        if value:
+            try:
+                first, resolution = (_duration(part) for part in value.split(","))
+            except ValueError as error:
+                raise ValueError(f"CRM_SLA_{severity.upper()}={value!r}: {error}") from None
+            if resolution < first:
+                raise ValueError(f"CRM_SLA_{severity.upper()}: resolution comes before first response")
+            sla[severity] = (first, resolution)
+    return sla
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    by: str
+    from_status: str | None
+    to_status: str | None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    customer_id: str
+    interaction_id: str
+    subject: str
+    severity: str
+    status: str
+    opened_at: datetime
+    first_response_due: datetime
+    resolution_due: datetime
+    assignee: str | None = None
+    escalation_level: int = 0
+    escalated_for: frozenset[str] = frozenset()
+    contact_status: str | None = None
+    acknowledged_at: datetime | None = None
+    resolution: str | None = None
+    satisfaction: int | None = None
+    history: tuple[HistoryEntry, ...] = ()
+    version: int = 0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def next_deadline(self) -> tuple[str, datetime] | None:
+        """The deadline the case must meet next and has not been escalated for."""
+        if self.status not in ACTIVE_STATUSES:
+            return None
+        if self.status == "open" and FIRST_RESPONSE not in self.escalated_for:
+            return FIRST_RESPONSE, self.first_response_due
+        if RESOLUTION not in self.escalated_for:
+            return RESOLUTION, self.resolution_due
+        return None
+
+
+def case_id_for(interaction_id: str) -> str:
+    """One case per complaint: the case id is derived from the complaint's id."""
+    return "case_" + interaction_id.split("_", 1)[-1]
+
+
+def open_case(
+    *,
+    customer_id: str,
+    interaction_id: str,
+    subject: str,
+    severity: str,
+    opened_at: datetime,
+    sla: Mapping[str, tuple[timedelta, timedelta]],
+) -> Case:
+    first, resolution = sla[severity]
+    return Case(
+        id=case_id_for(interaction_id),
+        customer_id=customer_id,
+        interaction_id=interaction_id,
+        subject=subject,
+        severity=severity,
+        status="open",
+        opened_at=opened_at,
+        first_response_due=opened_at + first,
+        resolution_due=opened_at + resolution,
+        history=(HistoryEntry(opened_at, "system", None, "open", "Opened from a complaint."),),
+    )
+
+
+def transition(case: Case, to: str, *, by: str, at: datetime, note: str | None = None, **changes) -> Case:
+    if to not in TRANSITIONS[case.status]:
+        raise TransitionError(case.status, to)
+    updates = dict(changes)
+    if to == "acknowledged" and case.acknowledged_at is None:
+        updates["acknowledged_at"] = at
+    if to == "reopened":
+        updates["resolution"] = None
+    entry = HistoryEntry(at, by, case.status, to, note)
+    return replace(case, status=to, history=(*case.history, entry), **updates)
+
+
+def add_note(case: Case, note: str, *, by: str, at: datetime) -> Case:
+    return replace(case, history=(*case.history, HistoryEntry(at, by, None, None, note)))
+
+
+def assign(case: Case, assignee: str | None, *, by: str, at: datetime) -> Case:
+    note = f"Assigned to {assignee}." if assignee else "Unassigned."
+    return replace(case, assignee=assignee, history=(*case.history, HistoryEntry(at, by, None, None, note)))
+
+
+def escalate(case: Case, now: datetime) -> Case | None:
+    """Escalate for the deadline the case has missed, once per deadline; None if none is missed."""
+    deadline = case.next_deadline
+    if deadline is None or deadline[1] > now:
+        return None
+    which, due = deadline
+    label = "first response" if which == FIRST_RESPONSE else "resolution"
+    note = f"Escalated to level {case.escalation_level + 1}: the {label} was due {due.isoformat()}."
+    return replace(
+        case,
+        escalation_level=case.escalation_level + 1,
+        escalated_for=case.escalated_for | {which},
+        history=(*case.history, HistoryEntry(now, "system", None, None, note)),
+    )
