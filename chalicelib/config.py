@@ -21,6 +21,7 @@ class Settings:
     region: str = "eu-north-1"
     customers_table: str = "crm-local-customers"
     interactions_table: str = "crm-local-interactions"
+    cases_table: str = "crm-local-cases"
     # Chalice needs stream ARNs as literals when app.py is imported: the cloud stages set the
     # real ones; locally the event pump finds a handler's stream by the table name in it.
     customers_stream_arn: str = (
@@ -29,6 +30,7 @@ class Settings:
     interactions_stream_arn: str = (
         "arn:aws:dynamodb:eu-north-1:000000000000:table/crm-local-interactions/stream/local"
     )
+    cases_stream_arn: str = "arn:aws:dynamodb:eu-north-1:000000000000:table/crm-local-cases/stream/local"
     # "hs256": tokens signed with jwt_secret (local, tests).
     # "cognito": RS256 tokens of a Cognito user pool, keys from jwks_url.
     auth_mode: str = "hs256"
@@ -40,6 +42,8 @@ class Settings:
     cors_allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     base_currency: str = "EUR"
     events_queue_name: str = "crm-local-events.fifo"
+    follow_up_queue_name: str = "crm-local-follow-ups"
+    mail_from: str = "customer-service@example.com"
     max_body_bytes: int = 1024 * 1024
 
     @classmethod
@@ -50,6 +54,10 @@ class Settings:
             region=env.get("AWS_DEFAULT_REGION", env.get("AWS_REGION", defaults.region)),
             customers_table=env.get("CRM_CUSTOMERS_TABLE", defaults.customers_table),
             interactions_table=env.get("CRM_INTERACTIONS_TABLE", defaults.interactions_table),
+            cases_table=env.get("CRM_CASES_TABLE", defaults.cases_table),
+            cases_stream_arn=env.get("CRM_CASES_STREAM_ARN", defaults.cases_stream_arn),
+            follow_up_queue_name=env.get("CRM_FOLLOW_UP_QUEUE_NAME", defaults.follow_up_queue_name),
+            mail_from=env.get("CRM_MAIL_FROM", defaults.mail_from),
             customers_stream_arn=env.get("CRM_CUSTOMERS_STREAM_ARN", defaults.customers_stream_arn),
             interactions_stream_arn=env.get("CRM_INTERACTIONS_STREAM_ARN", defaults.interactions_stream_arn),
             auth_mode=env.get("CRM_AUTH_MODE", defaults.auth_mode),

@@ -320,8 +320,12 @@ Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 Note = Annotated[str, Field(max_length=4000)]
 
 
+Direction = Literal["inbound", "outbound"]
+
+
 class _InteractionBase(Strict):
     channel: Channel
+    direction: Direction = "inbound"
     occurred_at: Timestamp | None = None
     note: Note | None = None
 
@@ -385,8 +389,18 @@ class OtherInteractionIn(_InteractionBase):
     type: Literal["inquiry", "feedback", "visit"]
 
 
+class MessageIn(_InteractionBase):
+    """A message sent to or received from the customer (an email, a letter, a chat message)."""
+
+    type: Literal["message"]
+    subject: Name
+    text: Annotated[str, Field(min_length=1, max_length=10000)]
+
+
 InteractionCreate = TypeAdapter(
-    Annotated[PurchaseIn | ReturnIn | ComplaintIn | OtherInteractionIn, Field(discriminator="type")]
+    Annotated[
+        PurchaseIn | ReturnIn | ComplaintIn | OtherInteractionIn | MessageIn, Field(discriminator="type")
+    ]
 )
 
 
@@ -410,7 +424,10 @@ class InteractionOut(BaseModel):
     amount: MoneyOut | None = Field(None, description="purchase and return: sum of quantity × unit_price")
     purchase_id: str | None = Field(None, description="return: the purchase it returns")
     severity: str | None = Field(None, description="complaint")
-    subject: str | None = Field(None, description="complaint")
+    subject: str | None = Field(None, description="complaint and message")
+    direction: Literal["inbound", "outbound"]
+    text: str | None = Field(None, description="message")
+    case_id: str | None = Field(None, description="message: the case it belongs to")
 
     @classmethod
     def of(cls, i: Interaction) -> dict:
@@ -422,6 +439,7 @@ class InteractionOut(BaseModel):
             "occurred_at": to_rfc3339(i.occurred_at),
             "created_at": to_rfc3339(i.created_at),
             "note": i.note,
+            "direction": i.direction,
         }
         if i.currency:
             out["currency"] = i.currency
@@ -440,11 +458,16 @@ class InteractionOut(BaseModel):
         if i.type == "complaint":
             out["severity"] = i.severity
             out["subject"] = i.subject
+        if i.type == "message":
+            out["subject"] = i.subject
+            out["text"] = i.text
+            if i.case_id:
+                out["case_id"] = i.case_id
         return out
 
 
 class InteractionListQuery(PageQuery):
-    type: Literal["purchase", "return", "complaint", "inquiry", "feedback", "visit"] | None = None
+    type: Literal["purchase", "return", "complaint", "inquiry", "feedback", "visit", "message"] | None = None
 
 
 class InteractionPage(BaseModel):

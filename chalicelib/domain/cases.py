@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from chalicelib.domain.interactions import SEVERITIES
@@ -94,8 +94,11 @@ class Case:
     resolution: str | None = None
     satisfaction: int | None = None
     history: tuple[HistoryEntry, ...] = ()
+    ack_interaction_id: str | None = None
+    ack_subject: str | None = None
+    ack_text: str | None = None
+    ack_claimed_at: datetime | None = None
     version: int = 0
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def next_deadline(self) -> tuple[str, datetime] | None:

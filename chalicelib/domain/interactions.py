@@ -9,7 +9,8 @@ from decimal import Decimal
 
 from chalicelib.domain import money
 
-TYPES = ("purchase", "return", "complaint", "inquiry", "feedback", "visit")
+TYPES = ("purchase", "return", "complaint", "inquiry", "feedback", "visit", "message")
+DIRECTIONS = ("inbound", "outbound")
 CHANNELS = ("store", "web", "mobile", "phone", "email", "letter", "video", "chat", "social")
 SEVERITIES = ("low", "medium", "high", "critical")
 MONEY_TYPES = ("purchase", "return")
@@ -38,6 +39,10 @@ class Interaction:
     purchase_id: str | None = None
     severity: str | None = None
     subject: str | None = None
+    direction: str = "inbound"
+    # A message's text, and the case it belongs to (acknowledgements of complaints).
+    text: str | None = None
+    case_id: str | None = None
     # On a purchase: how many of each SKU have been returned so far.
     returned: dict[str, int] = field(default_factory=dict)
     version: int = 0

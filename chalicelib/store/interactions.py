@@ -45,6 +45,9 @@ def _to_domain(item: InteractionModel) -> Interaction:
         purchase_id=item.purchase_id,
         severity=item.severity,
         subject=item.subject,
+        direction=item.direction or "inbound",
+        text=item.text,
+        case_id=item.case_id,
         returned={k: int(v) for k, v in (item.returned.as_dict() if item.returned else {}).items()},
         version=int(item.version or 0),
     )
@@ -63,6 +66,9 @@ def _to_model(interaction: Interaction) -> InteractionModel:
         purchase_id=interaction.purchase_id,
         severity=interaction.severity,
         subject=interaction.subject,
+        direction=interaction.direction,
+        text=interaction.text,
+        case_id=interaction.case_id,
     )
     if interaction.currency:
         item.currency = interaction.currency

@@ -200,9 +200,93 @@ class InteractionModel(Model):
     returned = MapAttribute(null=True)
     severity = UnicodeAttribute(null=True)
     subject = UnicodeAttribute(null=True)
+    # Items written before `direction` existed are inbound.
+    direction = UnicodeAttribute(null=True)
+    text = UnicodeAttribute(null=True)
+    case_id = UnicodeAttribute(null=True)
     version = VersionAttribute()
 
     by_type = ByTypeIndex()
+
+
+class _CaseIndex(GlobalSecondaryIndex["CaseModel"]):
+    class Meta:
+        projection = AllProjection()
+
+
+class CasesByCustomerIndex(_CaseIndex):
+    class Meta(_CaseIndex.Meta):
+        index_name = "by_customer"
+
+    customer_id = UnicodeAttribute(hash_key=True)
+    opened_sk = UnicodeAttribute(range_key=True)
+
+
+class CasesByDueIndex(_CaseIndex):
+    class Meta(_CaseIndex.Meta):
+        index_name = "by_due"
+
+    queue = UnicodeAttribute(hash_key=True)
+    due_sk = UnicodeAttribute(range_key=True)
+
+
+class CasesByStatusIndex(_CaseIndex):
+    class Meta(_CaseIndex.Meta):
+        index_name = "by_status"
+
+    status = UnicodeAttribute(hash_key=True)
+    due_sk = UnicodeAttribute(range_key=True)
+
+
+class CasesByAssigneeIndex(_CaseIndex):
+    class Meta(_CaseIndex.Meta):
+        index_name = "by_assignee"
+
+    assignee = UnicodeAttribute(hash_key=True)
+    due_sk = UnicodeAttribute(range_key=True)
+
+
+class CaseModel(Model):
+    """A complaint case. `due_sk` is "<next deadline>#<id>", so every index lists cases due
+    first; `queue` ("active") is set only while the case has a deadline to meet."""
+
+    class Meta(_Meta):
+        table_name = _settings.cases_table
+
+    id = UnicodeAttribute(hash_key=True)
+    customer_id = UnicodeAttribute()
+    opened_sk = UnicodeAttribute()
+    queue = UnicodeAttribute(null=True)
+    due_sk = UnicodeAttribute()
+    status = UnicodeAttribute()
+    assignee = UnicodeAttribute(null=True)
+    interaction_id = UnicodeAttribute()
+    subject = UnicodeAttribute()
+    severity = UnicodeAttribute()
+    opened_at = UnicodeAttribute()
+    first_response_due = UnicodeAttribute()
+    resolution_due = UnicodeAttribute()
+    escalation_level = NumberAttribute(default=0)
+    escalated_for = ListAttribute(of=UnicodeAttribute, default=list)
+    contact_status = UnicodeAttribute(null=True)
+    acknowledged_at = UnicodeAttribute(null=True)
+    resolution = UnicodeAttribute(null=True)
+    satisfaction = NumberAttribute(null=True)
+    # The acknowledgement, once claimed for sending: the timeline entry's id and the message.
+    ack_interaction_id = UnicodeAttribute(null=True)
+    ack_subject = UnicodeAttribute(null=True)
+    ack_text = UnicodeAttribute(null=True)
+    ack_claimed_at = UnicodeAttribute(null=True)
+    history = UnicodeAttribute()  # JSON list of {at, by, from, to, note}
+    version = VersionAttribute()
+
+    by_customer = CasesByCustomerIndex()
+    by_due = CasesByDueIndex()
+    by_status = CasesByStatusIndex()
+    by_assignee = CasesByAssigneeIndex()
+
+
+ACTIVE_QUEUE = "active"
 
 
 def customer_pk(customer_id: str) -> str:

@@ -110,14 +110,23 @@ def test_every_type_can_be_recorded(api, customer, kind):
         body = {**purchase(), "type": "return", "purchase_id": bought["id"]}
     if kind == "complaint":
         body |= {"severity": "high", "subject": "Rikkinäinen muki"}
+    if kind == "message":
+        body |= {"direction": "outbound", "subject": "Tilauksesi", "text": "Kiitos tilauksestasi!"}
     reply = _post(api, customer, body)
     assert reply.status == 201, reply.json
     assert reply.json["type"] == kind
+    assert reply.json["direction"] == ("outbound" if kind == "message" else "inbound")
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
 def test_every_channel_can_be_used(api, customer, channel):
     assert _post(api, customer, {"type": "inquiry", "channel": channel}).json["channel"] == channel
+
+
+def test_a_message_needs_subject_and_text_and_a_known_direction(api, customer):
+    assert_problem(_post(api, customer, {"type": "message", "channel": "email"}), 400, "subject", "text")
+    bad = {"type": "message", "channel": "email", "subject": "s", "text": "t", "direction": "sideways"}
+    assert_problem(_post(api, customer, bad), 400, "direction")
 
 
 def test_unknown_type_and_channel_are_400(api, customer):
