@@ -2,9 +2,10 @@
 
 from chalice import Chalice
 
-from chalicelib.api import customers, deps, http, interactions, openapi
+from chalicelib.api import cases, customers, deps, http, interactions, openapi
 from chalicelib.api.middleware import http_middleware
 from chalicelib.config import get_settings
+from chalicelib.events import cases as case_events
 from chalicelib.events import customer_stream, loyalty
 
 settings = get_settings()
@@ -16,5 +17,7 @@ app.register_middleware(http_middleware(settings.cors_allowed_origins, settings.
 app.register_blueprint(openapi.bp)
 app.register_blueprint(customers.bp)
 app.register_blueprint(interactions.bp)
+app.register_blueprint(cases.bp)
 app.register_blueprint(customer_stream.bp)
 app.register_blueprint(loyalty.bp)
+app.register_blueprint(case_events.bp)

@@ -45,6 +45,7 @@ def aws():
         )
         stack = cloudformation.describe_stacks(StackName="crm-local")["Stacks"][0]
         assert stack["StackStatus"] == "CREATE_COMPLETE"
+        boto3.client("ses").verify_email_identity(EmailAddress=get_settings().mail_from)
         yield {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
 
 
@@ -71,11 +72,30 @@ def _trim_stream(table_name: str) -> None:
         shard.items.clear()
 
 
+def _purge_queues() -> None:
+    # SQS allows one PurgeQueue a minute; emptying moto's queues directly has no such limit.
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs.models import sqs_backends
+
+    for queue in sqs_backends[DEFAULT_ACCOUNT_ID]["eu-north-1"].queues.values():
+        queue._messages.clear()
+        queue._pending_messages.clear()
+
+
+def _clear_sent_mail() -> None:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    ses_backends[DEFAULT_ACCOUNT_ID]["eu-north-1"].sent_messages.clear()
+
+
 @pytest.fixture
 def tables(aws):
-    """Empty tables for each test (the stack itself is deployed once)."""
+    """Empty tables, queues and mailbox for each test (the stack itself is deployed once)."""
+    _purge_queues()
+    _clear_sent_mail()
     settings = get_settings()
-    for name in (settings.customers_table, settings.interactions_table):
+    for name in (settings.customers_table, settings.interactions_table, settings.cases_table):
         _wipe(name)
         _trim_stream(name)
     return aws

@@ -99,3 +99,42 @@ def event_publisher():
 
     settings = get_settings()
     return SqsEventPublisher(settings.events_queue_name, settings.region)
+
+
+@lru_cache(maxsize=1)
+def case_repository():
+    from chalicelib.store.cases import CaseRepository
+
+    return CaseRepository(get_settings().region)
+
+
+@lru_cache(maxsize=1)
+def sla():
+    import os
+
+    from chalicelib.domain.cases import sla_from_env
+
+    return sla_from_env(os.environ)
+
+
+@lru_cache(maxsize=1)
+def mailer():
+    from chalicelib.store.mail import SesMailer
+
+    settings = get_settings()
+    return SesMailer(settings.mail_from, settings.region)
+
+
+@lru_cache(maxsize=1)
+def follow_up_queue():
+    from chalicelib.store.mail import SqsWorkQueue
+
+    settings = get_settings()
+    return SqsWorkQueue(settings.follow_up_queue_name, settings.region)
+
+
+def case_service():
+    from chalicelib.services.cases import CaseService
+
+    customers, _ = repositories()
+    return CaseService(case_repository(), customers, clock, sla(), mailer, follow_up_queue, cursor_codec())

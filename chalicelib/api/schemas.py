@@ -111,6 +111,9 @@ _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz
 
 
 def _timestamp(value: Any) -> datetime:
+    if isinstance(value, str) and re.search(r"\d \d{2}:\d{2}$", value):
+        # An unencoded "+01:00" in a query string arrives as " 01:00".
+        value = value[:-6] + "+" + value[-5:]
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-03-01T09:30:00+01:00")
     try:
@@ -494,3 +497,113 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     errors: list[ProblemFieldError] | None = None
+
+
+# -- cases -------------------------------------------------------------------------------
+
+CaseStatus = Literal["open", "acknowledged", "in_progress", "resolved", "closed", "reopened"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class CaseHistoryOut(BaseModel):
+    at: str
+    by: str
+    # "from"/"to" are Python keywords: the names are set through aliases.
+    from_: str | None = Field(None, alias="from")
+    to: str | None
+    note: str | None
+
+
+class CaseOut(BaseModel):
+    id: str
+    customer_id: str
+    interaction_id: str
+    subject: str
+    severity: Severity
+    status: CaseStatus
+    assignee: str | None
+    opened_at: str
+    first_response_due: str
+    resolution_due: str
+    escalation_level: int
+    contact_status: str | None = Field(
+        description="how the customer was told: acknowledged_by_email, no_email_address, customer_deleted"
+    )
+    acknowledged_at: str | None
+    resolution: str | None
+    satisfaction: int | None
+    history: list[CaseHistoryOut]
+    version: int
+
+    @classmethod
+    def of(cls, c) -> dict:
+        def ts(value):
+            return to_rfc3339(value) if value else None
+
+        return {
+            "id": c.id,
+            "customer_id": c.customer_id,
+            "interaction_id": c.interaction_id,
+            "subject": c.subject,
+            "severity": c.severity,
+            "status": c.status,
+            "assignee": c.assignee,
+            "opened_at": ts(c.opened_at),
+            "first_response_due": ts(c.first_response_due),
+            "resolution_due": ts(c.resolution_due),
+            "escalation_level": c.escalation_level,
+            "contact_status": c.contact_status,
+            "acknowledged_at": ts(c.acknowledged_at),
+            "resolution": c.resolution,
+            "satisfaction": c.satisfaction,
+            "history": [
+                {"at": ts(h.at), "by": h.by, "from": h.from_status, "to": h.to_status, "note": h.note}
+                for h in c.history
+            ],
+            "version": c.version,
+        }
+
+
+class CasePage(BaseModel):
+    items: list[CaseOut]
+    next_cursor: str | None
+
+
+class CaseListQuery(PageQuery):
+    status: CaseStatus | None = None
+    severity: Severity | None = None
+    assignee: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    due_before: Timestamp | None = None
+
+
+Text = Annotated[str, Field(min_length=1, max_length=4000), BeforeValidator(_checked(_not_blank))]
+
+
+class CasePatch(Strict):
+    """Assign, change status and/or add a note. `null` unassigns."""
+
+    status: CaseStatus | None = None
+    assignee: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    note: Text | None = None
+    resolution: Text | None = None
+    satisfaction: Annotated[StrictInt, Field(ge=1, le=5)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CasePatch:
+        errors = []
+        if not self.model_fields_set:
+            errors.append(FieldError("body", "names nothing to change (status, assignee, note)"))
+        if self.status == "resolved" and not self.resolution:
+            errors.append(FieldError("resolution", "is required to resolve a case"))
+        if self.resolution is not None and self.status != "resolved":
+            errors.append(FieldError("resolution", "is only given with status resolved"))
+        if self.satisfaction is not None and self.status != "closed":
+            errors.append(FieldError("satisfaction", "is only given with status closed"))
+        if "status" in self.model_fields_set and self.status is None:
+            errors.append(FieldError("status", "cannot be null"))
+        if errors:
+            raise RequestFieldErrors(errors)
+        return self
+
+    def changes(self) -> dict:
+        return {name: getattr(self, name) for name in self.model_fields_set}

@@ -72,3 +72,40 @@ def events_from_customer_record(
                 )
             ]
     return []
+
+
+def events_from_case_record(
+    record_id: str, event_name: str, old: Mapping | None, new: Mapping | None, at: datetime
+) -> list[Event]:
+    """Events implied by one stream record of the cases table."""
+    if event_name != "MODIFY":
+        return []
+    before, after = _n(old, "escalation_level") or 0, _n(new, "escalation_level") or 0
+    if after <= before:
+        return []
+    customer_id = _s(new, "customer_id") or ""
+    missed = sorted(set(_list(new, "escalated_for")) - set(_list(old, "escalated_for")))
+    return [
+        Event(
+            id=record_id,
+            type="case.escalated",
+            occurred_at=at,
+            subject=customer_id,
+            data={
+                "case_id": _s(new, "id"),
+                "customer_id": customer_id,
+                "severity": _s(new, "severity"),
+                "status": _s(new, "status"),
+                "escalation_level": after,
+                "missed": missed,
+                "time": to_rfc3339(at),
+            },
+        )
+    ]
+
+
+def _list(image: Mapping | None, name: str) -> list[str]:
+    value = (image or {}).get(name)
+    if isinstance(value, Mapping) and "L" in value:
+        return [v.get("S", "") for v in value["L"]]
+    return []

@@ -1,6 +1,6 @@
 """Customers stream consumer: what follows a change to a customer's items.
 
-- a deleted profile: remove the customer's timeline and loyalty items;
+- a deleted profile: remove the customer's timeline, loyalty items and cases;
 - a changed loyalty tier: publish `loyalty.tier_changed` on the events queue.
 
 Every step is idempotent (deleting what is gone, publishing with the record's id as the
@@ -31,6 +31,7 @@ def _purge(customer_id: str) -> None:
     _, interactions = deps.repositories()
     removed = interactions.delete_all_of(customer_id)
     deps.loyalty_repository().delete_all_of(customer_id)
+    deps.case_repository().delete_all_of(customer_id)
     logger.info("customer data purged", extra={"customer_id": customer_id, "interactions": removed})
 
 

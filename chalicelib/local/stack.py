@@ -133,6 +133,7 @@ def deploy(stage: str = "local", *, timeout: float = 60.0) -> dict[str, str]:
         stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
         status = stack["StackStatus"]
         if status == "CREATE_COMPLETE":
+            verify_sender()
             return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
         if not status.endswith("_IN_PROGRESS"):
             reason = stack.get("StackStatusReason", "no reason given")
@@ -140,6 +141,16 @@ def deploy(stage: str = "local", *, timeout: float = 60.0) -> dict[str, str]:
         if time.monotonic() > deadline:
             raise TimeoutError(f"stack {name} still {status} after {timeout:.0f} s")
         time.sleep(0.2)
+
+
+def verify_sender() -> None:
+    """SES sends only from verified identities; in the cloud the sender is verified once by
+    hand (a domain or address you own), locally moto verifies it here."""
+    import boto3
+
+    from chalicelib.config import Settings
+
+    boto3.client("ses").verify_email_identity(EmailAddress=Settings.from_env().mail_from)
 
 
 def chalice_config(app: Any, stage: str = "local") -> Config:

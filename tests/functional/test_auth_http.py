@@ -26,6 +26,10 @@ ROLE_MATRIX = {
     ("GET", "/customers/{customer_id}/interactions"): {"staff"},
     ("GET", "/customers/{customer_id}/interactions/{interaction_id}"): {"staff"},
     ("GET", "/customers/{customer_id}/loyalty"): {"staff"},
+    ("GET", "/customers/{customer_id}/cases"): {"staff"},
+    ("GET", "/cases"): {"staff"},
+    ("GET", "/cases/{case_id}"): {"staff"},
+    ("PATCH", "/cases/{case_id}"): {"staff"},
 }
 
 

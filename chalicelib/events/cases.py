@@ -1,0 +1,115 @@
+"""Complaint case consumers: open cases from the interactions stream, acknowledge them from
+the follow-up queue, escalate missed deadlines every five minutes, and publish case events
+from the cases stream. Each reports failures per record (Powertools batch processing)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from chalice import Blueprint, Rate
+
+from chalicelib.api import deps
+from chalicelib.config import get_settings
+from chalicelib.domain.clock import parse_rfc3339
+from chalicelib.domain.events import events_from_case_record
+from chalicelib.domain.interactions import Interaction
+from chalicelib.observability import logger
+
+bp = Blueprint(__name__)
+_streams = BatchProcessor(event_type=EventType.DynamoDBStreams)
+_queue = BatchProcessor(event_type=EventType.SQS)
+
+
+class BadFollowUp(ValueError):
+    pass
+
+
+def _complaint(record: DynamoDBRecord) -> Interaction | None:
+    raw = record.raw_event
+    if raw.get("eventName") != "INSERT":
+        return None
+    image = (raw.get("dynamodb") or {}).get("NewImage") or {}
+    if (image.get("type") or {}).get("S") != "complaint":
+        return None
+    text = {name: (value or {}).get("S") for name, value in image.items()}
+    opened = text.get("occurred_at") or text.get("created_at")
+    return Interaction(
+        id=text["id"],
+        customer_id=text["customer_id"],
+        type="complaint",
+        channel=text.get("channel") or "web",
+        occurred_at=parse_rfc3339(opened),
+        created_at=parse_rfc3339(text.get("created_at") or opened),
+        severity=text.get("severity"),
+        subject=text.get("subject"),
+    )
+
+
+def _open_case(record: DynamoDBRecord) -> None:
+    complaint = _complaint(record)
+    if complaint is not None:
+        case = deps.case_service().open_for_complaint(complaint)
+        logger.info("case opened", extra={"case_id": case.id, "severity": case.severity})
+
+
+@bp.on_dynamodb_record(
+    stream_arn=get_settings().interactions_stream_arn, batch_size=25, starting_position="TRIM_HORIZON"
+)
+def open_cases(event):
+    return process_partial_response(
+        event=event.to_dict(), record_handler=_open_case, processor=_streams, context=event.context
+    )
+
+
+def _follow_up(record: SQSRecord) -> None:
+    try:
+        body = json.loads(record.body)
+        case_id = body["case_id"]
+    except (ValueError, KeyError, TypeError):
+        raise BadFollowUp("a follow-up message needs a JSON body with case_id") from None
+    case = deps.case_service().acknowledge(case_id)
+    logger.info("case followed up", extra={"case_id": case.id, "contact_status": case.contact_status})
+
+
+@bp.on_sqs_message(queue=get_settings().follow_up_queue_name, batch_size=10)
+def send_follow_ups(event):
+    return process_partial_response(
+        event=event.to_dict(), record_handler=_follow_up, processor=_queue, context=event.context
+    )
+
+
+@bp.schedule(Rate(5, unit=Rate.MINUTES))
+def escalate_overdue_cases(event):
+    """Every five minutes: escalate the active cases past a deadline (by_due index)."""
+    escalated = deps.case_service().escalate_overdue()
+    logger.info("overdue cases escalated", extra={"cases": escalated})
+    return {"escalated": escalated}
+
+
+def _publish(record: DynamoDBRecord) -> None:
+    raw = record.raw_event
+    data = raw.get("dynamodb") or {}
+    created = data.get("ApproximateCreationDateTime")
+    at = datetime.fromtimestamp(float(created), UTC) if created is not None else deps.clock.now()
+    for event in events_from_case_record(
+        raw.get("eventID") or data.get("SequenceNumber", ""),
+        raw.get("eventName", ""),
+        data.get("OldImage"),
+        data.get("NewImage"),
+        at,
+    ):
+        deps.event_publisher().publish(event)
+        logger.info("event published", extra={"event_type": event.type, "customer_id": event.subject})
+
+
+@bp.on_dynamodb_record(
+    stream_arn=get_settings().cases_stream_arn, batch_size=100, starting_position="TRIM_HORIZON"
+)
+def on_case_change(event):
+    return process_partial_response(
+        event=event.to_dict(), record_handler=_publish, processor=_streams, context=event.context
+    )

@@ -1,0 +1,248 @@
+"""Complaint case use cases: open a case from a complaint, acknowledge it to the customer,
+let staff move it through its status flow, and escalate missed deadlines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from chalicelib.domain import cases as rules
+from chalicelib.domain import ids
+from chalicelib.domain.cases import Case, TransitionError
+from chalicelib.domain.clock import Clock
+from chalicelib.domain.interactions import Interaction
+from chalicelib.domain.messages import acknowledgement
+from chalicelib.errors import Conflict, FieldError, NotFound, PreconditionFailed
+from chalicelib.store.cases import CaseChanged, CaseRepository
+from chalicelib.store.customers import CustomerRepository
+from chalicelib.store.pagination import CursorCodec, Page
+
+MAX_ATTEMPTS = 3
+NO_EMAIL = "no_email_address"
+CUSTOMER_GONE = "customer_deleted"
+ACKNOWLEDGED_BY_EMAIL = "acknowledged_by_email"
+
+
+class Mailer(Protocol):
+    def send(self, to: str, subject: str, text: str) -> str: ...
+
+
+class WorkQueue(Protocol):
+    def send(self, body: dict) -> None: ...
+
+
+class UnknownCase(Exception):
+    pass
+
+
+class CaseService:
+    def __init__(
+        self,
+        cases: CaseRepository,
+        customers: CustomerRepository,
+        clock: Clock,
+        sla: Mapping[str, tuple[timedelta, timedelta]],
+        mailer: Callable[[], Mailer],
+        follow_ups: Callable[[], WorkQueue],
+        cursors: CursorCodec | None = None,
+        new_interaction_id: Callable[[datetime], str] = lambda at: ids.new_id(ids.INTERACTION, at),
+    ) -> None:
+        self._cases = cases
+        self._customers = customers
+        self._clock = clock
+        self._sla = sla
+        self._mailer = mailer
+        self._follow_ups = follow_ups
+        self._cursors = cursors
+        self._new_interaction_id = new_interaction_id
+
+    # -- from the interactions stream ------------------------------------------------------
+
+    def open_for_complaint(self, complaint: Interaction) -> Case:
+        """Open the complaint's case (once: the case id derives from the complaint's id) and
+        ask for its follow-up, unless the case is past needing one."""
+        case = rules.open_case(
+            customer_id=complaint.customer_id,
+            interaction_id=complaint.id,
+            subject=complaint.subject or "",
+            severity=complaint.severity or "medium",
+            opened_at=self._clock.now(),
+            sla=self._sla,
+        )
+        if not self._cases.create(case):
+            case = self._cases.get(case.id) or case
+        if case.contact_status is None:
+            self._follow_ups().send({"type": "case.follow_up", "case_id": case.id})
+        return case
+
+    # -- the follow-up consumer ----------------------------------------------------------------
+
+    def acknowledge(self, case_id: str) -> Case:
+        """Send the customer the acknowledgement of their case, record it on their timeline and
+        move the case to acknowledged. Idempotent: only the delivery that claims the case sends
+        the email (at most once); a later delivery finishes the recording without sending."""
+        for _ in range(MAX_ATTEMPTS):
+            case = self._cases.get(case_id)
+            if case is None:
+                raise UnknownCase(case_id)
+            if case.contact_status is not None:
+                return case
+            try:
+                if case.ack_interaction_id is None:
+                    case = self._claim_and_send(case)
+                    if case.contact_status is not None:
+                        return case
+                return self._record_acknowledgement(case)
+            except CaseChanged:
+                continue
+        raise CaseChanged(case_id)
+
+    def _claim_and_send(self, case: Case) -> Case:
+        now = self._clock.now()
+        customer = self._customers.get(case.customer_id)
+        if customer is None or not customer.email:
+            reason = CUSTOMER_GONE if customer is None else NO_EMAIL
+            note = (
+                "No acknowledgement sent: the customer has no email address."
+                if customer
+                else "No acknowledgement sent: the customer was deleted."
+            )
+            return self._cases.update(
+                case, rules.add_note(replace(case, contact_status=reason), note, by="system", at=now)
+            )
+        hours = case.first_response_due - case.opened_at
+        message = acknowledgement(
+            customer.locale,
+            name=customer.name,
+            preferred_name=customer.preferred_name,
+            case_ref=case.id,
+            complaint_subject=case.subject,
+            first_response=hours,
+        )
+        claimed = replace(
+            case,
+            ack_interaction_id=self._new_interaction_id(now),
+            ack_subject=message.subject,
+            ack_text=message.text,
+            ack_claimed_at=now,
+        )
+        claimed = self._cases.update(case, claimed)
+        self._mailer().send(customer.email, message.subject, message.text)
+        return claimed
+
+    def _record_acknowledgement(self, case: Case) -> Case:
+        now = self._clock.now()
+        sent_at = case.ack_claimed_at or now
+        entry = Interaction(
+            id=case.ack_interaction_id or self._new_interaction_id(sent_at),
+            customer_id=case.customer_id,
+            type="message",
+            channel="email",
+            direction="outbound",
+            occurred_at=sent_at,
+            created_at=now,
+            subject=case.ack_subject,
+            text=case.ack_text,
+            case_id=case.id,
+        )
+        after = replace(case, contact_status=ACKNOWLEDGED_BY_EMAIL)
+        if after.status == "open":
+            after = rules.transition(
+                after, "acknowledged", by="system", at=sent_at, note="Acknowledgement emailed."
+            )
+        else:
+            after = rules.add_note(after, "Acknowledgement emailed.", by="system", at=sent_at)
+        return self._cases.update(case, after, timeline_entry=entry)
+
+    # -- staff -------------------------------------------------------------------------------
+
+    def get(self, case_id: str) -> Case:
+        case = self._cases.get(case_id)
+        if case is None:
+            raise NotFound(f"No case has the id {case_id!r}.")
+        return case
+
+    def change(self, case_id: str, changes: dict, if_match: int | None, by: str) -> Case:
+        """Assign, move along the status flow and/or add a note, in one write."""
+        for _ in range(MAX_ATTEMPTS):
+            before = self.get(case_id)
+            if if_match is not None and before.version != if_match:
+                raise PreconditionFailed(
+                    f"The case is at version {before.version}, not {if_match}: re-read it and retry."
+                )
+            after = self._apply(before, changes, by)
+            try:
+                return self._cases.update(before, after)
+            except CaseChanged:
+                if if_match is not None:
+                    raise PreconditionFailed(
+                        "The case was changed by another request: re-read it and retry."
+                    ) from None
+        raise Conflict("The case is being changed by other requests right now: retry.")
+
+    def _apply(self, case: Case, changes: dict, by: str) -> Case:
+        now = self._clock.now()
+        if "assignee" in changes and changes["assignee"] != case.assignee:
+            case = rules.assign(case, changes["assignee"], by=by, at=now)
+        status = changes.get("status")
+        if status is not None and status != case.status:
+            extra = {}
+            if status == "resolved":
+                extra["resolution"] = changes["resolution"]
+            if status == "closed" and changes.get("satisfaction") is not None:
+                extra["satisfaction"] = changes["satisfaction"]
+            try:
+                case = rules.transition(case, status, by=by, at=now, note=changes.get("note"), **extra)
+            except TransitionError as error:
+                raise Conflict(
+                    str(error),
+                    errors=[FieldError("status", f"allowed from {error.current}: {list(error.allowed)}")],
+                ) from None
+        elif changes.get("note"):
+            case = rules.add_note(case, changes["note"], by=by, at=now)
+        return case
+
+    def list(self, *, status, severity, assignee, due_before, limit: int, cursor: str | None) -> Page[Case]:
+        assert self._cursors is not None
+        scope = f"cases?status={status}&severity={severity}&assignee={assignee}&due_before={due_before}"
+        start = self._cursors.decode(scope, cursor) if cursor else None
+        items, next_key = self._cases.list(
+            status=status,
+            severity=severity,
+            assignee=assignee,
+            due_before=due_before,
+            limit=limit,
+            start=start,
+        )
+        return Page(items, self._cursors.encode(scope, next_key) if next_key else None)
+
+    def of_customer(self, customer_id: str, limit: int, cursor: str | None) -> Page[Case]:
+        assert self._cursors is not None
+        if self._customers.get(customer_id) is None:
+            raise NotFound(f"No customer has the id {customer_id!r}.")
+        scope = f"cases:{customer_id}"
+        start = self._cursors.decode(scope, cursor) if cursor else None
+        items, next_key = self._cases.of_customer(customer_id, limit, start)
+        return Page(items, self._cursors.encode(scope, next_key) if next_key else None)
+
+    # -- the escalation sweep ------------------------------------------------------------------
+
+    def escalate_overdue(self) -> int:
+        """Escalate every active case past its next deadline, once per missed deadline."""
+        now = self._clock.now()
+        escalated = 0
+        for case_id in list(self._cases.overdue(now)):
+            for _ in range(MAX_ATTEMPTS):
+                case = self._cases.get(case_id)
+                after = rules.escalate(case, now) if case else None
+                if after is None:
+                    break
+                try:
+                    self._cases.update(case, after)
+                    escalated += 1
+                    break
+                except CaseChanged:
+                    continue
+        return escalated

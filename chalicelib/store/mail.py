@@ -1,0 +1,51 @@
+"""Email through Amazon SES (moto records what it sends, so tests read it back)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+
+class SesMailer:
+    def __init__(self, sender: str, region: str) -> None:
+        self._sender = sender
+        self._region = region
+
+    @cached_property
+    def _client(self):
+        import boto3
+
+        return boto3.client("ses", region_name=self._region)
+
+    def send(self, to: str, subject: str, text: str) -> str:
+        response = self._client.send_email(
+            Source=self._sender,
+            Destination={"ToAddresses": [to]},
+            Message={
+                "Subject": {"Data": subject, "Charset": "UTF-8"},
+                "Body": {"Text": {"Data": text, "Charset": "UTF-8"}},
+            },
+        )
+        return response["MessageId"]
+
+
+class SqsWorkQueue:
+    """A queue of work messages (JSON bodies), such as case follow-ups."""
+
+    def __init__(self, queue_name: str, region: str) -> None:
+        self._queue_name = queue_name
+        self._region = region
+
+    @cached_property
+    def _client(self):
+        import boto3
+
+        return boto3.client("sqs", region_name=self._region)
+
+    @cached_property
+    def _url(self) -> str:
+        return self._client.get_queue_url(QueueName=self._queue_name)["QueueUrl"]
+
+    def send(self, body: dict) -> None:
+        import json
+
+        self._client.send_message(QueueUrl=self._url, MessageBody=json.dumps(body, sort_keys=True))

@@ -1,0 +1,357 @@
+"""Complaint cases, end to end through the consumers: complaint → case → follow-up queue →
+acknowledgement (read back from moto's SES) → timeline → status; escalation; transitions."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+
+from chalicelib.config import get_settings
+from tests.functional.conftest import Api, assert_problem
+from tests.integration.streams import interaction_records, stream_records
+
+SCHEDULED = json.loads((Path(__file__).parent / "events" / "scheduled_daily.json").read_text())
+
+
+@pytest.fixture
+def api(client, staff_token, frozen_clock) -> Api:
+    return Api(client, staff_token)
+
+
+@pytest.fixture
+def pump(chalice_app, tables):
+    from chalicelib.local.pump import EventPump
+
+    return EventPump(chalice_app, poll_interval=0.01)
+
+
+def sent_mail() -> list:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    return list(ses_backends[DEFAULT_ACCOUNT_ID]["eu-north-1"].sent_messages)
+
+
+def complain(api: Api, customer: dict, severity: str = "high", subject: str = "Trasig leverans") -> dict:
+    reply = api.post(
+        f"/customers/{customer['id']}/interactions",
+        {"type": "complaint", "channel": "phone", "severity": severity, "subject": subject},
+    )
+    assert reply.status == 201, reply.json
+    return reply.json
+
+
+def the_case(api: Api, customer: dict) -> dict:
+    cases = api.get(f"/customers/{customer['id']}/cases").json["items"]
+    assert len(cases) == 1, cases
+    return cases[0]
+
+
+LANGUAGES = [
+    ("sv-SE", "Åsa Öberg", "Åsa", "Trasig leverans", "inom 4 timmar", "Hej Åsa"),
+    ("fi", "Jyrki Mäkelä", None, "Paketti ei tullut", "4 tunnin kuluessa", "Hei Jyrki Mäkelä"),
+    ("sl", "Saša Kovačič", "Saša", "Poškodovan paket", "v 4 urah", "Saša"),
+    ("tl", "Maria Dela Cruz", "Ria", "Sirang produkto", "sa loob ng 4 na oras", "Ria"),
+    ("en-GB", "Nguyễn Văn An", "An", "Late delivery", "within 4 hours", "Dear An"),
+]
+
+
+@pytest.mark.parametrize(("locale", "name", "preferred", "subject", "promise", "greeting"), LANGUAGES)
+def test_a_complaint_is_acknowledged_in_the_customers_language(
+    api, pump, locale, name, preferred, subject, promise, greeting
+):
+    customer = api.create_customer(
+        name=name, preferred_name=preferred, locale=locale, email="kund@example.com"
+    )
+    complaint = complain(api, customer, "high", subject)
+    pump.drain()
+
+    case = the_case(api, customer)
+    assert (case["interaction_id"], case["subject"], case["severity"]) == (complaint["id"], subject, "high")
+    assert case["status"] == "acknowledged" and case["contact_status"] == "acknowledged_by_email"
+    assert [(h["from"], h["to"]) for h in case["history"]] == [(None, "open"), ("open", "acknowledged")]
+    assert case["first_response_due"] == "2026-11-26T16:00:00.000Z"
+    assert case["resolution_due"] == "2026-11-27T12:00:00.000Z"
+
+    [mail] = sent_mail()
+    assert mail.destinations["ToAddresses"] == ["kund@example.com"]
+    assert (
+        case["id"] in mail.subject and subject in mail.body and promise in mail.body and greeting in mail.body
+    )
+    messages = api.get(f"/customers/{customer['id']}/interactions?type=message").json["items"]
+    assert [(m["direction"], m["channel"], m["subject"], m["text"], m["case_id"]) for m in messages] == [
+        ("outbound", "email", mail.subject, mail.body, case["id"])
+    ]
+
+
+def test_redelivered_records_and_follow_ups_never_open_a_second_case_or_send_twice(client, api, pump):
+    customer = api.create_customer(email="a@example.com", locale="sv")
+    complain(api, customer)
+    records = interaction_records()
+    for _ in range(3):
+        assert client.lambda_.invoke("open_cases", {"Records": records}).payload == {"batchItemFailures": []}
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=get_settings().follow_up_queue_name)["QueueUrl"]
+    assert (
+        int(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"][
+                "ApproximateNumberOfMessages"
+            ]
+        )
+        == 3
+    )
+    pump.drain()
+    case = the_case(api, customer)
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"type": "case.follow_up", "case_id": case["id"]}))
+    pump.drain()
+    assert len(sent_mail()) == 1
+    assert len(api.get(f"/customers/{customer['id']}/interactions?type=message").json["items"]) == 1
+    assert the_case(api, customer)["status"] == "acknowledged"
+
+
+def test_a_follow_up_that_stopped_after_sending_is_finished_without_sending_again(api, pump, monkeypatch):
+    from chalicelib.services.cases import CaseService
+
+    customer = api.create_customer(email="a@example.com")
+    complain(api, customer)
+    original = CaseService._record_acknowledgement
+    calls = {"n": 0}
+
+    def crash_once(self, case):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("the process stopped after sending")
+        return original(self, case)
+
+    monkeypatch.setattr(CaseService, "_record_acknowledgement", crash_once)
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=get_settings().follow_up_queue_name)["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "0"})
+    try:
+        pump.drain()
+    finally:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "180"})
+    assert len(sent_mail()) == 1
+    assert the_case(api, customer)["contact_status"] == "acknowledged_by_email"
+    assert len(api.get(f"/customers/{customer['id']}/interactions?type=message").json["items"]) == 1
+
+
+def test_a_poison_follow_up_goes_to_the_dead_letter_queue_after_5_receives(pump):
+    sqs = boto3.client("sqs")
+    name = get_settings().follow_up_queue_name
+    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName=f"{name}-dlq")["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "0"})
+    try:
+        sqs.send_message(QueueUrl=url, MessageBody="not json")
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"case_id": "case_NOPE"}))
+        pump.drain(timeout=20)
+    finally:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "180"})
+    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])[
+        "Messages"
+    ]
+    assert sorted(m["Body"] for m in dead) == sorted(["not json", json.dumps({"case_id": "case_NOPE"})])
+    # Five receives from the follow-up queue, and this test's own receive from the DLQ.
+    assert {int(m["Attributes"]["ApproximateReceiveCount"]) - 1 for m in dead} == {5}
+
+
+def test_a_customer_without_email_is_not_emailed_and_the_case_says_why(api, pump):
+    customer = api.create_customer(name="Päivi Virtanen", locale="fi")
+    complain(api, customer)
+    pump.drain()
+    case = the_case(api, customer)
+    assert case["contact_status"] == "no_email_address" and case["status"] == "open"
+    assert "no email address" in case["history"][-1]["note"]
+    assert sent_mail() == []
+    assert api.get(f"/customers/{customer['id']}/interactions?type=message").json["items"] == []
+
+
+def _events() -> list[dict]:
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=get_settings().events_queue_name)["QueueUrl"]
+    found = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        for m in messages:
+            found.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return found
+
+
+def test_overdue_cases_are_escalated_once_per_missed_deadline(client, api, pump, frozen_clock):
+    customer = api.create_customer(name="No Mail")
+    complain(api, customer, "critical")
+    pump.drain()
+    assert client.lambda_.invoke("escalate_overdue_cases", SCHEDULED).payload == {"escalated": 0}
+
+    frozen_clock.advance(timedelta(hours=1, minutes=1))
+    for expected in (1, 0):
+        assert client.lambda_.invoke("escalate_overdue_cases", SCHEDULED).payload == {"escalated": expected}
+    case = the_case(api, customer)
+    assert case["escalation_level"] == 1
+    assert "first response" in case["history"][-1]["note"]
+
+    frozen_clock.advance(timedelta(hours=7))
+    for expected in (1, 0, 0):
+        assert client.lambda_.invoke("escalate_overdue_cases", SCHEDULED).payload == {"escalated": expected}
+    assert the_case(api, customer)["escalation_level"] == 2
+
+    records = stream_records(get_settings().cases_table)
+    for _ in range(2):
+        assert client.lambda_.invoke("on_case_change", {"Records": records}).payload == {
+            "batchItemFailures": []
+        }
+    events = [e for e in _events() if e["type"] == "case.escalated"]
+    assert [(e["data"]["escalation_level"], e["data"]["missed"]) for e in events] == [
+        (1, ["first_response"]),
+        (2, ["resolution"]),
+    ]
+
+
+def test_an_acknowledged_case_is_escalated_only_when_its_resolution_is_late(client, api, pump, frozen_clock):
+    customer = api.create_customer(email="a@example.com")
+    complain(api, customer, "critical")
+    pump.drain()
+    frozen_clock.advance(timedelta(hours=2))
+    assert client.lambda_.invoke("escalate_overdue_cases", SCHEDULED).payload == {"escalated": 0}
+    frozen_clock.advance(timedelta(hours=7))
+    assert client.lambda_.invoke("escalate_overdue_cases", SCHEDULED).payload == {"escalated": 1}
+
+
+@pytest.fixture
+def case_in(api, pump):
+    """A case brought to a given status through the API."""
+
+    def make(status: str) -> dict:
+        customer = api.create_customer(name=f"Kund {status}")
+        complain(api, customer)
+        pump.drain()
+        case = the_case(api, customer)
+        path = {
+            "open": [],
+            "acknowledged": [{"status": "acknowledged"}],
+            "in_progress": [{"status": "acknowledged"}, {"status": "in_progress"}],
+            "resolved": [
+                {"status": "acknowledged"},
+                {"status": "in_progress"},
+                {"status": "resolved", "resolution": "Ny vara skickad."},
+            ],
+            "closed": [
+                {"status": "acknowledged"},
+                {"status": "in_progress"},
+                {"status": "resolved", "resolution": "Ny vara skickad."},
+                {"status": "closed"},
+            ],
+            "reopened": [
+                {"status": "acknowledged"},
+                {"status": "in_progress"},
+                {"status": "resolved", "resolution": "Ny vara skickad."},
+                {"status": "reopened"},
+            ],
+        }[status]
+        for change in path:
+            reply = api.patch(f"/cases/{case['id']}", change)
+            assert reply.status == 200, reply.json
+            case = reply.json
+        assert case["status"] == status
+        return case
+
+    return make
+
+
+ALLOWED = {
+    "open": {"acknowledged"},
+    "acknowledged": {"in_progress"},
+    "in_progress": {"resolved"},
+    "resolved": {"closed", "reopened"},
+    "reopened": {"in_progress"},
+    "closed": set(),
+}
+STATUSES = list(ALLOWED)
+
+
+@pytest.mark.parametrize("current", STATUSES)
+def test_every_transition_outside_the_flow_is_409_naming_the_allowed_ones(api, case_in, current):
+    case = case_in(current)
+    for wanted in STATUSES:
+        if wanted == current or wanted in ALLOWED[current]:
+            continue
+        body = {"status": wanted} | ({"resolution": "x"} if wanted == "resolved" else {})
+        problem = assert_problem(api.patch(f"/cases/{case['id']}", body), 409, "status")
+        for allowed in ALLOWED[current]:
+            assert allowed in problem["detail"]
+    assert api.get(f"/cases/{case['id']}").json["status"] == current
+
+
+def test_resolving_needs_a_resolution_and_closing_may_record_satisfaction(api, case_in):
+    case = case_in("in_progress")
+    assert_problem(api.patch(f"/cases/{case['id']}", {"status": "resolved"}), 400, "resolution")
+    resolved = api.patch(f"/cases/{case['id']}", {"status": "resolved", "resolution": "Refunded."}).json
+    assert resolved["resolution"] == "Refunded."
+    for bad in (0, 6, "5", 4.5):
+        assert_problem(
+            api.patch(f"/cases/{case['id']}", {"status": "closed", "satisfaction": bad}), 400, "satisfaction"
+        )
+    assert_problem(api.patch(f"/cases/{case['id']}", {"satisfaction": 4}), 400, "satisfaction")
+    closed = api.patch(f"/cases/{case['id']}", {"status": "closed", "satisfaction": 4}).json
+    assert (closed["status"], closed["satisfaction"]) == ("closed", 4)
+
+
+def test_a_reopened_case_goes_back_to_work(api, case_in):
+    case = case_in("reopened")
+    assert case["resolution"] is None
+    assert (
+        api.patch(
+            f"/cases/{case['id']}", {"status": "in_progress", "note": "Kunden hörde av sig igen."}
+        ).status
+        == 200
+    )
+
+
+def test_staff_assign_and_note_cases_and_if_match_is_honoured(api, case_in):
+    case = case_in("acknowledged")
+    etag = api.get(f"/cases/{case['id']}").headers["etag"]
+    reply = api.patch(
+        f"/cases/{case['id']}", {"assignee": "agent-7", "note": "Ringer kunden."}, headers={"If-Match": etag}
+    )
+    assert reply.status == 200
+    body = reply.json
+    assert body["assignee"] == "agent-7"
+    assert [h["note"] for h in body["history"][-2:]] == ["Assigned to agent-7.", "Ringer kunden."]
+    assert body["history"][-1]["by"] == "staff-1"
+    assert_problem(api.patch(f"/cases/{case['id']}", {"note": "late"}, headers={"If-Match": etag}), 412)
+    assert_problem(api.patch(f"/cases/{case['id']}", {}), 400, "body")
+    assert_problem(api.patch(f"/cases/{case['id']}", {"status": None}), 400, "status")
+    assert_problem(api.get("/cases/case_nope"), 404)
+
+
+def test_cases_are_listed_due_first_and_filtered(api, pump, frozen_clock):
+    made = {}
+    for severity in ("low", "critical", "medium", "high"):
+        customer = api.create_customer(name=f"Kund {severity}")
+        complain(api, customer, severity)
+        made[severity] = customer
+    pump.drain()
+    listed = api.get("/cases").json["items"]
+    assert [c["severity"] for c in listed] == ["critical", "high", "medium", "low"]
+    assert [c["severity"] for c in api.walk("/cases", limit=1)] == ["critical", "high", "medium", "low"]
+    assert [c["severity"] for c in api.get("/cases?severity=high").json["items"]] == ["high"]
+    due = (frozen_clock.now() + timedelta(hours=30)).isoformat()
+    assert [c["severity"] for c in api.get(f"/cases?due_before={due}").json["items"]] == [
+        "critical",
+        "high",
+        "medium",
+    ]
+    first = listed[0]
+    api.patch(f"/cases/{first['id']}", {"assignee": "agent-7"})
+    assert [c["id"] for c in api.get("/cases?assignee=agent-7").json["items"]] == [first["id"]]
+    assert [c["id"] for c in api.get("/cases?assignee=agent-7&status=open").json["items"]] == [first["id"]]
+    assert api.get("/cases?assignee=agent-7&status=resolved").json["items"] == []
+    assert len(api.get("/cases?status=open").json["items"]) == 4
+    assert_problem(api.get("/cases?status=lost"), 400, "status")
+    assert_problem(api.get("/cases?due_before=tomorrow"), 400, "due_before")
+    assert_problem(api.get("/customers/cus_nope/cases"), 404)
