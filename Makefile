@@ -22,7 +22,7 @@ run: $(INSTALLED)
 	$(PYTHON) -m chalicelib.local.run
 
 test: $(INSTALLED)
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2 --dist loadfile
 
 token: $(INSTALLED)
 	@$(PYTHON) -m chalicelib.local.token $(if $(CUSTOMER),--customer $(CUSTOMER))

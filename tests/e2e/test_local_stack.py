@@ -235,6 +235,32 @@ def test_a_purchase_shows_in_the_customers_loyalty_within_2_seconds(stack):
     assert loyalty["purchase_habits"][0]["sku"] == "SKU-COFFEE-500"
 
 
+def test_a_complaint_is_acknowledged_within_2_seconds(stack):
+    status, _, customer = _call(
+        "POST",
+        f"{stack.api}/customers",
+        stack.token,
+        {"name": "Saša Kovačič", "preferred_name": "Saša", "locale": "sl", "email": "sasa@example.com"},
+    )
+    assert status == 201
+    complaint = {"type": "complaint", "channel": "web", "severity": "high", "subject": "Poškodovan paket"}
+    assert _call("POST", f"{stack.api}/customers/{customer['id']}/interactions", stack.token, complaint)[0] == 201
+    deadline = time.monotonic() + 2.0
+    cases: list = []
+    while time.monotonic() < deadline:
+        _, _, page = _call("GET", f"{stack.api}/customers/{customer['id']}/cases", stack.token)
+        cases = page["items"]
+        if cases and cases[0]["status"] == "acknowledged":
+            break
+        time.sleep(0.05)
+    assert cases and cases[0]["status"] == "acknowledged", cases
+    _, _, messages = _call(
+        "GET", f"{stack.api}/customers/{customer['id']}/interactions?type=message", stack.token
+    )
+    [message] = messages["items"]
+    assert message["direction"] == "outbound" and "Saša" in message["text"] and "v 4 urah" in message["text"]
+
+
 def test_the_daily_loyalty_refresh_can_be_run_now(stack):
     status, _, body = _call("GET", f"{stack.control}/schedules")
     assert status == 200
