@@ -68,7 +68,8 @@ class CaseService:
             interaction_id=complaint.id,
             subject=complaint.subject or "",
             severity=complaint.severity or "medium",
-            opened_at=self._clock.now(),
+            # When the complaint reached us, not when this consumer got to it.
+            opened_at=complaint.created_at,
             sla=self._sla,
         )
         if not self._cases.create(case):
