@@ -95,7 +95,7 @@ def loyalty_service():
 
 @lru_cache(maxsize=1)
 def event_publisher():
-    from chalicelib.store.events import SqsEventPublisher
+    from chalicelib.store.queues import SqsEventPublisher
 
     settings = get_settings()
     return SqsEventPublisher(settings.events_queue_name, settings.region)
@@ -127,7 +127,7 @@ def mailer():
 
 @lru_cache(maxsize=1)
 def follow_up_queue():
-    from chalicelib.store.mail import SqsWorkQueue
+    from chalicelib.store.queues import SqsWorkQueue
 
     settings = get_settings()
     return SqsWorkQueue(settings.follow_up_queue_name, settings.region)

@@ -5,7 +5,6 @@ from the cases stream. Each reports failures per record (Powertools batch proces
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -17,6 +16,7 @@ from chalicelib.config import get_settings
 from chalicelib.domain.clock import parse_rfc3339
 from chalicelib.domain.events import events_from_case_record
 from chalicelib.domain.interactions import Interaction
+from chalicelib.events.publishing import publish_events_of
 from chalicelib.observability import logger
 
 bp = Blueprint(__name__)
@@ -91,19 +91,7 @@ def escalate_overdue_cases(event):
 
 
 def _publish(record: DynamoDBRecord) -> None:
-    raw = record.raw_event
-    data = raw.get("dynamodb") or {}
-    created = data.get("ApproximateCreationDateTime")
-    at = datetime.fromtimestamp(float(created), UTC) if created is not None else deps.clock.now()
-    for event in events_from_case_record(
-        raw.get("eventID") or data.get("SequenceNumber", ""),
-        raw.get("eventName", ""),
-        data.get("OldImage"),
-        data.get("NewImage"),
-        at,
-    ):
-        deps.event_publisher().publish(event)
-        logger.info("event published", extra={"event_type": event.type, "customer_id": event.subject})
+    publish_events_of(record, events_from_case_record)
 
 
 @bp.on_dynamodb_record(

@@ -8,8 +8,6 @@ de-duplication id), so a redelivered record does no harm; failures are reported 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
     DynamoDBRecord,
@@ -20,6 +18,7 @@ from chalice import Blueprint
 from chalicelib.api import deps
 from chalicelib.config import get_settings
 from chalicelib.domain.events import events_from_customer_record
+from chalicelib.events.publishing import publish_events_of
 from chalicelib.observability import logger
 from chalicelib.store.models import PROFILE_SK
 
@@ -43,17 +42,7 @@ def _handle(record: DynamoDBRecord) -> None:
     if record.event_name is DynamoDBRecordEventName.REMOVE and sk == PROFILE_SK:
         _purge(keys["pk"]["S"].split("#", 1)[1])
         return
-    created = data.get("ApproximateCreationDateTime")
-    at = datetime.fromtimestamp(float(created), UTC) if created is not None else deps.clock.now()
-    for event in events_from_customer_record(
-        raw.get("eventID") or data.get("SequenceNumber", ""),
-        raw.get("eventName", ""),
-        data.get("OldImage"),
-        data.get("NewImage"),
-        at,
-    ):
-        deps.event_publisher().publish(event)
-        logger.info("event published", extra={"event_type": event.type, "customer_id": event.subject})
+    publish_events_of(record, events_from_customer_record)
 
 
 @bp.on_dynamodb_record(

@@ -26,26 +26,3 @@ class SesMailer:
             },
         )
         return response["MessageId"]
-
-
-class SqsWorkQueue:
-    """A queue of work messages (JSON bodies), such as case follow-ups."""
-
-    def __init__(self, queue_name: str, region: str) -> None:
-        self._queue_name = queue_name
-        self._region = region
-
-    @cached_property
-    def _client(self):
-        import boto3
-
-        return boto3.client("sqs", region_name=self._region)
-
-    @cached_property
-    def _url(self) -> str:
-        return self._client.get_queue_url(QueueName=self._queue_name)["QueueUrl"]
-
-    def send(self, body: dict) -> None:
-        import json
-
-        self._client.send_message(QueueUrl=self._url, MessageBody=json.dumps(body, sort_keys=True))

@@ -1,4 +1,4 @@
-"""Publishes events to the events queue (SQS FIFO)."""
+"""SQS queues: the events queue (FIFO) and work queues such as case follow-ups."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from functools import cached_property
 from chalicelib.domain.events import Event
 
 
-class SqsEventPublisher:
+class _Queue:
     def __init__(self, queue_name: str, region: str) -> None:
         self._queue_name = queue_name
         self._region = region
@@ -20,16 +20,25 @@ class SqsEventPublisher:
         return boto3.client("sqs", region_name=self._region)
 
     @cached_property
-    def _queue_url(self) -> str:
+    def _url(self) -> str:
         return self._client.get_queue_url(QueueName=self._queue_name)["QueueUrl"]
 
+
+class SqsEventPublisher(_Queue):
     def publish(self, event: Event) -> None:
         # The record's id de-duplicates redeliveries within SQS's five-minute window;
         # consumers de-duplicate on `id` beyond it.
         self._client.send_message(
-            QueueUrl=self._queue_url,
+            QueueUrl=self._url,
             MessageBody=json.dumps(event.to_message(), ensure_ascii=False, sort_keys=True),
             MessageGroupId=event.subject or "crm",
             MessageDeduplicationId=event.id[:128],
             MessageAttributes={"type": {"DataType": "String", "StringValue": event.type}},
         )
+
+
+class SqsWorkQueue(_Queue):
+    """A queue of work messages with JSON bodies."""
+
+    def send(self, body: dict) -> None:
+        self._client.send_message(QueueUrl=self._url, MessageBody=json.dumps(body, sort_keys=True))

@@ -1,0 +1,30 @@
+"""Turning a stream record into the events it implies, and publishing them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+from chalicelib.api import deps
+from chalicelib.domain.events import Event
+from chalicelib.observability import logger
+
+Mapper = Callable[[str, str, Mapping | None, Mapping | None, datetime], list[Event]]
+
+
+def publish_events_of(record: DynamoDBRecord, mapper: Mapper) -> None:
+    raw = record.raw_event
+    data = raw.get("dynamodb") or {}
+    created = data.get("ApproximateCreationDateTime")
+    at = datetime.fromtimestamp(float(created), UTC) if created is not None else deps.clock.now()
+    for event in mapper(
+        raw.get("eventID") or data.get("SequenceNumber", ""),
+        raw.get("eventName", ""),
+        data.get("OldImage"),
+        data.get("NewImage"),
+        at,
+    ):
+        deps.event_publisher().publish(event)
+        logger.info("event published", extra={"event_type": event.type, "customer_id": event.subject})
