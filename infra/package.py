@@ -64,6 +64,28 @@ VISIBILITY_TIMEOUT_FACTOR = 6
 SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
 ALARM_TOPIC_PARAMETER = "AlarmTopicArn"
 CURSOR_SECRET_PARAMETER = "CursorSecret"
+
+
+def _gateway_problem(status: int | None, title: str, detail: str) -> dict[str, Any]:
+    body = {"type": "urn:problem-type:crm:gateway", "title": title, "detail": detail}
+    if status is not None:
+        body["status"] = status
+    return {
+        **({"StatusCode": str(status)} if status is not None else {}),
+        "ResponseParameters": {"Headers": {"Content-Type": "'application/problem+json'"}},
+        "ResponseTemplates": {"application/json": json.dumps(body)},
+    }
+
+
+# Answers API Gateway gives before the function runs (an unknown path, throttling, a payload
+# over its limit) are problem+json too, like every error of the application.
+GATEWAY_RESPONSES = {
+    "MISSING_AUTHENTICATION_TOKEN": _gateway_problem(
+        404, "Not Found", "No route matches this method and path."
+    ),
+    "DEFAULT_4XX": _gateway_problem(None, "Bad Request", "$context.error.messageString"),
+    "DEFAULT_5XX": _gateway_problem(None, "Internal Server Error", "$context.error.messageString"),
+}
 ALARM_TOPIC_CONDITION = "HasAlarmTopic"
 
 _STREAM_ARN = re.compile(r"arn:[^:]+:dynamodb:[^:]*:[^:]*:table/(?P<table>[^/]+)/stream/.+")
@@ -406,6 +428,9 @@ def build_merge_template(
                 ]
             }
         }
+
+    if "RestAPI" in chalice_resources:
+        merged_resources["RestAPI"] = {"Properties": {"GatewayResponses": GATEWAY_RESPONSES}}
 
     parameters = dict(infra["Parameters"])
     parameters["Stage"] = {**parameter, "Default": stage, "AllowedValues": [stage]}

@@ -8,10 +8,17 @@ per-request access log lines (the app logs every request itself) differ from `ch
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from typing import Any
 
-from chalice.local import ChaliceRequestHandler, LocalDevServer, create_local_server
+from chalice.local import (
+    ChaliceRequestHandler,
+    ForbiddenError,
+    LocalDevServer,
+    LocalGatewayException,
+    create_local_server,
+)
 
 from chalicelib.local.stack import HOST, chalice_config
 
@@ -23,6 +30,23 @@ class _QuietRequestHandler(ChaliceRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+    def _send_error_response(self, error: LocalGatewayException) -> None:
+        # The local gateway answers a path no route matches as API Gateway does (403, "Missing
+        # Authentication Token"); the deployed API maps that gateway response to a 404 problem
+        # (infra/package.py), and so does this server.
+        if isinstance(error, ForbiddenError):
+            body = json.dumps(
+                {
+                    "type": "urn:problem-type:crm:not-found",
+                    "title": "Not Found",
+                    "status": 404,
+                    "detail": f"No route matches {self.command} {self.path.split('?')[0]}.",
+                }
+            )
+            self._send_http_response(404, {"Content-Type": "application/problem+json"}, body)
+            return
+        super()._send_error_response(error)
 
 
 class LocalApiServer:

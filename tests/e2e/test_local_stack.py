@@ -187,6 +187,13 @@ def test_without_a_token_the_api_answers_401_with_a_problem(stack):
     assert body["status"] == 401
 
 
+def test_an_unknown_path_is_a_404_problem(stack):
+    status, headers, body = _call("GET", f"{stack.api}/no/such/path", stack.token)
+    assert status == 404
+    assert headers["Content-Type"].startswith("application/problem+json")
+    assert body["status"] == 404
+
+
 def test_a_created_customer_can_be_read_back_and_given_an_interaction(stack):
     email = f"e2e-{uuid.uuid4().hex[:8]}@example.com"
     status, headers, created = _call(

@@ -429,3 +429,14 @@ def test_every_function_signs_cursors_with_a_secret_given_at_deploy_time(stage):
     for function in functions:
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["CRM_CURSOR_SECRET"] == {"Ref": "CursorSecret"}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_api_gateway_answers_unknown_paths_and_its_own_errors_with_problems(stage):
+    from infra.package import render_template
+
+    responses = render_template(stage)["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    for response in responses.values():
+        assert response["ResponseParameters"]["Headers"]["Content-Type"] == "'application/problem+json'"
+        assert json.loads(response["ResponseTemplates"]["application/json"])["type"].startswith("urn:problem-type:")
