@@ -22,6 +22,7 @@ class Settings:
     customers_table: str = "crm-local-customers"
     interactions_table: str = "crm-local-interactions"
     cases_table: str = "crm-local-cases"
+    idempotency_table: str = "crm-local-idempotency"
     # Chalice needs stream ARNs as literals when app.py is imported: the cloud stages set the
     # real ones; locally the event pump finds a handler's stream by the table name in it.
     customers_stream_arn: str = (
@@ -55,6 +56,7 @@ class Settings:
             customers_table=env.get("CRM_CUSTOMERS_TABLE", defaults.customers_table),
             interactions_table=env.get("CRM_INTERACTIONS_TABLE", defaults.interactions_table),
             cases_table=env.get("CRM_CASES_TABLE", defaults.cases_table),
+            idempotency_table=env.get("CRM_IDEMPOTENCY_TABLE", defaults.idempotency_table),
             cases_stream_arn=env.get("CRM_CASES_STREAM_ARN", defaults.cases_stream_arn),
             follow_up_queue_name=env.get("CRM_FOLLOW_UP_QUEUE_NAME", defaults.follow_up_queue_name),
             mail_from=env.get("CRM_MAIL_FROM", defaults.mail_from),

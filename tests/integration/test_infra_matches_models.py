@@ -41,7 +41,15 @@ def test_every_model_names_a_table_of_the_template():
     tables = _tables()
     for model in _model_classes():
         assert model.Meta.table_name in tables, model.__name__
-    assert {m.Meta.table_name for m in _model_classes()} == set(tables)
+    powertools_owned = {get_settings().idempotency_table}
+    assert {m.Meta.table_name for m in _model_classes()} == set(tables) - powertools_owned
+
+
+def test_the_idempotency_table_has_the_shape_powertools_expects():
+    table = _tables()[get_settings().idempotency_table]
+    assert _keys(table["KeySchema"]) == {"id": "HASH"}
+    assert table["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
 
 
 @pytest.mark.parametrize("model", _model_classes(), ids=lambda m: m.__name__)
