@@ -16,6 +16,7 @@ from typing import Any
 from chalice import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
+from chalicelib.domain.audit import Actor
 from chalicelib.errors import (
     BadRequest,
     CrmError,
@@ -60,6 +61,12 @@ class Call:
     path: str
     raw_body: bytes = b""
     path_params: dict[str, str] = field(default_factory=dict)
+    route: str = ""
+
+    @property
+    def actor(self) -> Actor:
+        """Who is making this change, for the audit trail."""
+        return Actor(self.principal.subject, self.principal.role, self.route)
 
 
 class RequestFieldErrors(Exception):
@@ -217,6 +224,7 @@ def api_route(
                     headers=request.headers,
                     path=request.context.get("path") or request.path,
                     path_params=path_params,
+                    route=f"{method} {path}",
                 )
                 return view(call, **path_params)
             except CrmError as error:

@@ -8,6 +8,7 @@ holds several item kinds under generic `pk`/`sk` keys:
     CUSTOMER#<id>       LOYALTY             loyalty aggregates (sparse GSIs by_tier, by_tier_review)
     CUSTOMER#<id>       APPLIED#<interaction>  what the loyalty consumer applied for one interaction
     CUSTOMER#<id>       DELETED             tombstone of a deleted customer (id and time only)
+    CUSTOMER#<id>       AUDIT#<entry>       the audit trail of the customer and their cases
     EMAIL#<email key>   EMAIL               uniqueness and lookup of an email address
     NAME#<2 letters>    <word>#<id>         one entry per search word of a profile's names
 
@@ -149,6 +150,25 @@ class AppliedModel(Model):
     applied_version = NumberAttribute()
     contribution = UnicodeAttribute(null=True)
     removed = BooleanAttribute(default=False)
+
+
+class AuditModel(Model):
+    """One audit entry, under the customer it concerns (or the product): pk CUSTOMER#<id> or
+    PRODUCT#<sku>, sk AUDIT#<entry id, time-ordered>."""
+
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    entity = UnicodeAttribute()
+    entity_id = UnicodeAttribute()
+    action = UnicodeAttribute()
+    actor_subject = UnicodeAttribute()
+    actor_role = UnicodeAttribute()
+    route = UnicodeAttribute()
+    at = UnicodeAttribute()
+    changes = UnicodeAttribute()  # JSON list of {field, before, after}
 
 
 class TombstoneModel(Model):
@@ -297,6 +317,7 @@ PROFILE_SK = "PROFILE"
 
 
 LOYALTY_SK = "LOYALTY"
+AUDIT_PREFIX = "AUDIT#"
 TOMBSTONE_SK = "DELETED"
 APPLIED_PREFIX = "APPLIED#"
 TIER_REVIEW_PK = "loyalty"
