@@ -40,7 +40,7 @@ def _customer_response(
     headers=("Location", "ETag"),
 )
 def create_customer(call: Call):
-    customer = deps.customer_service().create(call.body.fields())
+    customer = deps.customer_service().create(call.body.fields(), call.actor)
     return _customer_response(customer, 201, {"Location": f"/customers/{customer.id}"})
 
 
@@ -104,7 +104,9 @@ def get_customer(call: Call, customer_id: str):
     headers=("ETag",),
 )
 def update_customer(call: Call, customer_id: str):
-    customer = deps.customer_service().update(customer_id, call.body.changes(), if_match(call.headers))
+    customer = deps.customer_service().update(
+        customer_id, call.body.changes(), if_match(call.headers), call.actor
+    )
     return _customer_response(customer)
 
 
@@ -117,7 +119,7 @@ def update_customer(call: Call, customer_id: str):
     errors=(404, 409),
 )
 def delete_customer(call: Call, customer_id: str):
-    deps.customer_service().delete(customer_id)
+    deps.customer_service().delete(customer_id, call.actor)
     return json_response(None, 204)
 
 

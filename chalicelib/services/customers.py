@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chalicelib.domain import ids, names
+from chalicelib.domain import audit, ids, names
+from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.contact import email_key
-from chalicelib.domain.customers import Customer
+from chalicelib.domain.customers import EDITABLE_FIELDS, Customer
 from chalicelib.errors import Conflict, FieldError, NotFound, PreconditionFailed, ValidationFailed
 from chalicelib.store.customers import CustomerRepository, EmailTaken, VersionConflict
 from chalicelib.store.pagination import CursorCodec, Page
 
 MAX_UPDATE_ATTEMPTS = 3
+
+
+def _fields(customer: Customer) -> dict:
+    return {name: getattr(customer, name) for name in EDITABLE_FIELDS}
 
 
 def _email_conflict(email: str | None) -> Conflict:
@@ -35,12 +40,21 @@ class CustomerService:
         self._clock = clock
         self._new_id = new_id
 
-    def create(self, fields: dict) -> Customer:
+    def create(self, fields: dict, actor: Actor) -> Customer:
         """Create a profile; its email (if any) must not belong to anyone else."""
         now = self._clock.now()
         customer = Customer(id=self._new_id(), created_at=now, updated_at=now, **fields)
+        record = audit.entry(
+            "customer",
+            customer.id,
+            "create",
+            actor,
+            now,
+            audit.diff(None, _fields(customer), EDITABLE_FIELDS),
+            customer.id,
+        )
         try:
-            return self._customers.add(customer)
+            return self._customers.add(customer, record)
         except EmailTaken:
             raise _email_conflict(customer.email) from None
 
@@ -53,7 +67,7 @@ class CustomerService:
     def get_many(self, customer_ids: list[str]) -> dict[str, Customer]:
         return self._customers.get_many(customer_ids) if customer_ids else {}
 
-    def update(self, customer_id: str, changes: dict, if_match: int | None) -> Customer:
+    def update(self, customer_id: str, changes: dict, if_match: int | None, actor: Actor) -> Customer:
         """Apply a partial update. With `if_match`, only to that version (else 412); without,
         a concurrent change is re-read and the update applied on top of it, never lost."""
         for _ in range(MAX_UPDATE_ATTEMPTS):
@@ -65,8 +79,17 @@ class CustomerService:
             after = before.with_changes(changes, self._clock.now())
             if after == before.with_changes({}, after.updated_at):
                 return before
+            record = audit.entry(
+                "customer",
+                customer_id,
+                "update",
+                actor,
+                after.updated_at,
+                audit.diff(_fields(before), _fields(after), EDITABLE_FIELDS),
+                customer_id,
+            )
             try:
-                return self._customers.update(before, after)
+                return self._customers.update(before, after, record)
             except EmailTaken:
                 raise _email_conflict(after.email) from None
             except VersionConflict:
@@ -76,13 +99,15 @@ class CustomerService:
                     ) from None
         raise Conflict("The customer is being changed by other requests right now: retry.")
 
-    def delete(self, customer_id: str) -> None:
+    def delete(self, customer_id: str, actor: Actor) -> None:
         """Remove the profile and its lookup entries now; its timeline is purged from the
         customers stream (see chalicelib/events/customer_purge.py)."""
         for _ in range(MAX_UPDATE_ATTEMPTS):
             customer = self.get(customer_id)
+            now = self._clock.now()
+            record = audit.entry("customer", customer_id, "delete", actor, now, (), customer_id)
             try:
-                self._customers.delete(customer, self._clock.now())
+                self._customers.delete(customer, now, record)
                 return
             except VersionConflict:
                 continue

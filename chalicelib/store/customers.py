@@ -9,8 +9,10 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain import names
+from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.customers import Customer
+from chalicelib.store.audit import audit_item
 from chalicelib.store.models import (
     CUSTOMERS_LIST_PK,
     PROFILE_SK,
@@ -105,7 +107,7 @@ class CustomerRepository:
         keys = [(customer_pk(cid), PROFILE_SK) for cid in dict.fromkeys(customer_ids)]
         return {item.id: _to_domain(item) for item in CustomerModel.batch_get(keys)}
 
-    def add(self, customer: Customer) -> Customer:
+    def add(self, customer: Customer, audit: AuditEntry | None = None) -> Customer:
         item = _to_model(customer)
         try:
             with self._transaction() as t:
@@ -117,13 +119,15 @@ class CustomerRepository:
                     )
                 for token in _token_models(customer):
                     t.save(token)
+                if audit is not None:
+                    t.save(audit_item(audit))
         except TransactWriteError as error:
             if customer.email_key and self._email_owner(customer.email_key) not in (None, customer.id):
                 raise EmailTaken(customer.email) from error
             raise
         return _to_domain(item)
 
-    def update(self, before: Customer, after: Customer) -> Customer:
+    def update(self, before: Customer, after: Customer, audit: AuditEntry | None = None) -> Customer:
         """Write `after` if the stored profile is still `before` (same version)."""
         item = _to_model(after)
         item.version = before.version
@@ -149,13 +153,15 @@ class CustomerRepository:
                         t.delete(NameTokenModel(pk, sk))
                     for token in new_tokens:
                         t.save(token)
+                if audit is not None:
+                    t.save(audit_item(audit))
         except TransactWriteError as error:
             if after.email_key and self._email_owner(after.email_key) not in (None, after.id):
                 raise EmailTaken(after.email) from error
             raise VersionConflict(after.id) from error
         return _to_domain(item)
 
-    def delete(self, customer: Customer, deleted_at: datetime) -> None:
+    def delete(self, customer: Customer, deleted_at: datetime, audit: AuditEntry | None = None) -> None:
         item = _to_model(customer)
         try:
             with self._transaction() as t:
@@ -167,6 +173,8 @@ class CustomerRepository:
                     t.delete(EmailLookupModel(email_pk(customer.email_key)))
                 for token in _token_models(customer):
                     t.delete(token)
+                if audit is not None:
+                    t.save(audit_item(audit))
         except TransactWriteError as error:
             raise VersionConflict(customer.id) from error
 

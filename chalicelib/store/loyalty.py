@@ -15,6 +15,7 @@ from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.loyalty import Aggregates, Contribution, Score
 from chalicelib.store.models import (
     APPLIED_PREFIX,
+    AUDIT_PREFIX,
     LOYALTY_SK,
     PROFILE_SK,
     TIER_REVIEW_PK,
@@ -192,7 +193,8 @@ class LoyaltyRepository:
         removed = 0
         with AppliedModel.batch_write() as batch:
             for item in AppliedModel.query(customer_pk(customer_id), attributes_to_get=["pk", "sk"]):
-                if item.sk in (PROFILE_SK, TOMBSTONE_SK):
+                # The tombstone and the audit trail outlive the customer's data.
+                if item.sk in (PROFILE_SK, TOMBSTONE_SK) or item.sk.startswith(AUDIT_PREFIX):
                     continue
                 batch.delete(item)
                 removed += 1
