@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := test
-.PHONY: venv run test token lint clean distclean
+.PHONY: venv run test token lint clean distclean bench
 
 venv: $(INSTALLED)
 
@@ -26,6 +26,10 @@ test: $(INSTALLED)
 
 token: $(INSTALLED)
 	@$(PYTHON) -m chalicelib.local.token $(if $(CUSTOMER),--customer $(CUSTOMER))
+
+# Performance figures (not part of `make test`; a few minutes): see bench/README.md.
+bench: $(INSTALLED)
+	$(PYTHON) bench/run.py
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

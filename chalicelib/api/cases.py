@@ -60,9 +60,7 @@ def get_case(call: Call, case_id: str):
     headers=("ETag",),
 )
 def update_case(call: Call, case_id: str):
-    case = deps.case_service().change(
-        case_id, call.body.changes(), if_match(call.headers), call.principal.subject
-    )
+    case = deps.case_service().change(case_id, call.body.changes(), if_match(call.headers), call.actor)
     return _case_response(case)
 
 

@@ -138,3 +138,17 @@ def case_service():
 
     customers, _ = repositories()
     return CaseService(case_repository(), customers, clock, sla(), mailer, follow_up_queue, cursor_codec())
+
+
+def product_service():
+    from chalicelib.services.products import ProductService
+    from chalicelib.store.products import ProductRepository
+
+    return ProductService(ProductRepository(get_settings().region), cursor_codec(), clock)
+
+
+@lru_cache(maxsize=1)
+def audit_repository():
+    from chalicelib.store.audit import AuditRepository
+
+    return AuditRepository()

@@ -226,7 +226,12 @@ def api_route(
                     path_params=path_params,
                     route=f"{method} {path}",
                 )
-                return view(call, **path_params)
+                key = request.headers.get("idempotency-key") if method == "POST" else None
+                if key is None:
+                    return view(call, **path_params)
+                return _run_once(
+                    call, key, request.raw_body, bp.lambda_context, lambda: view(call, **path_params)
+                )
             except CrmError as error:
                 return problem(error, request.context.get("path"))
 
@@ -254,6 +259,30 @@ def api_route(
         return handler
 
     return decorator
+
+
+def _run_once(
+    call: Call, key: str, body: bytes | None, lambda_context: Any, run: Callable[[], Response]
+) -> Response:
+    """Run the view once per `Idempotency-Key` (see idempotency.py); its 4xx are remembered too."""
+    from chalicelib.api.idempotency import run_once
+
+    def view_or_problem() -> Response:
+        try:
+            return run()
+        except CrmError as error:
+            return problem(error, call.path)
+
+    principal = call.principal
+    return run_once(
+        caller=f"{principal.role}:{principal.subject}" if principal else "anonymous",
+        # The path's parameters too: one key on two customers' timelines is two requests.
+        route=" ".join([call.route, *(f"{k}={v}" for k, v in sorted(call.path_params.items()))]),
+        key=key,
+        body=body or b"",
+        run=view_or_problem,
+        lambda_context=lambda_context,
+    )
 
 
 def _implied_errors(roles: tuple[str, ...], query: Any, body: Any) -> set[int]:

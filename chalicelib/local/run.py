@@ -196,7 +196,10 @@ def _serve(stage: str, aws_port: int, api_port: int, control_port: int, seed: bo
             from chalicelib.local.seed_data import seed as seed_demo_data
 
             counts = seed_demo_data(_poster(api.port, token))
-            lines.append(f"Seeded {counts['customers']} customers and {counts['interactions']} interactions.")
+            lines.append(
+                f"Seeded {counts['products']} products, {counts['customers']} customers"
+                f" and {counts['interactions']} interactions."
+            )
             # The consumers catch up with the seed before the stack says it is ready, so the
             # demo data's loyalty is there and a new write is consumed within a second.
             pump.drain(timeout=300)

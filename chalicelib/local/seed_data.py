@@ -1,7 +1,7 @@
 """Demo data for a local stack, seeded through the public HTTP API.
 
-Nothing here touches a table directly: every customer and every interaction goes
-through `POST /customers` and `POST /customers/{id}/interactions`, so the demo data
+Nothing here touches a table directly: every product, customer and interaction goes
+through `POST /products`, `POST /customers` and `POST /customers/{id}/interactions`, so the demo data
 obeys exactly the same validation as real traffic. The transport is injected as a
 `post(path, json_body) -> (status_code, response_json)` callable: a Chalice test
 client, `requests` against `chalice local`, or a fake in unit tests.
@@ -31,10 +31,10 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 
 Post = Callable[[str, dict], tuple[int, dict]]
 
-__all__ = ["Post", "demo_customers", "demo_interactions", "seed"]
+__all__ = ["Post", "demo_customers", "demo_interactions", "demo_products", "seed"]
 
 # How far back the generated histories reach, in days before `now`.
-HISTORY_DAYS = 395
+HISTORY_DAYS = 200
 
 # --------------------------------------------------------------------------- catalogue
 
@@ -1167,6 +1167,21 @@ def demo_interactions(customer_index: int, customer: dict, rng: random.Random, n
 # --------------------------------------------------------------------------- seeding
 
 
+def demo_products() -> list[dict]:
+    """Request bodies for `POST /products`: the catalogue the histories buy from, named in every
+    demo language, priced in EUR (fresh copies on every call)."""
+    return [
+        {
+            "sku": sku,
+            "names": {lang: product.names[lang] for lang in ("en", "sv", "fi", "sl", "tl")},
+            "price": product.prices["EUR"],
+            "currency": "EUR",
+            "active": True,
+        }
+        for sku, product in sorted(_CATALOGUE.items())
+    ]
+
+
 def demo_customers() -> list[dict]:
     """Request bodies for `POST /customers` (fresh copies on every call)."""
     return [copy.deepcopy(customer.body) for customer in _CUSTOMERS]
@@ -1176,25 +1191,26 @@ def _aware(now: datetime) -> datetime:
     return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
 
 
-def _post_created(post: Post, path: str, body: dict) -> dict:
+def _post_created(post: Post, path: str, body: dict, id_field: str = "id") -> dict:
     status, response = post(path, body)
     if status != 201:
         raise RuntimeError(f"POST {path} returned {status}, expected 201: {response!r}")
-    if not isinstance(response, dict) or not response.get("id"):
-        raise RuntimeError(f"POST {path} returned 201 without an id: {response!r}")
+    if not isinstance(response, dict) or not response.get(id_field):
+        raise RuntimeError(f"POST {path} returned 201 without an {id_field}: {response!r}")
     return response
 
 
 def seed(post: Post, *, now: datetime | None = None, seed: int = 7) -> dict:
-    """Create the demo customers and their histories through the HTTP API.
+    """Create the demo catalogue, customers and their histories through the HTTP API.
 
-    Customers are created first, then each customer's interactions oldest first,
+    Products are created first, then customers, then each customer's interactions oldest first,
     so that a return can name the id of the purchase it returns. Any response other
     than 201 raises `RuntimeError`. Deterministic for a given `seed` and `now`
     (default: the current time, UTC; a naive `now` is taken as UTC).
     """
     now = _aware(now if now is not None else datetime.now(UTC))
     rng = random.Random(seed)  # noqa: S311 - demo data, not security
+    products = [_post_created(post, "/products", body, "sku") for body in demo_products()]
     customers = demo_customers()
     ids = [_post_created(post, "/customers", body)["id"] for body in customers]
 
@@ -1212,4 +1228,4 @@ def seed(post: Post, *, now: datetime | None = None, seed: int = 7) -> dict:
             if ref is not None:
                 purchase_ids[ref] = created["id"]
             interactions += 1
-    return {"customers": len(ids), "interactions": interactions}
+    return {"products": len(products), "customers": len(ids), "interactions": interactions}

@@ -8,8 +8,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from chalicelib.domain import audit, ids
 from chalicelib.domain import cases as rules
-from chalicelib.domain import ids
+from chalicelib.domain.audit import SYSTEM, Actor, AuditEntry
 from chalicelib.domain.cases import Case, TransitionError
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction
@@ -35,6 +36,19 @@ class WorkQueue(Protocol):
 
 class UnknownCase(Exception):
     pass
+
+
+AUDITED_FIELDS = ("status", "assignee", "resolution", "satisfaction", "escalation_level", "contact_status")
+
+
+def _audit(
+    before: Case | None, after: Case, actor: Actor, at: datetime, action: str = "update"
+) -> AuditEntry:
+    fields = (lambda c: {f: getattr(c, f) for f in AUDITED_FIELDS}) if after else None
+    changes = audit.diff(fields(before) if before else None, fields(after), AUDITED_FIELDS)
+    known = len(before.history) if before else 0
+    notes = tuple(audit.Change("note", None, h.note) for h in after.history[known:] if h.note)
+    return audit.entry("case", after.id, action, actor, at, changes + notes, after.customer_id)
 
 
 class CaseService:
@@ -72,7 +86,7 @@ class CaseService:
             opened_at=complaint.created_at,
             sla=self._sla,
         )
-        if not self._cases.create(case):
+        if not self._cases.create(case, _audit(None, case, SYSTEM, case.opened_at, "create")):
             case = self._cases.get(case.id) or case
         if case.contact_status is None:
             self._follow_ups().send({"type": "case.follow_up", "case_id": case.id})
@@ -155,7 +169,7 @@ class CaseService:
             )
         else:
             after = rules.add_note(after, "Acknowledgement emailed.", by="system", at=sent_at)
-        return self._cases.update(case, after, timeline_entry=entry)
+        return self._cases.update(case, after, timeline_entry=entry, audit=_audit(case, after, SYSTEM, now))
 
     # -- staff -------------------------------------------------------------------------------
 
@@ -165,7 +179,7 @@ class CaseService:
             raise NotFound(f"No case has the id {case_id!r}.")
         return case
 
-    def change(self, case_id: str, changes: dict, if_match: int | None, by: str) -> Case:
+    def change(self, case_id: str, changes: dict, if_match: int | None, actor: Actor) -> Case:
         """Assign, move along the status flow and/or add a note, in one write."""
         for _ in range(MAX_ATTEMPTS):
             before = self.get(case_id)
@@ -173,9 +187,11 @@ class CaseService:
                 raise PreconditionFailed(
                     f"The case is at version {before.version}, not {if_match}: re-read it and retry."
                 )
-            after = self._apply(before, changes, by)
+            after = self._apply(before, changes, actor.subject)
             try:
-                return self._cases.update(before, after)
+                return self._cases.update(
+                    before, after, audit=_audit(before, after, actor, self._clock.now())
+                )
             except CaseChanged:
                 if if_match is not None:
                     raise PreconditionFailed(
@@ -241,7 +257,7 @@ class CaseService:
                 if after is None:
                     break
                 try:
-                    self._cases.update(case, after)
+                    self._cases.update(case, after, audit=_audit(case, after, SYSTEM, now))
                     escalated += 1
                     break
                 except CaseChanged:

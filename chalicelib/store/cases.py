@@ -6,12 +6,14 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.cases import ACTIVE_STATUSES, Case, HistoryEntry
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.interactions import Interaction
+from chalicelib.store.audit import audit_item
 from chalicelib.store.interactions import _to_model as interaction_item
 from chalicelib.store.models import ACTIVE_QUEUE, CaseModel, connection
 from chalicelib.store.pagination import Key, collect
@@ -117,12 +119,16 @@ class CaseRepository:
     def __init__(self, region: str) -> None:
         self._region = region
 
-    def create(self, case: Case) -> bool:
+    def create(self, case: Case, audit: AuditEntry | None = None) -> bool:
         """Store a new case; False if a case with its id exists already."""
         try:
-            _to_model(case).save(condition=CaseModel.id.does_not_exist())
-        except PutError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
+            with TransactWrite(connection=connection(self._region)) as t:
+                t.save(_to_model(case), condition=CaseModel.id.does_not_exist())
+                if audit is not None:
+                    t.save(audit_item(audit))
+        except TransactWriteError as error:
+            reasons = [r.code if r else None for r in error.cancellation_reasons]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
                 return False
             raise
         return True
@@ -133,7 +139,13 @@ class CaseRepository:
         except DoesNotExist:
             return None
 
-    def update(self, before: Case, after: Case, timeline_entry: Interaction | None = None) -> Case:
+    def update(
+        self,
+        before: Case,
+        after: Case,
+        timeline_entry: Interaction | None = None,
+        audit: AuditEntry | None = None,
+    ) -> Case:
         """Write `after` if the case is still at `before`'s version; with a timeline entry in
         the same transaction (an acknowledgement and the case it moves on)."""
         item = _to_model(after)
@@ -143,6 +155,8 @@ class CaseRepository:
                 t.save(item)
                 if timeline_entry is not None:
                     t.save(interaction_item(timeline_entry))
+                if audit is not None:
+                    t.save(audit_item(audit))
         except TransactWriteError as error:
             raise CaseChanged(before.id) from error
         return _to_domain(item)

@@ -251,7 +251,10 @@ def test_a_complaint_is_acknowledged_within_2_seconds(stack):
     )
     assert status == 201
     complaint = {"type": "complaint", "channel": "web", "severity": "high", "subject": "Poškodovan paket"}
-    assert _call("POST", f"{stack.api}/customers/{customer['id']}/interactions", stack.token, complaint)[0] == 201
+    assert (
+        _call("POST", f"{stack.api}/customers/{customer['id']}/interactions", stack.token, complaint)[0]
+        == 201
+    )
     deadline = time.monotonic() + 2.0
     cases: list = []
     while time.monotonic() < deadline:

@@ -27,9 +27,22 @@ ROLE_MATRIX = {
     ("GET", "/customers/{customer_id}/interactions/{interaction_id}"): {"staff"},
     ("GET", "/customers/{customer_id}/loyalty"): {"staff"},
     ("GET", "/customers/{customer_id}/cases"): {"staff"},
+    ("GET", "/customers/{customer_id}/audit"): {"staff"},
+    ("GET", "/me"): {"customer"},
+    ("PATCH", "/me"): {"customer"},
+    ("GET", "/me/interactions"): {"customer"},
+    ("GET", "/me/interactions/{interaction_id}"): {"customer"},
+    ("POST", "/me/orders"): {"customer"},
+    ("POST", "/me/complaints"): {"customer"},
+    ("GET", "/me/cases"): {"customer"},
+    ("GET", "/me/cases/{case_id}"): {"customer"},
     ("GET", "/cases"): {"staff"},
     ("GET", "/cases/{case_id}"): {"staff"},
     ("PATCH", "/cases/{case_id}"): {"staff"},
+    ("GET", "/products"): {"staff", "customer"},
+    ("GET", "/products/{sku}"): {"staff", "customer"},
+    ("POST", "/products"): {"staff"},
+    ("PATCH", "/products/{sku}"): {"staff"},
 }
 
 

@@ -355,3 +355,24 @@ def test_cases_are_listed_due_first_and_filtered(api, pump, frozen_clock):
     assert_problem(api.get("/cases?status=lost"), 400, "status")
     assert_problem(api.get("/cases?due_before=tomorrow"), 400, "due_before")
     assert_problem(api.get("/customers/cus_nope/cases"), 404)
+
+
+def test_case_changes_by_staff_and_by_the_system_are_in_the_customers_audit_trail(api, pump):
+    customer = api.create_customer(email="a@example.com")
+    complain(api, customer)
+    pump.drain()
+    case = the_case(api, customer)
+    api.patch(
+        f"/cases/{case['id']}", {"assignee": "agent-7", "status": "in_progress", "note": "Ringer kunden."}
+    )
+    trail = [e for e in api.get(f"/customers/{customer['id']}/audit").json["items"] if e["entity"] == "case"]
+    # The clock is frozen: entries of the same instant have no defined order.
+    by_kind = {(e["action"], e["actor"]["role"]): e for e in trail}
+    assert sorted(by_kind) == [("create", "system"), ("update", "staff"), ("update", "system")]
+    staff = by_kind[("update", "staff")]
+    changes = {c["field"]: (c["before"], c["after"]) for c in staff["changes"]}
+    assert changes["status"] == ("acknowledged", "in_progress") and changes["assignee"] == (None, "agent-7")
+    assert changes["note"] == (None, "R***")
+    assert staff["route"] == "PATCH /cases/{case_id}"
+    system = {c["field"]: c["after"] for c in by_kind[("update", "system")]["changes"]}
+    assert system["contact_status"] == "acknowledged_by_email"

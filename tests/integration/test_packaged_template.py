@@ -439,4 +439,6 @@ def test_api_gateway_answers_unknown_paths_and_its_own_errors_with_problems(stag
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
     for response in responses.values():
         assert response["ResponseParameters"]["Headers"]["Content-Type"] == "'application/problem+json'"
-        assert json.loads(response["ResponseTemplates"]["application/json"])["type"].startswith("urn:problem-type:")
+        assert json.loads(response["ResponseTemplates"]["application/json"])["type"].startswith(
+            "urn:problem-type:"
+        )

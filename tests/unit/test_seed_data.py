@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.local.seed_data import demo_customers, demo_interactions, seed
+from chalicelib.local.seed_data import demo_customers, demo_interactions, demo_products, seed
 
 NOW = datetime(2026, 10, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
 
@@ -32,16 +32,22 @@ CUSTOMER_PATH = re.compile(r"^/customers/(?P<id>[^/]+)/interactions$")
 
 
 class FakeApi:
-    """Records every POST and answers 201 with a fresh id, like the real API."""
+    """Records every POST and answers 201 with a fresh id (products: their sku), like the real API."""
 
     def __init__(self, fail_on: str | None = None, fail_status: int = 409) -> None:
         self.calls: list[tuple[str, dict[str, Any], str]] = []
+        self.products: list[dict[str, Any]] = []
+        self.paths: list[str] = []
         self.fail_on = fail_on
         self.fail_status = fail_status
 
     def __call__(self, path: str, body: dict) -> tuple[int, dict]:
         if self.fail_on is not None and re.search(self.fail_on, path):
             return self.fail_status, {"error": "Conflict", "message": "already exists"}
+        self.paths.append(path)
+        if path == "/products":
+            self.products.append(copy.deepcopy(body))
+            return 201, dict(body)
         new_id = f"id-{len(self.calls) + 1:04d}"
         self.calls.append((path, copy.deepcopy(body), new_id))
         return 201, {"id": new_id, **body}
@@ -143,6 +149,7 @@ def test_it_seeds_at_least_one_hundred_interactions(api: FakeApi) -> None:
 def test_seed_reports_what_it_created() -> None:
     fake = FakeApi()
     assert seed(fake, now=NOW) == {
+        "products": len(fake.products),
         "customers": len(fake.customers),
         "interactions": len(fake.interactions),
     }
@@ -292,6 +299,48 @@ def test_notes_and_subjects_are_short_and_written_in_the_customers_language(api:
         assert set(expected) <= found, (lang, set(expected) - found)
 
 
+# --------------------------------------------------------------------------- products
+
+PRODUCT_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+
+
+def test_the_catalogue_is_posted_first_with_every_sku_the_histories_buy(api: FakeApi) -> None:
+    assert api.paths[: len(api.products)] == ["/products"] * len(api.products)
+    assert "/products" not in api.paths[len(api.products) :]
+    bought = {item["sku"] for body in bodies(api, "purchase") for item in body["items"]}
+    assert bought <= {product["sku"] for product in api.products}
+
+
+def test_product_bodies_follow_the_api_contract(api: FakeApi) -> None:
+    skus = [product["sku"] for product in api.products]
+    assert skus == sorted(set(skus))
+    for product in api.products:
+        assert set(product) == {"sku", "names", "price", "currency", "active"}
+        assert PRODUCT_SKU.match(product["sku"]) and len(product["sku"]) <= 64
+        assert set(product["names"]) == {"sv", "fi", "sl", "tl", "en"}
+        assert all(0 < len(name) <= 200 for name in product["names"].values())
+        assert (product["currency"], product["active"]) == ("EUR", True)
+        assert PRICE.match(product["price"]), product["price"]
+
+
+def test_products_carry_the_names_and_eur_prices_the_purchases_use(api: FakeApi) -> None:
+    products = {product["sku"]: product for product in api.products}
+    language = {new_id: body["locale"].split("-")[0] for body, new_id in api.customers}
+    for customer_id, body, _ in api.interactions:
+        if body["type"] != "purchase":
+            continue
+        for item in body["items"]:
+            assert item["name"] == products[item["sku"]]["names"][language[customer_id]]
+            if body["currency"] == "EUR":
+                assert item["unit_price"] == products[item["sku"]]["price"]
+
+
+def test_demo_products_returns_fresh_copies() -> None:
+    first = demo_products()
+    first[0]["names"]["en"] = "mutated"
+    assert demo_products()[0]["names"]["en"] != "mutated"
+
+
 # --------------------------------------------------------------------------- seeding
 
 
@@ -299,6 +348,13 @@ def test_seed_raises_when_creating_a_customer_returns_409() -> None:
     fake = FakeApi(fail_on=r"^/customers$")
     with pytest.raises(RuntimeError, match=r"/customers.*409.*already exists"):
         seed(fake, now=NOW)
+
+
+def test_seed_raises_when_creating_a_product_fails() -> None:
+    fake = FakeApi(fail_on=r"^/products$")
+    with pytest.raises(RuntimeError, match=r"/products.*409.*already exists"):
+        seed(fake, now=NOW)
+    assert fake.calls == []
 
 
 def test_seed_raises_when_creating_an_interaction_fails() -> None:
@@ -310,7 +366,7 @@ def test_seed_raises_when_creating_an_interaction_fails() -> None:
 
 def test_seed_raises_when_a_201_carries_no_id() -> None:
     def post(path: str, body: dict) -> tuple[int, dict]:
-        return 201, {}
+        return 201, (dict(body) if path == "/products" else {})
 
     with pytest.raises(RuntimeError, match="without an id"):
         seed(post, now=NOW)

@@ -1,0 +1,82 @@
+"""The audit trail of a customer (staff)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+from pydantic import BaseModel
+
+from chalicelib.api import deps
+from chalicelib.api.http import Call, api_route, json_response
+from chalicelib.api.schemas import PageQuery
+from chalicelib.domain.audit import AuditEntry, mask
+from chalicelib.domain.clock import to_rfc3339
+
+bp = Blueprint(__name__)
+
+
+class AuditActorOut(BaseModel):
+    subject: str
+    role: str
+
+
+class AuditChangeOut(BaseModel):
+    field: str
+    before: Any
+    after: Any
+
+
+class AuditEntryOut(BaseModel):
+    id: str
+    entity: str
+    entity_id: str
+    action: str
+    actor: AuditActorOut
+    route: str
+    at: str
+    changes: list[AuditChangeOut]
+
+    @classmethod
+    def of(cls, e: AuditEntry) -> dict:
+        return {
+            "id": e.id,
+            "entity": e.entity,
+            "entity_id": e.entity_id,
+            "action": e.action,
+            "actor": {"subject": e.actor.subject, "role": e.actor.role},
+            "route": e.actor.route,
+            "at": to_rfc3339(e.at),
+            "changes": [
+                {"field": c.field, "before": mask(c.field, c.before), "after": mask(c.field, c.after)}
+                for c in e.changes
+            ],
+        }
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_cursor: str | None
+
+
+@api_route(
+    bp,
+    "/customers/{customer_id}/audit",
+    "GET",
+    summary="Who changed what of a customer and their cases, newest first (personal data masked)",
+    query=PageQuery,
+    response=AuditPage,
+    errors=(404,),
+)
+def customer_audit(call: Call, customer_id: str):
+    deps.customer_service().get(customer_id)
+    codec = deps.cursor_codec()
+    scope = f"audit:{customer_id}"
+    start = codec.decode(scope, call.query.cursor) if call.query.cursor else None
+    items, next_key = deps.audit_repository().of_customer(customer_id, call.query.limit, start)
+    return json_response(
+        {
+            "items": [AuditEntryOut.of(e) for e in items],
+            "next_cursor": codec.encode(scope, next_key) if next_key else None,
+        }
+    )

@@ -1,0 +1,261 @@
+"""Self-service routes (role `customer`): the customer is the token's subject, never a path or
+body field, so no request can name another customer's data."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from chalice import Blueprint
+from pydantic import BaseModel, Field, StrictBool, StrictInt
+
+from chalicelib.api import deps
+from chalicelib.api.http import Call, api_route, json_response
+from chalicelib.api.preconditions import etag, if_match
+from chalicelib.api.schemas import (
+    CaseOut,
+    CustomerOut,
+    Email,
+    InteractionListQuery,
+    InteractionOut,
+    InteractionPage,
+    Locale,
+    LoyaltySummary,
+    Name,
+    PageQuery,
+    Phone,
+    Strict,
+)
+from chalicelib.config import get_settings
+from chalicelib.domain import money
+from chalicelib.errors import FieldError, NotFound, Unprocessable
+
+bp = Blueprint(__name__)
+ROLE = ("customer",)
+
+
+class MePatch(Strict):
+    """What customers may change themselves; anything else is an unknown field (400)."""
+
+    name: Name = None  # type: ignore[assignment]
+    preferred_name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    locale: Locale = None  # type: ignore[assignment]
+    marketing_consent: StrictBool = None  # type: ignore[assignment]
+
+    def changes(self) -> dict:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class MyCaseOut(BaseModel):
+    """A case as its customer sees it: no staff assignments or internal notes."""
+
+    id: str
+    subject: str
+    severity: str
+    status: str
+    opened_at: str
+    first_response_due: str
+    resolution_due: str
+    acknowledged_at: str | None
+    resolution: str | None
+    satisfaction: int | None
+
+    @classmethod
+    def of(cls, case) -> dict:
+        full = CaseOut.of(case)
+        return {name: full[name] for name in cls.model_fields}
+
+
+class MyCasePage(BaseModel):
+    items: list[MyCaseOut]
+    next_cursor: str | None
+
+
+class OrderLine(Strict):
+    sku: Annotated[str, Field(min_length=1, max_length=64)]
+    quantity: Annotated[StrictInt, Field(gt=0, le=1000)]
+
+
+class OrderIn(Strict):
+    items: Annotated[list[OrderLine], Field(min_length=1, max_length=50)]
+    channel: Literal["web", "mobile"]
+
+
+class ComplaintIn(Strict):
+    subject: Name
+    description: Annotated[str, Field(min_length=1, max_length=4000)]
+    severity: Literal["low", "medium", "high", "critical"] = "medium"
+    channel: Literal["web", "mobile"] = "web"
+
+
+def _me(call: Call):
+    return deps.customer_service().get(call.principal.subject)
+
+
+@api_route(
+    bp,
+    "/me",
+    "GET",
+    summary="My profile, with my loyalty",
+    roles=ROLE,
+    response=CustomerOut,
+    errors=(404,),
+    headers=("ETag",),
+)
+def get_me(call: Call):
+    customer = _me(call)
+    loyalty = LoyaltySummary.of(deps.loyalty_service().view(customer.id), get_settings().base_currency)
+    return json_response(CustomerOut.of(customer, loyalty), 200, {"ETag": etag(customer.version)})
+
+
+@api_route(
+    bp,
+    "/me",
+    "PATCH",
+    summary="Change my details",
+    roles=ROLE,
+    body=MePatch,
+    response=CustomerOut,
+    errors=(404, 409, 412),
+    headers=("ETag",),
+)
+def update_me(call: Call):
+    customer = deps.customer_service().update(
+        call.principal.subject, call.body.changes(), if_match(call.headers), call.actor
+    )
+    return json_response(CustomerOut.of(customer), 200, {"ETag": etag(customer.version)})
+
+
+@api_route(
+    bp,
+    "/me/interactions",
+    "GET",
+    summary="My timeline, newest first",
+    roles=ROLE,
+    query=InteractionListQuery,
+    response=InteractionPage,
+    errors=(404,),
+)
+def my_interactions(call: Call):
+    q = call.query
+    page = deps.interaction_service().timeline(call.principal.subject, q.type, q.limit, q.cursor)
+    return json_response(
+        {"items": [InteractionOut.of(i) for i in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+@api_route(
+    bp,
+    "/me/interactions/{interaction_id}",
+    "GET",
+    summary="One entry of my timeline",
+    roles=ROLE,
+    response=InteractionOut,
+    errors=(404,),
+)
+def my_interaction(call: Call, interaction_id: str):
+    return json_response(
+        InteractionOut.of(deps.interaction_service().get(call.principal.subject, interaction_id))
+    )
+
+
+@api_route(
+    bp,
+    "/me/orders",
+    "POST",
+    summary="Order products or services from the catalogue",
+    roles=ROLE,
+    body=OrderIn,
+    response=InteractionOut,
+    status=201,
+    errors=(404, 422),
+    headers=("Location",),
+)
+def place_order(call: Call):
+    order = call.body
+    products = deps.product_service().get_many([line.sku for line in order.items])
+    missing = [
+        FieldError(f"items.{i}.sku", "is not a product we sell")
+        for i, line in enumerate(order.items)
+        if line.sku not in products or not products[line.sku].active
+    ]
+    if missing:
+        raise Unprocessable("The order names products that are not in the catalogue.", errors=missing)
+    currencies = {products[line.sku].currency for line in order.items}
+    if len(currencies) > 1:
+        raise Unprocessable(
+            "One order is paid in one currency.",
+            errors=[FieldError("items", f"mixes currencies {sorted(currencies)}")],
+        )
+    customer = _me(call)
+    language = customer.locale.split("-")[0]
+    items = [
+        {
+            "sku": line.sku,
+            "name": products[line.sku].names.get(language) or products[line.sku].names["en"],
+            "quantity": line.quantity,
+            "unit_price": products[line.sku].price,
+        }
+        for line in order.items
+    ]
+    currency = currencies.pop()
+    for item in items:
+        money.parse_price(item["unit_price"], currency)
+    purchase = deps.interaction_service().record(
+        customer.id, {"type": "purchase", "channel": order.channel, "currency": currency, "items": items}
+    )
+    return json_response(InteractionOut.of(purchase), 201, {"Location": f"/me/interactions/{purchase.id}"})
+
+
+@api_route(
+    bp,
+    "/me/complaints",
+    "POST",
+    summary="File a complaint (a case opens for it)",
+    roles=ROLE,
+    body=ComplaintIn,
+    response=InteractionOut,
+    status=201,
+    errors=(404,),
+    headers=("Location",),
+)
+def file_complaint(call: Call):
+    c = call.body
+    complaint = deps.interaction_service().record(
+        call.principal.subject,
+        {
+            "type": "complaint",
+            "channel": c.channel,
+            "severity": c.severity,
+            "subject": c.subject,
+            "note": c.description,
+        },
+    )
+    return json_response(InteractionOut.of(complaint), 201, {"Location": f"/me/interactions/{complaint.id}"})
+
+
+@api_route(
+    bp,
+    "/me/cases",
+    "GET",
+    summary="My complaint cases, newest first",
+    roles=ROLE,
+    query=PageQuery,
+    response=MyCasePage,
+    errors=(404,),
+)
+def my_cases(call: Call):
+    page = deps.case_service().of_customer(call.principal.subject, call.query.limit, call.query.cursor)
+    return json_response({"items": [MyCaseOut.of(c) for c in page.items], "next_cursor": page.next_cursor})
+
+
+@api_route(
+    bp, "/me/cases/{case_id}", "GET", summary="One of my cases", roles=ROLE, response=MyCaseOut, errors=(404,)
+)
+def my_case(call: Call, case_id: str):
+    case = deps.case_service().get(case_id)
+    if case.customer_id != call.principal.subject:
+        # Another customer's case is answered exactly like a case that does not exist.
+        raise NotFound(f"No case has the id {case_id!r}.")
+    return json_response(MyCaseOut.of(case))

@@ -1,0 +1,150 @@
+"""Request and response models of the product catalogue."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictBool, model_validator
+
+from chalicelib.api.http import RequestFieldErrors
+from chalicelib.api.schemas import MoneyIn, MoneyOut, Name, PageQuery, Strict
+from chalicelib.domain import contact, money
+from chalicelib.domain.clock import to_rfc3339
+from chalicelib.errors import FieldError
+
+if TYPE_CHECKING:
+    from chalicelib.store.products import Product
+
+FALLBACK_LOCALE = "en"
+MAX_NAMES = 50
+
+Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+
+
+def _canonical_locales(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value  # the dict validator names the type error
+    names: dict[Any, Any] = {}
+    for key, name in value.items():
+        try:
+            locale = contact.normalize_locale(key)
+        except ValueError:
+            raise ValueError(f"{key!r} is not a BCP 47 language tag (such as en, sv, fi-FI)") from None
+        if locale in names:
+            raise ValueError(f"names the language {locale} twice")
+        names[locale] = name
+    return names
+
+
+def _has_fallback(names: dict[str, str]) -> dict[str, str]:
+    if FALLBACK_LOCALE not in names:
+        raise ValueError(f'must include "{FALLBACK_LOCALE}", the name shown when no other language fits')
+    return names
+
+
+Names = Annotated[
+    dict[str, Name],
+    BeforeValidator(_canonical_locales),
+    Field(
+        min_length=1,
+        max_length=MAX_NAMES,
+        description='BCP 47 language tag → name (1–200 characters); must include "en"',
+        json_schema_extra={"required": [FALLBACK_LOCALE], "examples": [{"en": "Ceramic mug", "sv": "Mugg"}]},
+    ),
+    AfterValidator(_has_fallback),
+]
+
+
+def _known_currency(value: str) -> str:
+    if not money.is_currency(value):
+        raise ValueError("is not an ISO 4217 currency code")
+    return value
+
+
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_known_currency)]
+
+
+class ProductCreate(Strict):
+    sku: Sku
+    names: Names
+    price: MoneyIn
+    currency: Currency
+    active: StrictBool = True
+
+    @model_validator(mode="after")
+    def _price_fits_currency(self) -> ProductCreate:
+        try:
+            money.parse_price(self.price, self.currency)
+        except money.MoneyError as error:
+            raise RequestFieldErrors([FieldError("price", str(error))]) from None
+        return self
+
+    def fields(self) -> dict:
+        return self.model_dump()
+
+
+class ProductPatch(Strict):
+    """Only the fields present change; `names` replaces the whole map. A price must fit the
+    currency the product ends up with."""
+
+    names: Names | None = None
+    price: MoneyIn | None = None
+    currency: Currency | None = None
+    active: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProductPatch:
+        errors = [
+            FieldError(name, "cannot be null") for name in self.changes() if getattr(self, name) is None
+        ]
+        if not self.model_fields_set:
+            errors.append(FieldError("body", "names nothing to change (names, price, currency, active)"))
+        if self.price is not None and self.price < 0:
+            errors.append(FieldError("price", "must not be negative"))
+        if errors:
+            raise RequestFieldErrors(errors)
+        return self
+
+    def changes(self) -> dict:
+        return {
+            name: getattr(self, name) for name in type(self).model_fields if name in self.model_fields_set
+        }
+
+
+class ProductListQuery(PageQuery):
+    active: Literal["true", "false"] | None = Field(
+        None, description="staff only: active or inactive products (customers see active ones)"
+    )
+
+    @property
+    def active_filter(self) -> bool | None:
+        return None if self.active is None else self.active == "true"
+
+
+class ProductOut(BaseModel):
+    sku: str
+    names: dict[str, str]
+    price: MoneyOut = Field(description="with the currency's minor-unit digits")
+    currency: str
+    active: bool
+    created_at: str
+    updated_at: str
+    version: int
+
+    @classmethod
+    def of(cls, p: Product) -> dict:
+        return {
+            "sku": p.sku,
+            "names": dict(p.names),
+            "price": money.format_money(p.price, p.currency),
+            "currency": p.currency,
+            "active": p.active,
+            "created_at": to_rfc3339(p.created_at),
+            "updated_at": to_rfc3339(p.updated_at),
+            "version": p.version,
+        }
+
+
+class ProductPage(BaseModel):
+    items: list[ProductOut]
+    next_cursor: str | None

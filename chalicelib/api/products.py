@@ -1,0 +1,103 @@
+"""Product catalogue routes: staff manage the catalogue, customers read its active products."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+from chalice import Blueprint
+
+from chalicelib.api import deps
+from chalicelib.api.http import Call, api_route, json_response
+from chalicelib.api.preconditions import etag, if_match
+from chalicelib.api.product_schemas import (
+    ProductCreate,
+    ProductListQuery,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+)
+from chalicelib.errors import FieldError, ValidationFailed
+
+bp = Blueprint(__name__)
+
+READERS = ("staff", "customer")
+
+
+def _sku(path_param: str) -> str:
+    # A sku may hold "/" and ":", so its path segment is percent-encoded (see Location). Some
+    # gateways hand the parameter over still encoded; a sku has no "%", so decoding is safe.
+    return unquote(path_param)
+
+
+def _is_staff(call: Call) -> bool:
+    return call.principal.role == "staff"
+
+
+def _product_response(product, status: int = 200, extra: dict | None = None):
+    return json_response(ProductOut.of(product), status, {"ETag": etag(product.version), **(extra or {})})
+
+
+@api_route(
+    bp,
+    "/products",
+    "GET",
+    summary="List the catalogue sorted by sku (customers: active products only)",
+    roles=READERS,
+    query=ProductListQuery,
+    response=ProductPage,
+)
+def list_products(call: Call):
+    active = call.query.active_filter
+    if not _is_staff(call):
+        if active is False:
+            raise ValidationFailed([FieldError("active", "customers see active products only")])
+        active = True
+    page = deps.product_service().list(call.query.limit, call.query.cursor, active)
+    return json_response({"items": [ProductOut.of(p) for p in page.items], "next_cursor": page.next_cursor})
+
+
+@api_route(
+    bp,
+    "/products/{sku}",
+    "GET",
+    summary="Read a product (customers: active products only)",
+    roles=READERS,
+    response=ProductOut,
+    errors=(404,),
+    headers=("ETag",),
+)
+def get_product(call: Call, sku: str):
+    return _product_response(deps.product_service().get(_sku(sku), active_only=not _is_staff(call)))
+
+
+@api_route(
+    bp,
+    "/products",
+    "POST",
+    summary="Add a product to the catalogue",
+    body=ProductCreate,
+    response=ProductOut,
+    status=201,
+    errors=(409,),
+    headers=("Location", "ETag"),
+)
+def create_product(call: Call):
+    product = deps.product_service().create(call.body.fields(), call.actor)
+    return _product_response(product, 201, {"Location": f"/products/{quote(product.sku, safe='')}"})
+
+
+@api_route(
+    bp,
+    "/products/{sku}",
+    "PATCH",
+    summary="Change a product's names, price, currency or active flag",
+    body=ProductPatch,
+    response=ProductOut,
+    errors=(404, 409, 412),
+    headers=("ETag",),
+)
+def update_product(call: Call, sku: str):
+    product = deps.product_service().update(
+        _sku(sku), call.body.changes(), if_match(call.headers), call.actor
+    )
+    return _product_response(product)

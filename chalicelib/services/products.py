@@ -1,0 +1,112 @@
+"""Product catalogue use cases: staff create and change products; everyone reads them, and
+orders look their lines up with `get_many`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from chalicelib.domain import audit, money
+from chalicelib.domain.audit import Actor
+from chalicelib.domain.clock import Clock
+from chalicelib.errors import Conflict, FieldError, NotFound, PreconditionFailed, ValidationFailed
+from chalicelib.store.pagination import CursorCodec, Page
+from chalicelib.store.products import (
+    EDITABLE_FIELDS,
+    Product,
+    ProductExists,
+    ProductRepository,
+    VersionConflict,
+)
+
+MAX_UPDATE_ATTEMPTS = 3
+
+
+def _audited(product: Product) -> dict:
+    # The price as it is shown ("12.90"), so the trail reads like the API.
+    return {
+        "names": dict(product.names),
+        "price": money.format_money(product.price, product.currency),
+        "currency": product.currency,
+        "active": product.active,
+    }
+
+
+def _priced(product: Product, changed: set[str]) -> Product:
+    """The product with its price in the currency's minor units; a price that does not fit
+    (a new currency with fewer digits) names the field the caller changed."""
+    try:
+        return replace(product, price=money.parse_price(product.price, product.currency))
+    except money.MoneyError as error:
+        field = "price" if "price" in changed or "currency" not in changed else "currency"
+        message = str(error) if field == "price" else f"does not fit the price {product.price:f}: {error}"
+        raise ValidationFailed([FieldError(field, message)]) from None
+
+
+class ProductService:
+    def __init__(self, products: ProductRepository, cursors: CursorCodec, clock: Clock) -> None:
+        self._products = products
+        self._cursors = cursors
+        self._clock = clock
+
+    def create(self, fields: dict, actor: Actor) -> Product:
+        """Add a product (`sku`, `names`, `price`, `currency`, `active`); 409 if the sku exists.
+        The audit entry is written in the same transaction."""
+        now = self._clock.now()
+        product = _priced(Product(created_at=now, updated_at=now, **fields), set(fields))
+        record = audit.entry(
+            "product", product.sku, "create", actor, now, audit.diff(None, _audited(product), EDITABLE_FIELDS)
+        )
+        try:
+            return self._products.add(product, record)
+        except ProductExists:
+            raise Conflict(
+                f"A product with the sku {product.sku!r} already exists.",
+                errors=[FieldError("sku", "is already used by another product")],
+            ) from None
+
+    def get(self, sku: str, *, active_only: bool = False) -> Product:
+        """One product; NotFound if there is none (or, with `active_only`, it is inactive)."""
+        product = self._products.get(sku)
+        if product is None or (active_only and not product.active):
+            raise NotFound(f"No product has the sku {sku!r}.")
+        return product
+
+    def get_many(self, skus: Iterable[str]) -> dict[str, Product]:
+        """The products of these skus, by sku, in one batched read. Unknown skus are absent;
+        inactive products are included (check `product.active`), so a caller can tell
+        "no longer sold" from "no such product"."""
+        return self._products.get_many(skus)
+
+    def update(self, sku: str, changes: dict, if_match: int | None, actor: Actor) -> Product:
+        """Apply a partial update of names, price, currency and active. With `if_match`, only to
+        that version (else 412); without, a concurrent change is re-read and the update applied
+        on top of it. A change that changes nothing writes nothing."""
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            before = self.get(sku)
+            if if_match is not None and before.version != if_match:
+                raise PreconditionFailed(
+                    f"The product is at version {before.version}, not {if_match}: re-read it and retry."
+                )
+            now = self._clock.now()
+            after = _priced(before.with_changes(changes, now), set(changes))
+            changed = audit.diff(_audited(before), _audited(after), EDITABLE_FIELDS)
+            if not changed:
+                return before
+            record = audit.entry("product", sku, "update", actor, now, changed)
+            try:
+                return self._products.update(before, after, record)
+            except VersionConflict:
+                if if_match is not None:
+                    raise PreconditionFailed(
+                        "The product was changed by another request: re-read it and retry."
+                    ) from None
+        raise Conflict("The product is being changed by other requests right now: retry.")
+
+    def list(self, limit: int, cursor: str | None, active: bool | None = None) -> Page[Product]:
+        """The catalogue sorted by sku; `active` keeps only active (True) or inactive (False)
+        products."""
+        scope = "products" if active is None else f"products?active={str(active).lower()}"
+        start = self._cursors.decode(scope, cursor) if cursor else None
+        items, next_key = self._products.list(limit, start, active)
+        return Page(items, self._cursors.encode(scope, next_key) if next_key else None)
