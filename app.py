@@ -2,7 +2,7 @@
 
 from chalice import Chalice
 
-from chalicelib.api import audit, cases, customers, deps, http, interactions, me, openapi, products
+from chalicelib.api import audit, cases, customers, deps, export, http, interactions, me, openapi, products
 from chalicelib.api.middleware import http_middleware
 from chalicelib.config import get_settings
 from chalicelib.events import cases as case_events
@@ -20,6 +20,7 @@ app.register_blueprint(interactions.bp)
 app.register_blueprint(cases.bp)
 app.register_blueprint(audit.bp)
 app.register_blueprint(me.bp)
+app.register_blueprint(export.bp)
 app.register_blueprint(products.bp)
 app.register_blueprint(customer_stream.bp)
 app.register_blueprint(loyalty.bp)

@@ -36,6 +36,8 @@ ROLE_MATRIX = {
     ("POST", "/me/complaints"): {"customer"},
     ("GET", "/me/cases"): {"customer"},
     ("GET", "/me/cases/{case_id}"): {"customer"},
+    ("GET", "/me/export"): {"customer"},
+    ("GET", "/customers/{customer_id}/export"): {"staff"},
     ("GET", "/cases"): {"staff"},
     ("GET", "/cases/{case_id}"): {"staff"},
     ("PATCH", "/cases/{case_id}"): {"staff"},
