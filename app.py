@@ -3,6 +3,7 @@
 from chalice import Chalice
 
 from chalicelib.api import audit, cases, customers, deps, export, http, interactions, me, openapi, products
+from chalicelib.api import erasure as erasure_api
 from chalicelib.api.middleware import http_middleware
 from chalicelib.config import get_settings
 from chalicelib.events import cases as case_events
@@ -21,6 +22,7 @@ app.register_blueprint(cases.bp)
 app.register_blueprint(audit.bp)
 app.register_blueprint(me.bp)
 app.register_blueprint(export.bp)
+app.register_blueprint(erasure_api.bp)
 app.register_blueprint(products.bp)
 app.register_blueprint(customer_stream.bp)
 app.register_blueprint(loyalty.bp)

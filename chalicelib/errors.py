@@ -52,6 +52,10 @@ class NotFound(CrmError):
     status, title, type_slug = 404, "Not Found", "not-found"
 
 
+class Gone(CrmError):
+    status, title, type_slug = 410, "Gone", "gone"
+
+
 class MethodNotAllowed(CrmError):
     status, title, type_slug = 405, "Method Not Allowed", "method-not-allowed"
 

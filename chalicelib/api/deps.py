@@ -152,3 +152,25 @@ def audit_repository():
     from chalicelib.store.audit import AuditRepository
 
     return AuditRepository()
+
+
+@lru_cache(maxsize=1)
+def idempotency_pointers():
+    from chalicelib.store.idempotency import IdempotencyPointers
+
+    return IdempotencyPointers(get_settings().region)
+
+
+def erasure_service():
+    from chalicelib.services.erasure import ErasureService
+
+    customers, interactions = repositories()
+    return ErasureService(
+        customers,
+        interactions,
+        case_repository(),
+        loyalty_repository(),
+        audit_repository(),
+        idempotency_pointers(),
+        clock,
+    )

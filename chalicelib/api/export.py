@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from chalicelib.api import deps
 from chalicelib.api.audit import AuditEntryOut
 from chalicelib.api.http import Call, api_route, json_response
+from chalicelib.api.me import erased_is_gone
 from chalicelib.api.schemas import CaseOut, CustomerOut, InteractionOut, LoyaltyDetail
 from chalicelib.config import get_settings
 from chalicelib.domain.clock import to_rfc3339
@@ -97,7 +98,8 @@ def export_customer(call: Call, customer_id: str):
     summary="Everything we hold on me (GDPR)",
     roles=("customer",),
     response=ExportOut,
-    errors=(404,),
+    errors=(404, 410),
 )
+@erased_is_gone
 def export_me(call: Call):
     return json_response(export_document(call.principal.subject))

@@ -274,6 +274,20 @@ def _run_once(
             return problem(error, call.path)
 
     principal = call.principal
+
+    def owner(record: dict[str, Any]) -> str | None:
+        """The customer whose data the stored response holds (erasure deletes the record)."""
+        if call.path_params.get("customer_id"):
+            return call.path_params["customer_id"]
+        if principal is not None and principal.role == "customer":
+            return principal.subject
+        if call.route == "POST /customers" and int(record.get("status", 0)) == 201:
+            try:
+                return json.loads(record.get("body") or "{}").get("id")
+            except (ValueError, AttributeError):
+                return None
+        return None
+
     return run_once(
         caller=f"{principal.role}:{principal.subject}" if principal else "anonymous",
         # The path's parameters too: one key on two customers' timelines is two requests.
@@ -282,6 +296,7 @@ def _run_once(
         body=body or b"",
         run=view_or_problem,
         lambda_context=lambda_context,
+        owner=owner,
     )
 
 

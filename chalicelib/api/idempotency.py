@@ -87,8 +87,12 @@ def run_once(
     body: bytes,
     run: Callable[[], Response],
     lambda_context: Any = None,
+    owner: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> Response:
-    """Run `run()` once per (caller, route, key) within 24 hours; replay its response after."""
+    """Run `run()` once per (caller, route, key) within 24 hours; replay its response after.
+
+    `owner(record)` names the customer whose data the stored response holds (or None): a
+    pointer to the record is then written under that customer, so erasure can find it."""
     from aws_lambda_powertools.utilities.idempotency import idempotent_function
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
@@ -142,10 +146,34 @@ def run_once(
                 headers={"Retry-After": "1"},
             )
         )
+    if ran and owner is not None:
+        _point_to_record(owner(record), data)
     response = _from_record(record)
     if not ran:
         response.headers[REPLAYED_HEADER] = "true"
     return response
+
+
+def record_id(data: dict[str, Any]) -> str | None:
+    """The id (table key) Powertools gives the record of `data`: "<key prefix>#<hash>". Uses
+    the persistence layer's own hashing, so it is only right once the layer is configured
+    (by the first idempotent call in the process)."""
+    return persistence_layer()._get_hashed_idempotency_key(data)
+
+
+def _point_to_record(customer_id: str | None, data: dict[str, Any]) -> None:
+    if not customer_id:
+        return
+    from chalicelib.api import deps
+    from chalicelib.observability import logger
+
+    found = record_id(data)
+    if found is None:
+        return
+    try:
+        deps.idempotency_pointers().add(customer_id, found, deps.clock.now())
+    except Exception:  # the response is stored; the record expires in 24 h anyway
+        logger.exception("idempotency pointer not written", extra={"customer_id": customer_id})
 
 
 def _to_record(response: Response) -> dict[str, Any]:

@@ -3,6 +3,8 @@ body field, so no request can name another customer's data."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from chalice import Blueprint
@@ -27,7 +29,7 @@ from chalicelib.api.schemas import (
 )
 from chalicelib.config import get_settings
 from chalicelib.domain import money
-from chalicelib.errors import FieldError, NotFound, Unprocessable
+from chalicelib.errors import FieldError, Gone, NotFound, Unprocessable
 
 bp = Blueprint(__name__)
 ROLE = ("customer",)
@@ -89,6 +91,22 @@ class ComplaintIn(Strict):
     channel: Literal["web", "mobile"] = "web"
 
 
+def erased_is_gone(view: Callable) -> Callable:
+    """Self-service of an erased customer answers 410 Gone instead of 404. The tombstone is
+    read only when the view found nothing, so other requests pay nothing for it."""
+
+    @functools.wraps(view)
+    def guarded(call: Call, **path_params: str):
+        try:
+            return view(call, **path_params)
+        except NotFound:
+            if deps.repositories()[0].erased_at(call.principal.subject):
+                raise Gone("This customer's personal data was erased.") from None
+            raise
+
+    return guarded
+
+
 def _me(call: Call):
     return deps.customer_service().get(call.principal.subject)
 
@@ -100,9 +118,10 @@ def _me(call: Call):
     summary="My profile, with my loyalty",
     roles=ROLE,
     response=CustomerOut,
-    errors=(404,),
+    errors=(404, 410),
     headers=("ETag",),
 )
+@erased_is_gone
 def get_me(call: Call):
     customer = _me(call)
     loyalty = LoyaltySummary.of(deps.loyalty_service().view(customer.id), get_settings().base_currency)
@@ -117,9 +136,10 @@ def get_me(call: Call):
     roles=ROLE,
     body=MePatch,
     response=CustomerOut,
-    errors=(404, 409, 412),
+    errors=(404, 409, 410, 412),
     headers=("ETag",),
 )
+@erased_is_gone
 def update_me(call: Call):
     customer = deps.customer_service().update(
         call.principal.subject, call.body.changes(), if_match(call.headers), call.actor
@@ -135,8 +155,9 @@ def update_me(call: Call):
     roles=ROLE,
     query=InteractionListQuery,
     response=InteractionPage,
-    errors=(404,),
+    errors=(404, 410),
 )
+@erased_is_gone
 def my_interactions(call: Call):
     q = call.query
     page = deps.interaction_service().timeline(call.principal.subject, q.type, q.limit, q.cursor)
@@ -152,8 +173,9 @@ def my_interactions(call: Call):
     summary="One entry of my timeline",
     roles=ROLE,
     response=InteractionOut,
-    errors=(404,),
+    errors=(404, 410),
 )
+@erased_is_gone
 def my_interaction(call: Call, interaction_id: str):
     return json_response(
         InteractionOut.of(deps.interaction_service().get(call.principal.subject, interaction_id))
@@ -169,9 +191,10 @@ def my_interaction(call: Call, interaction_id: str):
     body=OrderIn,
     response=InteractionOut,
     status=201,
-    errors=(404, 422),
+    errors=(404, 410, 422),
     headers=("Location",),
 )
+@erased_is_gone
 def place_order(call: Call):
     order = call.body
     products = deps.product_service().get_many([line.sku for line in order.items])
@@ -217,9 +240,10 @@ def place_order(call: Call):
     body=ComplaintIn,
     response=InteractionOut,
     status=201,
-    errors=(404,),
+    errors=(404, 410),
     headers=("Location",),
 )
+@erased_is_gone
 def file_complaint(call: Call):
     c = call.body
     complaint = deps.interaction_service().record(
@@ -243,16 +267,24 @@ def file_complaint(call: Call):
     roles=ROLE,
     query=PageQuery,
     response=MyCasePage,
-    errors=(404,),
+    errors=(404, 410),
 )
+@erased_is_gone
 def my_cases(call: Call):
     page = deps.case_service().of_customer(call.principal.subject, call.query.limit, call.query.cursor)
     return json_response({"items": [MyCaseOut.of(c) for c in page.items], "next_cursor": page.next_cursor})
 
 
 @api_route(
-    bp, "/me/cases/{case_id}", "GET", summary="One of my cases", roles=ROLE, response=MyCaseOut, errors=(404,)
+    bp,
+    "/me/cases/{case_id}",
+    "GET",
+    summary="One of my cases",
+    roles=ROLE,
+    response=MyCaseOut,
+    errors=(404, 410),
 )
+@erased_is_gone
 def my_case(call: Call, case_id: str):
     case = deps.case_service().get(case_id)
     if case.customer_id != call.principal.subject:

@@ -53,7 +53,8 @@ def _open_case(record: DynamoDBRecord) -> None:
     complaint = _complaint(record)
     if complaint is not None:
         case = deps.case_service().open_for_complaint(complaint)
-        logger.info("case opened", extra={"case_id": case.id, "severity": case.severity})
+        if case is not None:
+            logger.info("case opened", extra={"case_id": case.id, "severity": case.severity})
 
 
 @bp.on_dynamodb_record(

@@ -1,6 +1,7 @@
 """Customers stream consumer: what follows a change to a customer's items.
 
-- a deleted profile: remove the customer's timeline, loyalty items and cases;
+- a deleted (or erased) profile: remove the customer's idempotency records, timeline, loyalty
+  items and cases;
 - a changed loyalty tier: publish `loyalty.tier_changed` on the events queue.
 
 Every step is idempotent (deleting what is gone, publishing with the record's id as the
@@ -27,7 +28,13 @@ _processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def _purge(customer_id: str) -> None:
-    _, interactions = deps.repositories()
+    customers, interactions = deps.repositories()
+    if customers.erased_at(customer_id):
+        # Erased (GDPR): the same purge the erase request ran, again, in case it was cut short.
+        deps.erasure_service().purge(customer_id)
+        logger.info("erased customer data purged", extra={"customer_id": customer_id})
+        return
+    deps.idempotency_pointers().forget(customer_id)
     removed = interactions.delete_all_of(customer_id)
     deps.loyalty_repository().delete_all_of(customer_id)
     deps.case_repository().delete_all_of(customer_id)

@@ -74,7 +74,7 @@ class CaseService:
 
     # -- from the interactions stream ------------------------------------------------------
 
-    def open_for_complaint(self, complaint: Interaction) -> Case:
+    def open_for_complaint(self, complaint: Interaction) -> Case | None:
         """Open the complaint's case (once: the case id derives from the complaint's id) and
         ask for its follow-up, unless the case is past needing one."""
         case = rules.open_case(
@@ -86,7 +86,11 @@ class CaseService:
             opened_at=complaint.created_at,
             sla=self._sla,
         )
-        if not self._cases.create(case, _audit(None, case, SYSTEM, case.opened_at, "create")):
+        outcome = self._cases.create(case, _audit(None, case, SYSTEM, case.opened_at, "create"))
+        if outcome == "no_customer":
+            # Deleted or erased before this complaint was read: there is nobody to follow up.
+            return None
+        if outcome == "exists":
             case = self._cases.get(case.id) or case
         if case.contact_status is None:
             self._follow_ups().send({"type": "case.follow_up", "case_id": case.id})

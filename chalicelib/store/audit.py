@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -70,3 +71,19 @@ class AuditRepository:
         )
         items, next_key = collect(rows, limit, lambda i: {"pk": {"S": i.pk}, "sk": {"S": i.sk}})
         return [_to_domain(i) for i in items], next_key
+
+    def scrub(self, customer_id: str, fields: Iterable[str]) -> int:
+        """Replace the before/after values of `fields` by null in every entry under the
+        customer, keeping the entries (who changed which field when). Returns entries changed."""
+        personal = frozenset(fields)
+        changed = 0
+        for item in AuditModel.query(customer_pk(customer_id), AuditModel.sk.startswith(AUDIT_PREFIX)):
+            changes = json.loads(item.changes)
+            scrubbed = [
+                {**c, "before": None, "after": None} if c.get("field") in personal else c for c in changes
+            ]
+            if scrubbed != changes:
+                item.changes = json.dumps(scrubbed, ensure_ascii=False)
+                item.save()
+                changed += 1
+        return changed

@@ -15,7 +15,14 @@ from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.interactions import Interaction
 from chalicelib.store.audit import audit_item
 from chalicelib.store.interactions import _to_model as interaction_item
-from chalicelib.store.models import ACTIVE_QUEUE, CaseModel, connection
+from chalicelib.store.models import (
+    ACTIVE_QUEUE,
+    PROFILE_SK,
+    CaseModel,
+    CustomerModel,
+    connection,
+    customer_pk,
+)
 from chalicelib.store.pagination import Key, collect
 
 # Sorts after every real due time: "cases due before X" never includes a case without a deadline.
@@ -119,19 +126,28 @@ class CaseRepository:
     def __init__(self, region: str) -> None:
         self._region = region
 
-    def create(self, case: Case, audit: AuditEntry | None = None) -> bool:
-        """Store a new case; False if a case with its id exists already."""
+    def create(self, case: Case, audit: AuditEntry | None = None) -> str:
+        """Store a new case while its customer exists: "created", "exists" (a case with its id
+        is there already) or "no_customer" (deleted or erased meanwhile: no case is opened)."""
         try:
             with TransactWrite(connection=connection(self._region)) as t:
+                t.condition_check(
+                    CustomerModel,
+                    customer_pk(case.customer_id),
+                    PROFILE_SK,
+                    condition=CustomerModel.pk.exists(),
+                )
                 t.save(_to_model(case), condition=CaseModel.id.does_not_exist())
                 if audit is not None:
                     t.save(audit_item(audit))
         except TransactWriteError as error:
             reasons = [r.code if r else None for r in error.cancellation_reasons]
             if reasons and reasons[0] == "ConditionalCheckFailed":
-                return False
+                return "no_customer"
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return "exists"
             raise
-        return True
+        return "created"
 
     def get(self, case_id: str) -> Case | None:
         try:

@@ -14,11 +14,15 @@ from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.customers import Customer
 from chalicelib.store.audit import audit_item
 from chalicelib.store.models import (
+    ANONYMOUS_PREFIX,
     CUSTOMERS_LIST_PK,
+    LOYALTY_SK,
     PROFILE_SK,
     TOMBSTONE_SK,
+    AnonymousAggregatesModel,
     CustomerModel,
     EmailLookupModel,
+    LoyaltyModel,
     NameTokenModel,
     TombstoneModel,
     connection,
@@ -177,6 +181,61 @@ class CustomerRepository:
                     t.save(audit_item(audit))
         except TransactWriteError as error:
             raise VersionConflict(customer.id) from error
+
+    def erase(
+        self,
+        customer: Customer,
+        erased_at: datetime,
+        audit: AuditEntry,
+        loyalty_version: int | None,
+        anonymous: dict | None,
+    ) -> None:
+        """One transaction: the profile and its lookup entries go, a tombstone marked erased
+        stays, and the loyalty aggregates (still at `loyalty_version`, or still absent) move to
+        `ANONYMOUS#<anonymous["id"]>` without anything that names the customer."""
+        item = _to_model(customer)
+        try:
+            with self._transaction() as t:
+                t.delete(item)
+                at = to_rfc3339(erased_at)
+                t.save(TombstoneModel(customer_pk(customer.id), TOMBSTONE_SK, deleted_at=at, erased_at=at))
+                if customer.email_key:
+                    t.delete(EmailLookupModel(email_pk(customer.email_key)))
+                for token in _token_models(customer):
+                    t.delete(token)
+                t.save(audit_item(audit))
+                if loyalty_version is None:
+                    t.condition_check(
+                        LoyaltyModel,
+                        customer_pk(customer.id),
+                        LOYALTY_SK,
+                        condition=LoyaltyModel.pk.does_not_exist(),
+                    )
+                else:
+                    loyalty = LoyaltyModel(customer_pk(customer.id), LOYALTY_SK)
+                    loyalty.version = loyalty_version  # PynamoDB: delete only at this version
+                    t.delete(loyalty)
+                if anonymous is not None:
+                    t.save(
+                        AnonymousAggregatesModel(
+                            f"{ANONYMOUS_PREFIX}{anonymous['id']}",
+                            LOYALTY_SK,
+                            aggregates=anonymous["aggregates"],
+                            score=anonymous.get("score"),
+                            last_tier=anonymous.get("tier"),
+                            erased_on=erased_at.date().isoformat(),
+                        ),
+                        condition=AnonymousAggregatesModel.pk.does_not_exist(),
+                    )
+        except TransactWriteError as error:
+            raise VersionConflict(customer.id) from error
+
+    def erased_at(self, customer_id: str) -> str | None:
+        """When the customer was erased (GDPR), or None (exists, deleted only, or unknown)."""
+        try:
+            return TombstoneModel.get(customer_pk(customer_id), TOMBSTONE_SK).erased_at
+        except DoesNotExist:
+            return None
 
     def was_deleted(self, customer_id: str) -> bool:
         try:

@@ -16,6 +16,7 @@ from chalicelib.domain.loyalty import Aggregates, Contribution, Score
 from chalicelib.store.models import (
     APPLIED_PREFIX,
     AUDIT_PREFIX,
+    IDEMPOTENCY_PREFIX,
     LOYALTY_SK,
     PROFILE_SK,
     TIER_REVIEW_PK,
@@ -193,8 +194,11 @@ class LoyaltyRepository:
         removed = 0
         with AppliedModel.batch_write() as batch:
             for item in AppliedModel.query(customer_pk(customer_id), attributes_to_get=["pk", "sk"]):
-                # The tombstone and the audit trail outlive the customer's data.
-                if item.sk in (PROFILE_SK, TOMBSTONE_SK) or item.sk.startswith(AUDIT_PREFIX):
+                # The tombstone and the audit trail outlive the customer's data; idempotency
+                # pointers go with the records they name (store/idempotency.py).
+                if item.sk in (PROFILE_SK, TOMBSTONE_SK) or item.sk.startswith(
+                    (AUDIT_PREFIX, IDEMPOTENCY_PREFIX)
+                ):
                     continue
                 batch.delete(item)
                 removed += 1

@@ -8,6 +8,8 @@ holds several item kinds under generic `pk`/`sk` keys:
     CUSTOMER#<id>       LOYALTY             loyalty aggregates (sparse GSIs by_tier, by_tier_review)
     CUSTOMER#<id>       APPLIED#<interaction>  what the loyalty consumer applied for one interaction
     CUSTOMER#<id>       DELETED             tombstone of a deleted customer (id and time only)
+    CUSTOMER#<id>       IDEMPOTENCY#<rec>   pointer to an idempotency record with the customer's data
+    ANONYMOUS#<anon id> LOYALTY             an erased customer's loyalty aggregates, anonymised
     CUSTOMER#<id>       AUDIT#<entry>       the audit trail of the customer and their cases
     EMAIL#<email key>   EMAIL               uniqueness and lookup of an email address
     NAME#<2 letters>    <word>#<id>         one entry per search word of a profile's names
@@ -181,6 +183,36 @@ class TombstoneModel(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default="DELETED")
     deleted_at = UnicodeAttribute()
+    # Set when the customer was erased (GDPR), not merely deleted: self-service answers 410.
+    erased_at = UnicodeAttribute(null=True)
+
+
+class IdempotencyPointerModel(Model):
+    """Names one idempotency record (Powertools table, keyed by a hash) that holds data of the
+    customer it sits under: pk CUSTOMER#<id>, sk IDEMPOTENCY#<record id>. Erasure and the purge
+    of a deleted customer query these instead of scanning the idempotency table."""
+
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    created_at = UnicodeAttribute()
+
+
+class AnonymousAggregatesModel(Model):
+    """What an erased customer leaves for analytics: pk ANONYMOUS#<random id>, sk LOYALTY, the
+    loyalty aggregates without the customer id, interaction ids or tier index attributes."""
+
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="LOYALTY")
+    aggregates = UnicodeAttribute()  # Aggregates.to_dict() as JSON, last_purchase_id removed
+    score = NumberAttribute(null=True)
+    last_tier = UnicodeAttribute(null=True)  # not `tier`: kept out of the by_tier index
+    erased_on = UnicodeAttribute()  # the day only (YYYY-MM-DD)
 
 
 class LineItemAttribute(MapAttribute):
@@ -320,6 +352,8 @@ LOYALTY_SK = "LOYALTY"
 AUDIT_PREFIX = "AUDIT#"
 TOMBSTONE_SK = "DELETED"
 APPLIED_PREFIX = "APPLIED#"
+IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
+ANONYMOUS_PREFIX = "ANONYMOUS#"
 TIER_REVIEW_PK = "loyalty"
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTUP_SECONDS = 60
+STARTUP_SECONDS = 180
 
 
 def _free_port() -> int:

@@ -38,6 +38,7 @@ ROLE_MATRIX = {
     ("GET", "/me/cases/{case_id}"): {"customer"},
     ("GET", "/me/export"): {"customer"},
     ("GET", "/customers/{customer_id}/export"): {"staff"},
+    ("POST", "/customers/{customer_id}/erase"): {"staff"},
     ("GET", "/cases"): {"staff"},
     ("GET", "/cases/{case_id}"): {"staff"},
     ("PATCH", "/cases/{case_id}"): {"staff"},

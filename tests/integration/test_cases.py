@@ -376,3 +376,13 @@ def test_case_changes_by_staff_and_by_the_system_are_in_the_customers_audit_trai
     assert staff["route"] == "PATCH /cases/{case_id}"
     system = {c["field"]: c["after"] for c in by_kind[("update", "system")]["changes"]}
     assert system["contact_status"] == "acknowledged_by_email"
+
+
+def test_a_complaint_read_after_its_customer_was_deleted_opens_no_case(client, api):
+    customer = api.create_customer(email="a@example.com")
+    complain(api, customer)
+    records = interaction_records()
+    assert api.delete(f"/customers/{customer['id']}").status == 204
+    assert client.lambda_.invoke("open_cases", {"Records": records}).payload == {"batchItemFailures": []}
+    table = boto3.resource("dynamodb").Table(get_settings().cases_table)
+    assert table.scan()["Items"] == []

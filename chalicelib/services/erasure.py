@@ -1,0 +1,116 @@
+"""GDPR erasure: remove a person's personal data from every item, keep anonymous aggregates.
+
+What happens to each item of an erased customer:
+
+- **profile, email lookup, name-search entries**: deleted, in one transaction with the rest of
+  step 1. A tombstone (`CUSTOMER#<id>`/`DELETED`) stays with `deleted_at` and `erased_at` only:
+  staff routes answer 404 (no profile), self-service routes 410 Gone (the tombstone says erased),
+  and late stream records of the customer are recognised and skipped.
+- **loyalty aggregates**: moved, in that same transaction, to `ANONYMOUS#<anon id>`/`LOYALTY`:
+  counts, net spend per currency, first/last purchase times and per-SKU habits (product names
+  from the catalogue, not personal), without the customer id, the interaction ids
+  (`last_purchase_id`) or the tier index attributes (`tier`, `tier_sk`, `review_*`), so the
+  item is in no index. The anon id is random (`anon_<ULID>`) and stored nowhere next to the
+  customer id: nothing links the aggregates back to the person.
+- **interactions and cases**: deleted, not kept scrubbed. Their free texts (notes, message
+  subjects and texts, complaint subjects, case history notes, resolutions, acknowledgement
+  emails) are personal data, and what remains without them (a time, a channel, a severity) is
+  what the aggregates already keep; scrubbed cases re-pointed to an anonymous id would also stay
+  in the due/escalation indexes and be escalated for nobody. Deleting them sends REMOVE records
+  through the stream consumers: the loyalty consumer finds the customer gone and erased
+  (tombstone) and skips them; `open_cases` reads INSERTs only; no consumer logs or stores a
+  REMOVE image's texts.
+- **loyalty guards** (`APPLIED#…`): deleted.
+- **audit trail**: kept (who changed which field when, and the `erase` entry itself, whose
+  actor is the staff member and which carries no changes), with the before/after values of
+  every personal field (`PII_FIELDS`) replaced by null.
+- **idempotency records** holding the customer's requests or responses: deleted through the
+  pointers written under the customer when each response was stored (store/idempotency.py).
+
+Step 1 (one transaction) makes the erasure visible and final; step 2 (`purge`) deletes and
+scrubs the rest with Queries on the customer's keys, never a Scan. Every part of step 2 is
+idempotent, and the customers stream's REMOVE of the profile runs the same purge of timeline,
+cases, loyalty items and idempotency records again, so an erasure interrupted after step 1
+still completes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from chalicelib.domain import audit, ids
+from chalicelib.domain.audit import PII_FIELDS, Actor
+from chalicelib.domain.clock import Clock
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.store.audit import AuditRepository
+from chalicelib.store.cases import CaseRepository
+from chalicelib.store.customers import CustomerRepository, VersionConflict
+from chalicelib.store.idempotency import IdempotencyPointers
+from chalicelib.store.interactions import InteractionRepository
+from chalicelib.store.loyalty import LoyaltyRepository
+
+MAX_ATTEMPTS = 3
+ANONYMOUS = "anon"
+
+
+class ErasureService:
+    def __init__(
+        self,
+        customers: CustomerRepository,
+        interactions: InteractionRepository,
+        cases: CaseRepository,
+        loyalty: LoyaltyRepository,
+        audit_trail: AuditRepository,
+        idempotency: IdempotencyPointers,
+        clock: Clock,
+        new_anonymous_id: Callable[[], str] = lambda: ids.new_id(ANONYMOUS),
+    ) -> None:
+        self._customers = customers
+        self._interactions = interactions
+        self._cases = cases
+        self._loyalty = loyalty
+        self._audit = audit_trail
+        self._idempotency = idempotency
+        self._clock = clock
+        self._new_anonymous_id = new_anonymous_id
+
+    def erase(self, customer_id: str, actor: Actor) -> None:
+        """Erase a customer (404 if there is no profile: unknown, deleted or already erased)."""
+        for _ in range(MAX_ATTEMPTS):
+            customer = self._customers.get(customer_id)
+            if customer is None:
+                raise NotFound(f"No customer has the id {customer_id!r}.")
+            stored = self._loyalty.get(customer_id)
+            now = self._clock.now()
+            anonymous = None
+            if stored is not None:
+                aggregates = stored.aggregates.to_dict()
+                for habit in aggregates["skus"].values():
+                    habit.pop("last_purchase_id", None)
+                anonymous = {
+                    "id": self._new_anonymous_id(),
+                    "aggregates": json.dumps(aggregates, sort_keys=True),
+                    "score": stored.score,
+                    "tier": stored.tier,
+                }
+            record = audit.entry("customer", customer_id, "erase", actor, now, (), customer_id)
+            try:
+                self._customers.erase(customer, now, record, stored.version if stored else None, anonymous)
+                break
+            except VersionConflict:
+                continue  # the profile or the aggregates changed meanwhile: read again
+        else:
+            raise Conflict("The customer is being changed by other requests right now: retry.")
+        self.purge(customer_id)
+
+    def purge(self, customer_id: str) -> None:
+        """Step 2: delete and scrub what the erased customer left (idempotent)."""
+        self._idempotency.forget(customer_id)
+        self._interactions.delete_all_of(customer_id)
+        self._cases.delete_all_of(customer_id)
+        self._loyalty.delete_all_of(customer_id)
+        self._audit.scrub(customer_id, PII_FIELDS)
+
+    def was_erased(self, customer_id: str) -> bool:
+        return self._customers.erased_at(customer_id) is not None
