@@ -1,0 +1,176 @@
+"""Data for the benchmarks, written straight into the tables with PynamoDB batch writes (moto
+copies whole tables on every TransactWriteItems, so bulk data never goes through the API), and
+DynamoDB stream records in the shape Lambda delivers them."""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from chalicelib.config import get_settings
+from chalicelib.domain import ids
+from chalicelib.domain.customers import Customer
+from chalicelib.domain.interactions import Interaction, LineItem
+from chalicelib.domain.loyalty import Aggregates, Score
+from chalicelib.store.customers import _to_model as customer_model
+from chalicelib.store.customers import _token_models
+from chalicelib.store.interactions import _to_model as interaction_model
+from chalicelib.store.loyalty import _loyalty_item
+from chalicelib.store.models import CustomerModel, InteractionModel, LoyaltyModel, NameTokenModel
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+# Filler names never start with this letter, so the search query's partition holds only the
+# fixed set, whatever the table's size.
+QUERY_INITIAL = "v"
+_FILLER_INITIALS = [c for c in string.ascii_lowercase if c != QUERY_INITIAL]
+
+
+def new_customer(name: str, at: datetime, **fields) -> Customer:
+    return Customer(
+        id=ids.new_id(ids.CUSTOMER, at), name=name, created_at=at, updated_at=at, version=1, **fields
+    )
+
+
+def loyalty_model(customer_id: str, tier: str, score: int) -> LoyaltyModel:
+    scored = Score(
+        recency_days=None, recency_score=0, frequency_score=0, monetary_score=0, score=score, tier=tier
+    )
+    item = _loyalty_item(customer_id, Aggregates(), scored, None, EPOCH)
+    item.version = 1  # batch writes do not set a VersionAttribute; Model.save would
+    return item
+
+
+def new_interaction(customer_id: str, at: datetime, kind: str = "visit", **fields) -> Interaction:
+    return Interaction(
+        id=ids.new_id(ids.INTERACTION, at),
+        customer_id=customer_id,
+        type=kind,
+        channel="web",
+        occurred_at=at,
+        created_at=at,
+        version=1,
+        **fields,
+    )
+
+
+def new_purchase(customer_id: str, at: datetime, sku: str, price: str) -> Interaction:
+    return new_interaction(
+        customer_id,
+        at,
+        "purchase",
+        currency="EUR",
+        items=(LineItem(sku, f"Item {sku}", 1, Decimal(price)),),
+    )
+
+
+class CustomerWriter:
+    """Batch-writes profiles, their name-search entries and loyalty items; counts the items."""
+
+    def __init__(self) -> None:
+        self.items = 0
+
+    def write(self, entries: Iterable[tuple[Customer, tuple[str, int] | None]]) -> list[str]:
+        written = []
+        with (
+            CustomerModel.batch_write() as profiles,
+            NameTokenModel.batch_write() as tokens,
+            LoyaltyModel.batch_write() as loyalty,
+        ):
+            for customer, tier in entries:
+                profiles.save(customer_model(customer))
+                self.items += 1
+                for token in _token_models(customer):
+                    tokens.save(token)
+                    self.items += 1
+                if tier is not None:
+                    loyalty.save(loyalty_model(customer.id, *tier))
+                    self.items += 1
+                written.append(customer.id)
+        return written
+
+
+def write_interactions(interactions: Iterable[Interaction]) -> int:
+    count = 0
+    with InteractionModel.batch_write() as batch:
+        for interaction in interactions:
+            batch.save(interaction_model(interaction))
+            count += 1
+    return count
+
+
+def filler_name(rng: random.Random) -> str:
+    """One word (one search entry) that does not start with the query's initial."""
+    return rng.choice(_FILLER_INITIALS).upper() + "".join(
+        rng.choice(string.ascii_lowercase) for _ in range(rng.randint(5, 9))
+    )
+
+
+def filler_customers(
+    rng: random.Random, items: int, start: datetime
+) -> Iterator[tuple[Customer, tuple | None]]:
+    """Customers worth exactly `items` items of the customers table: profile + one name entry +
+    a loyalty item (bronze, silver or gold; never the measured tier) each, a lone profile for
+    the remainder."""
+    made = 0
+    i = 0
+    while made < items:
+        at = start + timedelta(seconds=i)
+        i += 1
+        if items - made >= 3:
+            tier = rng.choice((("bronze", rng.randint(0, 39)), ("silver", rng.randint(40, 59)), ("gold", 60)))
+            yield new_customer(filler_name(rng), at), tier
+            made += 3
+        else:
+            # A profile whose name has no search word (a single letter), so exactly one item.
+            yield new_customer("X", at), None
+            made += 1
+
+
+def filler_interactions(count: int, per_customer: int, start: datetime) -> Iterator[Interaction]:
+    customer_id = ""
+    for i in range(count):
+        if i % per_customer == 0:
+            customer_id = ids.new_id(ids.CUSTOMER, start + timedelta(seconds=i))
+        yield new_interaction(customer_id, start + timedelta(minutes=i), note=f"note {i}")
+
+
+def stream_record(interaction: Interaction, sequence: int) -> dict:
+    """An INSERT record of the interactions stream as Lambda delivers it (NEW_AND_OLD_IMAGES)."""
+    image = interaction_model(interaction).serialize()
+    keys = {"customer_id": image["customer_id"], "id": image["id"]}
+    return {
+        "eventID": uuid.uuid4().hex,
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": get_settings().region,
+        "dynamodb": {
+            "ApproximateCreationDateTime": int(interaction.created_at.timestamp()),
+            "Keys": keys,
+            "NewImage": image,
+            "SequenceNumber": f"{sequence:021d}",
+            "SizeBytes": len(json.dumps(image)),
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "eventSourceARN": get_settings().interactions_stream_arn,
+    }
+
+
+def purchase_batch(
+    customer_ids: list[str], per_customer: int, first_sequence: int, at: datetime
+) -> list[dict]:
+    """per_customer purchases of each customer (fresh interaction ids), interleaved as a shard
+    would deliver them."""
+    records = []
+    sequence = first_sequence
+    for n in range(per_customer):
+        for customer_id in customer_ids:
+            purchase = new_purchase(customer_id, at - timedelta(hours=n), f"SKU-{n % 4}", "4.50")
+            records.append(stream_record(purchase, sequence))
+            sequence += 1
+    return records
