@@ -5,29 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from chalice import Blueprint
-from pydantic import BaseModel
 
 from chalicelib.api import deps
 from chalicelib.api.http import Call, api_route, json_response
-from chalicelib.api.schemas import PageQuery
+from chalicelib.api.schemas import Out, PageQuery
 from chalicelib.domain.audit import AuditEntry, mask
 from chalicelib.domain.clock import to_rfc3339
 
 bp = Blueprint(__name__)
 
 
-class AuditActorOut(BaseModel):
+class AuditActorOut(Out):
     subject: str
     role: str
 
 
-class AuditChangeOut(BaseModel):
+class AuditChangeOut(Out):
     field: str
     before: Any
     after: Any
 
 
-class AuditEntryOut(BaseModel):
+class AuditEntryOut(Out):
     id: str
     entity: str
     entity_id: str
@@ -54,7 +53,7 @@ class AuditEntryOut(BaseModel):
         }
 
 
-class AuditPage(BaseModel):
+class AuditPage(Out):
     items: list[AuditEntryOut]
     next_cursor: str | None
 

@@ -6,13 +6,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from chalice import Blueprint
-from pydantic import BaseModel
 
 from chalicelib.api import deps
 from chalicelib.api.audit import AuditEntryOut
 from chalicelib.api.http import Call, api_route, json_response
 from chalicelib.api.me import erased_is_gone
-from chalicelib.api.schemas import CaseOut, CustomerOut, InteractionOut, LoyaltyDetail
+from chalicelib.api.schemas import CaseOut, CustomerOut, InteractionOut, LoyaltyDetail, Out
 from chalicelib.config import get_settings
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.store.pagination import MAX_LIMIT
@@ -21,7 +20,7 @@ bp = Blueprint(__name__)
 FORMAT = "crm-export/1"
 
 
-class ExportOut(BaseModel):
+class ExportOut(Out):
     """The export document (`format` names its version)."""
 
     format: str

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Annotated, Literal
 
 from chalice import Blueprint
-from pydantic import BaseModel, Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool, StrictInt
 
 from chalicelib.api import deps
 from chalicelib.api.http import Call, api_route, json_response
@@ -23,6 +23,7 @@ from chalicelib.api.schemas import (
     Locale,
     LoyaltySummary,
     Name,
+    Out,
     PageQuery,
     Phone,
     Strict,
@@ -49,7 +50,7 @@ class MePatch(Strict):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
-class MyCaseOut(BaseModel):
+class MyCaseOut(Out):
     """A case as its customer sees it: no staff assignments or internal notes."""
 
     id: str
@@ -69,7 +70,7 @@ class MyCaseOut(BaseModel):
         return {name: full[name] for name in cls.model_fields}
 
 
-class MyCasePage(BaseModel):
+class MyCasePage(Out):
     items: list[MyCaseOut]
     next_cursor: str | None
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, model_validator
 
 from chalicelib.api.http import RequestFieldErrors
-from chalicelib.api.schemas import MoneyIn, MoneyOut, Name, PageQuery, Strict
+from chalicelib.api.schemas import MoneyIn, MoneyOut, Name, Out, PageQuery, Strict
 from chalicelib.domain import contact, money
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.errors import FieldError
@@ -121,7 +121,7 @@ class ProductListQuery(PageQuery):
         return None if self.active is None else self.active == "true"
 
 
-class ProductOut(BaseModel):
+class ProductOut(Out):
     sku: str
     names: dict[str, str]
     price: MoneyOut = Field(description="with the currency's minor-unit digits")
@@ -145,6 +145,6 @@ class ProductOut(BaseModel):
         }
 
 
-class ProductPage(BaseModel):
+class ProductPage(Out):
     items: list[ProductOut]
     next_cursor: str | None

@@ -34,8 +34,15 @@ if TYPE_CHECKING:
     from chalicelib.services.loyalty import LoyaltyView
 
 
+class Out(BaseModel):
+    """A response shape: documents responses in the OpenAPI document. Models are built on
+    first use, not at import: every Lambda function imports app.py (cold start)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, defer_build=True)
 
 
 def _checked(check):
@@ -176,7 +183,7 @@ class CustomerPatch(Strict):
         return data
 
 
-class LoyaltySummary(BaseModel):
+class LoyaltySummary(Out):
     score: int = Field(ge=0, le=100)
     tier: Literal["bronze", "silver", "gold", "platinum"]
     recency_days: int | None = Field(description="whole days since the last purchase; null without one")
@@ -198,7 +205,7 @@ class LoyaltySummary(BaseModel):
         }
 
 
-class PurchaseHabit(BaseModel):
+class PurchaseHabit(Out):
     sku: str
     name: str
     times_bought: int
@@ -247,7 +254,7 @@ class LoyaltyDetail(LoyaltySummary):
         }
 
 
-class CustomerOut(BaseModel):
+class CustomerOut(Out):
     id: str
     name: str
     preferred_name: str | None
@@ -304,7 +311,7 @@ class CustomerListQuery(PageQuery):
         return self
 
 
-class CustomerPage(BaseModel):
+class CustomerPage(Out):
     items: list[CustomerOut]
     next_cursor: str | None
 
@@ -403,18 +410,19 @@ class MessageIn(_InteractionBase):
 InteractionCreate = TypeAdapter(
     Annotated[
         PurchaseIn | ReturnIn | ComplaintIn | OtherInteractionIn | MessageIn, Field(discriminator="type")
-    ]
+    ],
+    config=ConfigDict(defer_build=True),
 )
 
 
-class LineItemOut(BaseModel):
+class LineItemOut(Out):
     sku: str
     name: str
     quantity: int
     unit_price: MoneyOut
 
 
-class InteractionOut(BaseModel):
+class InteractionOut(Out):
     id: str
     customer_id: str
     type: str
@@ -473,7 +481,7 @@ class InteractionListQuery(PageQuery):
     type: Literal["purchase", "return", "complaint", "inquiry", "feedback", "visit", "message"] | None = None
 
 
-class InteractionPage(BaseModel):
+class InteractionPage(Out):
     items: list[InteractionOut]
     next_cursor: str | None
 
@@ -481,16 +489,16 @@ class InteractionPage(BaseModel):
 # -- misc --------------------------------------------------------------------------------
 
 
-class Health(BaseModel):
+class Health(Out):
     status: Literal["ok"]
 
 
-class ProblemFieldError(BaseModel):
+class ProblemFieldError(Out):
     field: str
     message: str
 
 
-class Problem(BaseModel):
+class Problem(Out):
     type: str
     title: str
     status: int
@@ -505,7 +513,7 @@ CaseStatus = Literal["open", "acknowledged", "in_progress", "resolved", "closed"
 Severity = Literal["low", "medium", "high", "critical"]
 
 
-class CaseHistoryOut(BaseModel):
+class CaseHistoryOut(Out):
     at: str
     by: str
     # "from"/"to" are Python keywords: the names are set through aliases.
@@ -514,7 +522,7 @@ class CaseHistoryOut(BaseModel):
     note: str | None
 
 
-class CaseOut(BaseModel):
+class CaseOut(Out):
     id: str
     customer_id: str
     interaction_id: str
@@ -564,7 +572,7 @@ class CaseOut(BaseModel):
         }
 
 
-class CasePage(BaseModel):
+class CasePage(Out):
     items: list[CaseOut]
     next_cursor: str | None
 

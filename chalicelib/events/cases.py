@@ -5,10 +5,8 @@ from the cases stream. Each reports failures per record (Powertools batch proces
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Blueprint, Rate
 
 from chalicelib.api import deps
@@ -16,12 +14,15 @@ from chalicelib.config import get_settings
 from chalicelib.domain.clock import parse_rfc3339
 from chalicelib.domain.events import events_from_case_record
 from chalicelib.domain.interactions import Interaction
+from chalicelib.events.batch import process
 from chalicelib.events.publishing import publish_events_of
 from chalicelib.observability import logger
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 bp = Blueprint(__name__)
-_streams = BatchProcessor(event_type=EventType.DynamoDBStreams)
-_queue = BatchProcessor(event_type=EventType.SQS)
 
 
 class BadFollowUp(ValueError):
@@ -61,9 +62,7 @@ def _open_case(record: DynamoDBRecord) -> None:
     stream_arn=get_settings().interactions_stream_arn, batch_size=25, starting_position="TRIM_HORIZON"
 )
 def open_cases(event):
-    return process_partial_response(
-        event=event.to_dict(), record_handler=_open_case, processor=_streams, context=event.context
-    )
+    return process(event, _open_case, "streams")
 
 
 def _follow_up(record: SQSRecord) -> None:
@@ -78,9 +77,7 @@ def _follow_up(record: SQSRecord) -> None:
 
 @bp.on_sqs_message(queue=get_settings().follow_up_queue_name, batch_size=10)
 def send_follow_ups(event):
-    return process_partial_response(
-        event=event.to_dict(), record_handler=_follow_up, processor=_queue, context=event.context
-    )
+    return process(event, _follow_up, "sqs")
 
 
 @bp.schedule(Rate(5, unit=Rate.MINUTES))
@@ -99,6 +96,4 @@ def _publish(record: DynamoDBRecord) -> None:
     stream_arn=get_settings().cases_stream_arn, batch_size=100, starting_position="TRIM_HORIZON"
 )
 def on_case_change(event):
-    return process_partial_response(
-        event=event.to_dict(), record_handler=_publish, processor=_streams, context=event.context
-    )
+    return process(event, _publish, "streams")

@@ -9,22 +9,22 @@ de-duplication id), so a redelivered record does no harm; failures are reported 
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
-    DynamoDBRecord,
-    DynamoDBRecordEventName,
-)
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
 from chalicelib.api import deps
 from chalicelib.config import get_settings
 from chalicelib.domain.events import events_from_customer_record
+from chalicelib.events.batch import process
 from chalicelib.events.publishing import publish_events_of
 from chalicelib.observability import logger
-from chalicelib.store.models import PROFILE_SK
+from chalicelib.store.keys import PROFILE_SK
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 bp = Blueprint(__name__)
-_processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def _purge(customer_id: str) -> None:
@@ -46,7 +46,7 @@ def _handle(record: DynamoDBRecord) -> None:
     data = raw.get("dynamodb") or {}
     keys = data.get("Keys") or {}
     sk = (keys.get("sk") or {}).get("S")
-    if record.event_name is DynamoDBRecordEventName.REMOVE and sk == PROFILE_SK:
+    if raw.get("eventName") == "REMOVE" and sk == PROFILE_SK:
         _purge(keys["pk"]["S"].split("#", 1)[1])
         return
     publish_events_of(record, events_from_customer_record)
@@ -56,6 +56,4 @@ def _handle(record: DynamoDBRecord) -> None:
     stream_arn=get_settings().customers_stream_arn, batch_size=100, starting_position="TRIM_HORIZON"
 )
 def on_customer_change(event):
-    return process_partial_response(
-        event=event.to_dict(), record_handler=_handle, processor=_processor, context=event.context
-    )
+    return process(event, _handle, "streams")

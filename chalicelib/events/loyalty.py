@@ -6,21 +6,28 @@ failed in `batchItemFailures`, so one bad record neither blocks nor rolls back t
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint, Rate
 
 from chalicelib.config import get_settings
 from chalicelib.domain.loyalty import PoisonRecord, contribution_of
+from chalicelib.events.batch import process_raw
 from chalicelib.observability import logger
-from chalicelib.services.loyalty import InteractionChange
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+    from chalicelib.services.loyalty import InteractionChange
+
 
 bp = Blueprint(__name__)
-_processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def parse(record: dict) -> InteractionChange:
     """A Lambda DynamoDB stream record of the interactions table → the change it makes."""
+    from chalicelib.services import loyalty as service
+
     name = record.get("eventName")
     data = record.get("dynamodb") or {}
     if name not in ("INSERT", "MODIFY", "REMOVE"):
@@ -36,7 +43,7 @@ def parse(record: dict) -> InteractionChange:
         raise PoisonRecord(f"record keys or version unreadable: {error}") from None
     if image is None:
         raise PoisonRecord("the stream record carries no image (the stream must be NEW_AND_OLD_IMAGES)")
-    return InteractionChange(
+    return service.InteractionChange(
         record_id=data.get("SequenceNumber", ""),
         customer_id=customer_id,
         interaction_id=interaction_id,
@@ -67,9 +74,7 @@ def handle_batch(raw_event: dict, context) -> dict:
             )
             raise failure
 
-    return process_partial_response(
-        event=raw_event, record_handler=report, processor=_processor, context=context
-    )
+    return process_raw(raw_event, context, report)
 
 
 @bp.on_dynamodb_record(

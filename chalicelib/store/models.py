@@ -35,10 +35,24 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 from pynamodb.models import Model
 
 from chalicelib.config import get_settings
+from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' callers import them from here
+    ACTIVE_QUEUE,
+    ANONYMOUS_PREFIX,
+    APPLIED_PREFIX,
+    AUDIT_PREFIX,
+    CUSTOMERS_LIST_PK,
+    IDEMPOTENCY_PREFIX,
+    LOYALTY_SK,
+    PROFILE_SK,
+    TIER_REVIEW_PK,
+    TOMBSTONE_SK,
+    applied_sk,
+    customer_pk,
+    email_pk,
+    name_token_keys,
+)
 
 _settings = get_settings()
-
-CUSTOMERS_LIST_PK = "customers"
 
 
 class _Meta:
@@ -336,37 +350,6 @@ class CaseModel(Model):
     by_due = CasesByDueIndex()
     by_status = CasesByStatusIndex()
     by_assignee = CasesByAssigneeIndex()
-
-
-ACTIVE_QUEUE = "active"
-
-
-def customer_pk(customer_id: str) -> str:
-    return f"CUSTOMER#{customer_id}"
-
-
-PROFILE_SK = "PROFILE"
-
-
-LOYALTY_SK = "LOYALTY"
-AUDIT_PREFIX = "AUDIT#"
-TOMBSTONE_SK = "DELETED"
-APPLIED_PREFIX = "APPLIED#"
-IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
-ANONYMOUS_PREFIX = "ANONYMOUS#"
-TIER_REVIEW_PK = "loyalty"
-
-
-def applied_sk(interaction_id: str) -> str:
-    return f"{APPLIED_PREFIX}{interaction_id}"
-
-
-def email_pk(email_key: str) -> str:
-    return f"EMAIL#{email_key}"
-
-
-def name_token_keys(word: str, customer_id: str) -> tuple[str, str]:
-    return f"NAME#{word[:2]}", f"{word}#{customer_id}"
 
 
 @lru_cache(maxsize=4)

@@ -1,0 +1,36 @@
+"""Key shapes of the tables: importable without PynamoDB (stream consumers need them at
+cold start; the models in models.py use them too)."""
+
+from __future__ import annotations
+
+CUSTOMERS_LIST_PK = "customers"
+
+ACTIVE_QUEUE = "active"
+
+
+def customer_pk(customer_id: str) -> str:
+    return f"CUSTOMER#{customer_id}"
+
+
+PROFILE_SK = "PROFILE"
+
+
+LOYALTY_SK = "LOYALTY"
+AUDIT_PREFIX = "AUDIT#"
+TOMBSTONE_SK = "DELETED"
+APPLIED_PREFIX = "APPLIED#"
+IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
+ANONYMOUS_PREFIX = "ANONYMOUS#"
+TIER_REVIEW_PK = "loyalty"
+
+
+def applied_sk(interaction_id: str) -> str:
+    return f"{APPLIED_PREFIX}{interaction_id}"
+
+
+def email_pk(email_key: str) -> str:
+    return f"EMAIL#{email_key}"
+
+
+def name_token_keys(word: str, customer_id: str) -> tuple[str, str]:
+    return f"NAME#{word[:2]}", f"{word}#{customer_id}"
