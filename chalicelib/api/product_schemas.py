@@ -13,7 +13,7 @@ from chalicelib.domain.clock import to_rfc3339
 from chalicelib.errors import FieldError
 
 if TYPE_CHECKING:
-    from chalicelib.store.products import Product
+    from chalicelib.domain.products import Product
 
 FALLBACK_LOCALE = "en"
 MAX_NAMES = 50

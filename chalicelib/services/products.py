@@ -9,15 +9,10 @@ from dataclasses import replace
 from chalicelib.domain import audit, money
 from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock
+from chalicelib.domain.products import EDITABLE_FIELDS, Product
 from chalicelib.errors import Conflict, FieldError, NotFound, PreconditionFailed, ValidationFailed
 from chalicelib.store.pagination import CursorCodec, Page
-from chalicelib.store.products import (
-    EDITABLE_FIELDS,
-    Product,
-    ProductExists,
-    ProductRepository,
-    VersionConflict,
-)
+from chalicelib.store.products import ProductExists, ProductRepository, VersionConflict
 
 MAX_UPDATE_ATTEMPTS = 3
 

@@ -16,10 +16,7 @@ out of the customers' indexes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import datetime
 from decimal import Decimal
 
 from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute, VersionAttribute
@@ -30,6 +27,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.config import get_settings
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.products import Product, is_sku
 from chalicelib.store.audit import audit_item
 from chalicelib.store.models import connection
 from chalicelib.store.pagination import Key, collect
@@ -37,33 +35,6 @@ from chalicelib.store.pagination import Key, collect
 _settings = get_settings()
 
 CATALOGUE_PK = "CATALOGUE"
-SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
-SKU_MAX_LENGTH = 64
-EDITABLE_FIELDS = ("names", "price", "currency", "active")
-
-
-@dataclass(frozen=True)
-class Product:
-    """A catalogue entry. `price` is exact, with the currency's minor-unit digits."""
-
-    sku: str
-    names: dict[str, str]
-    price: Decimal
-    currency: str
-    created_at: datetime
-    updated_at: datetime
-    active: bool = True
-    version: int = 0
-
-    def with_changes(self, changes: dict, at: datetime) -> Product:
-        unknown = set(changes) - set(EDITABLE_FIELDS)
-        if unknown:
-            raise ValueError(f"not editable: {sorted(unknown)}")
-        return replace(self, **changes, updated_at=at)
-
-
-def is_sku(value: str) -> bool:
-    return len(value) <= SKU_MAX_LENGTH and bool(SKU_PATTERN.match(value))
 
 
 class ProductModel(Model):
