@@ -43,6 +43,18 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         parameters.append(
             {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}}
         )
+    errors = set(spec.errors)
+    if spec.method == "POST" and spec.roles:
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Retry safely: the same key and body replay the first response for 24 hours.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+        )
+        errors |= {400, 409, 422}
     success: dict[str, Any] = {"description": spec.summary}
     if spec.response is not None:
         success["content"] = {"application/json": {"schema": _schema(spec.response, components)}}
@@ -50,7 +62,7 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         success["headers"] = {h: {"schema": {"type": "string"}} for h in spec.headers}
     responses: dict[str, Any] = {str(spec.status): success}
     problem_ref = {"$ref": REF.format(model="Problem")}
-    for code in spec.errors:
+    for code in sorted(errors):
         responses[str(code)] = {
             "description": f"Error {code} (RFC 9457 problem)",
             "content": {PROBLEM_JSON: {"schema": problem_ref}},

@@ -134,3 +134,13 @@ def test_cognito_rs256_tokens_are_verified_against_the_jwks(client, monkeypatch)
     from tests.conftest import token
 
     assert_problem(Api(client, token()).get("/customers"), 401)
+
+
+def test_every_authenticated_post_documents_the_idempotency_key(api):
+    doc = api.get("/openapi.json", auth=False).json
+    posts = [(path, ops["post"]) for path, ops in doc["paths"].items() if "post" in ops]
+    assert posts
+    for path, op in posts:
+        names = {p["name"] for p in op["parameters"]}
+        assert "Idempotency-Key" in names, path
+        assert {"409", "422"} <= set(op["responses"]), path
