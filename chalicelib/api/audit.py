@@ -11,6 +11,7 @@ from chalicelib.api.http import Call, api_route, json_response
 from chalicelib.api.schemas import Out, PageQuery
 from chalicelib.domain.audit import AuditEntry, mask
 from chalicelib.domain.clock import to_rfc3339
+from chalicelib.store.pagination import page_of
 
 bp = Blueprint(__name__)
 
@@ -69,13 +70,12 @@ class AuditPage(Out):
 )
 def customer_audit(call: Call, customer_id: str):
     deps.customer_service().get(customer_id)
-    codec = deps.cursor_codec()
-    scope = f"audit:{customer_id}"
-    start = codec.decode(scope, call.query.cursor) if call.query.cursor else None
-    items, next_key = deps.audit_repository().of_customer(customer_id, call.query.limit, start)
+    page = page_of(
+        deps.cursor_codec(),
+        f"audit:{customer_id}",
+        call.query.cursor,
+        lambda start: deps.audit_repository().of_customer(customer_id, call.query.limit, start),
+    )
     return json_response(
-        {
-            "items": [AuditEntryOut.of(e) for e in items],
-            "next_cursor": codec.encode(scope, next_key) if next_key else None,
-        }
+        {"items": [AuditEntryOut.of(e) for e in page.items], "next_cursor": page.next_cursor}
     )

@@ -18,7 +18,7 @@ from chalicelib.domain.messages import acknowledgement
 from chalicelib.errors import Conflict, FieldError, NotFound, PreconditionFailed
 from chalicelib.store.cases import CaseChanged, CaseRepository
 from chalicelib.store.customers import CustomerRepository
-from chalicelib.store.pagination import CursorCodec, Page
+from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 MAX_ATTEMPTS = 3
 NO_EMAIL = "no_email_address"
@@ -228,25 +228,28 @@ class CaseService:
     def list(self, *, status, severity, assignee, due_before, limit: int, cursor: str | None) -> Page[Case]:
         assert self._cursors is not None
         scope = f"cases?status={status}&severity={severity}&assignee={assignee}&due_before={due_before}"
-        start = self._cursors.decode(scope, cursor) if cursor else None
-        items, next_key = self._cases.list(
-            status=status,
-            severity=severity,
-            assignee=assignee,
-            due_before=due_before,
-            limit=limit,
-            start=start,
+        return page_of(
+            self._cursors,
+            scope,
+            cursor,
+            lambda start: self._cases.list(
+                status=status,
+                severity=severity,
+                assignee=assignee,
+                due_before=due_before,
+                limit=limit,
+                start=start,
+            ),
         )
-        return Page(items, self._cursors.encode(scope, next_key) if next_key else None)
 
     def of_customer(self, customer_id: str, limit: int, cursor: str | None) -> Page[Case]:
         assert self._cursors is not None
         if self._customers.get(customer_id) is None:
             raise NotFound(f"No customer has the id {customer_id!r}.")
         scope = f"cases:{customer_id}"
-        start = self._cursors.decode(scope, cursor) if cursor else None
-        items, next_key = self._cases.of_customer(customer_id, limit, start)
-        return Page(items, self._cursors.encode(scope, next_key) if next_key else None)
+        return page_of(
+            self._cursors, scope, cursor, lambda start: self._cases.of_customer(customer_id, limit, start)
+        )
 
     # -- the escalation sweep ------------------------------------------------------------------
 

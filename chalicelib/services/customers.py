@@ -11,7 +11,7 @@ from chalicelib.domain.contact import email_key
 from chalicelib.domain.customers import EDITABLE_FIELDS, Customer
 from chalicelib.errors import Conflict, FieldError, NotFound, PreconditionFailed, ValidationFailed
 from chalicelib.store.customers import CustomerRepository, EmailTaken, VersionConflict
-from chalicelib.store.pagination import CursorCodec, Page
+from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 MAX_UPDATE_ATTEMPTS = 3
 
@@ -115,9 +115,7 @@ class CustomerService:
 
     def list_newest(self, limit: int, cursor: str | None) -> Page[Customer]:
         scope = "customers"
-        start = self._cursors.decode(scope, cursor) if cursor else None
-        items, next_key = self._customers.list_newest(limit, start)
-        return Page(items, self._cursors.encode(scope, next_key) if next_key else None)
+        return page_of(self._cursors, scope, cursor, lambda start: self._customers.list_newest(limit, start))
 
     def find_by_email(self, email: str) -> Page[Customer]:
         customer = self._customers.by_email(email_key(email))
@@ -130,6 +128,6 @@ class CustomerService:
                 [FieldError("q", f"needs a word of at least {names.MIN_QUERY_LENGTH} letters or digits")]
             )
         scope = "customers?q=" + " ".join(query_words)
-        start = self._cursors.decode(scope, cursor) if cursor else None
-        items, next_key = self._customers.search(query_words, limit, start)
-        return Page(items, self._cursors.encode(scope, next_key) if next_key else None)
+        return page_of(
+            self._cursors, scope, cursor, lambda start: self._customers.search(query_words, limit, start)
+        )

@@ -12,7 +12,7 @@ from chalicelib.domain.interactions import Interaction, LineItem, excess_returns
 from chalicelib.errors import Conflict, FieldError, NotFound, Unprocessable
 from chalicelib.store.customers import CustomerRepository
 from chalicelib.store.interactions import CustomerGone, InteractionRepository, PurchaseChanged
-from chalicelib.store.pagination import CursorCodec, Page
+from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 MAX_RETURN_ATTEMPTS = 3
 
@@ -111,6 +111,9 @@ class InteractionService:
     ) -> Page[Interaction]:
         self._require_customer(customer_id)
         scope = f"interactions:{customer_id}:{type_ or '*'}"
-        start = self._cursors.decode(scope, cursor) if cursor else None
-        items, next_key = self._interactions.timeline(customer_id, type_, limit, start)
-        return Page(items, self._cursors.encode(scope, next_key) if next_key else None)
+        return page_of(
+            self._cursors,
+            scope,
+            cursor,
+            lambda start: self._interactions.timeline(customer_id, type_, limit, start),
+        )

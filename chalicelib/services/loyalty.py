@@ -19,7 +19,7 @@ from chalicelib.store.loyalty import (
     LoyaltyRepository,
     StoredLoyalty,
 )
-from chalicelib.store.pagination import CursorCodec, Page
+from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 MAX_ATTEMPTS = 3
 
@@ -218,9 +218,7 @@ class LoyaltyService:
             raise ValidationFailed([FieldError("tier", f"must be one of {', '.join(loyalty.TIERS)}")])
         assert self._cursors is not None
         scope = f"customers?tier={tier}"
-        start = self._cursors.decode(scope, cursor) if cursor else None
-        items, next_key = self._repository.by_tier(tier, limit, start)
-        return Page(
-            [self.view_of(i.customer_id, i) for i in items],
-            self._cursors.encode(scope, next_key) if next_key else None,
+        page = page_of(
+            self._cursors, scope, cursor, lambda start: self._repository.by_tier(tier, limit, start)
         )
+        return Page([self.view_of(i.customer_id, i) for i in page.items], page.next_cursor)

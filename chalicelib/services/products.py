@@ -11,7 +11,7 @@ from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.products import EDITABLE_FIELDS, Product
 from chalicelib.errors import Conflict, FieldError, NotFound, PreconditionFailed, ValidationFailed
-from chalicelib.store.pagination import CursorCodec, Page
+from chalicelib.store.pagination import CursorCodec, Page, page_of
 from chalicelib.store.products import ProductExists, ProductRepository, VersionConflict
 
 MAX_UPDATE_ATTEMPTS = 3
@@ -102,6 +102,4 @@ class ProductService:
         """The catalogue sorted by sku; `active` keeps only active (True) or inactive (False)
         products."""
         scope = "products" if active is None else f"products?active={str(active).lower()}"
-        start = self._cursors.decode(scope, cursor) if cursor else None
-        items, next_key = self._products.list(limit, start, active)
-        return Page(items, self._cursors.encode(scope, next_key) if next_key else None)
+        return page_of(self._cursors, scope, cursor, lambda start: self._products.list(limit, start, active))

@@ -84,3 +84,14 @@ def collect(
             return taken, key_of(taken[-1])
         taken.append(row)
     return taken, None
+
+
+def page_of(
+    codec: CursorCodec,
+    scope: str,
+    cursor: str | None,
+    fetch: Callable[[Key | None], tuple[list[T], Key | None]],
+) -> Page[T]:
+    """One page of a list: the cursor decoded for its scope, the next one encoded for it."""
+    items, next_key = fetch(codec.decode(scope, cursor) if cursor else None)
+    return Page(items, codec.encode(scope, next_key) if next_key else None)
