@@ -88,8 +88,8 @@ def _tier_page(tier: str, limit: int, cursor: str | None):
     headers=("ETag",),
 )
 def get_customer(call: Call, customer_id: str):
-    customer = deps.customer_service().get(customer_id)
-    loyalty = LoyaltySummary.of(deps.loyalty_service().view(customer_id), get_settings().base_currency)
+    customer, view = deps.loyalty_service().customer_with_loyalty(customer_id)
+    loyalty = LoyaltySummary.of(view, get_settings().base_currency)
     return _customer_response(customer, extra_body={"loyalty": loyalty})
 
 

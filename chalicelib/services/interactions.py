@@ -38,8 +38,9 @@ class InteractionService:
 
     def record(self, customer_id: str, fields: dict) -> Interaction:
         """Add an interaction to a customer's timeline. A return must name a purchase of the
-        same customer and may not return more of a SKU than that purchase still holds."""
-        self._require_customer(customer_id)
+        same customer and may not return more of a SKU than that purchase still holds.
+
+        The customer's existence is a condition of the write itself (no read first)."""
         now = self._clock.now()
         occurred_at = fields.pop("occurred_at", None) or now
         items = tuple(LineItem(**item) for item in fields.pop("items", None) or ())
@@ -74,6 +75,8 @@ class InteractionService:
 
     def _purchase_for(self, ret: Interaction) -> Interaction:
         purchase = self._interactions.get(ret.customer_id, ret.purchase_id or "")
+        if purchase is None:
+            self._require_customer(ret.customer_id)
         if purchase is None or purchase.type != "purchase":
             raise Unprocessable(
                 "A return must name a purchase of the same customer.",

@@ -9,8 +9,9 @@ from datetime import datetime
 
 from chalicelib.domain import loyalty
 from chalicelib.domain.clock import Clock
+from chalicelib.domain.customers import Customer
 from chalicelib.domain.loyalty import Aggregates, Contribution, LoyaltyConfig, Score
-from chalicelib.errors import FieldError, ValidationFailed
+from chalicelib.errors import FieldError, NotFound, ValidationFailed
 from chalicelib.store.loyalty import (
     MAX_GUARDS_PER_WRITE,
     CustomerMissing,
@@ -181,6 +182,13 @@ class LoyaltyService:
 
     def _score(self, aggregates: Aggregates, now: datetime) -> Score:
         return loyalty.score(aggregates, now, self._config, self._base_currency)
+
+    def customer_with_loyalty(self, customer_id: str) -> tuple[Customer, LoyaltyView]:
+        """A customer and their loyalty as of now, read together (one request)."""
+        customer, stored = self._repository.get_with_profile(customer_id)
+        if customer is None:
+            raise NotFound(f"No customer has the id {customer_id!r}.")
+        return customer, self.view_of(customer_id, stored)
 
     def view(self, customer_id: str) -> LoyaltyView:
         """A customer's loyalty as of now: recency decays with time, without any write."""

@@ -58,6 +58,9 @@ def _to_domain(item: CustomerModel) -> Customer:
     )
 
 
+customer_from_item = _to_domain
+
+
 def _to_model(customer: Customer) -> CustomerModel:
     item = CustomerModel(
         pk=customer_pk(customer.id),

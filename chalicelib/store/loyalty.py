@@ -12,7 +12,9 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.customers import Customer
 from chalicelib.domain.loyalty import Aggregates, Contribution, Score
+from chalicelib.store.customers import customer_from_item
 from chalicelib.store.models import (
     APPLIED_PREFIX,
     AUDIT_PREFIX,
@@ -88,6 +90,31 @@ def loyalty_from_item(item: LoyaltyModel) -> StoredLoyalty:
 class LoyaltyRepository:
     def __init__(self, region: str) -> None:
         self._region = region
+
+    def get_with_profile(self, customer_id: str) -> tuple[Customer | None, StoredLoyalty | None]:
+        """The profile item and the loyalty aggregates in one BatchGetItem: they share the
+        customer's partition."""
+        keys = [{"pk": {"S": customer_pk(customer_id)}, "sk": {"S": sk}} for sk in (PROFILE_SK, LOYALTY_SK)]
+        table = LoyaltyModel.Meta.table_name
+        client = connection(self._region).client
+        items: list[dict] = []
+        request = {table: {"Keys": keys, "ConsistentRead": True}}
+        for _ in range(5):
+            response = client.batch_get_item(RequestItems=request)
+            items += response.get("Responses", {}).get(table, [])
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        else:
+            raise RuntimeError("DynamoDB left keys unprocessed five times")
+        by_sk = {item["sk"]["S"]: item for item in items}
+        profile = (
+            customer_from_item(CustomerModel.from_raw_data(by_sk[PROFILE_SK]))
+            if PROFILE_SK in by_sk
+            else None
+        )
+        loyalty = _loyalty(LoyaltyModel.from_raw_data(by_sk[LOYALTY_SK])) if LOYALTY_SK in by_sk else None
+        return profile, loyalty
 
     def get(self, customer_id: str) -> StoredLoyalty | None:
         try:

@@ -84,12 +84,12 @@ def test_problems_are_rfc_9457_shaped(api):
 
 
 def test_an_unexpected_failure_is_a_500_problem_without_internals(api, monkeypatch):
-    from chalicelib.services.customers import CustomerService
+    from chalicelib.store.customers import CustomerRepository
 
     def broken(self, customer_id):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(CustomerService, "get", broken)
-    reply = api.get("/customers/cus_x")
+    monkeypatch.setattr(CustomerRepository, "get", broken)
+    reply = api.get("/customers/cus_x/interactions")
     assert_problem(reply, 500)
     assert b"secret internals" not in reply.body
