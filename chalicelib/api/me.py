@@ -124,8 +124,8 @@ def _me(call: Call):
 )
 @erased_is_gone
 def get_me(call: Call):
-    customer = _me(call)
-    loyalty = LoyaltySummary.of(deps.loyalty_service().view(customer.id), get_settings().base_currency)
+    customer, view = deps.loyalty_service().customer_with_loyalty(call.principal.subject)
+    loyalty = LoyaltySummary.of(view, get_settings().base_currency)
     return json_response(CustomerOut.of(customer, loyalty), 200, {"ETag": etag(customer.version)})
 
 
