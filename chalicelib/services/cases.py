@@ -15,7 +15,8 @@ from chalicelib.domain.cases import Case, TransitionError
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction
 from chalicelib.domain.messages import acknowledgement
-from chalicelib.errors import Conflict, FieldError, NotFound, PreconditionFailed
+from chalicelib.errors import Conflict, FieldError, NotFound
+from chalicelib.services.versions import update_at_version
 from chalicelib.store.cases import CaseChanged, CaseRepository
 from chalicelib.store.customers import CustomerRepository
 from chalicelib.store.pagination import CursorCodec, Page, page_of
@@ -185,23 +186,12 @@ class CaseService:
 
     def change(self, case_id: str, changes: dict, if_match: int | None, actor: Actor) -> Case:
         """Assign, move along the status flow and/or add a note, in one write."""
-        for _ in range(MAX_ATTEMPTS):
-            before = self.get(case_id)
-            if if_match is not None and before.version != if_match:
-                raise PreconditionFailed(
-                    f"The case is at version {before.version}, not {if_match}: re-read it and retry."
-                )
+
+        def write(before: Case) -> Case:
             after = self._apply(before, changes, actor.subject)
-            try:
-                return self._cases.update(
-                    before, after, audit=_audit(before, after, actor, self._clock.now())
-                )
-            except CaseChanged:
-                if if_match is not None:
-                    raise PreconditionFailed(
-                        "The case was changed by another request: re-read it and retry."
-                    ) from None
-        raise Conflict("The case is being changed by other requests right now: retry.")
+            return self._cases.update(before, after, audit=_audit(before, after, actor, self._clock.now()))
+
+        return update_at_version("case", lambda: self.get(case_id), write, if_match, CaseChanged)
 
     def _apply(self, case: Case, changes: dict, by: str) -> Case:
         now = self._clock.now()

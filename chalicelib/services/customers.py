@@ -9,7 +9,8 @@ from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.contact import email_key
 from chalicelib.domain.customers import EDITABLE_FIELDS, Customer
-from chalicelib.errors import Conflict, FieldError, NotFound, PreconditionFailed, ValidationFailed
+from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.services.versions import update_at_version
 from chalicelib.store.customers import CustomerRepository, EmailTaken, VersionConflict
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
@@ -70,34 +71,21 @@ class CustomerService:
     def update(self, customer_id: str, changes: dict, if_match: int | None, actor: Actor) -> Customer:
         """Apply a partial update. With `if_match`, only to that version (else 412); without,
         a concurrent change is re-read and the update applied on top of it, never lost."""
-        for _ in range(MAX_UPDATE_ATTEMPTS):
-            before = self.get(customer_id)
-            if if_match is not None and before.version != if_match:
-                raise PreconditionFailed(
-                    f"The customer is at version {before.version}, not {if_match}: re-read it and retry."
-                )
+
+        def write(before: Customer) -> Customer:
             after = before.with_changes(changes, self._clock.now())
             if after == before.with_changes({}, after.updated_at):
                 return before
+            changed = audit.diff(_fields(before), _fields(after), EDITABLE_FIELDS)
             record = audit.entry(
-                "customer",
-                customer_id,
-                "update",
-                actor,
-                after.updated_at,
-                audit.diff(_fields(before), _fields(after), EDITABLE_FIELDS),
-                customer_id,
+                "customer", customer_id, "update", actor, after.updated_at, changed, customer_id
             )
             try:
                 return self._customers.update(before, after, record)
             except EmailTaken:
                 raise _email_conflict(after.email) from None
-            except VersionConflict:
-                if if_match is not None:
-                    raise PreconditionFailed(
-                        "The customer was changed by another request: re-read it and retry."
-                    ) from None
-        raise Conflict("The customer is being changed by other requests right now: retry.")
+
+        return update_at_version("customer", lambda: self.get(customer_id), write, if_match, VersionConflict)
 
     def delete(self, customer_id: str, actor: Actor) -> None:
         """Remove the profile and its lookup entries now; its timeline is purged from the

@@ -10,11 +10,10 @@ from chalicelib.domain import audit, money
 from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.products import EDITABLE_FIELDS, Product
-from chalicelib.errors import Conflict, FieldError, NotFound, PreconditionFailed, ValidationFailed
+from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.services.versions import update_at_version
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 from chalicelib.store.products import ProductExists, ProductRepository, VersionConflict
-
-MAX_UPDATE_ATTEMPTS = 3
 
 
 def _audited(product: Product) -> dict:
@@ -77,26 +76,18 @@ class ProductService:
         """Apply a partial update of names, price, currency and active. With `if_match`, only to
         that version (else 412); without, a concurrent change is re-read and the update applied
         on top of it. A change that changes nothing writes nothing."""
-        for _ in range(MAX_UPDATE_ATTEMPTS):
-            before = self.get(sku)
-            if if_match is not None and before.version != if_match:
-                raise PreconditionFailed(
-                    f"The product is at version {before.version}, not {if_match}: re-read it and retry."
-                )
+
+        def write(before: Product) -> Product:
             now = self._clock.now()
             after = _priced(before.with_changes(changes, now), set(changes))
             changed = audit.diff(_audited(before), _audited(after), EDITABLE_FIELDS)
             if not changed:
                 return before
-            record = audit.entry("product", sku, "update", actor, now, changed)
-            try:
-                return self._products.update(before, after, record)
-            except VersionConflict:
-                if if_match is not None:
-                    raise PreconditionFailed(
-                        "The product was changed by another request: re-read it and retry."
-                    ) from None
-        raise Conflict("The product is being changed by other requests right now: retry.")
+            return self._products.update(
+                before, after, audit.entry("product", sku, "update", actor, now, changed)
+            )
+
+        return update_at_version("product", lambda: self.get(sku), write, if_match, VersionConflict)
 
     def list(self, limit: int, cursor: str | None, active: bool | None = None) -> Page[Product]:
         """The catalogue sorted by sku; `active` keeps only active (True) or inactive (False)
