@@ -22,6 +22,7 @@ from chalicelib.store.models import (
     CustomerModel,
     connection,
     customer_pk,
+    failed_conditions,
 )
 from chalicelib.store.pagination import Key, collect
 
@@ -141,10 +142,10 @@ class CaseRepository:
                 if audit is not None:
                     t.save(audit_item(audit))
         except TransactWriteError as error:
-            reasons = [r.code if r else None for r in error.cancellation_reasons]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            failed = failed_conditions(error)
+            if failed[:1] == [True]:
                 return "no_customer"
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            if failed[1:2] == [True]:
                 return "exists"
             raise
         return "created"

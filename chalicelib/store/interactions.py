@@ -17,6 +17,7 @@ from chalicelib.store.models import (
     LineItemAttribute,
     connection,
     customer_pk,
+    failed_conditions,
 )
 from chalicelib.store.pagination import Key, collect
 
@@ -118,10 +119,10 @@ class InteractionRepository:
                         actions=[InteractionModel.returned.set(dict(purchase_after_return.returned))],
                     )
         except TransactWriteError as error:
-            reasons = [r.code if r else None for r in error.cancellation_reasons]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            failed = failed_conditions(error)
+            if failed[:1] == [True]:
                 raise CustomerGone(interaction.customer_id) from error
-            if purchase_after_return is not None and "ConditionalCheckFailed" in reasons:
+            if purchase_after_return is not None and any(failed):
                 raise PurchaseChanged(purchase_after_return.id) from error
             raise
         return _to_domain(item)

@@ -29,6 +29,7 @@ from chalicelib.store.models import (
     applied_sk,
     connection,
     customer_pk,
+    failed_conditions,
 )
 from chalicelib.store.pagination import Key, collect
 
@@ -182,10 +183,10 @@ class LoyaltyRepository:
                     )
                     t.save(model, condition=condition)
         except TransactWriteError as error:
-            reasons = [r.code if r else None for r in error.cancellation_reasons]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            failed = failed_conditions(error)
+            if failed[:1] == [True]:
                 raise CustomerMissing(customer_id) from error
-            if "ConditionalCheckFailed" in reasons:
+            if any(failed):
                 raise LoyaltyChanged(customer_id) from error
             raise
 

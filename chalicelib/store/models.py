@@ -31,6 +31,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -350,6 +351,13 @@ class CaseModel(Model):
     by_due = CasesByDueIndex()
     by_status = CasesByStatusIndex()
     by_assignee = CasesByAssigneeIndex()
+
+
+def failed_conditions(error: TransactWriteError) -> list[bool]:
+    """Which items of a cancelled transaction failed their condition, in request order.
+    PynamoDB sends condition checks first, then deletes, puts and updates, so a transaction
+    that starts with "the customer exists" finds that check at index 0."""
+    return [bool(r) and r.code == "ConditionalCheckFailed" for r in error.cancellation_reasons]
 
 
 @lru_cache(maxsize=4)
