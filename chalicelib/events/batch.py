@@ -18,19 +18,14 @@ def _processor(kind: str):
 def process(event: Any, record_handler: Callable[[Any], None], kind: str) -> dict:
     """Run `record_handler` on each record of a Chalice stream ("streams") or queue ("sqs")
     event; failures are reported per record in `batchItemFailures`."""
+    return process_raw(event.to_dict(), event.context, record_handler, kind)
+
+
+def process_raw(
+    raw_event: dict, context: Any, record_handler: Callable[[Any], None], kind: str = "streams"
+) -> dict:
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
     return process_partial_response(
-        event=event.to_dict(),
-        record_handler=record_handler,
-        processor=_processor(kind),
-        context=event.context,
-    )
-
-
-def process_raw(raw_event: dict, context: Any, record_handler: Callable[[Any], None]) -> dict:
-    from aws_lambda_powertools.utilities.batch import process_partial_response
-
-    return process_partial_response(
-        event=raw_event, record_handler=record_handler, processor=_processor("streams"), context=context
+        event=raw_event, record_handler=record_handler, processor=_processor(kind), context=context
     )

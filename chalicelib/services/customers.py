@@ -14,8 +14,6 @@ from chalicelib.services.versions import update_at_version
 from chalicelib.store.customers import CustomerRepository, EmailTaken, VersionConflict
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
-MAX_UPDATE_ATTEMPTS = 3
-
 
 def _fields(customer: Customer) -> dict:
     return {name: getattr(customer, name) for name in EDITABLE_FIELDS}
@@ -90,16 +88,13 @@ class CustomerService:
     def delete(self, customer_id: str, actor: Actor) -> None:
         """Remove the profile and its lookup entries now; its timeline is purged from the
         customers stream (see chalicelib/events/customer_purge.py)."""
-        for _ in range(MAX_UPDATE_ATTEMPTS):
-            customer = self.get(customer_id)
+
+        def write(customer: Customer) -> None:
             now = self._clock.now()
             record = audit.entry("customer", customer_id, "delete", actor, now, (), customer_id)
-            try:
-                self._customers.delete(customer, now, record)
-                return
-            except VersionConflict:
-                continue
-        raise Conflict("The customer is being changed by other requests right now: retry.")
+            self._customers.delete(customer, now, record)
+
+        update_at_version("customer", lambda: self.get(customer_id), write, None, VersionConflict)
 
     def list_newest(self, limit: int, cursor: str | None) -> Page[Customer]:
         scope = "customers"
