@@ -1,8 +1,16 @@
 """Test environment: fake credentials and the local stage's settings before anything imports
-boto3 or the app; moto in-process with the resources deployed from infra/."""
+boto3 or the app; moto in-process with the resources deployed from infra/.
+
+`--dynamodb=moto` (the default) keeps DynamoDB in moto too; `--dynamodb=local` puts the tables
+and their streams on DynamoDB Local (started by the session, one per worker) while SQS, SES and
+CloudFormation stay in moto. With `--dynamodb=local` only the tests that touch DynamoDB run
+(those using the `aws` fixture), and tests marked `moto_only` are left out. Tests marked
+`dynamodb_local` exercise rules only DynamoDB Local enforces and are skipped on moto.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -33,31 +41,121 @@ from moto import mock_aws  # noqa: E402
 from chalicelib.config import get_settings  # noqa: E402
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--dynamodb",
+        choices=("moto", "local"),
+        default="moto",
+        help="where the tables live: moto (default) or DynamoDB Local (needs Java 17 and npm)",
+    )
+
+
+_SHARED_URL = "CRM_TEST_DYNAMODB_URL"
+_UNAVAILABLE = "CRM_TEST_DYNAMODB_UNAVAILABLE"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "moto_only: relies on moto itself; not run with --dynamodb=local")
+    config.addinivalue_line("markers", "dynamodb_local: needs DynamoDB's own rules; skipped on moto")
+    # One DynamoDB Local for the whole run, started before the xdist workers (they inherit the
+    # environment); each worker signs with its own access key, which gives it tables of its own.
+    if config.getoption("dynamodb") != "local":
+        return
+    if hasattr(config, "workerinput"):
+        # Before any client exists: boto3 keeps the credentials its first client found.
+        os.environ["AWS_ACCESS_KEY_ID"] = f"testing{config.workerinput['workerid']}"  # letters and digits only
+    else:
+        from chalicelib.local import dynamodb_local
+
+        reason = dynamodb_local.why_unavailable()
+        if reason is not None:
+            os.environ[_UNAVAILABLE] = reason
+        else:
+            config._dynamodb_local = dynamodb_local.DynamoDBLocal.start(shared_db=False)
+            os.environ[_SHARED_URL] = config._dynamodb_local.url
+
+
+def pytest_unconfigure(config):
+    server = getattr(config, "_dynamodb_local", None)
+    if server is not None:
+        server.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    local = config.getoption("dynamodb") == "local"
+    kept, left_out = [], []
+    for item in items:
+        if local and ("aws" not in item.fixturenames or item.get_closest_marker("moto_only")):
+            left_out.append(item)
+            continue
+        if not local and item.get_closest_marker("dynamodb_local"):
+            item.add_marker(pytest.mark.skip(reason="needs DynamoDB Local: run with --dynamodb=local"))
+        kept.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
-def aws():
-    """moto for the whole session, with the stack from infra/resources.json."""
-    with mock_aws():
-        cloudformation = boto3.client("cloudformation")
-        cloudformation.create_stack(
-            StackName="crm-local",
-            TemplateBody=(ROOT / "infra" / "resources.json").read_text(),
-            Parameters=[{"ParameterKey": "Stage", "ParameterValue": "local"}],
+def dynamodb_backend(request) -> str:
+    return request.config.getoption("dynamodb")
+
+
+@pytest.fixture(scope="session")
+def aws(dynamodb_backend):
+    """moto for the whole session (and DynamoDB Local for the tables with --dynamodb=local),
+    with the stack from infra/resources.json."""
+    from chalicelib.local import stack
+
+    url = None
+    if dynamodb_backend == "local":
+        if os.environ.get(_UNAVAILABLE):
+            pytest.skip(f"DynamoDB Local cannot run here: {os.environ[_UNAVAILABLE]}")
+        url = os.environ[_SHARED_URL]
+        os.environ.update(stack.dynamodb_environment(url))
+    # moto would put its own fake credentials in the environment: ours name the worker.
+    with mock_aws(config={"core": {"mock_credentials": False}}):
+        outputs = stack.deploy("local", dynamodb=dynamodb_backend)
+        # Every DynamoDB request of the session goes where the backend says: a client made
+        # before the environment was set would silently test moto instead.
+        assert boto3.client("dynamodb").meta.endpoint_url == (
+            url or "https://dynamodb.eu-north-1.amazonaws.com"
         )
-        stack = cloudformation.describe_stacks(StackName="crm-local")["Stacks"][0]
-        assert stack["StackStatus"] == "CREATE_COMPLETE"
-        boto3.client("ses").verify_email_identity(EmailAddress=get_settings().mail_from)
-        yield {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+        yield outputs
+
+
+@functools.cache
+def aws_client(service: str):
+    """One boto3 client per service for the session's fixtures: making one takes ~10 ms."""
+    return boto3.client(service)
+
+
+@functools.cache
+def _key_names(table_name: str) -> tuple[str, ...]:
+    table = aws_client("dynamodb").describe_table(TableName=table_name)["Table"]
+    return tuple(k["AttributeName"] for k in table["KeySchema"])
 
 
 def _wipe(table_name: str) -> None:
-    table = boto3.resource("dynamodb").Table(table_name)
-    keys = [k["AttributeName"] for k in table.key_schema]
-    with table.batch_writer() as batch:
-        for item in table.scan(
-            ProjectionExpression=", ".join(f"#{i}" for i in range(len(keys))),
-            ExpressionAttributeNames={f"#{i}": k for i, k in enumerate(keys)},
-        )["Items"]:
-            batch.delete_item(Key={k: item[k] for k in keys})
+    dynamodb = aws_client("dynamodb")
+    keys = _key_names(table_name)
+    names = {f"#{i}": k for i, k in enumerate(keys)}
+    scan = {
+        "TableName": table_name,
+        "ProjectionExpression": ", ".join(names),
+        "ExpressionAttributeNames": names,
+    }
+    while True:
+        page = dynamodb.scan(**scan)
+        items = page["Items"]
+        for start in range(0, len(items), 25):
+            requests = [{"DeleteRequest": {"Key": item}} for item in items[start : start + 25]]
+            while requests:
+                unprocessed = dynamodb.batch_write_item(RequestItems={table_name: requests})
+                requests = unprocessed.get("UnprocessedItems", {}).get(table_name, [])
+        if "LastEvaluatedKey" not in page:
+            return
+        scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _trim_stream(table_name: str) -> None:
@@ -90,15 +188,29 @@ def _clear_sent_mail() -> None:
 
 
 @pytest.fixture
-def tables(aws):
-    """Empty tables, queues and mailbox for each test (the stack itself is deployed once)."""
+def tables(aws, dynamodb_backend):
+    """Empty tables, queues and mailbox for each test (the stack itself is deployed once).
+
+    moto's stream records of earlier tests are dropped; on DynamoDB Local they stay, and a
+    test that reads streams asks for `streams_from_now`."""
     _purge_queues()
     _clear_sent_mail()
     settings = get_settings()
     for name in (settings.customers_table, settings.interactions_table, settings.cases_table):
         _wipe(name)
-        _trim_stream(name)
+        if dynamodb_backend == "moto":
+            _trim_stream(name)
     return aws
+
+
+@pytest.fixture
+def streams_from_now(tables, dynamodb_backend):
+    """Stream readers of this test see only what it writes (tests/integration/streams.py)."""
+    if dynamodb_backend == "local":
+        from tests.integration import streams
+
+        settings = get_settings()
+        streams.mark((settings.customers_table, settings.interactions_table, settings.cases_table))
 
 
 @pytest.fixture(scope="session")

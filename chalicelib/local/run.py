@@ -1,11 +1,14 @@
 """The whole backend on this machine, in one process: `python -m chalicelib.local.run` (`make run`).
 
-It starts moto, deploys infra/resources.json to it, serves the Chalice app over HTTP (Chalice's
+It starts moto (and DynamoDB Local for the tables and streams, where Java 17 is installed),
+deploys infra/resources.json to them, serves the Chalice app over HTTP (Chalice's
 own local gateway, so the HTTP middleware runs), runs the stream, queue and schedule handlers
 with the event pump, seeds demo data through the API, and prints the URL and a staff token.
 Everything lives in memory: when this process stops, the data is gone.
 
 Environment:
+    CRM_LOCAL_DYNAMODB  local: DynamoDB Local, moto: moto, unset: DynamoDB Local if Java 17 is there
+    CRM_DYNAMODB_PORT DynamoDB Local                 (default 8002)
     CRM_AWS_PORT      moto                           (default 5000)
     CRM_API_PORT      the CRM API                    (default 8000)
     CRM_CONTROL_PORT  the control endpoint below     (default 8001)
@@ -41,11 +44,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from chalicelib.local.dynamodb_local import Unavailable
 from chalicelib.local.stack import (
     HOST,
     PortInUse,
     apply_environment,
     check_ports,
+    choose_dynamodb,
     deploy,
     local_environment,
     start_moto,
@@ -137,13 +142,16 @@ class ControlServer:
 
 
 def _poster(port: int, token: str):
-    """`post(path, body) -> (status, json)` to the local API, for `seed_data.seed`."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    """A thread-safe `post(path, body) -> (status, json)` to the local API, for `seed_data.seed`:
+    one keep-alive connection per thread."""
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    connections = threading.local()
 
     def post(path: str, body: dict) -> tuple[int, Any]:
-        connection.request("POST", path, body=json.dumps(body).encode(), headers=headers)
-        response = connection.getresponse()
+        if not hasattr(connections, "http"):
+            connections.http = http.client.HTTPConnection(HOST, port, timeout=30)
+        connections.http.request("POST", path, body=json.dumps(body).encode(), headers=headers)
+        response = connections.http.getresponse()
         raw = response.read()
         try:
             return response.status, json.loads(raw) if raw else None
@@ -161,19 +169,70 @@ def _configure_logging() -> None:
     logging.getLogger("chalicelib.local").setLevel(logging.INFO)
 
 
-def _serve(stage: str, aws_port: int, api_port: int, control_port: int, seed: bool) -> None:
-    with ExitStack() as running:
+class _Steps:
+    """One line per start-up step on stdout, with how long the step took."""
+
+    def __init__(self) -> None:
+        self._started = self._last = time.monotonic()
+
+    def done(self, message: str) -> None:
+        now = time.monotonic()
+        print(f"[{now - self._started:5.1f} s] {message} ({now - self._last:.1f} s)", flush=True)
+        self._last = now
+
+
+def _start_dynamodb_local(port: int) -> Any:
+    from chalicelib.local.dynamodb_local import DynamoDBLocal
+
+    return DynamoDBLocal.start(port)
+
+
+def _stop_when_started(starting: Any) -> None:
+    try:
+        server = starting.result()
+    except Exception:  # it never started: nothing to stop, and the error is reported elsewhere
+        return
+    server.stop()
+
+
+def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    aws_port, api_port, control_port = ports["CRM_AWS_PORT"], ports["CRM_API_PORT"], ports["CRM_CONTROL_PORT"]
+    steps = _Steps()
+    steps.done("ports free: " + ", ".join(f"{name}={port}" for name, port in ports.items()))
+    with ExitStack() as running, ThreadPoolExecutor(max_workers=1) as background:
+        dynamodb_url = f"http://{HOST}:{ports['CRM_DYNAMODB_PORT']}" if dynamodb == "local" else None
+        # chalicelib.config reads the environment once, on import: set it before the app exists.
+        apply_environment(local_environment(aws_port, api_port, stage, dynamodb_url))
+        # The JVM takes a few seconds to start: moto starts and deploys the queues meanwhile.
+        starting = (
+            background.submit(_start_dynamodb_local, ports["CRM_DYNAMODB_PORT"]) if dynamodb_url else None
+        )
         moto = start_moto(aws_port)
         running.callback(moto.stop)
-        # chalicelib.config reads the environment once, on import: set it before the app exists.
-        apply_environment(local_environment(aws_port, api_port, stage))
-        outputs = deploy(stage)
+        steps.done(f"AWS emulators: moto on {HOST}:{aws_port} (SQS, SES, CloudFormation)")
+
+        if starting is not None:
+            running.callback(_stop_when_started, starting)
+
+        def dynamodb_local_started() -> None:
+            if starting is not None:
+                starting.result()
+                from chalicelib.local.dynamodb_local import DYNAMODB_LOCAL_VERSION
+
+                steps.done(f"DynamoDB Local {DYNAMODB_LOCAL_VERSION} on {dynamodb_url} (tables and streams)")
+
+        outputs = deploy(stage, dynamodb=dynamodb, before_tables=dynamodb_local_started)
+        where = "DynamoDB Local" if dynamodb == "local" else "moto"
+        steps.done(f"tables and queues from infra/resources.json (tables on {where})")
 
         from app import app
         from chalicelib.local.pump import EventPump, queue_destination
         from chalicelib.local.server import LocalApiServer
         from chalicelib.local.stack import chalice_config
         from chalicelib.local.token import issue
+        from chalicelib.observability import logger
 
         api = LocalApiServer(app, port=api_port, stage=stage).start()
         running.callback(api.stop)
@@ -184,29 +243,41 @@ def _serve(stage: str, aws_port: int, api_port: int, control_port: int, seed: bo
             on_failure=queue_destination(failure_queue) if failure_queue else None,
         )
         running.callback(pump.stop)
-        # Take the stream positions now, so even LATEST handlers see the demo data, but poll
-        # only after seeding: moto is CPU-bound and seeding takes a third longer under polling.
+        # Take the stream positions now, so even LATEST handlers see the demo data.
         pump.poll_once()
         control = ControlServer(pump, control_port).start()
         running.callback(control.stop)
+        steps.done(
+            f"API server and consumers: {len(pump.stream_consumers)} stream, {len(pump.queue_consumers)}"
+            f" queue and {len(pump.schedules)} schedule handlers"
+        )
 
         token = issue(stage)
-        lines = []
         if seed:
             from chalicelib.local.seed_data import seed as seed_demo_data
 
-            counts = seed_demo_data(_poster(api.port, token))
-            lines.append(
-                f"Seeded {counts['products']} products, {counts['customers']} customers"
-                f" and {counts['interactions']} interactions."
+            # The seed's requests are not worth a log line each: request logs start after the URL.
+            level = logger.log_level
+            logger.setLevel(logging.WARNING)
+            try:
+                if dynamodb == "local":
+                    pump.start()  # DynamoDB Local keeps up with consumers running beside the seed
+                counts = seed_demo_data(_poster(api.port, token), workers=4 if dynamodb == "local" else 1)
+                # The consumers catch up before the stack says it is ready, so the demo data's
+                # loyalty is there and a new write is consumed within a second.
+                pump.stop()
+                pump.drain(timeout=300)
+            finally:
+                logger.setLevel(level)
+            steps.done(
+                f"demo data: {counts['products']} products, {counts['customers']} customers"
+                f" and {counts['interactions']} interactions, consumed"
             )
-            # The consumers catch up with the seed before the stack says it is ready, so the
-            # demo data's loyalty is there and a new write is consumed within a second.
-            pump.drain(timeout=300)
         pump.start()
         schedules = ", ".join(sorted(pump.schedules)) or "none in this app"
-        lines += [
-            f"Data lives in memory (moto on {HOST}:{aws_port}) and is gone when this stops. Ctrl-C stops it.",
+        store = f"DynamoDB Local on {dynamodb_url}" if dynamodb_url else f"moto on {HOST}:{aws_port}"
+        lines = [
+            f"Data lives in memory ({store}) and is gone when this stops. Ctrl-C stops it.",
             f"Run a schedule now: curl -X POST http://{HOST}:{control_port}/schedules/<name> ({schedules})",
             f"CRM API: {api.url}",
             f"Staff token: {token}",
@@ -217,17 +288,22 @@ def _serve(stage: str, aws_port: int, api_port: int, control_port: int, seed: bo
             time.sleep(3600)
 
 
-def _settings() -> tuple[str, bool, dict[str, int]]:
+def _settings() -> tuple[str, bool, dict[str, int], str]:
     stage = os.environ.get("CRM_STAGE", "local")
     seed = os.environ.get("CRM_SEED", "1").strip().lower() not in ("0", "false", "no", "")
+    dynamodb, why_not_local = choose_dynamodb()
+    if dynamodb == "moto" and why_not_local and not why_not_local.startswith("CRM_LOCAL_DYNAMODB"):
+        print(f"DynamoDB Local not used ({why_not_local}): the tables run on moto.", flush=True)
     ports = {
-        "CRM_AWS_PORT": _port("CRM_AWS_PORT", 5000),
         "CRM_API_PORT": _port("CRM_API_PORT", 8000),
         "CRM_CONTROL_PORT": _port("CRM_CONTROL_PORT", 8001),
+        "CRM_AWS_PORT": _port("CRM_AWS_PORT", 5000),
     }
+    if dynamodb == "local":
+        ports["CRM_DYNAMODB_PORT"] = _port("CRM_DYNAMODB_PORT", 8002)
     if len(set(ports.values())) < len(ports):
         raise ValueError(f"the ports must differ: {ports}")
-    return stage, seed, ports
+    return stage, seed, ports, dynamodb
 
 
 def main() -> int:
@@ -235,13 +311,17 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     try:
         try:
-            stage, seed, ports = _settings()
+            stage, seed, ports, dynamodb = _settings()
             check_ports(ports)
         except (PortInUse, ValueError) as error:
             print(f"crm local: {error}", file=sys.stderr)
             return 2
         _configure_logging()
-        _serve(stage, ports["CRM_AWS_PORT"], ports["CRM_API_PORT"], ports["CRM_CONTROL_PORT"], seed)
+        try:
+            _serve(stage, ports, dynamodb, seed)
+        except Unavailable as error:
+            print(f"crm local: DynamoDB Local could not start: {error}", file=sys.stderr)
+            return 2
     except _Stop:
         print("Stopped; the local data is gone.", file=sys.stderr)
     return 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
@@ -1200,32 +1201,39 @@ def _post_created(post: Post, path: str, body: dict, id_field: str = "id") -> di
     return response
 
 
-def seed(post: Post, *, now: datetime | None = None, seed: int = 7) -> dict:
+def _post_history(post: Post, customer_id: str, bodies: list[dict]) -> int:
+    path = f"/customers/{customer_id}/interactions"
+    purchase_ids: dict[str, str] = {}
+    for body in bodies:
+        body = dict(body)
+        ref = body.pop("_ref", None)
+        purchase_ref = body.pop("_purchase_ref", None)
+        if purchase_ref is not None:
+            body["purchase_id"] = purchase_ids[purchase_ref]
+        created = _post_created(post, path, body)
+        if ref is not None:
+            purchase_ids[ref] = created["id"]
+    return len(bodies)
+
+
+def seed(post: Post, *, now: datetime | None = None, seed: int = 7, workers: int = 1) -> dict:
     """Create the demo catalogue, customers and their histories through the HTTP API.
 
     Products are created first, then customers, then each customer's interactions oldest first,
     so that a return can name the id of the purchase it returns. Any response other
     than 201 raises `RuntimeError`. Deterministic for a given `seed` and `now`
-    (default: the current time, UTC; a naive `now` is taken as UTC).
+    (default: the current time, UTC; a naive `now` is taken as UTC). With `workers` > 1,
+    customers' histories are posted that many at a time (`post` must then be thread-safe);
+    the bodies are the same.
     """
     now = _aware(now if now is not None else datetime.now(UTC))
     rng = random.Random(seed)  # noqa: S311 - demo data, not security
     products = [_post_created(post, "/products", body, "sku") for body in demo_products()]
     customers = demo_customers()
     ids = [_post_created(post, "/customers", body)["id"] for body in customers]
-
-    interactions = 0
-    for index, (customer, customer_id) in enumerate(zip(customers, ids, strict=True)):
-        path = f"/customers/{customer_id}/interactions"
-        purchase_ids: dict[str, str] = {}
-        for body in demo_interactions(index, customer, rng, now):
-            body = dict(body)
-            ref = body.pop("_ref", None)
-            purchase_ref = body.pop("_purchase_ref", None)
-            if purchase_ref is not None:
-                body["purchase_id"] = purchase_ids[purchase_ref]
-            created = _post_created(post, path, body)
-            if ref is not None:
-                purchase_ids[ref] = created["id"]
-            interactions += 1
+    # The random choices are drawn in one order whatever `workers` is.
+    histories = [demo_interactions(index, customer, rng, now) for index, customer in enumerate(customers)]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        counts = pool.map(_post_history, [post] * len(ids), ids, histories)
+        interactions = sum(counts)
     return {"products": len(products), "customers": len(ids), "interactions": interactions}

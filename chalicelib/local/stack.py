@@ -1,7 +1,10 @@
-"""The local stack's infrastructure: a moto server and the CloudFormation template deployed to it.
+"""The local stack's infrastructure: a moto server, optionally DynamoDB Local for the tables, and
+infra/resources.json deployed to them.
 
-Nothing here imports `app` or the store: the environment has to be complete before they are
-imported (`chalicelib.config` reads it once), and moto is imported only when a server starts.
+DynamoDB backends: "local" (DynamoDB Local, AWS's emulator: the tables and their streams) with
+moto for everything else, or "moto" for everything. Nothing here imports `app` or the store: the
+environment has to be complete before they are imported (`chalicelib.config` reads it once), and
+moto is imported only when a server starts.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,14 +57,18 @@ def stage_environment(stage: str = "local") -> dict[str, str]:
     }
 
 
-def local_environment(aws_port: int, api_port: int, stage: str = "local") -> dict[str, str]:
-    """Everything the app needs to run against the moto server on `aws_port`.
+def local_environment(
+    aws_port: int, api_port: int, stage: str = "local", dynamodb_url: str | None = None
+) -> dict[str, str]:
+    """Everything the app needs to run against the moto server on `aws_port`, and against
+    DynamoDB Local at `dynamodb_url` for DynamoDB and its streams when one is given.
 
     `api_port` is not used by the app itself; it is part of the signature so every caller
     describes the whole stack, and it is exported as CRM_API_URL for tools that need it.
     """
     region = os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     return {
+        **dynamodb_environment(dynamodb_url),
         **stage_environment(stage),
         **FAKE_CREDENTIALS,
         "AWS_ENDPOINT_URL": f"http://{HOST}:{aws_port}",
@@ -69,6 +77,31 @@ def local_environment(aws_port: int, api_port: int, stage: str = "local") -> dic
         "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
         "CRM_API_URL": f"http://{HOST}:{api_port}",
     }
+
+
+def dynamodb_environment(dynamodb_url: str | None) -> dict[str, str]:
+    """boto3's per-service endpoints (PynamoDB uses them too): DynamoDB and DynamoDB Streams
+    go to `dynamodb_url`, every other service to AWS_ENDPOINT_URL."""
+    if not dynamodb_url:
+        return {}
+    return {"AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url, "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": dynamodb_url}
+
+
+def choose_dynamodb(requested: str | None = None) -> tuple[str, str | None]:
+    """("local" | "moto", why not local): `CRM_LOCAL_DYNAMODB` = "local" | "moto" | unset
+    (DynamoDB Local when Java 17 and npm or an installed copy are there, moto otherwise).
+    Raises ValueError for another value, or for "local" where it cannot run."""
+    from chalicelib.local import dynamodb_local
+
+    requested = (requested if requested is not None else os.environ.get("CRM_LOCAL_DYNAMODB", "")).strip()
+    if requested not in ("", "local", "moto"):
+        raise ValueError(f"CRM_LOCAL_DYNAMODB={requested!r}: use 'local', 'moto' or leave it unset")
+    if requested == "moto":
+        return "moto", "CRM_LOCAL_DYNAMODB=moto"
+    reason = dynamodb_local.why_unavailable()
+    if reason is not None and requested == "local":
+        raise ValueError(f"CRM_LOCAL_DYNAMODB=local, but {reason}")
+    return ("moto", reason) if reason else ("local", None)
 
 
 def apply_environment(env: dict[str, str]) -> None:
@@ -114,27 +147,61 @@ def start_moto(port: int) -> ThreadedMotoServer:
     return server
 
 
-def deploy(stage: str = "local", *, timeout: float = 60.0) -> dict[str, str]:
+def load_template() -> dict[str, Any]:
+    return json.loads(TEMPLATE.read_text(encoding="utf-8"))
+
+
+def deploy(
+    stage: str = "local",
+    *,
+    dynamodb: str = "moto",
+    before_tables: Callable[[], Any] | None = None,
+    timeout: float = 60.0,
+) -> dict[str, str]:
     """Create the stack `crm-{stage}` from infra/resources.json and return its outputs.
 
-    boto3 finds moto through AWS_ENDPOINT_URL: call `apply_environment` first.
+    With `dynamodb="local"` moto's CloudFormation deploys everything but the tables, then
+    `before_tables()` is called (to wait for DynamoDB Local, which starts meanwhile) and the
+    tables are created on DynamoDB Local. boto3 finds moto through AWS_ENDPOINT_URL and
+    DynamoDB Local through AWS_ENDPOINT_URL_DYNAMODB: call `apply_environment` first.
     """
     import boto3
 
+    from chalicelib.local import tables
+
+    if dynamodb not in ("moto", "local"):
+        raise ValueError(f"unknown DynamoDB backend {dynamodb!r}")
+    template = load_template()
+    parameters = {"Stage": stage}
+    outputs = _create_stack(
+        f"crm-{stage}",
+        tables.without_tables(template) if dynamodb == "local" else template,
+        parameters,
+        timeout,
+    )
+    verify_sender()
+    if dynamodb == "local":
+        if before_tables is not None:
+            before_tables()
+        outputs.update(tables.create_tables(boto3.client("dynamodb"), template, parameters))
+    return outputs
+
+
+def _create_stack(name: str, template: dict, parameters: dict[str, str], timeout: float) -> dict[str, str]:
+    import boto3
+
     cloudformation = boto3.client("cloudformation")
-    name = f"crm-{stage}"
     cloudformation.create_stack(
         StackName=name,
-        TemplateBody=TEMPLATE.read_text(encoding="utf-8"),
-        Parameters=[{"ParameterKey": "Stage", "ParameterValue": stage}],
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
     )
     deadline = time.monotonic() + timeout
     while True:
         stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
         status = stack["StackStatus"]
         if status == "CREATE_COMPLETE":
-            verify_sender()
-            return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+            return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         if not status.endswith("_IN_PROGRESS"):
             reason = stack.get("StackStatusReason", "no reason given")
             raise RuntimeError(f"stack {name} is {status}: {reason}")

@@ -1,21 +1,55 @@
-"""Reading the records a test wrote from moto's streams, in the shape Lambda delivers them."""
+"""Reading the records a test wrote from the tables' streams, in the shape Lambda delivers them.
+
+On moto the `tables` fixture drops earlier tests' records; on DynamoDB Local the
+`streams_from_now` fixture calls `mark`, and `stream_records` reads from there: a LATEST
+iterator per shard is a position that can be read from again and again.
+"""
 
 from __future__ import annotations
 
-import boto3
+import functools
 
 from chalicelib.local.pump import lambda_stream_record
+from tests.conftest import aws_client
+
+_marks: dict[str, dict[str, str]] = {}  # table → shard id → iterator at the mark
+
+
+@functools.cache
+def _stream_arn(table_name: str) -> str:
+    # A table keeps its stream for the session: neither backend replaces it.
+    return aws_client("dynamodb").describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
+
+
+def _shards(arn: str) -> list[dict]:
+    return aws_client("dynamodbstreams").describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+
+
+def mark(table_names) -> None:
+    """From now on, `stream_records` of these tables returns only records written after this."""
+    streams = aws_client("dynamodbstreams")
+    for table_name in table_names:
+        arn = _stream_arn(table_name)
+        _marks[table_name] = {
+            shard["ShardId"]: streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+            )["ShardIterator"]
+            for shard in _shards(arn)
+        }
 
 
 def stream_records(table_name: str) -> list[dict]:
-    dynamodb = boto3.client("dynamodb")
-    streams = boto3.client("dynamodbstreams")
-    arn = dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
+    streams = aws_client("dynamodbstreams")
+    arn = _stream_arn(table_name)
+    marked = _marks.get(table_name, {})
     records = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
+    for shard in _shards(arn):
+        iterator = (
+            marked.get(shard["ShardId"])
+            or streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+        )
         while iterator:
             page = streams.get_records(ShardIterator=iterator, Limit=1000)
             records += [lambda_stream_record(r, arn) for r in page["Records"]]
