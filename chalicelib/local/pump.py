@@ -1,18 +1,35 @@
 """Run a Chalice app's stream, queue and schedule handlers locally, the way Lambda would.
 
 `chalice local` serves HTTP only. `EventPump` finds the app's `on_dynamodb_record`,
-`on_sqs_message` and `schedule` handlers, polls the (moto) services for them and invokes
-each handler with the event Lambda would deliver:
+`on_sqs_message` and `schedule` handlers, polls the local services (moto, DynamoDB Local) for
+them and invokes each handler with the event Lambda would deliver:
 
 * DynamoDB streams: the handler's stream ARN is a placeholder whose `table/<name>/` part names
-  the table; its real stream is found with DescribeTable. Records are converted to Lambda's
-  shape (`eventSourceARN`, `ApproximateCreationDateTime` in epoch seconds, binary values as
-  base64). Failures are handled as with `ReportBatchItemFailures` and
-  `BisectBatchOnFunctionError`: the checkpoint moves to the lowest failed sequence number and
-  the batch is retried from there; a handler that raises has its batch halved (which does not
-  count as a retry) down to one record. After `max_attempts` attempts at the same checkpoint
-  the batch is skipped and its batch info goes to `on_failure` (the on-failure destination;
-  logged by default).
+  the table; its real stream is found with DescribeTable.
+  Each poll takes a fresh shard iterator at the last record read (the starting position while
+  none has been read; for LATEST, the newest record at the first look) instead of following
+  `NextShardIterator`. moto answers a cancelled TransactWriteItems by putting back a copy of
+  the table taken before it, with a new shard object under the same shard id: a held iterator
+  goes on reading the discarded shard, which holds the cancelled writes and never anything
+  new. Reading *at* the last record also proves it is still there: when moto rolls back while
+  the pump reads (it polls from its own thread), records it saw are gone and their sequence
+  numbers are reused, so it reads again from the oldest record it remembers and goes on from
+  where the shard differs.
+  Shards are followed as DynamoDB Streams documents them: GetRecords without a
+  `NextShardIterator` means the shard is closed, and once its records are processed it is
+  finished and not read again; the shard list is read again every `SHARD_LISTING_INTERVAL_S`
+  (and at once when a shard closes); shards found after the first look are read from
+  TRIM_HORIZON, and a child waits until its parent is finished, as Lambda keeps the order of
+  changes to an item. An expired iterator is asked for again; a position trimmed away reads on
+  from the oldest record left. (moto keeps one shard per table, and DynamoDB Local run as a
+  server never rolls its shard over; AWS rolls shards every few hours.)
+  Records are converted to Lambda's shape (`eventSourceARN`, `ApproximateCreationDateTime` in
+  epoch seconds, binary values as base64). Failures are handled as with
+  `ReportBatchItemFailures` and `BisectBatchOnFunctionError`: the checkpoint moves to the
+  lowest failed sequence number and the batch is retried from there; a handler that raises has
+  its batch halved (which does not count as a retry) down to one record. After `max_attempts`
+  attempts at the same checkpoint the batch is skipped and its batch info goes to `on_failure`
+  (the on-failure destination; logged by default).
 * SQS: messages are received (at most 10 at a time), converted, handed over, and the ones not
   listed in `batchItemFailures` deleted; if the handler raises, none are. The queue's own
   visibility timeout and redrive policy (DLQ after maxReceiveCount) then apply.
@@ -34,7 +51,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -49,9 +67,14 @@ DEFAULT_MEMORY_MB = 128
 DEFAULT_TIMEOUT_S = 60  # Chalice's default lambda_timeout
 SQS_MAX_MESSAGES = 10
 CRON_PERIOD_S = 24 * 3600
-# Shards only change when DynamoDB splits them (hours apart); listing them on every poll
-# would just load moto.
+# Shards only change when DynamoDB rolls them over (hours apart; moto and DynamoDB Local never
+# do); listing them on every poll would just load the emulator. A shard that closes asks for a
+# listing at once, to find its children.
 SHARD_LISTING_INTERVAL_S = 10.0
+GET_RECORDS_LIMIT = 1000  # the API's maximum
+# How many records of a shard are remembered to tell what a rollback took back (moto); a
+# transaction writes at most 100 items.
+SEEN_RECORDS = 1000
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 _TABLE_IN_ARN = re.compile(r":table/([^/]+)(?:/|$)")
@@ -203,13 +226,23 @@ def _log_on_failure(function_name: str, record: dict) -> None:
 @dataclass
 class _Shard:
     shard_id: str
-    iterator: str | None = None
-    iterator_type: str = "TRIM_HORIZON"
-    last_read: str | None = None  # sequence number of the last record fetched
-    closed: bool = False
+    parent_id: str | None = None
+    start: str = "TRIM_HORIZON"  # where reading begins while nothing has been read
+    # (sequence number, eventID) of the records read lately, the last one being the position.
+    seen: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=SEEN_RECORDS))
+    trimmed: bool = False  # the position was trimmed away: read on from the trim horizon
+    closed: bool = False  # no NextShardIterator: the shard will get no more records
     buffer: list[dict] = field(default_factory=list)  # fetched, not yet checkpointed
     attempts: int = 0  # failed attempts at the current checkpoint
     batch_limit: int = 0  # halved while a raising batch is bisected
+
+    @property
+    def finished(self) -> bool:
+        return self.closed and not self.buffer
+
+
+def _identity(record: dict) -> tuple[str, str]:
+    return record["dynamodb"]["SequenceNumber"], record["eventID"]
 
 
 class _StreamConsumer:
@@ -232,8 +265,15 @@ class _StreamConsumer:
             return False
         invoked = False
         for shard in list(self.shards.values()):
+            if shard.finished or not self._parent_finished(shard):
+                continue
             invoked |= self._step(shard)
         return invoked
+
+    def _parent_finished(self, shard: _Shard) -> bool:
+        # Lambda's ordering guarantee: a child holds later changes to the parent's keys.
+        parent = self.shards.get(shard.parent_id) if shard.parent_id else None
+        return parent is None or parent.finished
 
     def _discover(self) -> bool:
         from botocore.exceptions import ClientError
@@ -255,44 +295,142 @@ class _StreamConsumer:
                     self._warned = True
                 return False
         self._list_shards_at = time.monotonic() + SHARD_LISTING_INTERVAL_S
-        shards = []
+        listed = []
         kwargs: dict[str, Any] = {"StreamArn": self.stream_arn}
         while True:
             description = self.pump.streams.describe_stream(**kwargs)["StreamDescription"]
-            shards.extend(description["Shards"])
+            listed.extend(description["Shards"])
             if not description.get("LastEvaluatedShardId"):
                 break
             kwargs["ExclusiveStartShardId"] = description["LastEvaluatedShardId"]
-        for shard in shards:
-            if shard["ShardId"] not in self.shards:
+        for described in listed:
+            if described["ShardId"] not in self.shards:
                 # Shards that appear later are children: Lambda reads them from the start.
-                kind = self.starting_position if first_time else "TRIM_HORIZON"
-                self.shards[shard["ShardId"]] = _Shard(shard["ShardId"], iterator_type=kind)
+                self.shards[described["ShardId"]] = _Shard(
+                    described["ShardId"],
+                    parent_id=described.get("ParentShardId"),
+                    start=self.starting_position if first_time else "TRIM_HORIZON",
+                )
+        present = {described["ShardId"] for described in listed}
+        for shard_id, shard in list(self.shards.items()):
+            if shard_id in present:
+                continue
+            if shard.finished:
+                # DynamoDB drops a closed shard a day after its last record; so can we.
+                del self.shards[shard_id]
+            elif not shard.closed:
+                log.warning("%s: shard %s left the stream before it was read to its end", self.name, shard_id)
+                shard.closed = True
         return True
 
-    def _fetch(self, shard: _Shard) -> None:
+    def _records(self, shard: _Shard, position: dict[str, str]) -> tuple[list[dict], bool]:
+        """One GetShardIterator and one GetRecords: the records there, and whether the shard is closed."""
+        streams = self.pump.streams
+        iterator = streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard.shard_id, **position)
+        response = streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=GET_RECORDS_LIMIT)
+        return response.get("Records", []), not response.get("NextShardIterator")
+
+    def _fetch(self, shard: _Shard, *, retry: bool = True) -> None:
         from botocore.exceptions import ClientError
 
-        streams = self.pump.streams
-        if shard.iterator is None:
-            kwargs: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": shard.shard_id}
-            if shard.last_read is None:
-                kwargs["ShardIteratorType"] = shard.iterator_type
-            else:
-                kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=shard.last_read)
-            shard.iterator = streams.get_shard_iterator(**kwargs)["ShardIterator"]
+        # A fresh iterator on every poll, never a held NextShardIterator: after moto cancels a
+        # transaction, a held one reads a discarded copy of the shard (see the module docstring).
+        # Reading at the last record, not after it, proves the shard still holds it.
         try:
-            response = streams.get_records(ShardIterator=shard.iterator, Limit=1000)
+            if shard.trimmed:
+                records, closed = self._records(shard, {"ShardIteratorType": "TRIM_HORIZON"})
+                after = int(shard.seen[-1][0])
+                records = [r for r in records if int(r["dynamodb"]["SequenceNumber"]) > after]
+                shard.trimmed = False
+            elif shard.seen:
+                position = {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "SequenceNumber": shard.seen[-1][0]}
+                records, closed = self._records(shard, position)
+                if records and _identity(records[0]) == shard.seen[-1]:
+                    records = records[1:]
+                elif records:
+                    records, closed = self._after_rewind(shard)
+            elif shard.start == "LATEST":
+                closed = self._skip_to_end(shard)
+                records = []
+            else:
+                records, closed = self._records(shard, {"ShardIteratorType": shard.start})
         except ClientError as error:
-            if error.response["Error"]["Code"] in ("ExpiredIteratorException", "TrimmedDataAccessException"):
-                shard.iterator = None
+            code = error.response["Error"]["Code"]
+            if code == "TrimmedDataAccessException" and shard.seen and not shard.trimmed:
+                log.warning(
+                    "%s: shard %s was trimmed past the last record read; reading on from the oldest",
+                    self.name,
+                    shard.shard_id,
+                )
+                shard.trimmed = True
+            if code in ("ExpiredIteratorException", "TrimmedDataAccessException"):
+                # Once more at once (an expired iterator is asked for again at the same place),
+                # else the next poll does.
+                if retry:
+                    self._fetch(shard, retry=False)
                 return
-            raise
-        for record in response.get("Records", []):
+            if code == "ResourceNotFoundException":
+                log.warning("%s: shard %s is gone", self.name, shard.shard_id)
+                records, closed = [], True
+            else:
+                raise
+        for record in records:
             shard.buffer.append(lambda_stream_record(record, self.stream_arn or ""))
-            shard.last_read = record["dynamodb"]["SequenceNumber"]
-        shard.iterator = response.get("NextShardIterator")
-        shard.closed = shard.iterator is None
+            shard.seen.append(_identity(record))
+        if closed and not shard.closed:
+            shard.closed = True
+            self._list_shards_at = 0.0  # its children are there to be found now
+
+    def _skip_to_end(self, shard: _Shard) -> bool:
+        """Remember the newest record of the shard without delivering any (LATEST, at first look)."""
+        streams = self.pump.streams
+        iterator = streams.get_shard_iterator(
+            StreamArn=self.stream_arn, ShardId=shard.shard_id, ShardIteratorType="TRIM_HORIZON"
+        ).get("ShardIterator")
+        while iterator:
+            response = streams.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
+            records = response.get("Records", [])
+            if records:
+                shard.seen.append(_identity(records[-1]))
+            iterator = response.get("NextShardIterator")
+            # Locally (moto, DynamoDB Local) an empty page is the end of what has been written.
+            if not records:
+                break
+        # An empty shard: all it will ever hold is written after this first look.
+        shard.start = "TRIM_HORIZON"
+        return iterator is None
+
+    def _after_rewind(self, shard: _Shard) -> tuple[list[dict], bool]:
+        """The record at our position is another one: the shard was rolled back under us.
+
+        Only moto does this, when it cancels a transaction while we read: its records and any
+        written meanwhile were visible and are gone, and the sequence numbers are reused. The
+        oldest record we remember is read again; from the first that differs, what we read is
+        forgotten (and dropped if not yet delivered) and what is there now is new.
+        """
+        position = {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "SequenceNumber": shard.seen[0][0]}
+        records, closed = self._records(shard, position)
+        kept = 0
+        for remembered, record in zip(shard.seen, records, strict=False):
+            if _identity(record) != remembered:
+                break
+            kept += 1
+        gone = {event_id for _, event_id in list(shard.seen)[kept:]}
+        waiting = len(shard.buffer)
+        shard.buffer = [record for record in shard.buffer if record["eventID"] not in gone]
+        if len(shard.buffer) != waiting:
+            shard.attempts = 0
+            shard.batch_limit = 0
+        log.warning(
+            "%s: shard %s was rolled back: %d record(s) read from it are gone, %d of them delivered",
+            self.name,
+            shard.shard_id,
+            len(gone),
+            len(gone) - (waiting - len(shard.buffer)),
+        )
+        for _ in range(len(shard.seen) - kept):
+            shard.seen.pop()
+        return records[kept:], closed
 
     def _step(self, shard: _Shard) -> bool:
         if not shard.closed and len(shard.buffer) < self.batch_size:
@@ -463,7 +601,8 @@ class EventPump:
     `config` (a chalice Config, see `stack.chalice_config`) supplies the stage and each
     function's memory and timeout; `on_failure(function_name, record)` receives Lambda's
     on-failure record when a stream batch is given up (the default logs it). `clock` times
-    the schedules.
+    the schedules. `clients` maps service names (`dynamodb`, `dynamodbstreams`, `sqs`) to the
+    boto3 clients to use instead of default ones, e.g. pointed at DynamoDB Local.
     """
 
     def __init__(
@@ -475,6 +614,7 @@ class EventPump:
         config: Any = None,
         on_failure: OnFailure | None = None,
         clock: Callable[[], float] = time.monotonic,
+        clients: Mapping[str, Any] | None = None,
     ) -> None:
         self.app = app
         self.poll_interval = poll_interval
@@ -486,7 +626,7 @@ class EventPump:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[str, Any] = dict(clients or {})
         self.stream_consumers: list[_StreamConsumer] = []
         self.queue_consumers: list[_QueueConsumer] = []
         self.schedules: dict[str, _Schedule] = {}

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from chalice import Chalice, Cron
 from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.dynamodb.models import dynamodb_backends
 
+from chalicelib.local import pump as pump_module
+from chalicelib.local.dynamodb_local import DynamoDBLocal, why_unavailable
 from chalicelib.local.pump import EventPump
 
 REGION = "eu-north-1"
@@ -20,7 +29,14 @@ REGION = "eu-north-1"
 @pytest.fixture(scope="module", autouse=True)
 def aws():
     with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        # This module runs its own moto, whatever endpoints the session's fixtures set.
+        for name in (
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+        ):
             env.delenv(name, raising=False)
         env.setenv("AWS_ACCESS_KEY_ID", "testing")
         env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -34,8 +50,8 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _create_table(name: str) -> str:
-    dynamodb = boto3.client("dynamodb")
+def _create_table(name: str, dynamodb: Any = None) -> str:
+    dynamodb = dynamodb or boto3.client("dynamodb")
     dynamodb.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
@@ -46,8 +62,8 @@ def _create_table(name: str) -> str:
     return dynamodb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
 
 
-def _put(table: str, *keys: str, **extra: dict) -> None:
-    dynamodb = boto3.client("dynamodb")
+def _put(table: str, *keys: str, dynamodb: Any = None, **extra: dict) -> None:
+    dynamodb = dynamodb or boto3.client("dynamodb")
     for key in keys:
         dynamodb.put_item(TableName=table, Item={"k": {"S": key}, **extra})
 
@@ -378,3 +394,381 @@ def test_the_background_pump_waits_for_its_table_and_survives_handler_errors():
     finally:
         pump.stop()
     assert not pump.running
+
+
+# --- Cancelled transactions (moto) -------------------------------------------------------
+
+
+def _cancelled_transaction(table: str, key: str, dynamodb: Any = None) -> None:
+    """A Put that is applied, then a condition that fails: the transaction is cancelled."""
+    dynamodb = dynamodb or boto3.client("dynamodb")
+    with pytest.raises(ClientError) as raised:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {"k": {"S": key}}}},
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": {"k": {"S": "no-such-item"}},
+                        "ConditionExpression": "attribute_exists(k)",
+                    }
+                },
+            ]
+        )
+    assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
+
+
+def test_the_pump_keeps_delivering_after_a_cancelled_transaction():
+    table = _name("items")
+    _create_table(table)
+    calls: list[list[dict]] = []
+    pump = EventPump(_stream_app(table, calls))
+    _put(table, "before")
+    pump.drain()
+
+    _cancelled_transaction(table, "cancelled-1")
+    _put(table, "after-1")
+    pump.drain()
+    _cancelled_transaction(table, "cancelled-2")
+    _put(table, "after-2", "after-3")
+    pump.drain()
+
+    assert [_keys(records) for records in calls] == [["before"], ["after-1"], ["after-2", "after-3"]]
+
+
+def test_records_written_after_moto_rolls_back_a_transaction_the_pump_was_reading_are_not_lost(caplog):
+    # What moto's transact_write_items does, with the pump polling in the middle as the local
+    # stack's pump thread can: keep a copy of the table, apply a write, put the copy back.
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION]
+    table = _name("items")
+    _create_table(table)
+    calls: list[list[dict]] = []
+    reported: list[dict] = []
+    app = _stream_app(table, calls, _fail_keys("rolled-back"))
+    pump = EventPump(app, on_failure=lambda name, record: reported.append(record))
+    _put(table, "before")
+    pump.drain()
+
+    saved = copy.deepcopy(backend.tables[table])
+    _put(table, "rolled-back")
+    pump.poll_once()  # read and failed: waiting to be retried
+    backend.tables[table] = saved
+    _put(table, "after")  # the rolled-back record's sequence number, again
+    with caplog.at_level(logging.WARNING, logger=pump_module.__name__):
+        pump.drain()
+
+    assert [_keys(records) for records in calls] == [["before"], ["rolled-back"], ["after"]]
+    assert reported == []  # the record that never happened is not retried either
+    assert "rolled back" in caplog.text
+
+
+# --- Shard lineage, with a streams client whose shards the test controls -------------------
+
+FAKE_STREAM_ARN = f"arn:aws:dynamodb:{REGION}:123456789012:table/fake/stream/2026-01-01T00:00:00.000"
+
+
+def _error(code: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": code}}, operation)
+
+
+class _FakeStreams:
+    """DynamoDB Streams as AWS documents it, with shards the test opens, closes and trims: a
+    closed shard's last page has no NextShardIterator, DescribeStream pages through shards,
+    reading before the trim horizon is TrimmedDataAccessException. Records all calls."""
+
+    def __init__(self, page_size: int = 100) -> None:
+        self.page_size = page_size
+        self.shards: dict[str, dict] = {}
+        self.calls: list[tuple] = []
+        self.fail_next_get_records: str | None = None
+        self._sequence = 0
+
+    def add_shard(self, shard_id: str, parent: str | None = None) -> None:
+        self.shards[shard_id] = {"parent": parent, "records": [], "closed": False, "trimmed_through": 0}
+
+    def write(self, shard_id: str, *keys: str) -> None:
+        for key in keys:
+            self._sequence += 1
+            self.shards[shard_id]["records"].append(
+                {
+                    "eventID": uuid.uuid4().hex,
+                    "eventName": "INSERT",
+                    "eventVersion": "1.1",
+                    "eventSource": "aws:dynamodb",
+                    "awsRegion": REGION,
+                    "dynamodb": {
+                        "ApproximateCreationDateTime": datetime.now(UTC),
+                        "Keys": {"k": {"S": key}},
+                        "SequenceNumber": f"{self._sequence:021d}",
+                        "SizeBytes": 10,
+                        "StreamViewType": "KEYS_ONLY",
+                    },
+                }
+            )
+
+    def close(self, shard_id: str) -> None:
+        self.shards[shard_id]["closed"] = True
+
+    def trim(self, shard_id: str, count: int) -> None:
+        shard = self.shards[shard_id]
+        gone, shard["records"] = shard["records"][:count], shard["records"][count:]
+        shard["trimmed_through"] = int(gone[-1]["dynamodb"]["SequenceNumber"])
+
+    def sequence_number(self, key: str) -> str:
+        for shard in self.shards.values():
+            for record in shard["records"]:
+                if record["dynamodb"]["Keys"]["k"]["S"] == key:
+                    return record["dynamodb"]["SequenceNumber"]
+        raise KeyError(key)
+
+    def count(self, operation: str, shard_id: str | None = None) -> int:
+        return sum(1 for call in self.calls if call[0] == operation and shard_id in (None, call[1]))
+
+    def describe_stream(self, StreamArn: str, ExclusiveStartShardId: str | None = None) -> dict:
+        self.calls.append(("DescribeStream", ExclusiveStartShardId))
+        ids = list(self.shards)
+        start = ids.index(ExclusiveStartShardId) + 1 if ExclusiveStartShardId else 0
+        page = ids[start : start + self.page_size]
+        description: dict[str, Any] = {
+            "StreamArn": StreamArn,
+            "Shards": [
+                {
+                    "ShardId": shard_id,
+                    "SequenceNumberRange": {"StartingSequenceNumber": "000000000000000000001"},
+                    **(
+                        {"ParentShardId": self.shards[shard_id]["parent"]}
+                        if self.shards[shard_id]["parent"]
+                        else {}
+                    ),
+                }
+                for shard_id in page
+            ],
+        }
+        if start + self.page_size < len(ids):
+            description["LastEvaluatedShardId"] = page[-1]
+        return {"StreamDescription": description}
+
+    def get_shard_iterator(
+        self,
+        StreamArn: str,
+        ShardId: str,
+        ShardIteratorType: str,
+        SequenceNumber: str | None = None,
+    ) -> dict:
+        self.calls.append(("GetShardIterator", ShardId, ShardIteratorType, SequenceNumber))
+        if ShardId not in self.shards:
+            raise _error("ResourceNotFoundException", "GetShardIterator")
+        records = self.shards[ShardId]["records"]
+        first = {
+            "TRIM_HORIZON": None,
+            "LATEST": int(records[-1]["dynamodb"]["SequenceNumber"]) + 1 if records else None,
+            "AT_SEQUENCE_NUMBER": int(SequenceNumber or 0),
+            "AFTER_SEQUENCE_NUMBER": int(SequenceNumber or 0) + 1,
+        }[ShardIteratorType]
+        return {"ShardIterator": json.dumps([ShardId, first])}
+
+    def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict:
+        shard_id, first = json.loads(ShardIterator)
+        self.calls.append(("GetRecords", shard_id))
+        if self.fail_next_get_records:
+            code, self.fail_next_get_records = self.fail_next_get_records, None
+            raise _error(code, "GetRecords")
+        if shard_id not in self.shards:
+            raise _error("ResourceNotFoundException", "GetRecords")
+        shard = self.shards[shard_id]
+        if first is not None and first <= shard["trimmed_through"]:
+            raise _error("TrimmedDataAccessException", "GetRecords")
+        left = [r for r in shard["records"] if first is None or int(r["dynamodb"]["SequenceNumber"]) >= first]
+        page = copy.deepcopy(left[:Limit])
+        response: dict[str, Any] = {"Records": page}
+        if not (shard["closed"] and len(page) == len(left)):
+            after = int(page[-1]["dynamodb"]["SequenceNumber"]) + 1 if page else first
+            response["NextShardIterator"] = json.dumps([shard_id, after])
+        return response
+
+
+class _FakeDynamoDB:
+    def describe_table(self, TableName: str) -> dict:
+        return {"Table": {"TableName": TableName, "LatestStreamArn": FAKE_STREAM_ARN}}
+
+
+def _fake_pump(streams: _FakeStreams, calls: list[list[dict]], behaviour=lambda records: None, **options):
+    app = _stream_app("fake", calls, behaviour, **options)
+    return EventPump(app, clients={"dynamodb": _FakeDynamoDB(), "dynamodbstreams": streams})
+
+
+def test_a_closed_parent_shard_is_processed_to_its_end_before_its_child_and_then_left_alone():
+    streams = _FakeStreams()
+    streams.add_shard("shardId-child", parent="shardId-parent")  # listed first
+    streams.add_shard("shardId-parent")
+    streams.write("shardId-parent", "p1", "p2", "p3")
+    streams.close("shardId-parent")
+    streams.write("shardId-child", "c1", "c2")
+    calls: list[list[dict]] = []
+    failed: list[bool] = []
+
+    def fail_p2_once(records: list[dict]) -> dict | None:
+        if "p2" in _keys(records) and not failed:
+            failed.append(True)
+            return _fail_keys("p2")(records)
+        return None
+
+    pump = _fake_pump(streams, calls, fail_p2_once, batch_size=2)
+    pump.drain()
+
+    assert [_keys(records) for records in calls] == [["p1", "p2"], ["p2", "p3"], ["c1", "c2"]]
+    streams.calls.clear()
+    pump.poll_once()
+    assert streams.count("GetShardIterator", "shardId-parent") == 0
+    assert streams.count("GetShardIterator", "shardId-child") == 1
+
+
+def test_a_child_shard_that_appears_when_its_parent_closes_is_read_from_its_start_by_a_latest_consumer():
+    streams = _FakeStreams(page_size=1)
+    streams.add_shard("shardId-1")
+    streams.write("shardId-1", "old")
+    calls: list[list[dict]] = []
+    pump = _fake_pump(streams, calls, starting_position="LATEST")
+    pump.drain()
+    streams.write("shardId-1", "a1")
+    pump.drain()
+
+    streams.write("shardId-1", "a2")
+    streams.close("shardId-1")
+    streams.add_shard("shardId-2", parent="shardId-1")
+    streams.write("shardId-2", "b1", "b2")
+    pump.drain()  # within the listing interval: the closing itself makes the pump look
+
+    assert [_keys(records) for records in calls] == [["a1"], ["a2"], ["b1", "b2"]]
+    assert ("DescribeStream", "shardId-1") in streams.calls  # the listing went on to page two
+
+
+def test_shards_are_listed_again_after_the_listing_interval_not_on_every_poll(monkeypatch):
+    monkeypatch.setattr(pump_module, "SHARD_LISTING_INTERVAL_S", 0.5)
+    streams = _FakeStreams()
+    streams.add_shard("shardId-1")
+    streams.add_shard("shardId-2")
+    calls: list[list[dict]] = []
+    pump = _fake_pump(streams, calls)
+
+    for _ in range(5):
+        pump.poll_once()
+    streams.add_shard("shardId-3")
+    streams.write("shardId-3", "new")
+    pump.poll_once()
+    assert calls == []
+    time.sleep(0.6)
+    pump.poll_once()
+
+    assert [_keys(records) for records in calls] == [["new"]]
+    assert streams.count("DescribeStream") == 2
+    # One iterator and one read per open shard and poll: 6 polls of 2 shards, then 3.
+    assert (streams.count("GetShardIterator"), streams.count("GetRecords")) == (15, 15)
+
+
+def test_an_expired_iterator_is_read_again_from_the_last_record():
+    streams = _FakeStreams()
+    streams.add_shard("shardId-1")
+    streams.write("shardId-1", "a1", "a2")
+    calls: list[list[dict]] = []
+    pump = _fake_pump(streams, calls)
+    pump.drain()
+    streams.write("shardId-1", "a3")
+    streams.fail_next_get_records = "ExpiredIteratorException"
+
+    pump.drain()
+
+    assert [_keys(records) for records in calls] == [["a1", "a2"], ["a3"]]
+    at_a2 = ("GetShardIterator", "shardId-1", "AT_SEQUENCE_NUMBER", streams.sequence_number("a2"))
+    assert streams.calls.count(at_a2) >= 2  # the expired one, and the one after it
+
+
+def test_a_shard_trimmed_past_the_last_record_read_is_read_on_from_its_oldest_record(caplog):
+    streams = _FakeStreams()
+    streams.add_shard("shardId-1")
+    streams.write("shardId-1", "a1")
+    calls: list[list[dict]] = []
+    pump = _fake_pump(streams, calls)
+    pump.drain()
+    streams.write("shardId-1", "a2", "a3", "a4")
+    streams.trim("shardId-1", 2)  # a1 and a2 are gone: a2 was never read
+
+    with caplog.at_level(logging.WARNING, logger=pump_module.__name__):
+        pump.drain()
+
+    assert [_keys(records) for records in calls] == [["a1"], ["a3", "a4"]]
+    assert "trimmed" in caplog.text
+
+
+def test_a_shard_that_leaves_the_stream_unfinished_no_longer_holds_back_its_child(monkeypatch, caplog):
+    monkeypatch.setattr(pump_module, "SHARD_LISTING_INTERVAL_S", 0.0)
+    streams = _FakeStreams()
+    streams.add_shard("shardId-1")
+    streams.write("shardId-1", "a1")
+    calls: list[list[dict]] = []
+    pump = _fake_pump(streams, calls)
+    pump.drain()
+    del streams.shards["shardId-1"]  # as DynamoDB drops a shard a day after it closed
+    streams.add_shard("shardId-2", parent="shardId-1")
+    streams.write("shardId-2", "b1")
+
+    with caplog.at_level(logging.WARNING, logger=pump_module.__name__):
+        pump.drain()
+
+    assert [_keys(records) for records in calls] == [["a1"], ["b1"]]
+    assert "left the stream" in caplog.text
+    assert "shardId-1" not in pump.stream_consumers[0].shards  # forgotten once finished
+
+
+# --- DynamoDB Local -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dynamodb_local():
+    reason = why_unavailable()
+    if reason is not None:
+        pytest.skip(f"DynamoDB Local cannot run here: {reason}")
+    server = DynamoDBLocal.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_against_dynamodb_local_each_record_is_delivered_once_across_a_cancelled_transaction(
+    dynamodb_local, caplog
+):
+    # moto's mock_aws (this module's autouse fixture) lets requests to other endpoints through.
+    clients = {
+        service: boto3.client(
+            service,
+            endpoint_url=dynamodb_local.url,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        for service in ("dynamodb", "dynamodbstreams")
+    }
+    dynamodb = clients["dynamodb"]
+    table = _name("items")
+    stream_arn = _create_table(table, dynamodb)
+    calls: list[list[dict]] = []
+    pump = EventPump(_stream_app(table, calls), clients=clients)
+    _put(table, "a", "b", dynamodb=dynamodb)
+    pump.drain()
+
+    _cancelled_transaction(table, "cancelled", dynamodb)
+    _put(table, "c", dynamodb=dynamodb)
+    with caplog.at_level(logging.WARNING, logger=pump_module.__name__):
+        pump.drain()
+
+    assert [_keys(records) for records in calls] == [["a", "b"], ["c"]]
+    assert calls[0][0]["eventSourceARN"] == stream_arn
+    assert isinstance(calls[0][0]["dynamodb"]["ApproximateCreationDateTime"], int | float)
+    assert caplog.text == ""  # no rollback, no trimming: DynamoDB Local keeps its records
+    requests: list[str] = []
+    clients["dynamodbstreams"].meta.events.register(
+        "before-call", lambda model, **kwargs: requests.append(model.name)
+    )
+    assert not pump.poll_once()
+    assert requests == ["GetShardIterator", "GetRecords"]
