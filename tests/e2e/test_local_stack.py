@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from chalicelib.local import dynamodb_local
+
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 180
 
@@ -66,7 +68,7 @@ class _Lines:
 
 
 class _Stack:
-    def __init__(self, ports: dict[str, int]) -> None:
+    def __init__(self, ports: dict[str, int], **env: str) -> None:
         self.ports = ports
         self.token = ""
         self.process = subprocess.Popen(
@@ -77,6 +79,7 @@ class _Stack:
                 **{k: str(v) for k, v in ports.items()},
                 "CRM_SEED": "1",
                 "PYTHONUNBUFFERED": "1",
+                **env,
             },
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -111,13 +114,15 @@ class _Stack:
 
 
 def _ports(**fixed: int) -> dict[str, int]:
-    ports = {name: _free_port() for name in ("CRM_AWS_PORT", "CRM_API_PORT", "CRM_CONTROL_PORT")}
+    names = ("CRM_AWS_PORT", "CRM_API_PORT", "CRM_CONTROL_PORT", "CRM_DYNAMODB_PORT")
+    ports = {name: _free_port() for name in names}
     return {**ports, **fixed}
 
 
 @pytest.fixture(scope="module")
 def stack():
-    running = _Stack(_ports())
+    # As `make run` logs: tests/conftest.py quietens Powertools for the suite's own process.
+    running = _Stack(_ports(), POWERTOOLS_LOG_LEVEL="INFO")
     try:
         line = running.stdout.wait_for("Staff token: ", STARTUP_SECONDS)
         if line is None:
@@ -151,6 +156,35 @@ def test_startup_prints_the_url_a_token_and_how_to_use_them(stack):
     assert f"CRM API: {stack.api}" in stdout.splitlines()
     assert f'Try: curl -H "Authorization: Bearer $TOKEN" {stack.api}/customers' in stdout
     assert "memory" in stdout
+
+
+def test_startup_is_one_line_per_step_with_its_duration_and_request_logs_come_after_the_url(stack):
+    lines = stack.stdout.lines
+    url_at = lines.index(f"CRM API: {stack.api}")
+    before = lines[:url_at]
+    steps = [line for line in before if line.startswith("[")]
+    assert len(steps) >= 5, before
+    assert all(line.rstrip().endswith(" s)") for line in steps), steps
+    assert not [line for line in before if line.startswith("{")], "request logs before the URL"
+    expected = "DynamoDB Local" if dynamodb_local.why_unavailable() is None else "moto"
+    assert any(f"tables on {expected}" in line for line in steps), steps
+
+    assert _call("GET", f"{stack.api}/customers?limit=1", stack.token)[0] == 200
+    assert stack.stdout.wait_for('{"level":"INFO"', 5) is not None, "no request log after the URL"
+
+
+def test_without_java_the_stack_runs_on_moto_and_says_so_in_one_line():
+    # No java (and no npm) on PATH: the interpreter is called by its full path.
+    bare = _Stack(_ports(), CRM_SEED="0", PATH="/nonexistent")
+    try:
+        line = bare.stdout.wait_for("CRM API: ", 60)
+        assert line is not None, bare.stderr.text
+        notices = [line for line in bare.stdout.lines if line.startswith("DynamoDB Local not used")]
+        assert len(notices) == 1 and "java" in notices[0], bare.stdout.text
+        assert any("tables on moto" in line for line in bare.stdout.lines)
+    finally:
+        bare.stop()
+    assert bare.wait(10) == 0
 
 
 def test_health_answers_ok(stack):
