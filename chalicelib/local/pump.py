@@ -250,7 +250,7 @@ class _StreamConsumer:
         self.pump = pump
         self.name = source.name
         self.batch_size = max(1, int(source.batch_size))
-        self.starting_position = source.starting_position
+        self.starting_position = pump.starting_position or source.starting_position
         match = _TABLE_IN_ARN.search(source.stream_arn)
         if match is None:
             raise ValueError(f"{source.name}: no table name in stream ARN {source.stream_arn!r}")
@@ -603,6 +603,8 @@ class EventPump:
     on-failure record when a stream batch is given up (the default logs it). `clock` times
     the schedules. `clients` maps service names (`dynamodb`, `dynamodbstreams`, `sqs`) to the
     boto3 clients to use instead of default ones, e.g. pointed at DynamoDB Local.
+    `starting_position` ("LATEST" or "TRIM_HORIZON") overrides every stream handler's: "LATEST"
+    leaves out what the streams hold at the first poll.
     """
 
     def __init__(
@@ -615,8 +617,10 @@ class EventPump:
         on_failure: OnFailure | None = None,
         clock: Callable[[], float] = time.monotonic,
         clients: Mapping[str, Any] | None = None,
+        starting_position: str | None = None,
     ) -> None:
         self.app = app
+        self.starting_position = starting_position
         self.poll_interval = poll_interval
         self.max_attempts = max(1, max_attempts)
         self.on_failure = on_failure or _log_on_failure

@@ -182,9 +182,10 @@ def test_without_java_the_stack_runs_on_moto_and_says_so_in_one_line():
         notices = [line for line in bare.stdout.lines if line.startswith("DynamoDB Local not used")]
         assert len(notices) == 1 and "java" in notices[0], bare.stdout.text
         assert any("tables on moto" in line for line in bare.stdout.lines)
+        bare.process.send_signal(signal.SIGINT)
+        assert bare.wait(30) == 0
     finally:
         bare.stop()
-    assert bare.wait(10) == 0
 
 
 def test_health_answers_ok(stack):

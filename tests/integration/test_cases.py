@@ -22,13 +22,6 @@ def api(client, staff_token, frozen_clock) -> Api:
     return Api(client, staff_token)
 
 
-@pytest.fixture
-def pump(chalice_app, tables):
-    from chalicelib.local.pump import EventPump
-
-    return EventPump(chalice_app, poll_interval=0.01)
-
-
 def sent_mail() -> list:
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ses.models import ses_backends

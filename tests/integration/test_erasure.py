@@ -21,13 +21,6 @@ def api(client, staff_token) -> Api:
     return Api(client, staff_token)
 
 
-@pytest.fixture
-def pump(chalice_app, tables):
-    from chalicelib.local.pump import EventPump
-
-    return EventPump(chalice_app, poll_interval=0.01)
-
-
 NAME = "Ingegärd Pålsson-Wikström"
 PREFERRED = "Lillan Pålsson"
 NEW_PREFERRED = "Inge-Lill"
