@@ -78,3 +78,10 @@ class UnsupportedMediaType(CrmError):
 
 class Unprocessable(CrmError):
     status, title, type_slug = 422, "Unprocessable Content", "unprocessable"
+
+
+class TooLargeToStore(Unprocessable):
+    """The change would make a stored item larger than DynamoDB allows (400 KB). It fails the
+    same way however often it is sent: not a race, never "retry"."""
+
+    title, type_slug = "Too Large to Store", "too-large"

@@ -56,7 +56,7 @@ def get_case(call: Call, case_id: str):
     summary="Assign a case, change its status, add a note",
     body=CasePatch,
     response=CaseOut,
-    errors=(404, 409, 412),
+    errors=(404, 409, 412, 422),
     headers=("ETag",),
 )
 def update_case(call: Call, case_id: str):

@@ -100,7 +100,7 @@ def get_customer(call: Call, customer_id: str):
     summary="Change some fields of a customer",
     body=CustomerPatch,
     response=CustomerOut,
-    errors=(404, 409, 412),
+    errors=(404, 409, 412, 422),
     headers=("ETag",),
 )
 def update_customer(call: Call, customer_id: str):

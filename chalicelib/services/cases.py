@@ -15,7 +15,7 @@ from chalicelib.domain.cases import Case, TransitionError
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction
 from chalicelib.domain.messages import acknowledgement
-from chalicelib.errors import Conflict, FieldError, NotFound
+from chalicelib.errors import Conflict, FieldError, NotFound, TooLargeToStore
 from chalicelib.services.versions import update_at_version
 from chalicelib.store.cases import CaseChanged, CaseRepository
 from chalicelib.store.customers import CustomerRepository
@@ -259,4 +259,7 @@ class CaseService:
                     break
                 except CaseChanged:
                     continue
+                except TooLargeToStore:
+                    # A full case cannot take the escalation note; the other cases still can.
+                    break
         return escalated

@@ -10,11 +10,10 @@ from chalicelib.domain import ids
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction, LineItem, excess_returns, quantities
 from chalicelib.errors import Conflict, FieldError, NotFound, Unprocessable
+from chalicelib.services.versions import MAX_ATTEMPTS
 from chalicelib.store.customers import CustomerRepository
 from chalicelib.store.interactions import CustomerGone, InteractionRepository, PurchaseChanged
 from chalicelib.store.pagination import CursorCodec, Page, page_of
-
-MAX_RETURN_ATTEMPTS = 3
 
 
 class InteractionService:
@@ -55,7 +54,7 @@ class InteractionService:
         try:
             if interaction.type != "return":
                 return self._interactions.add(interaction)
-            for _ in range(MAX_RETURN_ATTEMPTS):
+            for _ in range(MAX_ATTEMPTS):
                 purchase = self._purchase_for(interaction)
                 returned = quantities(interaction.items)
                 after = replace(

@@ -9,7 +9,9 @@ from typing import Protocol, TypeVar
 
 from chalicelib.errors import Conflict, PreconditionFailed
 
-MAX_ATTEMPTS = 3
+# A write loses a race only to a rival that committed: this many attempts let that many
+# concurrent writers of one item all get through before anyone is told to retry.
+MAX_ATTEMPTS = 10
 
 
 class Versioned(Protocol):

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.cases import ACTIVE_STATUSES, Case, HistoryEntry
@@ -17,12 +16,13 @@ from chalicelib.store.audit import audit_item
 from chalicelib.store.interactions import _to_model as interaction_item
 from chalicelib.store.models import (
     ACTIVE_QUEUE,
+    ITEM_LIMIT,
     PROFILE_SK,
     CaseModel,
     CustomerModel,
-    connection,
     customer_pk,
     failed_conditions,
+    transaction,
 )
 from chalicelib.store.pagination import Key, collect
 
@@ -131,7 +131,7 @@ class CaseRepository:
         """Store a new case while its customer exists: "created", "exists" (a case with its id
         is there already) or "no_customer" (deleted or erased meanwhile: no case is opened)."""
         try:
-            with TransactWrite(connection=connection(self._region)) as t:
+            with transaction(self._region) as t:
                 t.condition_check(
                     CustomerModel,
                     customer_pk(case.customer_id),
@@ -167,8 +167,10 @@ class CaseRepository:
         the same transaction (an acknowledgement and the case it moves on)."""
         item = _to_model(after)
         item.version = before.version
+        # The history is one attribute of the case: a case whose history is full takes no change.
+        too_large = f"Case {before.id} is full: with this change its history would be over {ITEM_LIMIT}."
         try:
-            with TransactWrite(connection=connection(self._region)) as t:
+            with transaction(self._region, too_large) as t:
                 t.save(item)
                 if timeline_entry is not None:
                     t.save(interaction_item(timeline_entry))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain import names
 from chalicelib.domain.audit import AuditEntry
@@ -16,6 +15,7 @@ from chalicelib.store.audit import audit_item
 from chalicelib.store.models import (
     ANONYMOUS_PREFIX,
     CUSTOMERS_LIST_PK,
+    ITEM_LIMIT,
     LOYALTY_SK,
     PROFILE_SK,
     TOMBSTONE_SK,
@@ -25,10 +25,10 @@ from chalicelib.store.models import (
     LoyaltyModel,
     NameTokenModel,
     TombstoneModel,
-    connection,
     customer_pk,
     email_pk,
     name_token_keys,
+    transaction,
 )
 from chalicelib.store.pagination import Key, collect
 
@@ -101,9 +101,6 @@ class CustomerRepository:
     def __init__(self, region: str) -> None:
         self._region = region
 
-    def _transaction(self) -> TransactWrite:
-        return TransactWrite(connection=connection(self._region))
-
     def get(self, customer_id: str) -> Customer | None:
         try:
             return _to_domain(CustomerModel.get(customer_pk(customer_id), PROFILE_SK))
@@ -117,7 +114,7 @@ class CustomerRepository:
     def add(self, customer: Customer, audit: AuditEntry | None = None) -> Customer:
         item = _to_model(customer)
         try:
-            with self._transaction() as t:
+            with transaction(self._region) as t:
                 t.save(item, condition=CustomerModel.pk.does_not_exist())
                 if customer.email_key:
                     t.save(
@@ -140,8 +137,14 @@ class CustomerRepository:
         item.version = before.version
         old_tokens = {(t.pk, t.sk) for t in _token_models(before)}
         new_tokens = _token_models(after)
+        # Validation keeps a profile near half the limit; the audit entry holds each changed
+        # field twice (before and after), so it is the item that can pass the limit.
+        too_large = (
+            f"The change to customer {after.id} is too large to record: its audit entry, which "
+            f"holds every changed field before and after, would be over {ITEM_LIMIT}."
+        )
         try:
-            with self._transaction() as t:
+            with transaction(self._region, too_large) as t:
                 t.save(item)
                 if before.email_key != after.email_key:
                     if before.email_key:
@@ -171,7 +174,7 @@ class CustomerRepository:
     def delete(self, customer: Customer, deleted_at: datetime, audit: AuditEntry | None = None) -> None:
         item = _to_model(customer)
         try:
-            with self._transaction() as t:
+            with transaction(self._region) as t:
                 t.delete(item)
                 t.save(
                     TombstoneModel(customer_pk(customer.id), TOMBSTONE_SK, deleted_at=to_rfc3339(deleted_at))
@@ -198,7 +201,7 @@ class CustomerRepository:
         `ANONYMOUS#<anonymous["id"]>` without anything that names the customer."""
         item = _to_model(customer)
         try:
-            with self._transaction() as t:
+            with transaction(self._region) as t:
                 t.delete(item)
                 at = to_rfc3339(erased_at)
                 t.save(TombstoneModel(customer_pk(customer.id), TOMBSTONE_SK, deleted_at=at, erased_at=at))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain import money
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
@@ -15,9 +14,9 @@ from chalicelib.store.models import (
     CustomerModel,
     InteractionModel,
     LineItemAttribute,
-    connection,
     customer_pk,
     failed_conditions,
+    transaction,
 )
 from chalicelib.store.pagination import Key, collect
 
@@ -105,7 +104,7 @@ class InteractionRepository:
         quantities on the purchase, conditional on the purchase's version."""
         item = _to_model(interaction)
         try:
-            with TransactWrite(connection=connection(self._region)) as t:
+            with transaction(self._region) as t:
                 t.condition_check(
                     CustomerModel,
                     customer_pk(interaction.customer_id),

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.customers import Customer
@@ -19,6 +18,7 @@ from chalicelib.store.models import (
     APPLIED_PREFIX,
     AUDIT_PREFIX,
     IDEMPOTENCY_PREFIX,
+    ITEM_LIMIT,
     LOYALTY_SK,
     PROFILE_SK,
     TIER_REVIEW_PK,
@@ -30,6 +30,7 @@ from chalicelib.store.models import (
     connection,
     customer_pk,
     failed_conditions,
+    transaction,
 )
 from chalicelib.store.pagination import Key, collect
 
@@ -162,8 +163,9 @@ class LoyaltyRepository:
         item = _loyalty_item(customer_id, aggregates, scored, review_at, now)
         if before is not None:
             item.version = before.version
+        too_large = f"The loyalty aggregates of customer {customer_id} would be over {ITEM_LIMIT}."
         try:
-            with TransactWrite(connection=connection(self._region)) as t:
+            with transaction(self._region, too_large) as t:
                 t.condition_check(
                     CustomerModel, customer_pk(customer_id), PROFILE_SK, condition=CustomerModel.pk.exists()
                 )
@@ -197,7 +199,7 @@ class LoyaltyRepository:
         item = _loyalty_item(before.customer_id, before.aggregates, scored, review_at, now)
         item.version = before.version
         try:
-            with TransactWrite(connection=connection(self._region)) as t:
+            with transaction(self._region) as t:
                 t.save(item)
         except TransactWriteError:
             return False

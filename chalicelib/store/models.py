@@ -20,6 +20,8 @@ Query returns a timeline newest first; GSI by_type ("<customer>#<type>", id) fil
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 from pynamodb.attributes import (
@@ -34,8 +36,10 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import get_settings
+from chalicelib.errors import TooLargeToStore
 from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' callers import them from here
     ACTIVE_QUEUE,
     ANONYMOUS_PREFIX,
@@ -365,3 +369,34 @@ def connection(region: str) -> Connection:
     """One connection (and so one botocore client) per process for transactions: creating a
     client costs a quarter of a second."""
     return Connection(region=region)
+
+
+ITEM_LIMIT = "DynamoDB's 400 KB item limit"
+
+
+def _refused_for_size(error: TransactWriteError) -> bool:
+    """DynamoDB refuses an item over 400 KB: a Put as a ValidationException of the whole
+    request, an Update that grows an item as a cancelled transaction whose reason is a
+    ValidationError. Both messages say "... exceeded the maximum allowed size"."""
+    if error.cause_response_code == "ValidationException":
+        return "maximum allowed size" in (error.cause_response_message or "")
+    return any(
+        r is not None and r.code == "ValidationError" and "maximum allowed size" in (r.message or "")
+        for r in error.cancellation_reasons
+    )
+
+
+@contextmanager
+def transaction(
+    region: str, too_large: str = f"The change would make an item larger than {ITEM_LIMIT}."
+) -> Iterator[TransactWrite]:
+    """One TransactWriteItems, as `with transaction(region) as t:`. DynamoDB's refusal of an
+    item over 400 KB becomes `TooLargeToStore(too_large)`, so no caller takes it for a lost
+    race; `too_large` should name the item."""
+    try:
+        with TransactWrite(connection=connection(region)) as t:
+            yield t
+    except TransactWriteError as error:
+        if _refused_for_size(error):
+            raise TooLargeToStore(too_large) from error
+        raise

@@ -22,14 +22,13 @@ from decimal import Decimal
 from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute, VersionAttribute
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.models import Model
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import get_settings
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.products import Product, is_sku
 from chalicelib.store.audit import audit_item
-from chalicelib.store.models import connection
+from chalicelib.store.models import transaction
 from chalicelib.store.pagination import Key, collect
 
 _settings = get_settings()
@@ -99,9 +98,6 @@ class ProductRepository:
     def __init__(self, region: str) -> None:
         self._region = region
 
-    def _transaction(self) -> TransactWrite:
-        return TransactWrite(connection=connection(self._region))
-
     def get(self, sku: str, consistent: bool = False) -> Product | None:
         if not is_sku(sku):
             return None
@@ -119,7 +115,7 @@ class ProductRepository:
     def add(self, product: Product, audit: AuditEntry) -> Product:
         item = _to_model(product)
         try:
-            with self._transaction() as t:
+            with transaction(self._region) as t:
                 t.save(item, condition=ProductModel.sk.does_not_exist())
                 t.save(audit_item(audit))
         except TransactWriteError as error:
@@ -133,7 +129,7 @@ class ProductRepository:
         item = _to_model(after)
         item.version = before.version
         try:
-            with self._transaction() as t:
+            with transaction(self._region) as t:
                 t.save(item)
                 t.save(audit_item(audit))
         except TransactWriteError as error:

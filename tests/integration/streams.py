@@ -25,17 +25,25 @@ def _shards(arn: str) -> list[dict]:
     return aws_client("dynamodbstreams").describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
 
 
+def _is_empty(streams, arn: str, shard_id: str) -> bool:
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")
+    return not streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1)["Records"]
+
+
 def mark(table_names) -> None:
     """From now on, `stream_records` of these tables returns only records written after this."""
     streams = aws_client("dynamodbstreams")
     for table_name in table_names:
         arn = _stream_arn(table_name)
-        _marks[table_name] = {
-            shard["ShardId"]: streams.get_shard_iterator(
-                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
-            )["ShardIterator"]
-            for shard in _shards(arn)
-        }
+        marks = {}
+        for shard in _shards(arn):
+            # DynamoDB Local's LATEST iterator on a shard that never held a record fails once
+            # one arrives: an empty shard is read from its start instead.
+            if not _is_empty(streams, arn, shard["ShardId"]):
+                marks[shard["ShardId"]] = streams.get_shard_iterator(
+                    StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+                )["ShardIterator"]
+        _marks[table_name] = marks
 
 
 def stream_records(table_name: str) -> list[dict]:
