@@ -3,6 +3,7 @@
 from chalice import Chalice
 
 from chalicelib.api import audit, cases, customers, deps, export, http, interactions, me, openapi, products
+from chalicelib.api import docs as explorer
 from chalicelib.api import erasure as erasure_api
 from chalicelib.api.middleware import http_middleware
 from chalicelib.config import get_settings
@@ -16,6 +17,7 @@ http.configure(deps.authenticate, settings.max_body_bytes, lambda: {"now": deps.
 app.register_middleware(http_middleware(settings.cors_allowed_origins, settings.max_body_bytes), "http")
 
 app.register_blueprint(openapi.bp)
+app.register_blueprint(explorer.bp)
 app.register_blueprint(customers.bp)
 app.register_blueprint(interactions.bp)
 app.register_blueprint(cases.bp)

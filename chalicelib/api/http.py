@@ -40,7 +40,8 @@ class RouteSpec:
     roles: tuple[str, ...]
     query: type[BaseModel] | None
     body: Any
-    response: type[BaseModel] | None
+    # A pydantic model (a JSON body), or a map of media type → JSON Schema for other bodies.
+    response: Any
     status: int
     errors: tuple[int, ...]
     headers: tuple[str, ...] = ()
@@ -192,7 +193,7 @@ def api_route(
     roles: tuple[str, ...] = ("staff",),
     query: type[BaseModel] | None = None,
     body: Any = None,
-    response: type[BaseModel] | None = None,
+    response: Any = None,
     status: int = 200,
     errors: tuple[int, ...] = (),
     headers: tuple[str, ...] = (),

@@ -85,7 +85,9 @@ class OrderIn(Strict):
     channel: Literal["web", "mobile"]
 
 
-class ComplaintIn(Strict):
+class MyComplaintIn(Strict):
+    """A complaint the customer files themselves (staff record complaints as interactions)."""
+
     subject: Name
     description: Annotated[str, Field(min_length=1, max_length=4000)]
     severity: Literal["low", "medium", "high", "critical"] = "medium"
@@ -238,7 +240,7 @@ def place_order(call: Call):
     "POST",
     summary="File a complaint (a case opens for it)",
     roles=ROLE,
-    body=ComplaintIn,
+    body=MyComplaintIn,
     response=InteractionOut,
     status=201,
     errors=(404, 410),

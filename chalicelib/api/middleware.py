@@ -16,7 +16,8 @@ from chalicelib.observability import logger
 _CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match, Idempotency-Key",
-    "Access-Control-Expose-Headers": "ETag, Location, Idempotent-Replayed, Retry-After",
+    # Response headers a browser's script may read; the others are the CORS-safelisted ones.
+    "Access-Control-Expose-Headers": "ETag, Location, Idempotent-Replayed, Retry-After, WWW-Authenticate",
     "Access-Control-Max-Age": "600",
 }
 # Chalice answers some requests itself (unknown method, unsupported media type, an uncaught

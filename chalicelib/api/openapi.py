@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from chalice import Blueprint
 from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema
 
-from chalicelib.api.http import PROBLEM_JSON, ROUTES, Call, RouteSpec, api_route, json_response
+from chalicelib.api.http import JSON, PROBLEM_JSON, ROUTES, Call, RouteSpec, api_route, json_response
 from chalicelib.api.schemas import Health, Problem
 
 bp = Blueprint(__name__)
@@ -16,17 +19,109 @@ bp = Blueprint(__name__)
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"{(\w+)}")
 
+# Every response header a route may name (`api_route(headers=...)`), and the ones the
+# plumbing adds; a route naming a header missing here fails when the document is written.
+HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": {
+        "description": 'The version of the resource, `"v<version>"`: send it back in `If-Match`.',
+        "schema": {"type": "string", "pattern": '^"v[0-9]+"$', "examples": ['"v3"']},
+    },
+    "Location": {
+        "description": "The path of the created resource.",
+        "schema": {"type": "string", "format": "uri-reference"},
+    },
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored response to an earlier request with the same "
+        "`Idempotency-Key`, replayed: nothing ran again.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before retrying: a request with this `Idempotency-Key` is "
+        "still being processed.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    "WWW-Authenticate": {
+        "description": 'The authentication scheme to use: `Bearer realm="crm"`.',
+        "schema": {"type": "string", "pattern": "^Bearer"},
+    },
+    "Content-Security-Policy": {
+        "description": "What the page may load and where it may connect: this origin only.",
+        "schema": {"type": "string"},
+    },
+    "Cache-Control": {"description": "How long the response may be cached.", "schema": {"type": "string"}},
+}
+
+ERRORS: dict[int, str] = {
+    400: "The request is invalid: malformed JSON, unknown or bad fields (each one named in `errors`), "
+    "bad query parameters or cursor, a malformed `If-Match` or `Idempotency-Key`.",
+    401: "No token, or one that is malformed, badly signed, expired, or for another issuer or audience.",
+    403: "The token's role may not use this route.",
+    404: "No such resource.",
+    409: "Conflicts with the current state (a used email, a change racing another one, a status "
+    "transition not allowed, an `Idempotency-Key` still in progress).",
+    410: "This customer's personal data was erased.",
+    412: "`If-Match` names a version that is no longer current.",
+    413: "The body is over the size limit.",
+    415: "The body is not sent as `application/json`.",
+    422: "Well-formed but not possible (e.g. a return of another customer's purchase, an "
+    "`Idempotency-Key` reused with another body, an item that would exceed the storage limit).",
+    500: "The server failed; never the result of client input. Retrying may help.",
+}
+
+# Responses of an authenticated POST that run the view may be replayed for its Idempotency-Key;
+# these statuses are answered before it runs.
+_NEVER_REPLAYED = {401, 403, 413, 415, 500}
+
+
+class _Generator(GenerateJsonSchema):
+    """pydantic's generator, without `default: null` on a field whose schema does not admit
+    null: a PATCH field that may be left out but not cleared (`name`) has no default, it is
+    just not required. A default the field's own schema rejects makes the document invalid."""
+
+    def default_schema(self, schema):
+        json_schema = super().default_schema(schema)
+        if "default" in json_schema and json_schema["default"] is None and not _admits_null(json_schema):
+            del json_schema["default"]
+        return json_schema
+
+
+def _admits_null(schema: Mapping[str, Any]) -> bool:
+    kind = schema.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    return any(_admits_null(branch) for key in ("anyOf", "oneOf") for branch in schema.get(key, ()))
+
+
+def _add_components(found: Mapping[str, Any], components: dict) -> None:
+    for name, schema in found.items():
+        if components.setdefault(name, schema) != schema:
+            # Two models of one name would silently share (or overwrite) one schema.
+            raise ValueError(f"Two different schemas are named {name!r}: rename one of the models")
+
 
 def _schema(model: Any, components: dict) -> dict:
+    if isinstance(model, Mapping):  # a raw JSON Schema
+        return dict(model)
     if isinstance(model, TypeAdapter):
-        schema = model.json_schema(ref_template=REF)
+        schema = model.json_schema(ref_template=REF, schema_generator=_Generator)
     else:
-        schema = model.model_json_schema(ref_template=REF)
-    components.update(schema.pop("$defs", {}))
+        schema = model.model_json_schema(ref_template=REF, schema_generator=_Generator)
+    _add_components(schema.pop("$defs", {}), components)
     if isinstance(model, type) and issubclass(model, BaseModel):
-        components[model.__name__] = schema
+        _add_components({model.__name__: schema}, components)
         return {"$ref": REF.format(model=model.__name__)}
     return schema
+
+
+def _content(response: Any, components: dict) -> dict:
+    """`response` is a pydantic model (JSON), or a map of media type → JSON Schema."""
+    if isinstance(response, Mapping):
+        return {media: {"schema": _schema(schema, components)} for media, schema in response.items()}
+    return {JSON: {"schema": _schema(response, components)}}
+
+
+def _headers(names: list[str], required: bool) -> dict:
+    return {name: {**HEADERS[name], "required": required} for name in names}
 
 
 def _operation(spec: RouteSpec, components: dict) -> dict:
@@ -35,16 +130,23 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         for name in _PATH_PARAM.findall(spec.path)
     ]
     if spec.query is not None:
-        query_schema = spec.query.model_json_schema(ref_template=REF)
+        query_schema = spec.query.model_json_schema(ref_template=REF, schema_generator=_Generator)
         required = set(query_schema.get("required", []))
         for name, prop in query_schema.get("properties", {}).items():
             parameters.append({"name": name, "in": "query", "required": name in required, "schema": prop})
     if spec.method == "PATCH":
         parameters.append(
-            {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}}
+            {
+                "name": "If-Match",
+                "in": "header",
+                "required": False,
+                "description": 'Apply the change only to this version (the `ETag`, e.g. `"v3"`); else 412.',
+                "schema": {"type": "string"},
+            }
         )
-    errors = set(spec.errors)
-    if spec.method == "POST" and spec.roles:
+    errors = set(spec.errors) | {500}
+    idempotent = spec.method == "POST" and bool(spec.roles)
+    if idempotent:
         parameters.append(
             {
                 "name": "Idempotency-Key",
@@ -57,33 +159,47 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         errors |= {400, 409, 422}
     success: dict[str, Any] = {"description": spec.summary}
     if spec.response is not None:
-        success["content"] = {"application/json": {"schema": _schema(spec.response, components)}}
-    if spec.headers:
-        success["headers"] = {h: {"schema": {"type": "string"}} for h in spec.headers}
+        success["content"] = _content(spec.response, components)
+    success_headers = _headers(list(spec.headers), required=True)
+    if idempotent:
+        success_headers |= _headers(["Idempotent-Replayed"], required=False)
+    if success_headers:
+        success["headers"] = success_headers
     responses: dict[str, Any] = {str(spec.status): success}
-    problem_ref = {"$ref": REF.format(model="Problem")}
+    problem = {PROBLEM_JSON: {"schema": {"$ref": REF.format(model="Problem")}}}
     for code in sorted(errors):
-        responses[str(code)] = {
-            "description": f"Error {code} (RFC 9457 problem)",
-            "content": {PROBLEM_JSON: {"schema": problem_ref}},
-        }
+        error: dict[str, Any] = {"description": ERRORS[code], "content": problem}
+        error_headers: dict[str, Any] = {}
+        if code == 401:
+            error_headers |= _headers(["WWW-Authenticate"], required=True)
+        if idempotent and code not in _NEVER_REPLAYED:
+            error_headers |= _headers(["Idempotent-Replayed"], required=False)
+        if idempotent and code == 409:
+            error_headers |= _headers(["Retry-After"], required=False)
+        if error_headers:
+            error["headers"] = error_headers
+        responses[str(code)] = error
     operation: dict[str, Any] = {
         "operationId": spec.name,
         "summary": spec.summary,
+        "tags": [spec.path.strip("/").split("/")[0].removesuffix(".json")],
         "parameters": parameters,
         "responses": responses,
         "security": [{"bearerAuth": []}] if spec.roles else [],
         "x-roles": list(spec.roles),
     }
     if spec.body is not None:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _schema(spec.body, components)}},
-        }
+        operation["requestBody"] = {"required": True, "content": _content(spec.body, components)}
     return operation
 
 
 def document() -> dict:
+    """The document (not to be changed by the caller): written once, as pydantic takes ~0.2 s."""
+    return _document(len(ROUTES))
+
+
+@functools.cache
+def _document(route_count: int) -> dict:
     components: dict[str, Any] = {}
     _schema(Problem, components)
     paths: dict[str, dict] = {}
@@ -94,8 +210,11 @@ def document() -> dict:
         "info": {
             "title": "CRM API",
             "version": "1.0.0",
-            "description": "Customer profiles and interaction timelines. Errors are RFC 9457 problem+json.",
+            "description": "Customer profiles and interaction timelines. Errors are RFC 9457 "
+            "problem+json. Try it in a browser at `/docs`.",
         },
+        # Relative to where this document is served, so a gateway's stage prefix (`/api`) is kept.
+        "servers": [{"url": ".", "description": "where this document is served from"}],
         "paths": paths,
         "components": {
             "schemas": dict(sorted(components.items())),
@@ -109,6 +228,13 @@ def health(call: Call):
     return json_response({"status": "ok"})
 
 
-@api_route(bp, "/openapi.json", "GET", summary="This API's OpenAPI 3.1 document", roles=())
+@api_route(
+    bp,
+    "/openapi.json",
+    "GET",
+    summary="This API's OpenAPI 3.1 document",
+    roles=(),
+    response={JSON: {"type": "object", "description": "An OpenAPI 3.1 document"}},
+)
 def openapi(call: Call):
     return json_response(document())

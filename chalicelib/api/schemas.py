@@ -69,13 +69,36 @@ Name = Annotated[str, Field(min_length=1, max_length=200), BeforeValidator(_chec
 Email = Annotated[
     str,
     BeforeValidator(_checked(contact.normalize_email)),
-    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            # Internationalised addresses ("åsa@exempel.se") are accepted, so not "email".
+            "format": "idn-email",
+            "maxLength": 254,
+            "description": "one @, a local part of 1-64 visible characters, a domain of 2+ labels",
+        }
+    ),
 ]
+# What contact.normalize_phone accepts: a "+", then digits (the first not 0) among spaces, dots,
+# dashes, parentheses and "(0)" trunk prefixes, which are dropped. It does not count the digits
+# (2-15, checked by the server): counting them around optional "(0)"s takes a regex that
+# backtracks exponentially on a bad input, in every client that validates with it.
+PHONE_INPUT_PATTERN = r"^\s*\+(?:[\s.()-]|\(\s*0\s*\))*[1-9][\s.()0-9-]*[0-9][\s.()-]*$"
+E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
 Phone = Annotated[
     str,
     BeforeValidator(_checked(contact.normalize_phone)),
-    WithJsonSchema({"type": "string", "pattern": r"^\+[1-9]\d{1,14}$", "examples": ["+46701234567"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": PHONE_INPUT_PATTERN,
+            "description": "E.164 with its + (2-15 digits, the first not 0); spaces, dots, dashes, "
+            "parentheses and a (0) trunk prefix are removed. Returned compact (+46701234567).",
+            "examples": ["+46701234567", "+46 70-123 45 67", "+44 (0)20 7946 0958"],
+        }
+    ),
 ]
+PhoneOut = Annotated[str, WithJsonSchema({"type": "string", "pattern": E164_PATTERN})]
 Locale = Annotated[
     str,
     BeforeValidator(_checked(contact.normalize_locale)),
@@ -96,16 +119,19 @@ def _decimal(value: Any) -> Decimal:
         raise ValueError(str(error)) from None
 
 
+# What money.to_decimal accepts as a string (ASCII digits; a sign, surrounding whitespace).
+DECIMAL_INPUT_PATTERN = r"^\s*[+-]?[0-9]+(\.[0-9]+)?\s*$"
 MoneyIn = Annotated[
     Decimal,
     BeforeValidator(_decimal),
     WithJsonSchema(
         {
             "oneOf": [
-                {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
+                {"type": "string", "pattern": DECIMAL_INPUT_PATTERN},
                 {"type": "number", "minimum": 0},
             ],
-            "description": "Exact decimal; at most the currency's minor-unit digits.",
+            "description": "Exact decimal, not negative, as a string or a JSON number; at most the "
+            "currency's minor-unit digits.",
             "examples": ["12.90"],
         }
     ),
@@ -130,7 +156,16 @@ def _timestamp(value: Any) -> datetime:
 
 
 Timestamp = Annotated[
-    datetime, BeforeValidator(_timestamp), WithJsonSchema({"type": "string", "format": "date-time"})
+    datetime,
+    BeforeValidator(_timestamp),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 with an offset (Z or +02:00)",
+            "examples": ["2026-03-01T09:30:00+01:00"],
+        }
+    ),
 ]
 
 
@@ -259,7 +294,7 @@ class CustomerOut(Out):
     name: str
     preferred_name: str | None
     email: str | None
-    phone: str | None
+    phone: PhoneOut | None
     locale: str
     marketing_consent: bool
     tags: list[str]

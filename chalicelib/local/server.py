@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import threading
 from typing import Any
 
@@ -22,6 +23,8 @@ from chalice.local import (
 
 from chalicelib.local.stack import HOST, chalice_config
 
+log = logging.getLogger("chalicelib.local.server")
+
 
 class _QuietRequestHandler(ChaliceRequestHandler):
     # Headers and body go out in separate writes: with Nagle's algorithm and delayed ACKs
@@ -30,6 +33,21 @@ class _QuietRequestHandler(ChaliceRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+    def handle(self) -> None:
+        # A browser that navigates away, or a client that times out, closes the connection while
+        # the response is written: one line, not socketserver's traceback on stderr.
+        try:
+            super().handle()
+        except ConnectionError as error:
+            self.close_connection = True
+            path = (getattr(self, "path", None) or "").split("?")[0]  # a query may hold an email
+            log.info(
+                "client closed the connection before the response was sent: %s %s (%s)",
+                getattr(self, "command", None) or "-",
+                path or "-",
+                type(error).__name__,
+            )
 
     def _send_error_response(self, error: LocalGatewayException) -> None:
         # The local gateway answers a path no route matches as API Gateway does (403, "Missing

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import token
+from tests.functional.contract import contract
 
 _IN_REQUEST = [False]
 
@@ -56,7 +57,12 @@ class Api:
             response = self._client.http.request(method, path, headers=all_headers, body=raw or b"")
         finally:
             _IN_REQUEST[0] = False
-        return Reply(response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.body)
+        reply = Reply(
+            response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.body
+        )
+        # Every exchange keeps the served OpenAPI document (tests/functional/contract.py).
+        contract().check(method, path, all_headers, raw, reply.status, reply.headers, reply.body)
+        return reply
 
     def get(self, path: str, **kw) -> Reply:
         return self.request("GET", path, **kw)

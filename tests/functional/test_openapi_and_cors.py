@@ -144,3 +144,78 @@ def test_every_authenticated_post_documents_the_idempotency_key(api):
         names = {p["name"] for p in op["parameters"]}
         assert "Idempotency-Key" in names, path
         assert {"409", "422"} <= set(op["responses"]), path
+
+
+def test_the_served_document_passes_the_openapi_spec_validator(api):
+    from openapi_spec_validator import OpenAPIV31SpecValidator
+
+    doc = api.get("/openapi.json", auth=False).json
+    assert [error.message for error in OpenAPIV31SpecValidator(doc).iter_errors()] == []
+
+
+def test_the_contract_every_functional_test_keeps_is_the_served_document(api):
+    from tests.functional.contract import contract
+
+    assert api.get("/openapi.json", auth=False).json == contract().document
+
+
+def test_each_complaint_body_has_its_own_schema(api):
+    doc = api.get("/openapi.json", auth=False).json
+    schemas = doc["components"]["schemas"]
+
+    def body(path):
+        return doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+
+    assert body("/me/complaints") == {"$ref": "#/components/schemas/MyComplaintIn"}
+    assert set(schemas["MyComplaintIn"]["properties"]) == {"subject", "description", "severity", "channel"}
+    staff = body("/customers/{customer_id}/interactions")
+    assert "#/components/schemas/ComplaintIn" in staff["discriminator"]["mapping"].values()
+    assert schemas["ComplaintIn"]["properties"]["type"]["const"] == "complaint"
+
+
+def test_two_models_of_one_name_cannot_both_enter_the_document():
+    from chalicelib.api.openapi import _add_components
+
+    components = {"ComplaintIn": {"type": "object", "properties": {"type": {"const": "complaint"}}}}
+    _add_components({"ComplaintIn": dict(components["ComplaintIn"])}, components)  # the same one: fine
+    with pytest.raises(ValueError, match="ComplaintIn"):
+        _add_components({"ComplaintIn": {"type": "object"}}, components)
+
+
+def test_a_patch_field_that_cannot_be_cleared_has_no_null_default(api):
+    patch = api.get("/openapi.json", auth=False).json["components"]["schemas"]["CustomerPatch"]["properties"]
+    assert patch["name"]["type"] == "string" and "default" not in patch["name"]
+    assert "default" not in patch["marketing_consent"] and "default" not in patch["tags"]
+    assert {"type": "null"} in patch["preferred_name"]["anyOf"]  # this one may be cleared
+
+
+def test_the_headers_the_server_sends_are_documented(api):
+    doc = api.get("/openapi.json", auth=False).json
+    create = doc["paths"]["/customers"]["post"]["responses"]
+    assert create["201"]["headers"]["Location"]["required"] is True
+    assert create["201"]["headers"]["ETag"]["required"] is True
+    assert create["201"]["headers"]["Idempotent-Replayed"]["required"] is False
+    assert "Idempotent-Replayed" in create["409"]["headers"]  # a remembered conflict is replayed too
+    assert create["409"]["headers"]["Retry-After"]["schema"]["pattern"] == "^[0-9]+$"
+    assert create["401"]["headers"]["WWW-Authenticate"]["required"] is True
+    assert doc["paths"]["/cases/{case_id}"]["patch"]["responses"]["200"]["headers"]["ETag"]["required"]
+    assert doc["paths"]["/me/orders"]["post"]["responses"]["201"]["headers"]["Location"]["required"]
+    for path, operations in doc["paths"].items():
+        for operation in operations.values():
+            assert "500" in operation["responses"], path
+
+
+def test_phone_numbers_written_as_people_write_them_are_valid_in_the_document_too(api):
+    # The functional tests' contract check fails a 201 whose request body the document rejects.
+    for phone in ("+46 70-123 45 67", "+44 (0)20 7946 0958", "+358.40.123.4567"):
+        reply = api.post("/customers", {"name": "Åsa Öberg", "phone": phone})
+        assert reply.status == 201, reply.json
+        assert reply.json["phone"] == "+" + "".join(c for c in phone.replace("(0)", "") if c.isdigit())
+
+
+def test_a_browser_on_an_allowed_origin_may_read_www_authenticate(api, origin_allowed):
+    reply = api.get("/customers", auth=False, headers={"Origin": origin_allowed})
+    assert_problem(reply, 401)
+    assert reply.headers["access-control-allow-origin"] == origin_allowed
+    exposed = {h.strip().lower() for h in reply.headers["access-control-expose-headers"].split(",")}
+    assert {"www-authenticate", "etag", "location", "idempotent-replayed", "retry-after"} <= exposed
