@@ -47,6 +47,13 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of unsorted values."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), -(-len(ordered) * p // 100)))
+    return ordered[int(rank) - 1]
+
+
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 

@@ -174,3 +174,76 @@ def purchase_batch(
             records.append(stream_record(purchase, sequence))
             sequence += 1
     return records
+
+
+# -- the scale data set --------------------------------------------------------------------
+
+SCALE_FIXED_SET = 40  # customers found by the search and listed by the tier: fixed at every size
+SCALE_TIMELINE = 100  # the target customer's interactions: fixed at every size
+
+
+class ScaleData:
+    """The data of the scale figures, on any backend: a target customer with SCALE_TIMELINE
+    interactions, SCALE_FIXED_SET platinum customers named "Vik…", and filler up to `small`
+    items per table (`write_small`), then more filler up to `large` (`grow`)."""
+
+    def __init__(self, seed: int = 11) -> None:
+        self.rng = random.Random(seed)
+        self.writer = CustomerWriter()
+        self.target = ""
+        self.interactions = 0
+
+    def write_small(self, small: int) -> str:
+        rng = self.rng
+        target = new_customer("Target Kund", EPOCH)
+        self.writer.write([(target, None)])
+        self.writer.write(
+            (
+                new_customer(
+                    f"Vik{''.join(rng.choice('abcdefghijklmnopqrstuwxyz') for _ in range(4))} "
+                    + filler_name(rng),
+                    EPOCH + timedelta(seconds=i),
+                ),
+                ("platinum", 80 + i % 20),
+            )
+            for i in range(SCALE_FIXED_SET)
+        )
+        self.writer.write(filler_customers(rng, small - self.writer.items, EPOCH + timedelta(days=1)))
+        self.interactions += write_interactions(
+            new_interaction(target.id, EPOCH - timedelta(hours=i), note=f"note {i}")
+            for i in range(SCALE_TIMELINE)
+        )
+        self.interactions += write_interactions(filler_interactions(small - SCALE_TIMELINE, 100, EPOCH))
+        self.target = target.id
+        return target.id
+
+    def grow(self, small: int, large: int, workers: int = 1, customers_too: bool = True) -> None:
+        """More filler up to `large` items per table (only the interactions table without
+        `customers_too`). With `workers` > 1 the items are made in one thread (the same items
+        whatever `workers` is) and written by `workers` threads, for a server that serves
+        requests in parallel (DynamoDB Local; not in-process moto)."""
+        customers = filler_customers(
+            self.rng, large - small if customers_too else 0, EPOCH + timedelta(days=30)
+        )
+        interactions = filler_interactions(large - small, 100, EPOCH + timedelta(days=30))
+        if workers <= 1:
+            self.writer.write(customers)
+            self.interactions += write_interactions(interactions)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        customer_parts = _slices(list(customers), workers) if customers_too else []
+        interaction_parts = _slices(list(interactions), workers)
+        writers = [CustomerWriter() for _ in customer_parts]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            done = [pool.submit(w.write, part) for w, part in zip(writers, customer_parts, strict=True)]
+            done += [pool.submit(write_interactions, part) for part in interaction_parts]
+            for future in done:
+                future.result()
+        self.writer.items += sum(w.items for w in writers)
+        self.interactions += sum(len(part) for part in interaction_parts)
+
+
+def _slices(items: list, count: int) -> list[list]:
+    size = max(1, -(-len(items) // count))
+    return [items[i : i + size] for i in range(0, len(items), size)]

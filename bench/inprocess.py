@@ -4,6 +4,7 @@ against in-process moto, counted and timed with bench.mock's instruments."""
 from __future__ import annotations
 
 import copy
+import os
 import random
 import time
 from collections.abc import Callable
@@ -330,52 +331,49 @@ def stream_throughput(recorder: Recorder, batches: int, warmup: int) -> dict:
 # -- 4. Scale ---------------------------------------------------------------------------
 
 
-SCALE_FIXED_SET = 40  # customers found by the search and listed by the tier: fixed at every size
-SCALE_TIMELINE = 100  # the target customer's interactions: fixed at every size
+_LOADED: dict[tuple[int, int], dict] = {}
+
+
+def scale_tables(small: int, large: int, log: Callable[[str], None]) -> dict:
+    """The scale data set in moto, loaded once per process (the scale and backends sections
+    share it): both tables at `small` items as a snapshot and at `large` items."""
+    if (small, large) not in _LOADED:
+        _LOADED[(small, large)] = _load_scale(small, large, log)
+    return _LOADED[(small, large)]
+
+
+def _rss_mb() -> float | None:
+    from bench.local_stack import rss_kb
+
+    memory = rss_kb(os.getpid())
+    return round(memory["VmRSS"] / 1024, 1) if memory else None
 
 
 def _load_scale(small: int, large: int, log: Callable[[str], None]) -> dict:
     settings = get_settings()
     clear_tables()
-    rng = random.Random(11)
-    writer = data.CustomerWriter()
+    dataset = data.ScaleData()
     with streams_detached():
-        target = data.new_customer("Target Kund", data.EPOCH)
-        writer.write([(target, None)])
-        writer.write(
-            (
-                data.new_customer(
-                    f"Vik{''.join(rng.choice('abcdefghijklmnopqrstuwxyz') for _ in range(4))} "
-                    + data.filler_name(rng),
-                    data.EPOCH + timedelta(seconds=i),
-                ),
-                ("platinum", 80 + i % 20),
-            )
-            for i in range(SCALE_FIXED_SET)
-        )
-        writer.write(data.filler_customers(rng, small - writer.items, data.EPOCH + timedelta(days=1)))
-        data.write_interactions(
-            data.new_interaction(target.id, data.EPOCH - timedelta(hours=i), note=f"note {i}")
-            for i in range(SCALE_TIMELINE)
-        )
-        data.write_interactions(data.filler_interactions(small - SCALE_TIMELINE, 100, data.EPOCH))
+        target = dataset.write_small(small)
     names = [settings.customers_table, settings.interactions_table]
     small_counts = {name: item_count(name) for name in names}
     small_tables = snapshot(names)
     log(f"scale: {small_counts} loaded; loading up to {large:,} items per table ...")
+    rss_before = _rss_mb()
     start = time.perf_counter()
     with streams_detached():
-        writer.write(data.filler_customers(rng, large - small, data.EPOCH + timedelta(days=30)))
-        data.write_interactions(data.filler_interactions(large - small, 100, data.EPOCH + timedelta(days=30)))
+        dataset.grow(small, large)
     load_s = time.perf_counter() - start
     large_tables = {name: moto_table(name) for name in names}
     large_counts = {name: item_count(name) for name in names}
     return {
-        "target": target.id,
+        "target": target,
         "tables": {"small": small_tables, "large": large_tables},
         "counts": {"small": small_counts, "large": large_counts},
         "load_seconds": round(load_s, 1),
         "loaded_items": sum(large_counts.values()) - sum(small_counts.values()),
+        # The bench process: moto's tables live in it.
+        "rss_mb": {"before_large_load": rss_before, "after_large_load": _rss_mb()},
     }
 
 
@@ -388,7 +386,7 @@ def scale(
     stock_iterations: int,
     log: Callable[[str], None],
 ) -> dict:
-    loaded = _load_scale(small, large, log)
+    loaded = scale_tables(small, large, log)
     target = loaded["target"]
     paths = {
         "timeline page": f"/customers/{target}/interactions?limit=25",
@@ -454,6 +452,7 @@ def scale(
         "sizes": loaded["counts"],
         "load_seconds": loaded["load_seconds"],
         "loaded_items": loaded["loaded_items"],
+        "moto_rss_mb": loaded["rss_mb"],
         "requests": shape,
         "keyed": regimes["keyed"],
         "stock": regimes["stock"],

@@ -163,6 +163,8 @@ def keyed_queries() -> Iterator[None]:
 class Recording:
     calls: list[tuple[str, str]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # seconds per operation name ("Query", "TransactWriteItems", ...), all services together
+    operation_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     # (operation, Count, ScannedCount) of each Query or Scan response
     reads: list[tuple[str, int, int]] = field(default_factory=list)
 
@@ -192,7 +194,9 @@ class Recorder:
             try:
                 result = original(client, operation_name, api_params)
             finally:
-                current.seconds[service] += time.perf_counter() - start
+                elapsed = time.perf_counter() - start
+                current.seconds[service] += elapsed
+                current.operation_seconds[operation_name] += elapsed
                 current.calls.append((service, operation_name))
             if operation_name in ("Query", "Scan"):
                 current.reads.append((operation_name, result.get("Count", 0), result.get("ScannedCount", 0)))

@@ -20,7 +20,9 @@ if str(ROOT) not in sys.path:
 
 from bench.common import RESULTS, apply_local_env  # noqa: E402
 
-SECTIONS = ("coldstart", "counts", "overhead", "stream", "scale", "package")
+SECTIONS = ("coldstart", "counts", "overhead", "stream", "scale", "backends", "package", "startup", "load")
+# Diagnostics, only with --only: `profile` (about a minute) says where a request's CPU goes.
+OPTIONAL = ("profile",)
 _STARTED = time.perf_counter()
 
 
@@ -30,7 +32,9 @@ def log(message: str) -> None:
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS + OPTIONAL}"
+    )
     parser.add_argument("--coldstart-runs", type=int, default=9, help="fresh processes per variant (≥ 7)")
     parser.add_argument("--importtime-runs", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=100, help="handler overhead rounds (≥ 50)")
@@ -39,6 +43,26 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale-iterations", type=int, default=50)
     parser.add_argument("--stock-iterations", type=int, default=5, help="rounds against stock moto at scale")
     parser.add_argument("--stream-batches", type=int, default=9)
+    parser.add_argument("--backends-writes", type=int, default=200, help="per size, DynamoDB Local")
+    parser.add_argument("--backends-queries", type=int, default=200, help="per size, DynamoDB Local")
+    parser.add_argument(
+        "--backends-large-tables",
+        choices=("interactions", "both"),
+        default="interactions",
+        help="which tables grow to --large in section backends (both: DynamoDB Local loads twice as much)",
+    )
+    parser.add_argument("--moto-writes-small", type=int, default=10)
+    parser.add_argument("--moto-queries-small", type=int, default=20)
+    parser.add_argument("--moto-writes-large", type=int, default=3, help="seconds each on moto")
+    parser.add_argument("--moto-queries-large", type=int, default=5)
+    parser.add_argument("--load-clients", type=int, default=12)
+    parser.add_argument("--load-seconds", type=float, default=60, help="on DynamoDB Local")
+    parser.add_argument("--load-seconds-moto", type=float, default=20)
+    parser.add_argument("--load-max-requests", type=int, default=20_000, help="per client")
+    parser.add_argument("--load-customers", type=int, default=45, help="created before the load")
+    parser.add_argument("--load-customers-moto", type=int, default=10, help="moto: each takes ~0.5 s")
+    parser.add_argument("--lag-timeout", type=float, default=60)
+    parser.add_argument("--load-backends", default="local,moto", help="backends of sections startup and load")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     return parser.parse_args(argv)
 
@@ -56,6 +80,34 @@ def guarded(results: dict, name: str, fn: Callable[[], dict]) -> None:
     log(f"{name} done in {results[name]['seconds']} s")
 
 
+def _start_local_worker(args: argparse.Namespace):
+    """bench.backends in a subprocess, through its small-size phase; None when DynamoDB Local
+    cannot run here or the worker failed (the reason is logged)."""
+    from bench import backends
+    from chalicelib.local import dynamodb_local
+
+    reason = dynamodb_local.why_unavailable()
+    if reason is not None:
+        log(f"backends: DynamoDB Local unavailable: {reason}")
+        return None
+    log("backends: DynamoDB Local at the small size (python -m bench.backends) ...")
+    worker = backends.LocalWorker(args)
+    if not worker.wait("small"):
+        log(f"backends: {worker.error}")
+        return None
+    return worker
+
+
+def _load_scale_tables(args: argparse.Namespace) -> None:
+    from bench import inprocess
+
+    log("scale: bulk-loading moto ...")
+    try:
+        inprocess.scale_tables(args.small, args.large, log)
+    except Exception:  # the sections that need the tables load them again and report it
+        traceback.print_exc()
+
+
 def run(args: argparse.Namespace) -> dict:
     apply_local_env()
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -69,7 +121,8 @@ def run(args: argparse.Namespace) -> dict:
             return figures
 
         guarded(results, "coldstart", cold)
-    if only & {"counts", "overhead", "stream", "scale"}:
+    worker = None
+    if only & {"counts", "overhead", "stream", "scale", "backends"}:
         from bench import inprocess, mock
 
         moto = mock.start_moto()
@@ -90,6 +143,21 @@ def run(args: argparse.Namespace) -> dict:
                     "stream",
                     lambda: inprocess.stream_throughput(recorder, args.stream_batches, warmup=2),
                 )
+            if "backends" in only:
+                worker = _start_local_worker(args)
+            if only & {"scale", "backends"}:
+                # Untimed work side by side: DynamoDB Local's bulk load (a JVM), moto's (this
+                # process) and the package build; every timing runs alone.
+                if worker is not None:
+                    worker.go()
+                _load_scale_tables(args)
+                if "package" in only:
+                    from bench.package_size import package_size
+
+                    guarded(results, "package", package_size)
+                if worker is not None:
+                    log("backends: waiting for DynamoDB Local's bulk load ...")
+                    worker.wait("loaded")
             if "scale" in only:
                 guarded(
                     results,
@@ -104,13 +172,75 @@ def run(args: argparse.Namespace) -> dict:
                         log,
                     ),
                 )
+            if "backends" in only:
+                from bench import backends
+
+                def both() -> dict:
+                    loaded = inprocess.scale_tables(args.small, args.large, log)
+                    log("backends: moto ...")
+                    on_moto = backends.moto(http, recorder, loaded, args)
+                    if worker is None:
+                        return {"moto": on_moto, "local": {"error": "DynamoDB Local did not start"}}
+                    log("backends: DynamoDB Local at the large size ...")
+                    worker.go()
+                    return {"moto": on_moto, "local": worker.result()}
+
+                guarded(results, "backends", both)
         finally:
+            if worker is not None:
+                worker.stop()
             recorder.uninstall()
             moto.stop()
-    if "package" in only:
+    if "package" in only and "package" not in results:
         from bench.package_size import package_size
 
         guarded(results, "package", package_size)
+    if "profile" in only:
+        from bench.profile_requests import profile
+
+        guarded(results, "profile", profile)
+    stack_backends = [b.strip() for b in args.load_backends.split(",") if b.strip()]
+    if "load" in only:
+        from bench import load
+
+        def loads() -> dict:
+            runs = {}
+            for backend in stack_backends:
+                try:
+                    runs[backend] = load.stack_run(
+                        backend,
+                        clients=args.load_clients,
+                        seconds=args.load_seconds if backend == "local" else args.load_seconds_moto,
+                        max_requests=args.load_max_requests,
+                        new_customers=args.load_customers if backend == "local" else args.load_customers_moto,
+                        lag_timeout=args.lag_timeout,
+                        log=log,
+                    )
+                except Exception as error:
+                    traceback.print_exc()
+                    runs[backend] = {"backend": backend, "error": f"{type(error).__name__}: {error}"}
+            return runs
+
+        guarded(results, "load", loads)
+    if "startup" in only:
+        from bench import load
+
+        if "load" in results and "error" not in results["load"]:
+            # The load section's stacks were started as this section starts them (through
+            # bench.stack_probe, which runs chalicelib.local.run as __main__).
+            results["startup"] = {
+                backend: {k: run_[k] for k in ("backend", "startup", "memory_at_rest_after_seed", "stop_s")}
+                | {"load_average_before": run_["load_average_before"]}
+                for backend, run_ in results["load"].items()
+                if backend != "seconds" and "startup" in run_
+            }
+            results["startup"]["seconds"] = 0.0
+        else:
+            guarded(
+                results,
+                "startup",
+                lambda: {backend: load.startup_only(backend, log) for backend in stack_backends},
+            )
     return results
 
 
@@ -230,6 +360,192 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
         )
     elif package:
         rows[-1] = ("5. deployment.zip (prod)", "n/a: " + package["error"][:80], "<= 50 / <= 250 MB", "n/a")
+    rows += backend_rows(results)
+    rows += stack_rows(results)
+    rows += profile_rows(results)
+    return rows
+
+
+def profile_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    section = results.get("profile")
+    rows: list[tuple[str, str, str, str]] = []
+    if not section or _error_row(rows, "10. profile", section):
+        return rows
+    rows.append(
+        (
+            "10. one request at a time, DynamoDB Local: wall / server CPU / JVM CPU",
+            f"{section['wall_ms_per_request']:.1f} / {section['server_thread_cpu_ms_per_request']:.1f} / "
+            f"{section['java_cpu_ms_per_request']:.1f} ms "
+            f"({section['dynamodb_calls_per_request']} DynamoDB calls)",
+            "info",
+            "info",
+        )
+    )
+    top = ", ".join(
+        f"{name.split(' (')[0]} {figure['ms_per_request']:.1f}"
+        for name, figure in list(section["components"].items())[:5]
+    )
+    rows.append(("10. request wall time by component (ms)", top, "info", "info"))
+    per_op = ", ".join(
+        f"{name.split(' (')[0]} {figure['java_cpu_ms']:.1f}"
+        for name, figure in section["dynamodb_local_cpu_per_operation"].items()
+    )
+    rows.append(("10. DynamoDB Local JVM CPU per call (ms)", per_op, "info", "info"))
+    return rows
+
+
+BACKEND_NAMES = {"local": "DynamoDB Local", "moto": "moto"}
+
+
+def _p(figure: dict) -> str:
+    return f"{figure['p50_ms']:.1f}/{figure['p99_ms']:.1f} ms (n={figure['n']})"
+
+
+def backend_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    section = results.get("backends")
+    rows: list[tuple[str, str, str, str]] = []
+    if not section or _error_row(rows, "6. backends", section):
+        return rows
+    local, on_moto = section.get("local", {}), section.get("moto", {})
+    if "error" in local:
+        rows.append(("6. DynamoDB Local", f"error: {local['error']}"[:90], "", "n/a"))
+    for size in ("small", "large"):
+        items = (local.get("sizes") or on_moto.get("sizes") or {}).get(size, {})
+        label = ", ".join(f"{n.removeprefix('crm-local-')} {c:,}" for n, c in items.items())
+        for kind, op, what in (
+            ("write", "TransactWriteItems", "write: POST purchase = 1 TransactWriteItems"),
+            ("query", "Query", "Query: timeline page = GetItem + Query"),
+        ):
+            values = []
+            for name, backend in (("local", local), ("moto", on_moto)):
+                figure = backend.get(size, {}).get(kind)
+                if figure:
+                    values.append(
+                        f"{BACKEND_NAMES[name]} {_p(figure['http'])}, {op} {figure[op]['p50_ms']:.1f}"
+                    )
+            rows.append((f"6. {what} [{label}] p50/p99", "; ".join(values), "info", "info"))
+    if "large" in local and "small" in local:
+        growth = {
+            kind: local["large"][kind]["http"]["p50_ms"] / local["small"][kind]["http"]["p50_ms"]
+            for kind in ("write", "query")
+        }
+        rows.append(
+            (
+                "6. DynamoDB Local p50, large / small size",
+                f"write {growth['write']:.2f}x, timeline page {growth['query']:.2f}x",
+                "<= 1.2x",
+                verdict(max(growth.values()) <= 1.2),
+            )
+        )
+    stream = results.get("stream")
+    if "stream" in local:
+        moto_rate = f"; moto {stream['records_per_second']:.0f}" if stream and "error" not in stream else ""
+        rows.append(
+            (
+                "6. loyalty consumer records/s (batches of 100, 10 customers)",
+                f"DynamoDB Local {local['stream']['records_per_second']:.0f}{moto_rate}",
+                "info",
+                "info",
+            )
+        )
+    if "rss_mb" in local:
+        rss = local["rss_mb"]
+        rows.append(
+            (
+                "6. DynamoDB Local RSS: empty / small / large size",
+                f"{rss['empty']:.0f} / {rss['small']:.0f} / {rss['large']:.0f} MB "
+                f"(peak {rss['peak']:.0f}); bulk load {local['load_items_per_second']} items/s",
+                "info",
+                "info",
+            )
+        )
+    return rows
+
+
+def _mb(memory: dict | None, which: str) -> str:
+    value = (memory or {}).get(which) or {}
+    return f"{value['rss_mb']:.0f}" if value.get("rss_mb") is not None else "-"
+
+
+def stack_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    startup = results.get("startup")
+    if startup and not _error_row(rows, "7. start-up", startup):
+        for backend, run_ in startup.items():
+            if backend == "seconds":
+                continue
+            steps = run_["startup"]["steps"]
+            seed = next((s["took_s"] for s in steps if s["step"].startswith("demo data")), None)
+            local = backend == "local"
+            ready = run_["startup"]["ready_s"]
+            rows.append(
+                (
+                    f"7. start-up to the URL, demo seed, {BACKEND_NAMES[backend]}",
+                    f"{ready:.1f} s (seed {seed} s; load average {run_['load_average_before'][0]:.1f})",
+                    "< 15 s" if local else "info",
+                    verdict(ready < 15) if local else "info",
+                )
+            )
+    section = results.get("load")
+    if section and not _error_row(rows, "8. load", section):
+        for backend, run_ in section.items():
+            if backend == "seconds":
+                continue
+            name = BACKEND_NAMES[backend]
+            local = backend == "local"
+            if "load" not in run_:
+                rows.append((f"8. load, {name}", f"error: {run_.get('error', 'no figures')}"[:90], "", "n/a"))
+                continue
+            f = run_["load"]
+            lag = run_["consumer_lag"]
+            lagged = lag["caught_up_s"]
+            head = f"8. {f['clients']} clients x {f['seconds']:.0f} s, {name}:"
+            for figure, value, target, ok in (
+                (
+                    "throughput",
+                    f"{f['requests_per_second']:.1f} req/s ({f['requests']} requests)",
+                    ">= 96",
+                    f["requests_per_second"] >= 96,
+                ),
+                (
+                    "latency p50/p95/p99",
+                    f"{f['p50_ms']:.0f}/{f['p95_ms']:.0f}/{f['p99_ms']:.0f} ms",
+                    "p99 < 500 ms",
+                    f["p99_ms"] < 500,
+                ),
+                (
+                    "errors (5xx, unexpected)",
+                    f"{f['errors']} {f['error_statuses'] or ''} (412s retried: {f['conflicts_412']})",
+                    "0",
+                    f["errors"] == 0,
+                ),
+                (
+                    "consumer lag after the load",
+                    f"{lagged} s ({lag['complaints']} cases, {lag['purchases']} purchases)"
+                    if lagged is not None
+                    else f"not caught up in {lag['timeout_s']:.0f} s",
+                    "<= 5 s",
+                    lagged is not None and lagged <= 5,
+                ),
+            ):
+                rows.append(
+                    (f"{head} {figure}", value, target if local else "info", verdict(ok) if local else "info")
+                )
+            rest, after = run_["memory_at_rest_after_seed"], run_["memory_after_load"]
+            peak = run_["memory_during_load_peak_mb"]
+            java = (
+                f"; Java {_mb(rest, 'java')} -> {peak['java']:.0f} -> {_mb(after, 'java')}"
+                if peak.get("java")
+                else ""
+            )
+            rows.append(
+                (
+                    f"9. RSS MB at rest / load peak / after, {name}",
+                    f"Python {_mb(rest, 'python')} -> {peak['python']:.0f} -> {_mb(after, 'python')}{java}",
+                    "info",
+                    "info",
+                )
+            )
     return rows
 
 
