@@ -63,7 +63,8 @@ def pytest_configure(config):
         return
     if hasattr(config, "workerinput"):
         # Before any client exists: boto3 keeps the credentials its first client found.
-        os.environ["AWS_ACCESS_KEY_ID"] = f"testing{config.workerinput['workerid']}"  # letters and digits only
+        # DynamoDB Local takes access keys of letters and digits only.
+        os.environ["AWS_ACCESS_KEY_ID"] = f"testing{config.workerinput['workerid']}"
     else:
         from chalicelib.local import dynamodb_local
 
