@@ -119,10 +119,9 @@ def _ports(**fixed: int) -> dict[str, int]:
     return {**ports, **fixed}
 
 
-@pytest.fixture(scope="module")
-def stack():
-    # As `make run` logs: tests/conftest.py quietens Powertools for the suite's own process.
-    running = _Stack(_ports(), POWERTOOLS_LOG_LEVEL="INFO")
+def started_stack(**env: str):
+    """A module fixture's body: a stack on free ports, yielded once it printed its token."""
+    running = _Stack(_ports(), **env)
     try:
         line = running.stdout.wait_for("Staff token: ", STARTUP_SECONDS)
         if line is None:
@@ -132,6 +131,12 @@ def stack():
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def stack():
+    # As `make run` logs: tests/conftest.py quietens Powertools for the suite's own process.
+    yield from started_stack(POWERTOOLS_LOG_LEVEL="INFO")
 
 
 def _call(

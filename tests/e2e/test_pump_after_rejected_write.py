@@ -13,25 +13,15 @@ import uuid
 
 import pytest
 
-from tests.e2e.test_local_stack import STARTUP_SECONDS, _call, _ports, _Stack
+from tests.e2e.test_local_stack import _call, _Stack, started_stack
 
 CASE_SECONDS = 10.0
 
 
 @pytest.fixture(scope="module")
 def stack():
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CRM_LOCAL_DYNAMODB", "moto")  # DynamoDB Local never cancels by swapping tables
-        running = _Stack(_ports())
-    try:
-        line = running.stdout.wait_for("Staff token: ", STARTUP_SECONDS)
-        if line is None:
-            pytest.fail(f"no 'Staff token:' line within {STARTUP_SECONDS} s; stderr:\n{running.stderr.text}")
-        running.token = line.removeprefix("Staff token: ").strip()
-        running.stdout.wait_for("Try: ", 5)  # the last line of startup
-        yield running
-    finally:
-        running.stop()
+    # moto is where a cancelled transaction swaps the table; DynamoDB Local never does.
+    yield from started_stack(CRM_LOCAL_DYNAMODB="moto")
 
 
 def _cases(stack: _Stack, customer_id: str, timeout: float) -> list[dict]:
