@@ -550,6 +550,16 @@ def load_average() -> list[float]:
         return []
 
 
+def _start(backend: str, result: dict, log: Callable[[str], None], probe: Path | None = None) -> LocalStack:
+    """Start the stack; once more if it fails (the failure is kept in `result`, never hidden)."""
+    try:
+        return LocalStack.start(backend, seed=True, probe=probe)
+    except RuntimeError as error:
+        result["failed_starts"] = [str(error)[:2000]]
+        log(f"{backend}: the stack failed to start ({str(error)[:200]}); starting it once more")
+        return LocalStack.start(backend, seed=True, probe=probe)
+
+
 def stack_run(
     backend: str,
     *,
@@ -566,7 +576,7 @@ def stack_run(
     import tempfile
 
     probe = Path(tempfile.gettempdir()) / f"bench-threads-{backend}-{os.getpid()}.json"
-    stack = LocalStack.start(backend, seed=True, probe=probe)
+    stack = _start(backend, result, log, probe=probe)
     try:
         result["startup"] = {
             "ready_s": round(stack.ready_s or 0, 2),
@@ -612,7 +622,7 @@ def stack_run(
 def startup_only(backend: str, log: Callable[[str], None]) -> dict:
     log(f"startup/{backend}: starting python -m chalicelib.local.run (demo seed) ...")
     result: dict = {"backend": backend, "load_average_before": load_average()}
-    stack = LocalStack.start(backend, seed=True)
+    stack = _start(backend, result, log)
     try:
         result["startup"] = {
             "ready_s": round(stack.ready_s or 0, 2),

@@ -478,6 +478,15 @@ def stack_rows(results: dict) -> list[tuple[str, str, str, str]]:
             seed = next((s["took_s"] for s in steps if s["step"].startswith("demo data")), None)
             local = backend == "local"
             ready = run_["startup"]["ready_s"]
+            if run_.get("failed_starts"):
+                rows.append(
+                    (
+                        f"7. failed start-ups, {BACKEND_NAMES[backend]}",
+                        run_["failed_starts"][0][:90],
+                        "none",
+                        "FAIL",
+                    )
+                )
             rows.append(
                 (
                     f"7. start-up to the URL, demo seed, {BACKEND_NAMES[backend]}",
