@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import median, ms, percentile
-from bench.local_stack import HOST, LocalStack, machine_cpu_s, process_cpu_s, thread_cpu_s
+from bench.local_stack import HOST, LocalStack, machine_cpu_s, process_cpu_s, processes_cpu_s, thread_cpu_s
 
 # (operation, weight): about two reads for each write, as staff at a service desk work (look a
 # customer up, read the timeline and the open cases, record what happened). An update is a GET
@@ -301,9 +301,12 @@ class MemorySampler(threading.Thread):
                 {
                     "t_s": round(time.monotonic() - start, 1),
                     "python_kb": (memory["python"] or {}).get("VmRSS"),
+                    "consumers_kb": (memory["consumers"] or {}).get("VmRSS"),
+                    "more_api_kb": (memory["more API processes"] or {}).get("VmRSS"),
                     "java_kb": (memory["java"] or {}).get("VmRSS"),
                     # cumulative CPU seconds, for the cores used between two samples
                     "python_cpu_s": process_cpu_s(self._stack.process.pid),
+                    "consumers_cpu_s": process_cpu_s(self._stack.consumers_pid),
                     "java_cpu_s": process_cpu_s(self._stack.java_pid),
                     "machine_busy_s": machine_cpu_s()[0],
                 }
@@ -320,8 +323,6 @@ class MemorySampler(threading.Thread):
 
 
 def _role(name: str) -> str:
-    if name.startswith("event-pump"):
-        return "event pump (stream, queue, schedule handlers)"
     if "chalice.local" in name:
         return "API request threads (Chalice local gateway + app)"
     if "werkzeug" in name:
@@ -345,6 +346,8 @@ class CpuWindow:
             "stack": process_cpu_s(pid),
             "threads": thread_cpu_s(pid),
             "java": process_cpu_s(self._stack.java_pid),
+            "consumers": process_cpu_s(self._stack.consumers_pid),
+            "more_api": processes_cpu_s(self._stack.api_worker_pids),
             "bench": process_cpu_s(os.getpid()),
         }
 
@@ -379,6 +382,12 @@ class CpuWindow:
         roles["threads that ended during the window"] = stack_total - sum(roles.values())
         busy = b["machine"][0] - a["machine"][0]
         java = (b["java"] - a["java"]) if a["java"] is not None and b["java"] is not None else 0.0
+        consumers = (
+            (b["consumers"] - a["consumers"])
+            if a["consumers"] is not None and b["consumers"] is not None
+            else 0.0
+        )
+        more_api = (b["more_api"] - a["more_api"]) if a["more_api"] is not None and b["more_api"] else 0.0
         bench = (b["bench"] or 0) - (a["bench"] or 0)
 
         def cores(seconds: float) -> float:
@@ -388,10 +397,12 @@ class CpuWindow:
             "window_s": round(wall, 2),
             "cores": {
                 "machine busy": cores(busy),
-                "stack python process": cores(stack_total),
+                "stack python process (API, moto)": cores(stack_total),
+                "more API processes": cores(more_api),
+                "consumers process (event pump)": cores(consumers),
                 "DynamoDB Local JVM": cores(java),
                 "bench process (load clients)": cores(bench),
-                "other processes": cores(busy - stack_total - java - bench),
+                "other processes": cores(busy - stack_total - more_api - consumers - java - bench),
             },
             "stack_threads_cores": {role: cores(cpu) for role, cpu in roles.most_common()},
             "aws_calls": self._calls(),
@@ -399,6 +410,8 @@ class CpuWindow:
                 role: round(sum(c.values()) / wall, 1) for role, c in self._calls().items()
             },
             "stack_cpu_ms_per_request": round(stack_total / max(1, requests) * 1000, 2),
+            "more_api_cpu_ms_per_request": round(more_api / max(1, requests) * 1000, 2),
+            "consumers_cpu_ms_per_request": round(consumers / max(1, requests) * 1000, 2),
             "java_cpu_ms_per_request": round(java / max(1, requests) * 1000, 2),
         }
 
@@ -604,6 +617,8 @@ def stack_run(
         sampler.stop()
         result["memory_during_load_peak_mb"] = {
             "python": _kb_to_mb(sampler.peak_kb("python")),
+            "consumers": _kb_to_mb(sampler.peak_kb("consumers")),
+            "more_api": _kb_to_mb(sampler.peak_kb("more_api")),
             "java": _kb_to_mb(sampler.peak_kb("java")),
         }
         result["memory_after_load"] = _memory_mb(stack.memory())

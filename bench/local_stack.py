@@ -1,6 +1,6 @@
 """`python -m chalicelib.local.run` (`make run`) as a subprocess on free loopback ports: how long
 it takes to print its URL, its step lines, its staff token, and the resident memory of its
-Python process and of its DynamoDB Local (Java) child."""
+Python processes (the API's, the consumers' child) and of its DynamoDB Local (Java) child."""
 
 from __future__ import annotations
 
@@ -50,12 +50,39 @@ def rss_kb(pid: int | None) -> dict[str, int] | None:
     return values or None
 
 
-def _is_dynamodb_local(pid: int) -> bool:
+def _command(pid: int) -> list[bytes]:
     try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        return False
-    return any(part.endswith(b"DynamoDBLocal.jar") for part in command)
+        return []
+
+
+def _is_dynamodb_local(pid: int) -> bool:
+    return any(part.endswith(b"DynamoDBLocal.jar") for part in _command(pid))
+
+
+def _is_consumers(pid: int) -> bool:
+    return b"chalicelib.local.consumers" in _command(pid)
+
+
+def _is_api_worker(pid: int) -> bool:
+    return b"chalicelib.local.api_worker" in _command(pid)
+
+
+def children(parent: int, test) -> list[int]:
+    """The pids of the children of `parent` for which `test(pid)` holds."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # ppid is the second field after the parenthesised command name.
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and test(int(entry.name)):
+            found.append(int(entry.name))
+    return found
 
 
 def process_cpu_s(pid: int | None) -> float | None:
@@ -94,20 +121,10 @@ def machine_cpu_s() -> tuple[float, float]:
     return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
 
 
-def java_child(parent: int) -> int | None:
-    """The pid of the DynamoDB Local JVM the stack started (a child of `parent`)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            # ppid is the second field after the parenthesised command name.
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == parent and _is_dynamodb_local(int(entry.name)):
-            return int(entry.name)
-    return None
+def child(parent: int, test) -> int | None:
+    """The pid of a child of `parent` for which `test(pid)` holds."""
+    found = children(parent, test)
+    return found[0] if found else None
 
 
 @dataclass
@@ -133,6 +150,8 @@ class LocalStack:
     token: str = ""
     ready_s: float | None = None
     java_pid: int | None = None
+    consumers_pid: int | None = None
+    api_worker_pids: list[int] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _closed: bool = False
     _errors: IO[bytes] | None = None
@@ -212,7 +231,9 @@ class LocalStack:
                     )
                 self._changed.wait(0.1)
         if self.backend == "local":
-            self.java_pid = java_child(self.process.pid)
+            self.java_pid = child(self.process.pid, _is_dynamodb_local)
+        self.consumers_pid = child(self.process.pid, _is_consumers)
+        self.api_worker_pids = children(self.process.pid, _is_api_worker)
 
     @property
     def steps(self) -> list[Step]:
@@ -228,7 +249,12 @@ class LocalStack:
         return self.ports["CRM_API_PORT"]
 
     def memory(self) -> dict[str, dict[str, int] | None]:
-        return {"python": rss_kb(self.process.pid), "java": rss_kb(self.java_pid)}
+        return {
+            "python": rss_kb(self.process.pid),
+            "consumers": rss_kb(self.consumers_pid),
+            "more API processes": _summed(rss_kb(pid) for pid in self.api_worker_pids),
+            "java": rss_kb(self.java_pid),
+        }
 
     def probe_state(self, timeout: float = 5.0) -> dict:
         """{"threads": {native thread id: Python thread name}, "calls": [[thread, service,
@@ -275,3 +301,16 @@ class LocalStack:
             self._errors.close()
             self._errors = None
         return time.monotonic() - start
+
+
+def _summed(memories) -> dict[str, int] | None:
+    total: dict[str, int] = {}
+    for memory in memories:
+        for name, value in (memory or {}).items():
+            total[name] = total.get(name, 0) + value
+    return total or None
+
+
+def processes_cpu_s(pids: list[int]) -> float | None:
+    values = [process_cpu_s(pid) for pid in pids]
+    return sum(v for v in values if v is not None) if values else None

@@ -547,10 +547,19 @@ def stack_rows(results: dict) -> list[tuple[str, str, str, str]]:
                 if peak.get("java")
                 else ""
             )
+            consumers = "".join(
+                f"; {label} {_mb(rest, name)} -> {peak[key]:.0f} -> {_mb(after, name)}"
+                for label, name, key in (
+                    ("more API", "more API processes", "more_api"),
+                    ("consumers", "consumers", "consumers"),
+                )
+                if peak.get(key)
+            )
             rows.append(
                 (
                     f"9. RSS MB at rest / load peak / after, {name}",
-                    f"Python {_mb(rest, 'python')} -> {peak['python']:.0f} -> {_mb(after, 'python')}{java}",
+                    f"API {_mb(rest, 'python')} -> {peak['python']:.0f} -> {_mb(after, 'python')}"
+                    f"{consumers}{java}",
                     "info",
                     "info",
                 )

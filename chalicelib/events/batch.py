@@ -4,12 +4,12 @@ of the app imports app.py, and the batch utility costs ~100 ms that the API need
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 
-@lru_cache(maxsize=2)
 def _processor(kind: str):
+    # A new one per batch: a BatchProcessor holds the batch it is processing, so one shared by
+    # two batches at once (two consumers' threads in the local event pump) loses records.
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
     return BatchProcessor(event_type=EventType.DynamoDBStreams if kind == "streams" else EventType.SQS)

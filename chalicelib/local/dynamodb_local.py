@@ -44,6 +44,11 @@ DYNAMODB_LOCAL_VERSION = "3.3.1"
 INTEGRITY = "sha512-xjxD55EBV8kA9dMYri+a9gXmQSWanzTOGf4O0wObsDahmy0oFo6+yUKNC1975lFDqxSoJF8ZOkj2f7gnG8YdeQ=="
 MIN_JAVA = 17
 HOST = "127.0.0.1"
+# The client JIT only and the serial collector: a short-lived emulator on a developer machine
+# needs neither the optimising compiler (it spends the first minute compiling) nor a parallel
+# GC. Measured under `make bench`'s load (section 8): less CPU per request than the defaults,
+# and about half the resident memory.
+JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
 _MARKER = "installed.json"
 
 
@@ -230,6 +235,7 @@ class DynamoDBLocal:
         command = [shutil.which("java") or "java", f"-Djava.library.path={home / 'DynamoDBLocal_lib'}"]
         if heap_mb:
             command.append(f"-Xmx{heap_mb}m")
+        command += JVM_OPTIONS
         # -disableTelemetry: nothing leaves this machine. Listen on loopback only.
         command += [
             "-jar",

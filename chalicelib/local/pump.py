@@ -22,7 +22,10 @@ them and invokes each handler with the event Lambda would deliver:
   TRIM_HORIZON, and a child waits until its parent is finished, as Lambda keeps the order of
   changes to an item. An expired iterator is asked for again; a position trimmed away reads on
   from the oldest record left. (moto keeps one shard per table, and DynamoDB Local run as a
-  server never rolls its shard over; AWS rolls shards every few hours.)
+  server never rolls its shard over; AWS rolls shards every few hours.) With
+  `held_iterators=True` (DynamoDB Local, which never swaps a shard) the pump follows
+  `NextShardIterator` as Lambda does, one GetRecords per poll, and goes back to a fresh
+  iterator at the last record only after an error.
   Records are converted to Lambda's shape (`eventSourceARN`, `ApproximateCreationDateTime` in
   epoch seconds, binary values as base64). Failures are handled as with
   `ReportBatchItemFailures` and `BisectBatchOnFunctionError`: the checkpoint moves to the
@@ -38,7 +41,10 @@ them and invokes each handler with the event Lambda would deliver:
   every 24 hours after start. `trigger(name)` runs any schedule now.
 
 Retries happen on the next poll, without Lambda's backoff. Handler errors are logged and never
-stop the pump.
+stop the pump. `start()` polls every source in one thread; `start(per_source=True)` gives each
+stream, queue and the schedules a thread of their own, as Lambda runs one poller per event
+source mapping: a busy consumer then never holds the others back. `wait_idle()` waits until the
+running pump has consumed everything written before the call.
 """
 
 from __future__ import annotations
@@ -235,6 +241,7 @@ class _Shard:
     buffer: list[dict] = field(default_factory=list)  # fetched, not yet checkpointed
     attempts: int = 0  # failed attempts at the current checkpoint
     batch_limit: int = 0  # halved while a raising batch is bisected
+    iterator: str | None = None  # the NextShardIterator to go on with (held_iterators only)
 
     @property
     def finished(self) -> bool:
@@ -327,8 +334,13 @@ class _StreamConsumer:
         """One GetShardIterator and one GetRecords: the records there, and whether the shard is closed."""
         streams = self.pump.streams
         iterator = streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard.shard_id, **position)
-        response = streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=GET_RECORDS_LIMIT)
-        return response.get("Records", []), not response.get("NextShardIterator")
+        return self._read(shard, iterator["ShardIterator"])
+
+    def _read(self, shard: _Shard, iterator: str) -> tuple[list[dict], bool]:
+        response = self.pump.streams.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
+        following = response.get("NextShardIterator")
+        shard.iterator = following if self.pump.held_iterators else None
+        return response.get("Records", []), not following
 
     def _fetch(self, shard: _Shard, *, retry: bool = True) -> None:
         from botocore.exceptions import ClientError
@@ -337,7 +349,9 @@ class _StreamConsumer:
         # transaction, a held one reads a discarded copy of the shard (see the module docstring).
         # Reading at the last record, not after it, proves the shard still holds it.
         try:
-            if shard.trimmed:
+            if shard.iterator is not None:
+                records, closed = self._read(shard, shard.iterator)
+            elif shard.trimmed:
                 records, closed = self._records(shard, {"ShardIteratorType": "TRIM_HORIZON"})
                 after = int(shard.seen[-1][0])
                 records = [r for r in records if int(r["dynamodb"]["SequenceNumber"]) > after]
@@ -355,6 +369,7 @@ class _StreamConsumer:
             else:
                 records, closed = self._records(shard, {"ShardIteratorType": shard.start})
         except ClientError as error:
+            shard.iterator = None  # the next attempt starts at the last record read
             code = error.response["Error"]["Code"]
             if code == "TrimmedDataAccessException" and shard.seen and not shard.trimmed:
                 log.warning(
@@ -398,6 +413,7 @@ class _StreamConsumer:
                 break
         # An empty shard: all it will ever hold is written after this first look.
         shard.start = "TRIM_HORIZON"
+        shard.iterator = iterator if self.pump.held_iterators else None
         return iterator is None
 
     def _after_rewind(self, shard: _Shard) -> tuple[list[dict], bool]:
@@ -604,7 +620,8 @@ class EventPump:
     the schedules. `clients` maps service names (`dynamodb`, `dynamodbstreams`, `sqs`) to the
     boto3 clients to use instead of default ones, e.g. pointed at DynamoDB Local.
     `starting_position` ("LATEST" or "TRIM_HORIZON") overrides every stream handler's: "LATEST"
-    leaves out what the streams hold at the first poll.
+    leaves out what the streams hold at the first poll. `held_iterators` follows
+    `NextShardIterator` instead of taking a fresh iterator on every poll (not on moto).
     """
 
     def __init__(
@@ -618,9 +635,11 @@ class EventPump:
         clock: Callable[[], float] = time.monotonic,
         clients: Mapping[str, Any] | None = None,
         starting_position: str | None = None,
+        held_iterators: bool = False,
     ) -> None:
         self.app = app
         self.starting_position = starting_position
+        self.held_iterators = held_iterators
         self.poll_interval = poll_interval
         self.max_attempts = max(1, max_attempts)
         self.on_failure = on_failure or _log_on_failure
@@ -629,7 +648,11 @@ class EventPump:
         self._clock = clock
         self._lock = threading.RLock()
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        # When each polling loop last began a poll that found nothing to do, and how many
+        # handler invocations there have been: what wait_idle() watches.
+        self._idle_since: dict[str, float] = {}
+        self.invocations = 0
         self._clients: dict[str, Any] = dict(clients or {})
         self.stream_consumers: list[_StreamConsumer] = []
         self.queue_consumers: list[_QueueConsumer] = []
@@ -686,6 +709,7 @@ class EventPump:
 
     def invoke(self, name: str, event: dict) -> Any:
         """Call handler `name` with `event` and a fresh context, as one Lambda invocation."""
+        self.invocations += 1
         return self.app.handler_map[name](event, self._context(name))
 
     def report_failure(self, name: str, attempts: int, batch_info: dict) -> None:
@@ -727,7 +751,7 @@ class EventPump:
             raise KeyError(name)
         return self.invoke(name, self.scheduled_event(name))
 
-    def _run_due_schedules(self) -> bool:
+    def run_due_schedules(self) -> bool:
         ran = False
         now = self._clock()
         for schedule in self.schedules.values():
@@ -749,7 +773,7 @@ class EventPump:
                 except Exception:
                     log.exception("polling for %s failed", self.function_name(consumer.name))
             if schedules:
-                invoked |= self._run_due_schedules()
+                invoked |= self.run_due_schedules()
             return invoked
 
     def drain(self, timeout: float = 10) -> None:
@@ -767,32 +791,66 @@ class EventPump:
             elif time.monotonic() > deadline:
                 raise TimeoutError(f"handlers still busy after {timeout} s")
 
-    def start(self) -> EventPump:
-        if self._thread is None:
-            self._stopping.clear()
-            self._thread = threading.Thread(target=self._run, name="event-pump", daemon=True)
-            self._thread.start()
+    def start(self, *, per_source: bool = False) -> EventPump:
+        if self._threads:
+            return self
+        self._stopping.clear()
+        self._idle_since.clear()
+        if not per_source:
+            loops = {"event-pump": self.poll_once}
+        else:
+            # boto3 makes clients unsafely across threads: every thread shares these.
+            for service in ("dynamodb", "dynamodbstreams", "sqs"):
+                self._client(service)
+            loops = {f"pump:{c.name}": c.poll for c in [*self.stream_consumers, *self.queue_consumers]}
+            loops["pump:schedules"] = self.run_due_schedules
+        for name, poll in loops.items():
+            thread = threading.Thread(target=self._run, args=(name, poll), name=name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
         return self
 
     def stop(self, timeout: float = 5) -> None:
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return any(thread.is_alive() for thread in self._threads)
 
-    def _run(self) -> None:
+    def _run(self, name: str, poll: Callable[[], bool]) -> None:
         while not self._stopping.is_set():
+            started = time.monotonic()
             try:
-                busy = self.poll_once()
+                busy = poll()
             except Exception:
-                log.exception("event pump round failed")
+                log.exception("%s: polling failed", name)
                 busy = False
             if not busy:
+                self._idle_since[name] = started
                 self._stopping.wait(self.poll_interval)
+
+    def wait_idle(self, timeout: float = 60) -> None:
+        """Wait, while the pump runs, until every polling loop has found nothing to do in a poll
+        begun after this call, with no handler invoked meanwhile and no queue holding messages:
+        everything written before the call has been consumed. TimeoutError after `timeout`."""
+        if not self.running:
+            raise RuntimeError("wait_idle() needs a running pump: start() it, or drain()")
+        deadline = time.monotonic() + timeout
+        names = [thread.name for thread in self._threads]
+        while True:
+            mark, invocations = time.monotonic(), self.invocations
+            while not all(self._idle_since.get(name, 0.0) > mark for name in names):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"handlers still busy after {timeout} s")
+                time.sleep(0.02)
+            if self.invocations == invocations and not any(c.pending() for c in self.queue_consumers):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"handlers still busy after {timeout} s")
 
 
 def queue_destination(queue_url: str) -> OnFailure:

@@ -1,25 +1,28 @@
-"""The whole backend on this machine, in one process: `python -m chalicelib.local.run` (`make run`).
+"""The whole backend on this machine: `python -m chalicelib.local.run` (`make run`).
 
 It starts moto (and DynamoDB Local for the tables and streams, where Java 17 is installed),
-deploys infra/resources.json to them, serves the Chalice app over HTTP (Chalice's
-own local gateway, so the HTTP middleware runs), runs the stream, queue and schedule handlers
-with the event pump, seeds demo data through the API, and prints the URL and a staff token.
-Everything lives in memory: when this process stops, the data is gone.
+deploys infra/resources.json to them, serves the Chalice app over HTTP (Chalice's own local
+gateway, so the HTTP middleware runs), starts the stream, queue and schedule handlers in a
+process of their own (`chalicelib.local.consumers`, with the control endpoint), seeds demo data
+through the API, waits until the consumers have caught up with it, and prints the URL and a
+staff token. Everything lives in memory: when this process stops, the data is gone.
 
 Environment:
     CRM_LOCAL_DYNAMODB  local: DynamoDB Local, moto: moto, unset: DynamoDB Local if Java 17 is there
     CRM_DYNAMODB_PORT DynamoDB Local                 (default 8002)
     CRM_AWS_PORT      moto                           (default 5000)
     CRM_API_PORT      the CRM API                    (default 8000)
-    CRM_CONTROL_PORT  the control endpoint below     (default 8001)
+    CRM_CONTROL_PORT  the consumers' control endpoint (default 8001)
     CRM_SEED          1: seed demo data, 0: start empty (default 1)
+    CRM_API_PROCESSES processes serving the API port (default 2; see api_worker.py)
     CRM_STAGE         stage in .chalice/config.json  (default local)
 
-Control endpoint, on 127.0.0.1:CRM_CONTROL_PORT:
+Control endpoint, on 127.0.0.1:CRM_CONTROL_PORT (see chalicelib/local/consumers.py):
     GET  /health            200 {"status": "ok"}
     GET  /schedules         200 {"schedules": [names]}
     POST /schedules/{name}  runs that schedule handler now, as EventBridge would:
                             200 when it returned, 404 for an unknown name, 500 if it raised
+    POST /drain?timeout=S   200 once everything written before it has been consumed, else 504
     e.g. curl -X POST http://127.0.0.1:8001/schedules/<name>
 Schedules also run on their own: rate(...) at that rate, cron(...) once a day (see pump.py).
 
@@ -27,6 +30,7 @@ If the stack has an output `StreamFailureQueueUrl`, stream batches the pump give
 there (Lambda's on-failure destination); otherwise they are logged.
 
 Ctrl-C or SIGTERM stops everything (exit status 0). A port in use: one line on stderr, status 2.
+If the consumers' process stops, the stack stops too (status 1).
 """
 
 from __future__ import annotations
@@ -36,12 +40,12 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from contextlib import ExitStack
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from chalicelib.local.dynamodb_local import Unavailable
@@ -57,6 +61,9 @@ from chalicelib.local.stack import (
 )
 
 log = logging.getLogger("chalicelib.local.run")
+# Processes serving the API: one Python process serves at most about one core (its interpreter
+# lock), so a second one lets the API use a two-core machine (measured in `make bench`).
+DEFAULT_API_PROCESSES = 2
 
 
 class _Stop(Exception):
@@ -77,68 +84,86 @@ def _port(variable: str, default: int) -> int:
     return int(value)
 
 
-class _ControlHandler(BaseHTTPRequestHandler):
-    server: _ControlHTTPServer
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-    def do_GET(self) -> None:
-        if self.path == "/health":
-            self._reply(HTTPStatus.OK, {"status": "ok"})
-        elif self.path == "/schedules":
-            self._reply(HTTPStatus.OK, {"schedules": sorted(self.server.pump.schedules)})
-        else:
-            self._reply(HTTPStatus.NOT_FOUND, {"error": "not found"})
-
-    def do_POST(self) -> None:
-        pump = self.server.pump
-        prefix = "/schedules/"
-        name = self.path[len(prefix) :] if self.path.startswith(prefix) else ""
-        if name not in pump.schedules:
-            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no schedule {name!r}"})
-            return
-        try:
-            pump.trigger(name)
-        except Exception as error:
-            log.exception("schedule %s failed", name)
-            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"schedule": name, "error": repr(error)})
-            return
-        self._reply(HTTPStatus.OK, {"schedule": name, "status": "ran"})
-
-    def _reply(self, status: HTTPStatus, body: dict) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+class ProcessFailed(Exception):
+    """A process of the stack (the consumers', an API process) exited or never answered."""
 
 
-class _ControlHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, port: int, pump: Any) -> None:
-        super().__init__((HOST, port), _ControlHandler)
-        self.pump = pump
-
-
-class ControlServer:
-    """`GET /health`, `GET /schedules` and `POST /schedules/{name}` for the event pump."""
-
-    def __init__(self, pump: Any, port: int) -> None:
-        self._http = _ControlHTTPServer(port, pump)
-        self._thread = threading.Thread(
-            target=self._http.serve_forever, kwargs={"poll_interval": 0.2}, name="control", daemon=True
+def _start_api_processes(api: Any, count: int, stage: str, quiet: bool) -> list[subprocess.Popen]:
+    """`count` more processes serving `api`'s listening socket (chalicelib.local.api_worker),
+    with `quiet`, logging requests only after a SIGUSR1."""
+    fd = api.socket.fileno()
+    env = {
+        **os.environ,
+        "CRM_STAGE": stage,
+        "CRM_API_SOCKET_FD": str(fd),
+        "CRM_API_QUIET": "1" if quiet else "0",
+    }
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "chalicelib.local.api_worker"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(fd,),
         )
+        for _ in range(count)
+    ]
 
-    def start(self) -> ControlServer:
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+def _stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Consumers:
+    """The event consumers and the control endpoint, in a process of their own
+    (`chalicelib.local.consumers`): `Consumers.start(port, env)`, `.drain()`, `.stop()`."""
+
+    def __init__(self, process: subprocess.Popen, port: int) -> None:
+        self.process = process
+        self.port = port
+
+    @classmethod
+    def start(cls, port: int, env: dict[str, str], timeout: float = 60.0) -> Consumers:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chalicelib.local.consumers"], env=env, stdin=subprocess.DEVNULL
+        )
+        consumers = cls(process, port)
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise ProcessFailed(f"the consumers' process exited with status {process.returncode}")
+            try:
+                if consumers._call("GET", "/health", 1.0)[0] == HTTPStatus.OK:
+                    return consumers
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                consumers.stop()
+                raise ProcessFailed(f"the consumers did not answer on port {port} within {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def _call(self, method: str, path: str, timeout: float) -> tuple[int, Any]:
+        connection = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
+        try:
+            connection.request(method, path)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"null")
+        finally:
+            connection.close()
+
+    def drain(self, timeout: float) -> None:
+        """Until everything written so far is consumed."""
+        status, body = self._call("POST", f"/drain?timeout={timeout:g}", timeout + 10)
+        if status != HTTPStatus.OK:
+            raise ProcessFailed(f"the consumers did not catch up: {body}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        _stop_process(self.process, timeout)
 
 
 def _poster(port: int, token: str):
@@ -181,6 +206,22 @@ class _Steps:
         self._last = now
 
 
+def _schedule_names(app: Any) -> list[str]:
+    from chalice.app import ScheduledEventConfig
+
+    return [source.name for source in app.event_sources if isinstance(source, ScheduledEventConfig)]
+
+
+def _handler_counts(app: Any) -> str:
+    from chalice.app import DynamoDBEventConfig, SQSEventConfig
+
+    kinds = [type(source) for source in app.event_sources]
+    return (
+        f"{kinds.count(DynamoDBEventConfig)} stream, {kinds.count(SQSEventConfig)} queue"
+        f" and {len(_schedule_names(app))} schedule handlers"
+    )
+
+
 def _start_dynamodb_local(port: int) -> Any:
     from chalicelib.local.dynamodb_local import DynamoDBLocal
 
@@ -195,7 +236,7 @@ def _stop_when_started(starting: Any) -> None:
     server.stop()
 
 
-def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool) -> None:
+def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool, api_processes: int) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     aws_port, api_port, control_port = ports["CRM_AWS_PORT"], ports["CRM_API_PORT"], ports["CRM_CONTROL_PORT"]
@@ -228,31 +269,32 @@ def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool) -> None
         steps.done(f"tables and queues from infra/resources.json (tables on {where})")
 
         from app import app
-        from chalicelib.local.pump import EventPump, queue_destination
         from chalicelib.local.server import LocalApiServer
-        from chalicelib.local.stack import chalice_config
         from chalicelib.local.token import issue
         from chalicelib.observability import logger
 
         api = LocalApiServer(app, port=api_port, stage=stage).start()
         running.callback(api.stop)
-        failure_queue = outputs.get("StreamFailureQueueUrl")
-        pump = EventPump(
-            app,
-            config=chalice_config(app, stage),
-            on_failure=queue_destination(failure_queue) if failure_queue else None,
-        )
-        running.callback(pump.stop)
-        # Take the stream positions now, so even LATEST handlers see the demo data.
-        pump.poll_once()
-        control = ControlServer(pump, control_port).start()
-        running.callback(control.stop)
-        steps.done(
-            f"API server and consumers: {len(pump.stream_consumers)} stream, {len(pump.queue_consumers)}"
-            f" queue and {len(pump.schedules)} schedule handlers"
-        )
+        steps.done(f"API server on {api.url}")
+
+        def start_consumers() -> Consumers:
+            env = {**os.environ, "CRM_STAGE": stage, "CRM_CONTROL_PORT": str(control_port)}
+            env.update(CRM_LOCAL_DYNAMODB=dynamodb, CRM_CONSUMERS_QUIET="1" if seed else "0")
+            if outputs.get("StreamFailureQueueUrl"):
+                env["CRM_STREAM_FAILURE_QUEUE_URL"] = outputs["StreamFailureQueueUrl"]
+            started = Consumers.start(control_port, env)
+            running.callback(started.stop)
+            steps.done(f"consumers: {_handler_counts(app)} (a process of their own)")
+            return started
 
         token = issue(stage)
+        more_api = _start_api_processes(api, api_processes - 1, stage, quiet=seed)
+        for process in more_api:
+            running.callback(_stop_process, process)
+        # On DynamoDB Local the consumers keep up beside the seed; moto is one Python process,
+        # which the seed's writes keep busy: there they start after it, and read the streams
+        # from the start all the same.
+        consumers = start_consumers() if dynamodb == "local" or not seed else None
         if seed:
             from chalicelib.local.seed_data import seed as seed_demo_data
 
@@ -260,21 +302,24 @@ def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool) -> None
             level = logger.log_level
             logger.setLevel(logging.WARNING)
             try:
-                if dynamodb == "local":
-                    pump.start()  # DynamoDB Local keeps up with consumers running beside the seed
-                counts = seed_demo_data(_poster(api.port, token), workers=4 if dynamodb == "local" else 1)
-                # The consumers catch up before the stack says it is ready, so the demo data's
-                # loyalty is there and a new write is consumed within a second.
-                pump.stop()
-                pump.drain(timeout=300)
+                workers = 2 + 2 * api_processes if dynamodb == "local" else 1
+                counts = seed_demo_data(_poster(api.port, token), workers=workers)
             finally:
                 logger.setLevel(level)
             steps.done(
                 f"demo data: {counts['products']} products, {counts['customers']} customers"
-                f" and {counts['interactions']} interactions, consumed"
+                f" and {counts['interactions']} interactions"
             )
-        pump.start()
-        schedules = ", ".join(sorted(pump.schedules)) or "none in this app"
+            if consumers is None:
+                consumers = start_consumers()
+        if seed:
+            for process in more_api:
+                process.send_signal(signal.SIGUSR1)  # request logs from now on
+            # The consumers catch up before the stack says it is ready, so the demo data's
+            # loyalty is there and a new write is consumed within a second.
+            consumers.drain(timeout=300)
+            steps.done("demo data consumed (loyalty, habits, cases, acknowledgements)")
+        schedules = ", ".join(sorted(_schedule_names(app))) or "none in this app"
         store = f"DynamoDB Local on {dynamodb_url}" if dynamodb_url else f"moto on {HOST}:{aws_port}"
         lines = [
             f"Data lives in memory ({store}) and is gone when this stops. Ctrl-C stops it.",
@@ -283,12 +328,20 @@ def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool) -> None
             f"Staff token: {token}",
             f'Try: curl -H "Authorization: Bearer $TOKEN" {api.url}/customers',
         ]
+        if more_api:
+            served = f"The API is served by {api_processes} processes (CRM_API_PROCESSES)."
+            lines.insert(2, served)
         print("\n".join(lines), flush=True)
+        children = {"the consumers' process": consumers.process}
+        children.update({f"API process {n}": process for n, process in enumerate(more_api, start=2)})
         while True:
-            time.sleep(3600)
+            for name, process in children.items():
+                if process.poll() is not None:
+                    raise ProcessFailed(f"{name} exited with status {process.returncode}")
+            time.sleep(0.5)
 
 
-def _settings() -> tuple[str, bool, dict[str, int], str]:
+def _settings() -> tuple[str, bool, dict[str, int], str, int]:
     stage = os.environ.get("CRM_STAGE", "local")
     seed = os.environ.get("CRM_SEED", "1").strip().lower() not in ("0", "false", "no", "")
     dynamodb, why_not_local = choose_dynamodb()
@@ -303,7 +356,10 @@ def _settings() -> tuple[str, bool, dict[str, int], str]:
         ports["CRM_DYNAMODB_PORT"] = _port("CRM_DYNAMODB_PORT", 8002)
     if len(set(ports.values())) < len(ports):
         raise ValueError(f"the ports must differ: {ports}")
-    return stage, seed, ports, dynamodb
+    processes = os.environ.get("CRM_API_PROCESSES", str(DEFAULT_API_PROCESSES)).strip()
+    if not processes.isdigit() or not 1 <= int(processes) <= 32:
+        raise ValueError(f"CRM_API_PROCESSES={processes!r} is not a number of processes from 1 to 32")
+    return stage, seed, ports, dynamodb, int(processes)
 
 
 def main() -> int:
@@ -311,17 +367,20 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     try:
         try:
-            stage, seed, ports, dynamodb = _settings()
+            stage, seed, ports, dynamodb, api_processes = _settings()
             check_ports(ports)
         except (PortInUse, ValueError) as error:
             print(f"crm local: {error}", file=sys.stderr)
             return 2
         _configure_logging()
         try:
-            _serve(stage, ports, dynamodb, seed)
+            _serve(stage, ports, dynamodb, seed, api_processes)
         except Unavailable as error:
             print(f"crm local: DynamoDB Local could not start: {error}", file=sys.stderr)
             return 2
+        except ProcessFailed as error:
+            print(f"crm local: {error}; stopping", file=sys.stderr)
+            return 1
     except _Stop:
         print("Stopped; the local data is gone.", file=sys.stderr)
     return 0

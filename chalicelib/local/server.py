@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import socket
 import threading
 from typing import Any
 
@@ -68,17 +69,40 @@ class _QuietRequestHandler(ChaliceRequestHandler):
 
 
 class LocalApiServer:
-    """`LocalApiServer(app, port=8000).start()`; `port=0` picks a free port (see `.port`)."""
+    """`LocalApiServer(app, port=8000).start()`; `port=0` picks a free port (see `.port`).
 
-    def __init__(self, app: Any, *, port: int = 8000, host: str = HOST, stage: str = "local") -> None:
+    `listening=` serves a listening socket another process bound (`.socket` of a running
+    server, passed on to a child): each process accepts connections from it, so the kernel
+    spreads them over the processes, as Lambda spreads requests over its instances.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        port: int = 8000,
+        host: str = HOST,
+        stage: str = "local",
+        listening: socket.socket | None = None,
+    ) -> None:
         config = chalice_config(app, stage)
         # create_local_server also makes `app.current_request` thread-local, which a threaded
         # server needs.
-        self._server: LocalDevServer = create_local_server(app, config, host, port)
-        self._server.server.RequestHandlerClass = functools.partial(
-            _QuietRequestHandler, app_object=app, config=config
-        )
+        self._server: LocalDevServer = create_local_server(app, config, host, 0 if listening else port)
+        http = self._server.server
+        http.RequestHandlerClass = functools.partial(_QuietRequestHandler, app_object=app, config=config)
+        if listening is not None:
+            http.socket.close()
+            http.socket, http.server_address = listening, listening.getsockname()
+            self._server.port = http.server_address[1]
+        # Non-blocking accepts: when processes share the socket, the ones that lose the race
+        # for a connection go back to waiting instead of blocking in accept().
+        http.socket.setblocking(False)
         self._thread: threading.Thread | None = None
+
+    @property
+    def socket(self) -> socket.socket:
+        return self._server.server.socket
 
     @property
     def port(self) -> int:

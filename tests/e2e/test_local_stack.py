@@ -16,6 +16,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -187,10 +188,26 @@ def test_without_java_the_stack_runs_on_moto_and_says_so_in_one_line():
         notices = [line for line in bare.stdout.lines if line.startswith("DynamoDB Local not used")]
         assert len(notices) == 1 and "java" in notices[0], bare.stdout.text
         assert any("tables on moto" in line for line in bare.stdout.lines)
-        bare.process.send_signal(signal.SIGINT)
-        assert bare.wait(30) == 0
+
+        # The consumers run in a process of their own; without them the stack stops, and says so.
+        os.kill(_consumers_pid(bare.process.pid), signal.SIGKILL)
+        assert bare.wait(30) == 1
+        assert "consumers" in bare.stderr.text and "Traceback" not in bare.stderr.text
     finally:
         bare.stop()
+
+
+def _consumers_pid(parent: int) -> int:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == parent and b"chalicelib.local.consumers" in command:
+                return int(entry.name)
+    raise AssertionError(f"no consumers process under {parent}")
 
 
 def test_health_answers_ok(stack):
@@ -324,6 +341,21 @@ def test_the_control_endpoint_answers_and_knows_the_schedules(stack):
     status, _, body = _call("GET", f"{stack.control}/schedules")
     assert status == 200 and isinstance(body["schedules"], list)
     assert _call("POST", f"{stack.control}/schedules/no_such_schedule")[0] == 404
+
+
+def test_drain_returns_once_what_was_written_before_it_is_consumed(stack):
+    aino = {"name": "Aino Virtanen", "locale": "fi", "email": f"aino.{uuid.uuid4().hex[:6]}@example.fi"}
+    status, _, customer = _call("POST", f"{stack.api}/customers", stack.token, aino)
+    assert status == 201
+    complaint = {"type": "complaint", "channel": "phone", "severity": "low", "subject": "Lasku väärin"}
+    path = f"{stack.api}/customers/{customer['id']}/interactions"
+    assert _call("POST", path, stack.token, complaint)[0] == 201
+
+    assert _call("POST", f"{stack.control}/drain?timeout=30") == (200, ANY, {"status": "drained"})
+
+    _, _, page = _call("GET", f"{stack.api}/customers/{customer['id']}/cases", stack.token)
+    assert [case["status"] for case in page["items"]] == ["acknowledged"]
+    assert _call("POST", f"{stack.control}/drain?timeout=soon")[0] == 400
 
 
 def test_a_second_stack_on_the_same_api_port_exits_with_a_one_line_message(stack):

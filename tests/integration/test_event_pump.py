@@ -396,6 +396,56 @@ def test_the_background_pump_waits_for_its_table_and_survives_handler_errors():
     assert not pump.running
 
 
+def test_per_source_threads_consume_every_stream_and_wait_idle_returns_once_all_is_consumed():
+    tables = [_name("first"), _name("second")]
+    calls: dict[str, list[list[dict]]] = {table: [] for table in tables}
+    app = Chalice(app_name="pumptest")
+    for table in tables:
+        placeholder = f"arn:aws:dynamodb:{REGION}:000000000000:table/{table}/stream/local"
+
+        def handler(event, table=table):
+            time.sleep(0.05)  # slower than a poll: wait_idle must not return while it runs
+            calls[table].append(event.to_dict()["Records"])
+
+        app.on_dynamodb_record(
+            stream_arn=placeholder, batch_size=2, starting_position="TRIM_HORIZON", name=table
+        )(handler)
+        _create_table(table)
+    pump = EventPump(app, poll_interval=0.01).start(per_source=True)
+    try:
+        assert sorted(thread.name for thread in pump._threads) == sorted(
+            [*(f"pump:{table}" for table in tables), "pump:schedules"]
+        )
+        for table in tables:
+            _put(table, "a", "b", "c", "d", "e")
+
+        pump.wait_idle(timeout=20)
+
+        for table in tables:
+            assert sorted(key for batch in calls[table] for key in _keys(batch)) == ["a", "b", "c", "d", "e"]
+    finally:
+        pump.stop()
+    assert not pump.running
+
+
+def test_wait_idle_needs_a_running_pump_and_gives_up_after_its_timeout():
+    table = _name("items")
+    _create_table(table)
+    calls: list[list[dict]] = []
+    pump = EventPump(_stream_app(table, calls, lambda records: time.sleep(1.0)), poll_interval=0.01)
+    with pytest.raises(RuntimeError, match="running pump"):
+        pump.wait_idle()
+    pump.start(per_source=True)
+    try:
+        _put(table, "slow")
+        with pytest.raises(TimeoutError):
+            pump.wait_idle(timeout=0.3)
+        pump.wait_idle(timeout=10)
+        assert [_keys(batch) for batch in calls] == [["slow"]]
+    finally:
+        pump.stop()
+
+
 # --- Cancelled transactions (moto) -------------------------------------------------------
 
 
@@ -683,6 +733,33 @@ def test_an_expired_iterator_is_read_again_from_the_last_record():
     assert streams.calls.count(at_a2) >= 2  # the expired one, and the one after it
 
 
+def test_held_iterators_read_once_per_poll_and_an_expired_one_is_replaced_at_the_last_record():
+    streams = _FakeStreams()
+    streams.add_shard("shardId-1")
+    streams.write("shardId-1", "a1", "a2")
+    calls: list[list[dict]] = []
+    app = _stream_app("fake", calls)
+    pump = EventPump(
+        app, clients={"dynamodb": _FakeDynamoDB(), "dynamodbstreams": streams}, held_iterators=True
+    )
+    pump.drain()
+    iterators = streams.count("GetShardIterator")
+    reads = streams.count("GetRecords")
+
+    assert not pump.poll_once()  # nothing new: one GetRecords on the held iterator
+    assert (streams.count("GetShardIterator"), streams.count("GetRecords")) == (iterators, reads + 1)
+
+    streams.write("shardId-1", "a3")
+    streams.fail_next_get_records = "ExpiredIteratorException"
+    pump.drain()
+    streams.write("shardId-1", "a4")
+    pump.drain()
+
+    assert [_keys(records) for records in calls] == [["a1", "a2"], ["a3"], ["a4"]]
+    at_a2 = ("GetShardIterator", "shardId-1", "AT_SEQUENCE_NUMBER", streams.sequence_number("a2"))
+    assert streams.calls.count(at_a2) == 1  # once, after the expired iterator, then held again
+
+
 def test_a_shard_trimmed_past_the_last_record_read_is_read_on_from_its_oldest_record(caplog):
     streams = _FakeStreams()
     streams.add_shard("shardId-1")
@@ -772,3 +849,36 @@ def test_against_dynamodb_local_each_record_is_delivered_once_across_a_cancelled
     )
     assert not pump.poll_once()
     assert requests == ["GetShardIterator", "GetRecords"]
+
+
+def test_against_dynamodb_local_held_iterators_follow_an_empty_shard_and_read_once_per_poll(dynamodb_local):
+    clients = {
+        service: boto3.client(
+            service,
+            endpoint_url=dynamodb_local.url,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        for service in ("dynamodb", "dynamodbstreams")
+    }
+    dynamodb = clients["dynamodb"]
+    table = _name("items")
+    _create_table(table, dynamodb)
+    calls: list[list[dict]] = []
+    pump = EventPump(
+        _stream_app(table, calls, starting_position="LATEST"), clients=clients, held_iterators=True
+    )
+    assert not pump.poll_once()  # a shard nothing was ever written to
+    _put(table, "a", dynamodb=dynamodb)
+    pump.drain()
+    _put(table, "b", "c", dynamodb=dynamodb)
+    pump.drain()
+
+    assert [_keys(records) for records in calls] == [["a"], ["b", "c"]]
+    requests: list[str] = []
+    clients["dynamodbstreams"].meta.events.register(
+        "before-call", lambda model, **kwargs: requests.append(model.name)
+    )
+    assert not pump.poll_once()
+    assert requests == ["GetRecords"]

@@ -1,0 +1,205 @@
+"""The local stack's event consumers, in a process of their own: `python -m chalicelib.local.consumers`.
+
+`chalicelib.local.run` starts it once the tables and queues exist, with the stack's environment
+(endpoints, table and queue names). It runs the app's stream, queue and schedule handlers with
+the event pump, one polling thread per event source, and serves the control endpoint. A
+process apart from the API, as Lambda runs consumers apart from the API's functions: the
+request threads and the consumers do not share one interpreter lock, so a busy API does not
+starve the consumers (measured in `make bench`: in one process, under load, the consumers fell
+50 s behind).
+
+Environment (run.py sets it):
+    CRM_STAGE                     stage in .chalice/config.json (default local)
+    CRM_CONTROL_PORT              the control endpoint below (default 8001)
+    CRM_LOCAL_DYNAMODB            local: the streams are DynamoDB Local's (NextShardIterator is
+                                  followed); otherwise moto's (a fresh iterator on every poll)
+    CRM_STREAM_FAILURE_QUEUE_URL  where stream batches the pump gives up on go (else logged)
+    CRM_CONSUMERS_QUIET           1: the handlers log at WARNING until the first /drain
+                                  returns (the demo seed is not worth a line per record)
+
+Every stream is read from its trim horizon: the stack's streams are as new as its tables, so
+that is every change made since the tables were created, for LATEST handlers too.
+
+Control endpoint, on 127.0.0.1:CRM_CONTROL_PORT:
+    GET  /health            200 {"status": "ok"} once the consumers run
+    GET  /schedules         200 {"schedules": [names]}
+    POST /schedules/{name}  runs that schedule handler now, as EventBridge would:
+                            200 when it returned, 404 for an unknown name, 500 if it raised
+    POST /drain?timeout=S   200 once everything written before the request has been consumed
+                            (streams read, queues empty), 504 if that takes longer than S
+                            seconds (default 60)
+
+SIGTERM or SIGINT stops it (status 0); so does the end of the process that started it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+HOST = "127.0.0.1"
+DEFAULT_DRAIN_TIMEOUT_S = 60.0
+log = logging.getLogger("chalicelib.local.consumers")
+
+
+class _ControlHandler(BaseHTTPRequestHandler):
+    server: _ControlHTTPServer
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self._reply(HTTPStatus.OK, {"status": "ok"})
+        elif self.path == "/schedules":
+            self._reply(HTTPStatus.OK, {"schedules": sorted(self.server.pump.schedules)})
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/drain":
+            self._drain(parse_qs(url.query).get("timeout", [""])[0])
+            return
+        pump = self.server.pump
+        prefix = "/schedules/"
+        name = url.path[len(prefix) :] if url.path.startswith(prefix) else ""
+        if name not in pump.schedules:
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no schedule {name!r}"})
+            return
+        try:
+            pump.trigger(name)
+        except Exception as error:
+            log.exception("schedule %s failed", name)
+            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"schedule": name, "error": repr(error)})
+            return
+        self._reply(HTTPStatus.OK, {"schedule": name, "status": "ran"})
+
+    def _drain(self, timeout_text: str) -> None:
+        try:
+            timeout = float(timeout_text) if timeout_text else DEFAULT_DRAIN_TIMEOUT_S
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= 3600:
+            problem = {"error": "timeout must be a number of seconds, 0 < S <= 3600"}
+            self._reply(HTTPStatus.BAD_REQUEST, problem)
+            return
+        try:
+            self.server.pump.wait_idle(timeout)
+        except TimeoutError as error:
+            self._reply(HTTPStatus.GATEWAY_TIMEOUT, {"status": "busy", "error": str(error)})
+            return
+        self.server.on_drained()
+        self._reply(HTTPStatus.OK, {"status": "drained"})
+
+    def _reply(self, status: HTTPStatus, body: dict) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class _ControlHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, pump: Any, on_drained: Any) -> None:
+        super().__init__((HOST, port), _ControlHandler)
+        self.pump = pump
+        self.on_drained = on_drained
+
+
+class ControlServer:
+    """The control endpoint (see the module docstring) for a running event pump."""
+
+    def __init__(self, pump: Any, port: int, on_drained: Any = lambda: None) -> None:
+        self._http = _ControlHTTPServer(port, pump, on_drained)
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, kwargs={"poll_interval": 0.2}, name="control", daemon=True
+        )
+
+    def start(self) -> ControlServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT."""
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise _Stop
+
+
+def _run() -> None:
+    parent = os.getppid()
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("chalicelib.local").setLevel(logging.INFO)
+
+    from app import app
+    from chalicelib.local.pump import EventPump, queue_destination
+    from chalicelib.local.stack import chalice_config
+    from chalicelib.observability import logger
+
+    stage = os.environ.get("CRM_STAGE", "local")
+    failure_queue = os.environ.get("CRM_STREAM_FAILURE_QUEUE_URL")
+    level = logger.log_level
+    quiet = os.environ.get("CRM_CONSUMERS_QUIET") == "1"
+    if quiet:
+        logger.setLevel(logging.WARNING)
+
+    def on_drained() -> None:
+        if quiet:
+            logger.setLevel(level)
+
+    pump = EventPump(
+        app,
+        config=chalice_config(app, stage),
+        on_failure=queue_destination(failure_queue) if failure_queue else None,
+        starting_position="TRIM_HORIZON",
+        held_iterators=os.environ.get("CRM_LOCAL_DYNAMODB") == "local",
+    ).start(per_source=True)
+    try:
+        control = ControlServer(pump, int(os.environ.get("CRM_CONTROL_PORT", "8001")), on_drained).start()
+        try:
+            # Orphaned (the stack was killed without a chance to stop us): stop too.
+            while os.getppid() == parent:
+                threading.Event().wait(1.0)
+        finally:
+            control.stop()
+    finally:
+        pump.stop()
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    with contextlib.suppress(_Stop):
+        _run()
+    return 0
+
+
+if __name__ == "__main__":
+    status = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
