@@ -189,15 +189,20 @@ def test_without_java_the_stack_runs_on_moto_and_says_so_in_one_line():
         assert len(notices) == 1 and "java" in notices[0], bare.stdout.text
         assert any("tables on moto" in line for line in bare.stdout.lines)
 
+        # A second process serves the API from the same socket.
+        assert len(_children(bare.process.pid, b"chalicelib.local.api_worker")) == 1
+        assert _call("GET", f"{bare.api}/health")[0] == 200
         # The consumers run in a process of their own; without them the stack stops, and says so.
-        os.kill(_consumers_pid(bare.process.pid), signal.SIGKILL)
+        [consumers] = _children(bare.process.pid, b"chalicelib.local.consumers")
+        os.kill(consumers, signal.SIGKILL)
         assert bare.wait(30) == 1
         assert "consumers" in bare.stderr.text and "Traceback" not in bare.stderr.text
     finally:
         bare.stop()
 
 
-def _consumers_pid(parent: int) -> int:
+def _children(parent: int, module: bytes) -> list[int]:
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -205,9 +210,9 @@ def _consumers_pid(parent: int) -> int:
                 ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
-            if ppid == parent and b"chalicelib.local.consumers" in command:
-                return int(entry.name)
-    raise AssertionError(f"no consumers process under {parent}")
+            if ppid == parent and module in command:
+                found.append(int(entry.name))
+    return found
 
 
 def test_health_answers_ok(stack):
