@@ -157,9 +157,45 @@ def parse_json_body(headers: Any, raw: bytes | str | None, max_bytes: int) -> An
     if not raw_bytes.strip():
         raise BadRequest("The body is empty; a JSON object is expected.")
     try:
-        return json.loads(raw_bytes, parse_float=Decimal)
+        document = json.loads(raw_bytes, parse_float=Decimal)
+    except RecursionError:
+        raise BadRequest(f"The body nests JSON deeper than {MAX_JSON_DEPTH} levels.") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise BadRequest(f"The body is not valid JSON: {error}.") from None
+    if _depth(document) > MAX_JSON_DEPTH:
+        raise BadRequest(f"The body nests JSON deeper than {MAX_JSON_DEPTH} levels.")
+    return document
+
+
+# No request body of this API nests deeper than a few levels; a bound keeps every later step
+# (validation, storage) far from Python's recursion limit.
+MAX_JSON_DEPTH = 32
+# An id in a path is a key of DynamoDB (at most 2,048 bytes for a partition key, 1,024 for a
+# sort key); no id of this API comes near this bound.
+MAX_PATH_PARAMETER_BYTES = 512
+
+
+def _depth(document: Any) -> int:
+    """How deeply `document` nests lists and objects, without recursion."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, level = pending.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_JSON_DEPTH:
+                children = value.values() if isinstance(value, dict) else value
+                pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def check_path_parameters(path_params: dict[str, str]) -> None:
+    errors = [
+        FieldError(name, f"must be at most {MAX_PATH_PARAMETER_BYTES} bytes")
+        for name, value in path_params.items()
+        if len(value.encode()) > MAX_PATH_PARAMETER_BYTES
+    ]
+    if errors:
+        raise ValidationFailed(errors)
 
 
 def query_params(request: Any) -> dict[str, str]:
@@ -210,6 +246,7 @@ def api_route(
                     principal = _authenticate(request.headers.get("authorization"))
                     if principal.role not in roles:
                         raise Forbidden(f"This route is for the role(s) {', '.join(roles)}.")
+                check_path_parameters(path_params)
                 parsed_query = validate(query, query_params(request)) if query else None
                 parsed_body = None
                 if body is not None:
@@ -253,7 +290,7 @@ def api_route(
                 body=body,
                 response=response,
                 status=status,
-                errors=tuple(sorted(set(errors) | _implied_errors(roles, query, body))),
+                errors=tuple(sorted(set(errors) | _implied_errors(path, roles, query, body))),
                 headers=headers,
             )
         )
@@ -301,12 +338,12 @@ def _run_once(
     )
 
 
-def _implied_errors(roles: tuple[str, ...], query: Any, body: Any) -> set[int]:
+def _implied_errors(path: str, roles: tuple[str, ...], query: Any, body: Any) -> set[int]:
     codes = set()
     if roles:
         codes |= {401, 403}
-    if query is not None or body is not None:
-        codes.add(400)
+    if query is not None or body is not None or "{" in path:
+        codes.add(400)  # a path parameter can be too long to be a key
     if body is not None:
         codes |= {413, 415}
     return codes

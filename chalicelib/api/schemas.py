@@ -4,7 +4,7 @@ document's schemas, so the three never disagree."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -140,6 +140,9 @@ MoneyOut = Annotated[
     str, WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["12.90"]})
 ]
 
+# The years a timestamp may name: every one is stored and read back as four digits.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -149,10 +152,16 @@ def _timestamp(value: Any) -> datetime:
         value = value[:-6] + "+" + value[-5:]
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-03-01T09:30:00+01:00")
+    out_of_range = f"must be between {to_rfc3339(EARLIEST)} and {to_rfc3339(LATEST)}"
     try:
-        return parse_rfc3339(value.upper().replace(" ", "T"))
+        moment = parse_rfc3339(value.upper().replace(" ", "T"))
+    except OverflowError:  # year 1 or 9999 moved past the calendar by its offset
+        raise ValueError(out_of_range) from None
     except ValueError:
         raise ValueError("is not a real date and time") from None
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(out_of_range)
+    return moment
 
 
 Timestamp = Annotated[
@@ -332,7 +341,7 @@ class PageQuery(Strict):
 
 
 class CustomerListQuery(PageQuery):
-    email: Annotated[str, Field(min_length=3, max_length=254)] | None = None
+    email: Email | None = None
     q: Annotated[str, Field(min_length=2, max_length=200)] | None = None
     tier: Literal["bronze", "silver", "gold", "platinum"] | None = None
 

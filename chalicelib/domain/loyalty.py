@@ -165,7 +165,7 @@ def contribution_of(image: Mapping | None) -> Contribution | None:
     raw_amount = image.get("amount")
     amount_type = "N" if isinstance(raw_amount, Mapping) and "N" in raw_amount else "S"
     try:
-        amount = money.parse_price(_required(image, "amount", amount_type), currency)
+        amount = money.parse_price(_required(image, "amount", amount_type), currency, at_most=None)
     except money.MoneyError as error:
         raise PoisonRecord(f"amount {error}") from None
     entries = _required(image, "items", "L")

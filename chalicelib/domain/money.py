@@ -61,6 +61,11 @@ class MoneyError(ValueError):
     """An amount or currency the API user must correct; the message completes "<field> ..."."""
 
 
+# The largest price of one unit: with at most 1,000,000 units a line and 100 lines a purchase,
+# every total stays far inside the 38 digits DynamoDB and the calculations keep.
+MAX_PRICE = Decimal("1000000000")
+
+
 def is_currency(code: str) -> bool:
     return isinstance(code, str) and code in MINOR_UNITS
 
@@ -101,8 +106,9 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
         raise MoneyError("is too large") from None
 
 
-def parse_price(value: object, currency: str) -> Decimal:
-    """A non-negative price, returned with exactly the currency's minor-unit digits.
+def parse_price(value: object, currency: str, *, at_most: Decimal | None = MAX_PRICE) -> Decimal:
+    """A non-negative price (of one unit: at most `at_most`; None for a total), returned with
+    exactly the currency's minor-unit digits.
 
     Trailing zeros do not count as decimal places: "1.100" EUR is the same number as
     "1.10" and is accepted (clients and JSON serializers pad freely), whereas "1.005" EUR
@@ -112,6 +118,8 @@ def parse_price(value: object, currency: str) -> Decimal:
     amount = to_decimal(value)
     if amount < 0:
         raise MoneyError("must not be negative")
+    if at_most is not None and amount > at_most:
+        raise MoneyError(f"must be at most {at_most:f}")
     return quantize(amount, currency).copy_abs()  # copy_abs turns -0 into 0
 
 

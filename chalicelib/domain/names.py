@@ -19,6 +19,10 @@ MIN_QUERY_LENGTH = 2
 # Words shorter than a query can never match one; a bound keeps a profile's index entries
 # within one DynamoDB transaction.
 MAX_INDEXED_WORDS = 20
+# A word is a sort key (DynamoDB: at most 1,024 bytes); a compatibility decomposition can make
+# one character many ("ﷲ" is 18). Words, of names and of queries alike, are cut to this many
+# characters (at most 4 bytes each), so a long query still finds the name it is a prefix of.
+MAX_WORD_LENGTH = 64
 
 
 def normalize(text: str) -> str:
@@ -30,7 +34,7 @@ def normalize(text: str) -> str:
 def words(text: str) -> list[str]:
     seen: dict[str, None] = {}
     for word in _WORD.findall(normalize(text)):
-        seen.setdefault(word, None)
+        seen.setdefault(word[:MAX_WORD_LENGTH], None)
     return list(seen)
 
 

@@ -19,12 +19,14 @@ from chalice.local import (
     ForbiddenError,
     LocalDevServer,
     LocalGatewayException,
+    RouteMatcher,
     create_local_server,
 )
 
 from chalicelib.local.stack import HOST, chalice_config
 
 log = logging.getLogger("chalicelib.local.server")
+_API_GATEWAY_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 class _QuietRequestHandler(ChaliceRequestHandler):
@@ -50,6 +52,36 @@ class _QuietRequestHandler(ChaliceRequestHandler):
                 type(error).__name__,
             )
 
+    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any) -> None:
+        self._routes = app_object.routes  # before the request is handled, in super().__init__
+        super().__init__(request, client_address, server, app_object=app_object, config=config)
+
+    def __getattr__(self, name: str) -> Any:
+        # BaseHTTPRequestHandler looks up do_<METHOD>; Chalice serves the methods API Gateway
+        # has. Any other (TRACE, CONNECT, PROPFIND, ...) is a 405 problem, not an HTML 501.
+        if name.startswith("do_"):
+            return self._unsupported_method
+        raise AttributeError(name)
+
+    def _unsupported_method(self) -> None:
+        path = (self.path or "/").split("?")[0]
+        try:
+            route = RouteMatcher(list(self._routes)).match_route(path).route
+            allowed = sorted(set(self._routes[route]) | {"OPTIONS"})
+        except ValueError:
+            allowed = sorted(_API_GATEWAY_METHODS)
+        body = json.dumps(
+            {
+                "type": "urn:problem-type:crm:method-not-allowed",
+                "title": "Method Not Allowed",
+                "status": 405,
+                "detail": f"{self.command} is not a method of {path}; allowed: {', '.join(allowed)}.",
+            }
+        )
+        self.close_connection = True  # its body, if any, was not read
+        headers = {"Content-Type": "application/problem+json", "Allow": ", ".join(allowed)}
+        self._send_http_response(405, {**headers, "Connection": "close"}, body)
+
     def _send_error_response(self, error: LocalGatewayException) -> None:
         # The local gateway answers a path no route matches as API Gateway does (403, "Missing
         # Authentication Token"); the deployed API maps that gateway response to a 404 problem
@@ -66,6 +98,14 @@ class _QuietRequestHandler(ChaliceRequestHandler):
             self._send_http_response(404, {"Content-Type": "application/problem+json"}, body)
             return
         super()._send_error_response(error)
+
+
+def _accept_blocking(listening: socket.socket) -> tuple[socket.socket, Any]:
+    # A connection accepted from a non-blocking socket is non-blocking on some systems (BSD,
+    # macOS); the request handler reads and writes it blocking.
+    connection, address = listening.accept()
+    connection.setblocking(True)
+    return connection, address
 
 
 class LocalApiServer:
@@ -98,6 +138,7 @@ class LocalApiServer:
         # Non-blocking accepts: when processes share the socket, the ones that lose the race
         # for a connection go back to waiting instead of blocking in accept().
         http.socket.setblocking(False)
+        http.get_request = functools.partial(_accept_blocking, http.socket)
         self._thread: threading.Thread | None = None
 
     @property

@@ -379,11 +379,21 @@ def _refused_for_size(error: TransactWriteError) -> bool:
     request, an Update that grows an item as a cancelled transaction whose reason is a
     ValidationError. Both messages say "... exceeded the maximum allowed size"."""
     if error.cause_response_code == "ValidationException":
-        return "maximum allowed size" in (error.cause_response_message or "")
+        return _size_message(error.cause_response_message or "")
     return any(
-        r is not None and r.code == "ValidationError" and "maximum allowed size" in (r.message or "")
+        r is not None and r.code == "ValidationError" and _size_message(r.message or "")
         for r in error.cancellation_reasons
     )
+
+
+def _size_message(message: str) -> bool:
+    # Items: "... exceeded the maximum allowed size". Keys (a safety net: the API bounds what
+    # it stores in keys): "Size of hashkey has exceeded the maximum size limit of 2048 bytes",
+    # "Aggregated size of all range keys has exceeded the size limit of 1024 bytes" (DynamoDB
+    # Local: "Hash primary key values must be under 2048 bytes").
+    lowered = message.lower()
+    key_limit = "key" in lowered and ("2048" in lowered or "1024" in lowered)
+    return "maximum allowed size" in lowered or key_limit
 
 
 @contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 import socket
 import struct
@@ -26,9 +28,12 @@ def test_a_client_that_disconnects_early_costs_one_log_line_not_a_traceback():
                 sock.sendall(b"GET /docs/swagger-ui-bundle.js HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 assert sock.recv(1024).startswith(b"HTTP/1.")
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        with socket.create_connection(("127.0.0.1", server.port)) as sock:  # still serving
-            sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        still = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)  # still serving
+        still.request("GET", "/health")
+        response = still.getresponse()
+        assert response.status == 200
+        response.read()  # all of it: a close with unread data would reset the connection
+        still.close()
         time.sleep(0.2)
     logged = "\n".join(server.stderr)
     assert "Traceback" not in logged and "Exception occurred" not in logged, logged
@@ -39,3 +44,22 @@ def test_a_client_that_disconnects_early_costs_one_log_line_not_a_traceback():
         assert re.search(
             r" GET /docs/swagger-ui-bundle\.js \((ConnectionResetError|BrokenPipeError)\)$", line
         )
+
+
+def test_a_method_the_api_does_not_have_is_a_405_problem_on_every_path():
+    with serving(_free_port()) as server:
+        for method, path, allowed in (
+            ("TRACE", "/customers", "GET, OPTIONS, POST"),
+            ("PROPFIND", "/customers/cus_1/interactions", "GET, OPTIONS, POST"),
+            ("CONNECT", "/no/such/path", "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"),
+        ):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            connection.request(method, path)
+            response = connection.getresponse()
+            body = json.loads(response.read())
+            connection.close()
+
+            assert response.status == 405, (method, path)
+            assert response.getheader("Content-Type") == "application/problem+json"
+            assert response.getheader("Allow") == allowed
+            assert body["status"] == 405 and method in body["detail"]

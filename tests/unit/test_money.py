@@ -230,9 +230,16 @@ def test_a_price_in_an_unknown_currency_is_rejected():
         parse_price("1.00", "eur")
 
 
+def test_a_unit_price_above_the_bound_is_rejected_and_the_bound_itself_accepted():
+    assert parse_price("1000000000", "EUR") == Decimal("1000000000.00")
+    with pytest.raises(MoneyError, match="must be at most 1000000000"):
+        parse_price("1000000000.01", "EUR")
+    assert parse_price("1000000000.01", "EUR", at_most=None) == Decimal("1000000000.01")
+
+
 def test_a_price_too_large_to_store_exactly_is_rejected():
     with pytest.raises(MoneyError, match="is too large"):
-        parse_price("1" + "0" * 40, "EUR")
+        parse_price("1" + "0" * 40, "EUR", at_most=None)
 
 
 # --- quantize and format_money --------------------------------------------------------
@@ -346,7 +353,7 @@ def test_any_price_within_the_minor_units_round_trips_through_format_money(curre
     written_places = data.draw(st.integers(min_value=0, max_value=places))
     amount = Decimal(units).scaleb(-written_places)
 
-    formatted = format_money(parse_price(str(amount), currency), currency)
+    formatted = format_money(parse_price(str(amount), currency, at_most=None), currency)
 
     assert Decimal(formatted) == amount
     assert fraction_digits(formatted) == places
@@ -356,7 +363,7 @@ def test_any_price_within_the_minor_units_round_trips_through_format_money(curre
 @given(currency=currencies, units=st.integers(min_value=0, max_value=10**18))
 def test_a_decimal_price_parses_like_its_string(currency, units):
     amount = Decimal(units).scaleb(-MINOR_UNITS[currency])
-    assert parse_price(amount, currency) == parse_price(str(amount), currency)
+    assert parse_price(amount, currency, at_most=None) == parse_price(str(amount), currency, at_most=None)
 
 
 @given(currency=currencies, units=st.integers(min_value=0, max_value=10**18))
@@ -364,7 +371,7 @@ def test_a_price_with_one_significant_decimal_place_too_many_is_rejected(currenc
     places = MINOR_UNITS[currency]
     amount = Decimal(units * 10 + 1).scaleb(-(places + 1))
     with pytest.raises(MoneyError, match="more decimal places"):
-        parse_price(str(amount), currency)
+        parse_price(str(amount), currency, at_most=None)
 
 
 @given(
@@ -380,7 +387,7 @@ def test_a_price_with_one_significant_decimal_place_too_many_is_rejected(currenc
 def test_the_formatted_sum_of_line_totals_equals_the_exact_sum_in_minor_units(currency, lines):
     places = MINOR_UNITS[currency]
     totals = [
-        line_total(quantity, parse_price(str(Decimal(units).scaleb(-places)), currency))
+        line_total(quantity, parse_price(str(Decimal(units).scaleb(-places)), currency, at_most=None))
         for quantity, units in lines
     ]
 
