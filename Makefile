@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := test
-.PHONY: venv run test token lint clean distclean bench
+.PHONY: venv run test token lint clean distclean bench fuzz
 
 venv: $(INSTALLED)
 
@@ -29,6 +29,11 @@ test: $(INSTALLED)
 
 token: $(INSTALLED)
 	@$(PYTHON) -m chalicelib.local.token $(if $(CUSTOMER),--customer $(CUSTOMER))
+
+# The schema-driven fuzz test with a longer budget (150 examples per operation and mode, a few
+# minutes); `make test` runs it with 6.
+fuzz: $(INSTALLED)
+	CRM_FUZZ_EXAMPLES=$${CRM_FUZZ_EXAMPLES:-150} $(PYTHON) -m pytest -q tests/functional/test_fuzz.py
 
 # Performance figures (not part of `make test`; a few minutes): see bench/README.md.
 bench: $(INSTALLED)

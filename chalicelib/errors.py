@@ -80,6 +80,16 @@ class Unprocessable(CrmError):
     status, title, type_slug = 422, "Unprocessable Content", "unprocessable"
 
 
+class ServiceBusy(CrmError):
+    """Other writes to the same items kept winning (DynamoDB's TransactionConflict, retried
+    with backoff first): nothing was written, and the same request may pass in a moment."""
+
+    status, title, type_slug = 503, "Service Unavailable", "busy"
+
+    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
 class TooLargeToStore(Unprocessable):
     """The change would make a stored item larger than DynamoDB allows (400 KB). It fails the
     same way however often it is sent: not a race, never "retry"."""

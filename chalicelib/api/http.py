@@ -290,7 +290,7 @@ def api_route(
                 body=body,
                 response=response,
                 status=status,
-                errors=tuple(sorted(set(errors) | _implied_errors(path, roles, query, body))),
+                errors=tuple(sorted(set(errors) | _implied_errors(path, method, roles, query, body))),
                 headers=headers,
             )
         )
@@ -338,8 +338,10 @@ def _run_once(
     )
 
 
-def _implied_errors(path: str, roles: tuple[str, ...], query: Any, body: Any) -> set[int]:
+def _implied_errors(path: str, method: str, roles: tuple[str, ...], query: Any, body: Any) -> set[int]:
     codes = set()
+    if method in ("POST", "PATCH", "PUT", "DELETE"):
+        codes.add(503)  # concurrent writes kept winning (TransactionConflict): Retry-After
     if roles:
         codes |= {401, 403}
     if query is not None or body is not None or "{" in path:

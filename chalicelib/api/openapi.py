@@ -37,7 +37,7 @@ HEADERS: dict[str, dict[str, Any]] = {
     },
     "Retry-After": {
         "description": "Seconds to wait before retrying: a request with this `Idempotency-Key` is "
-        "still being processed.",
+        "still being processed (409), or other changes to the same records kept winning (503).",
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
     },
     "WWW-Authenticate": {
@@ -66,11 +66,13 @@ ERRORS: dict[int, str] = {
     422: "Well-formed but not possible (e.g. a return of another customer's purchase, an "
     "`Idempotency-Key` reused with another body, an item that would exceed the storage limit).",
     500: "The server failed; never the result of client input. Retrying may help.",
+    503: "Other changes to the same records kept coming first (DynamoDB TransactionConflict, "
+    "already retried): nothing was written; retry after `Retry-After` seconds.",
 }
 
 # Responses of an authenticated POST that run the view may be replayed for its Idempotency-Key;
 # these statuses are answered before it runs.
-_NEVER_REPLAYED = {401, 403, 413, 415, 500}
+_NEVER_REPLAYED = {401, 403, 413, 415, 500, 503}
 
 
 class _Generator(GenerateJsonSchema):
@@ -176,6 +178,8 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
             error_headers |= _headers(["Idempotent-Replayed"], required=False)
         if idempotent and code == 409:
             error_headers |= _headers(["Retry-After"], required=False)
+        if code == 503:
+            error_headers |= _headers(["Retry-After"], required=True)
         if error_headers:
             error["headers"] = error_headers
         responses[str(code)] = error

@@ -177,6 +177,8 @@ class CaseRepository:
                 if audit is not None:
                     t.save(audit_item(audit))
         except TransactWriteError as error:
+            if not any(failed_conditions(error)):
+                raise  # not a lost race: no condition failed
             raise CaseChanged(before.id) from error
         return _to_domain(item)
 

@@ -27,6 +27,7 @@ from chalicelib.store.models import (
     TombstoneModel,
     customer_pk,
     email_pk,
+    failed_conditions,
     name_token_keys,
     transaction,
 )
@@ -168,6 +169,8 @@ class CustomerRepository:
         except TransactWriteError as error:
             if after.email_key and self._email_owner(after.email_key) not in (None, after.id):
                 raise EmailTaken(after.email) from error
+            if not any(failed_conditions(error)):
+                raise  # not a lost race: no condition failed
             raise VersionConflict(after.id) from error
         return _to_domain(item)
 
@@ -186,6 +189,8 @@ class CustomerRepository:
                 if audit is not None:
                     t.save(audit_item(audit))
         except TransactWriteError as error:
+            if not any(failed_conditions(error)):
+                raise  # not a lost race: no condition failed
             raise VersionConflict(customer.id) from error
 
     def erase(
@@ -234,6 +239,8 @@ class CustomerRepository:
                         condition=AnonymousAggregatesModel.pk.does_not_exist(),
                     )
         except TransactWriteError as error:
+            if not any(failed_conditions(error)):
+                raise  # not a lost race: no condition failed
             raise VersionConflict(customer.id) from error
 
     def erased_at(self, customer_id: str) -> str | None:

@@ -201,7 +201,9 @@ class LoyaltyRepository:
         try:
             with transaction(self._region) as t:
                 t.save(item)
-        except TransactWriteError:
+        except TransactWriteError as error:
+            if not any(failed_conditions(error)):
+                raise  # not a lost race: no condition failed
             return False
         return True
 

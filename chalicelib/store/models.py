@@ -20,6 +20,8 @@ Query returns a timeline newest first; GSI by_type ("<customer>#<type>", id) fil
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -39,7 +41,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import get_settings
-from chalicelib.errors import TooLargeToStore
+from chalicelib.errors import ServiceBusy, TooLargeToStore
 from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' callers import them from here
     ACTIVE_QUEUE,
     ANONYMOUS_PREFIX,
@@ -396,17 +398,43 @@ def _size_message(message: str) -> bool:
     return "maximum allowed size" in lowered or key_limit
 
 
+# TransactionConflict: another transaction (or a write) on one of the items was in progress.
+# Nothing was written, and the SDK does not retry it: the same request is sent again after a
+# full-jitter exponential backoff (25, 50, 100 ms caps), then the caller is told to come back.
+CONFLICT_ATTEMPTS = 4
+CONFLICT_BACKOFF_BASE_S = 0.025
+
+
+def conflicted(error: TransactWriteError) -> bool:
+    """Cancelled only because of concurrent transactions on its items: no condition failed,
+    no item was invalid, so the same request may pass when sent again."""
+    codes = {r.code for r in error.cancellation_reasons if r is not None and r.code != "None"}
+    return error.cause_response_code == "TransactionCanceledException" and codes == {"TransactionConflict"}
+
+
 @contextmanager
 def transaction(
     region: str, too_large: str = f"The change would make an item larger than {ITEM_LIMIT}."
 ) -> Iterator[TransactWrite]:
-    """One TransactWriteItems, as `with transaction(region) as t:`. DynamoDB's refusal of an
-    item over 400 KB becomes `TooLargeToStore(too_large)`, so no caller takes it for a lost
-    race; `too_large` should name the item."""
-    try:
-        with TransactWrite(connection=connection(region)) as t:
-            yield t
-    except TransactWriteError as error:
-        if _refused_for_size(error):
-            raise TooLargeToStore(too_large) from error
-        raise
+    """One TransactWriteItems, as `with transaction(region) as t:`, committed when the block
+    ends. DynamoDB's refusal of an item over 400 KB becomes `TooLargeToStore(too_large)`, so no
+    caller takes it for a lost race (`too_large` should name the item). A cancellation by
+    TransactionConflict alone is sent again (the request is the same: all or nothing, and its
+    conditions are evaluated again) up to CONFLICT_ATTEMPTS times, then is `ServiceBusy` (503
+    with Retry-After): never mistaken for a failed condition."""
+    t = TransactWrite(connection=connection(region))
+    yield t
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            t._commit()  # what TransactWrite's own __exit__ calls; sent again as it is
+            return
+        except TransactWriteError as error:
+            if _refused_for_size(error):
+                raise TooLargeToStore(too_large) from error
+            if not conflicted(error):
+                raise
+            if attempt == CONFLICT_ATTEMPTS:
+                raise ServiceBusy(
+                    "Other changes to the same records kept coming first; nothing was written. Retry."
+                ) from error
+            time.sleep(random.uniform(0, CONFLICT_BACKOFF_BASE_S * 2 ** (attempt - 1)))  # noqa: S311

@@ -28,7 +28,7 @@ from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.products import Product, is_sku
 from chalicelib.store.audit import audit_item
-from chalicelib.store.models import transaction
+from chalicelib.store.models import failed_conditions, transaction
 from chalicelib.store.pagination import Key, collect
 
 _settings = get_settings()
@@ -133,6 +133,8 @@ class ProductRepository:
                 t.save(item)
                 t.save(audit_item(audit))
         except TransactWriteError as error:
+            if not any(failed_conditions(error)):
+                raise  # not a lost race: no condition failed
             raise VersionConflict(after.sku) from error
         return _to_domain(item)
 
