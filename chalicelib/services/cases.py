@@ -178,8 +178,8 @@ class CaseService:
 
     # -- staff -------------------------------------------------------------------------------
 
-    def get(self, case_id: str) -> Case:
-        case = self._cases.get(case_id)
+    def get(self, case_id: str, *, consistent: bool = False) -> Case:
+        case = self._cases.get(case_id, consistent=consistent)
         if case is None:
             raise NotFound(f"No case has the id {case_id!r}.")
         return case
@@ -191,7 +191,9 @@ class CaseService:
             after = self._apply(before, changes, actor.subject)
             return self._cases.update(before, after, audit=_audit(before, after, actor, self._clock.now()))
 
-        return update_at_version("case", lambda: self.get(case_id), write, if_match, CaseChanged)
+        return update_at_version(
+            "case", lambda: self.get(case_id, consistent=True), write, if_match, CaseChanged
+        )
 
     def _apply(self, case: Case, changes: dict, by: str) -> Case:
         now = self._clock.now()

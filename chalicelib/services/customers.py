@@ -57,8 +57,10 @@ class CustomerService:
         except EmailTaken:
             raise _email_conflict(customer.email) from None
 
-    def get(self, customer_id: str) -> Customer:
-        customer = self._customers.get(customer_id)
+    def get(self, customer_id: str, *, consistent: bool = False) -> Customer:
+        """`consistent` before a conditional write: a client holding a fresh ETag never gets
+        a spurious 412 from a stale read."""
+        customer = self._customers.get(customer_id, consistent=consistent)
         if customer is None:
             raise NotFound(f"No customer has the id {customer_id!r}.")
         return customer
@@ -83,7 +85,9 @@ class CustomerService:
             except EmailTaken:
                 raise _email_conflict(after.email) from None
 
-        return update_at_version("customer", lambda: self.get(customer_id), write, if_match, VersionConflict)
+        return update_at_version(
+            "customer", lambda: self.get(customer_id, consistent=True), write, if_match, VersionConflict
+        )
 
     def delete(self, customer_id: str, actor: Actor) -> None:
         """Remove the profile and its lookup entries now; its timeline is purged from the
@@ -94,7 +98,9 @@ class CustomerService:
             record = audit.entry("customer", customer_id, "delete", actor, now, (), customer_id)
             self._customers.delete(customer, now, record)
 
-        update_at_version("customer", lambda: self.get(customer_id), write, None, VersionConflict)
+        update_at_version(
+            "customer", lambda: self.get(customer_id, consistent=True), write, None, VersionConflict
+        )
 
     def list_newest(self, limit: int, cursor: str | None) -> Page[Customer]:
         scope = "customers"

@@ -78,10 +78,11 @@ class ErasureService:
     def erase(self, customer_id: str, actor: Actor) -> None:
         """Erase a customer (404 if there is no profile: unknown, deleted or already erased)."""
         for _ in range(MAX_ATTEMPTS):
-            customer = self._customers.get(customer_id)
+            # Strongly consistent: the erasure's transaction is conditional on what is read.
+            customer = self._customers.get(customer_id, consistent=True)
             if customer is None:
                 raise NotFound(f"No customer has the id {customer_id!r}.")
-            stored = self._loyalty.get(customer_id)
+            stored = self._loyalty.get(customer_id, consistent=True)
             now = self._clock.now()
             anonymous = None
             if stored is not None:

@@ -59,9 +59,9 @@ class ProductService:
                 errors=[FieldError("sku", "is already used by another product")],
             ) from None
 
-    def get(self, sku: str, *, active_only: bool = False) -> Product:
+    def get(self, sku: str, *, active_only: bool = False, consistent: bool = False) -> Product:
         """One product; NotFound if there is none (or, with `active_only`, it is inactive)."""
-        product = self._products.get(sku)
+        product = self._products.get(sku, consistent=consistent)
         if product is None or (active_only and not product.active):
             raise NotFound(f"No product has the sku {sku!r}.")
         return product
@@ -87,7 +87,9 @@ class ProductService:
                 before, after, audit.entry("product", sku, "update", actor, now, changed)
             )
 
-        return update_at_version("product", lambda: self.get(sku), write, if_match, VersionConflict)
+        return update_at_version(
+            "product", lambda: self.get(sku, consistent=True), write, if_match, VersionConflict
+        )
 
     def list(self, limit: int, cursor: str | None, active: bool | None = None) -> Page[Product]:
         """The catalogue sorted by sku; `active` keeps only active (True) or inactive (False)

@@ -150,9 +150,10 @@ class CaseRepository:
             raise
         return "created"
 
-    def get(self, case_id: str) -> Case | None:
+    def get(self, case_id: str, *, consistent: bool = False) -> Case | None:
+        """`consistent`: a strongly consistent read, for a read a conditional write relies on."""
         try:
-            return _to_domain(CaseModel.get(case_id))
+            return _to_domain(CaseModel.get(case_id, consistent_read=consistent))
         except DoesNotExist:
             return None
 

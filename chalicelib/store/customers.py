@@ -102,9 +102,12 @@ class CustomerRepository:
     def __init__(self, region: str) -> None:
         self._region = region
 
-    def get(self, customer_id: str) -> Customer | None:
+    def get(self, customer_id: str, *, consistent: bool = False) -> Customer | None:
+        """`consistent`: a strongly consistent read, for a read a conditional write relies on."""
         try:
-            return _to_domain(CustomerModel.get(customer_pk(customer_id), PROFILE_SK))
+            return _to_domain(
+                CustomerModel.get(customer_pk(customer_id), PROFILE_SK, consistent_read=consistent)
+            )
         except DoesNotExist:
             return None
 

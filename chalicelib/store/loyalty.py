@@ -118,9 +118,11 @@ class LoyaltyRepository:
         loyalty = _loyalty(LoyaltyModel.from_raw_data(by_sk[LOYALTY_SK])) if LOYALTY_SK in by_sk else None
         return profile, loyalty
 
-    def get(self, customer_id: str) -> StoredLoyalty | None:
+    def get(self, customer_id: str, *, consistent: bool = False) -> StoredLoyalty | None:
         try:
-            return _loyalty(LoyaltyModel.get(customer_pk(customer_id), LOYALTY_SK))
+            return _loyalty(
+                LoyaltyModel.get(customer_pk(customer_id), LOYALTY_SK, consistent_read=consistent)
+            )
         except DoesNotExist:
             return None
 

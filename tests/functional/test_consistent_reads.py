@@ -1,0 +1,54 @@
+"""A read that a conditional write relies on is strongly consistent: a client that has just
+received an ETag must not get a 412 because a replica had not caught up (issue 10). DynamoDB
+reads are eventually consistent unless asked; neither emulator shows the difference, so the
+requests themselves are checked."""
+
+from __future__ import annotations
+
+import botocore.client
+import pytest
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """The GetItem requests made from now on: (table, ConsistentRead)."""
+    seen: list[tuple[str, bool]] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        if operation_name == "GetItem":
+            seen.append((api_params["TableName"], bool(api_params.get("ConsistentRead"))))
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    return seen
+
+
+def _customer_reads(reads: list[tuple[str, bool]]) -> list[bool]:
+    return [consistent for table, consistent in reads if "customers" in table]
+
+
+def test_the_profile_read_before_a_patch_is_strongly_consistent(api, reads):
+    customer = api.create_customer()
+    reads.clear()
+
+    reply = api.patch(f"/customers/{customer['id']}", {"preferred_name": "Åsa"}, headers={"If-Match": '"v1"'})
+
+    assert reply.status == 200, reply.json
+    assert _customer_reads(reads) and all(_customer_reads(reads)), reads
+
+
+def test_the_profile_read_before_a_delete_is_strongly_consistent(api, reads):
+    customer = api.create_customer()
+    reads.clear()
+
+    assert api.delete(f"/customers/{customer['id']}").status == 204
+    assert _customer_reads(reads) and all(_customer_reads(reads)), reads
+
+
+def test_a_plain_read_stays_eventually_consistent_at_half_the_cost(api, reads):
+    customer = api.create_customer()
+    reads.clear()
+
+    assert api.get(f"/customers/{customer['id']}/interactions").status == 200
+    assert _customer_reads(reads) == [False]
