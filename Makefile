@@ -24,8 +24,8 @@ run: $(INSTALLED)
 # The whole suite on moto, then the suites that touch DynamoDB again on DynamoDB Local (skipped,
 # with the reason, where Java 17 or npm is missing).
 test: $(INSTALLED)
-	$(PYTHON) -m pytest -q -n 2 --dist loadfile
-	$(PYTHON) -m pytest -q -n 2 --dist loadfile --dynamodb=local tests/integration tests/functional
+	$(PYTHON) -m pytest -q -n 3 --dist loadfile
+	$(PYTHON) -m pytest -q -n 3 --dist loadfile --dynamodb=local tests/integration tests/functional
 
 token: $(INSTALLED)
 	@$(PYTHON) -m chalicelib.local.token $(if $(CUSTOMER),--customer $(CUSTOMER))

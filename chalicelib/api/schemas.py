@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -65,7 +66,8 @@ def _not_blank(value: str) -> str:
     return value.strip()
 
 
-Name = Annotated[str, Field(min_length=1, max_length=200), BeforeValidator(_checked(_not_blank))]
+# The length is checked on the value as sent (as the document says), then it is trimmed.
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
 Email = Annotated[
     str,
     BeforeValidator(_checked(contact.normalize_email)),
@@ -628,7 +630,7 @@ class CaseListQuery(PageQuery):
     due_before: Timestamp | None = None
 
 
-Text = Annotated[str, Field(min_length=1, max_length=4000), BeforeValidator(_checked(_not_blank))]
+Text = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_not_blank)]
 
 
 class CasePatch(Strict):

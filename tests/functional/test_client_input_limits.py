@@ -102,3 +102,11 @@ def test_a_product_price_above_the_bound_is_400_naming_it(api):
     body = {"sku": "SKU-GOLD-BAR", "names": {"en": "Gold bar"}, "price": "1000000001", "currency": "EUR"}
 
     assert_problem(api.post("/products", body), 400, "price")
+
+
+def test_a_name_is_as_long_as_the_document_allows_before_it_is_trimmed(api):
+    # Found by the fuzz test: " " + 200 characters was trimmed first and then accepted, though
+    # the document says a name is at most 200 characters.
+    assert_problem(api.post("/customers", {"name": " " + "x" * 200}), 400, "name")
+    created = api.post("/customers", {"name": "  Åsa Öberg  "})
+    assert created.status == 201 and created.json["name"] == "Åsa Öberg"
