@@ -33,7 +33,7 @@ token: $(INSTALLED)
 # The schema-driven fuzz test with a longer budget (150 examples per operation and mode, a few
 # minutes); `make test` runs it with 6.
 fuzz: $(INSTALLED)
-	CRM_FUZZ_EXAMPLES=$${CRM_FUZZ_EXAMPLES:-150} $(PYTHON) -m pytest -q tests/functional/test_fuzz.py
+	CRM_FUZZ_RANDOM=1 CRM_FUZZ_EXAMPLES=$${CRM_FUZZ_EXAMPLES:-150} $(PYTHON) -m pytest -q tests/functional/test_fuzz.py
 
 # Performance figures (not part of `make test`; a few minutes): see bench/README.md.
 bench: $(INSTALLED)

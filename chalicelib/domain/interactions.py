@@ -72,5 +72,23 @@ def excess_returns(purchase: Interaction, items: tuple[LineItem, ...]) -> dict[s
     }
 
 
+def unreturnable(purchase: Interaction, items: tuple[LineItem, ...]) -> list[tuple[str, str]]:
+    """(field, problem) for each line of a return that no purchase state can allow: a SKU the
+    purchase does not hold, a unit price above the highest it charged for that SKU (a return
+    never refunds more than was paid)."""
+    charged: dict[str, Decimal] = {}
+    for line in purchase.items:
+        charged[line.sku] = max(charged.get(line.sku, line.unit_price), line.unit_price)
+    problems = []
+    for i, line in enumerate(items):
+        if line.sku not in charged:
+            problems.append((f"items.{i}.sku", f"is not in purchase {purchase.id}"))
+        elif line.unit_price > charged[line.sku]:
+            problems.append(
+                (f"items.{i}.unit_price", f"exceeds the {charged[line.sku]} purchase {purchase.id} charged")
+            )
+    return problems
+
+
 def is_too_far_in_future(occurred_at: datetime, now: datetime) -> bool:
     return occurred_at > now + MAX_FUTURE_SKEW

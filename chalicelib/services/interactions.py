@@ -8,7 +8,7 @@ from datetime import datetime
 
 from chalicelib.domain import ids
 from chalicelib.domain.clock import Clock
-from chalicelib.domain.interactions import Interaction, LineItem, excess_returns, quantities
+from chalicelib.domain.interactions import Interaction, LineItem, excess_returns, quantities, unreturnable
 from chalicelib.errors import Conflict, FieldError, NotFound, Unprocessable
 from chalicelib.services.versions import MAX_ATTEMPTS
 from chalicelib.store.customers import CustomerRepository
@@ -85,6 +85,12 @@ class InteractionService:
             raise Unprocessable(
                 "A return is refunded in the currency of its purchase.",
                 errors=[FieldError("currency", f"must be the purchase's currency, {purchase.currency}")],
+            )
+        problems = unreturnable(purchase, ret.items)
+        if problems:
+            raise Unprocessable(
+                "A return may only hold SKUs of its purchase, at most at the price it charged.",
+                errors=[FieldError(field, problem) for field, problem in problems],
             )
         excess = excess_returns(purchase, ret.items)
         if excess:

@@ -222,7 +222,28 @@ def test_a_return_reduces_what_can_be_returned_and_more_is_409(api, customer):
         **first,
         "items": [{"sku": "SKU-OTHER", "name": "x", "quantity": 1, "unit_price": "1.00"}],
     }
-    assert_problem(_post(api, customer, never_bought), 409, "items.0.quantity")
+    assert_problem(_post(api, customer, never_bought), 422, "items.0.sku")
+
+
+def test_a_return_never_refunds_more_than_the_purchase_charged_for_the_sku(api, customer):
+    bought = _post(api, customer, purchase()).json
+    [line] = [i for i in bought["items"] if i["sku"] == "SKU-COFFEE-500"]
+    ret = {
+        "type": "return",
+        "channel": "store",
+        "currency": "EUR",
+        "purchase_id": bought["id"],
+        "items": [{"sku": "SKU-COFFEE-500", "name": "Kahvi 500 g", "quantity": 1, "unit_price": "999999.00"}],
+    }
+
+    problem = assert_problem(_post(api, customer, ret), 422, "items.0.unit_price")
+    assert line["unit_price"] in str(problem["errors"])
+    both = {**ret, "items": [*ret["items"], {**ret["items"][0], "sku": "SKU-NEVER", "unit_price": "1.00"}]}
+    assert_problem(_post(api, customer, both), 422, "items.0.unit_price", "items.1.sku")  # named at once
+    cheaper = {**ret, "items": [{**ret["items"][0], "unit_price": "0.50"}]}  # e.g. a partial refund
+    assert _post(api, customer, cheaper).status == 201
+    loyalty = api.get(f"/customers/{customer['id']}/loyalty")
+    assert loyalty.status == 200
 
 
 def test_a_return_must_name_a_purchase_of_the_same_customer(api, customer):
