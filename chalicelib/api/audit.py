@@ -63,13 +63,16 @@ class AuditPage(Out):
     bp,
     "/customers/{customer_id}/audit",
     "GET",
-    summary="Who changed what of a customer and their cases, newest first (personal data masked)",
+    summary="Who changed what of a customer and their cases, newest first (personal data masked);"
+    " also after the customer was deleted or erased",
     query=PageQuery,
     response=AuditPage,
     errors=(404,),
 )
 def customer_audit(call: Call, customer_id: str):
-    deps.customer_service().get(customer_id)
+    # The trail outlives the profile: a deleted or erased customer's is still readable (its
+    # personal values masked, as every entry's are; erasure scrubs them too).
+    deps.customer_service().require_known(customer_id)
     page = page_of(
         deps.cursor_codec(),
         f"audit:{customer_id}",

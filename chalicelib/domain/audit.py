@@ -17,6 +17,7 @@ PII_FIELDS = frozenset(
         "email",
         "phone",
         "attributes",
+        "tags",  # free labels staff give a person ("vip-ljubljana", "moved-to-oulu"): personal
         "note",
         "text",
         "subject",
@@ -95,6 +96,8 @@ def mask(field: str, value: Any) -> Any:
         return value
     if isinstance(value, Mapping):
         return {k: "***" for k in value}
+    if isinstance(value, list | tuple):
+        return ["***" for _ in value]
     text = str(value)
     if field == "email" and "@" in text:
         local, _, domain = text.partition("@")

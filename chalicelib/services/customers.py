@@ -65,6 +65,12 @@ class CustomerService:
             raise NotFound(f"No customer has the id {customer_id!r}.")
         return customer
 
+    def require_known(self, customer_id: str) -> None:
+        """NotFound unless the customer exists or existed (deleted or erased: a tombstone),
+        for what outlives a profile, such as its audit trail."""
+        if self._customers.get(customer_id) is None and not self._customers.was_deleted(customer_id):
+            raise NotFound(f"No customer has the id {customer_id!r}.")
+
     def get_many(self, customer_ids: list[str]) -> dict[str, Customer]:
         return self._customers.get_many(customer_ids) if customer_ids else {}
 

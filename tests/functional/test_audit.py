@@ -50,3 +50,27 @@ def test_an_unknown_customer_has_no_audit_trail(api):
 def test_a_customer_token_cannot_read_the_audit_trail(api):
     c = api.create_customer()
     assert_problem(api.as_role("customer", c["id"]).get(f"/customers/{c['id']}/audit"), 403)
+
+
+def test_the_audit_trail_outlives_a_deleted_customer(api):
+    c = api.create_customer(name="Jyrki Mäkelä", email="jyrki@example.fi")
+    api.patch(f"/customers/{c['id']}", {"locale": "fi"})
+    assert api.delete(f"/customers/{c['id']}").status == 204
+
+    reply = api.get(f"/customers/{c['id']}/audit")
+
+    assert reply.status == 200, reply.json
+    assert [e["action"] for e in reply.json["items"]] == ["delete", "update", "create"]
+    assert "jyrki@" not in str(reply.json) and "Mäkelä" not in str(reply.json)
+
+
+def test_the_audit_trail_outlives_an_erased_customer_scrubbed(api):
+    c = api.create_customer(name="Saša Kovačič", email="sasa@example.si", tags=["vip-ljubljana"])
+    assert api.post(f"/customers/{c['id']}/erase").status in (200, 202, 204)
+
+    reply = api.get(f"/customers/{c['id']}/audit")
+
+    assert reply.status == 200, reply.json
+    assert reply.json["items"][0]["action"] == "erase"
+    assert "sasa@" not in str(reply.json) and "Kovačič" not in str(reply.json)
+    assert "vip-ljubljana" not in str(reply.json)  # tags are personal data too
