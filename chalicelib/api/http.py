@@ -129,6 +129,17 @@ def field_errors(error: ValidationError, tagged_union: bool = False) -> list[Fie
     return found
 
 
+# Checks that need several fields (a price and its currency) run after the fields validated;
+# registered here for a model, they also run on the raw body when some field did not, so that
+# every bad field is named at once.
+RawCheck = Callable[[Any], list[FieldError]]
+_RAW_CHECKS: dict[int, RawCheck] = {}
+
+
+def check_raw_too(model: Any, check: RawCheck) -> None:
+    _RAW_CHECKS[id(model)] = check
+
+
 def validate(model: Any, data: Any, context: dict | None = None) -> Any:
     from pydantic import TypeAdapter
 
@@ -138,7 +149,12 @@ def validate(model: Any, data: Any, context: dict | None = None) -> Any:
             return adapter.validate_python(data, context=context)
         return model.model_validate(data, context=context)
     except ValidationError as error:
-        raise ValidationFailed(field_errors(error, tagged_union=adapter is not None)) from None
+        errors = field_errors(error, tagged_union=adapter is not None)
+        check = _RAW_CHECKS.get(id(model))
+        if check is not None:
+            named = {e.field for e in errors}
+            errors += [e for e in check(data) if e.field not in named]
+        raise ValidationFailed(errors) from None
     except RequestFieldErrors as error:
         raise ValidationFailed(error.errors) from None
 

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from chalicelib.api.http import RequestFieldErrors
+from chalicelib.api.http import RequestFieldErrors, check_raw_too
 from chalicelib.domain import contact, money
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.customers import Customer
@@ -412,15 +412,7 @@ class _MoneyInteraction(_InteractionBase):
 
     @model_validator(mode="after")
     def _prices_fit_currency(self):
-        errors = []
-        for i, item in enumerate(self.items):
-            if item.unit_price < 0:
-                errors.append(FieldError(f"items.{i}.unit_price", "must not be negative"))
-                continue
-            try:
-                money.parse_price(item.unit_price, self.currency)
-            except money.MoneyError as error:
-                errors.append(FieldError(f"items.{i}.unit_price", str(error)))
+        errors = _price_errors(self.currency, [item.unit_price for item in self.items])
         if errors:
             raise RequestFieldErrors(errors)
         return self
@@ -459,6 +451,39 @@ InteractionCreate = TypeAdapter(
     ],
     config=ConfigDict(defer_build=True),
 )
+
+
+def _price_errors(currency: str, prices: list[Any]) -> list[FieldError]:
+    errors = []
+    for i, price in enumerate(prices):
+        try:
+            if money.to_decimal(price) < 0:
+                errors.append(FieldError(f"items.{i}.unit_price", "must not be negative"))
+                continue
+            money.parse_price(price, currency)
+        except money.MoneyError as error:
+            errors.append(FieldError(f"items.{i}.unit_price", str(error)))
+    return errors
+
+
+def _raw_price_errors(data: Any) -> list[FieldError]:
+    """The price rules on a body some other field of which was bad (see http.check_raw_too):
+    only prices that are numbers, of a known currency, are judged."""
+    if not isinstance(data, dict) or data.get("type") not in ("purchase", "return"):
+        return []
+    currency, items = data.get("currency"), data.get("items")
+    if not isinstance(currency, str) or not money.is_currency(currency) or not isinstance(items, list):
+        return []
+    prices = [item.get("unit_price") if isinstance(item, dict) else None for item in items]
+    errors = []
+    for error in _price_errors(currency, prices):
+        price = prices[int(error.field.split(".")[1])]
+        if isinstance(price, str | int | Decimal) and not isinstance(price, bool):
+            errors.append(error)
+    return errors
+
+
+check_raw_too(InteractionCreate, _raw_price_errors)
 
 
 class LineItemOut(Out):

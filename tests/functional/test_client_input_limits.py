@@ -110,3 +110,28 @@ def test_a_name_is_as_long_as_the_document_allows_before_it_is_trimmed(api):
     assert_problem(api.post("/customers", {"name": " " + "x" * 200}), 400, "name")
     created = api.post("/customers", {"name": "  Åsa Öberg  "})
     assert created.status == 201 and created.json["name"] == "Åsa Öberg"
+
+
+def test_a_price_rule_is_named_together_with_the_other_bad_fields(api):
+    customer = api.create_customer()
+    body = {
+        "type": "purchase",
+        "channel": "pigeon",
+        "currency": "EUR",
+        "items": [
+            {"sku": "SKU-A", "name": "a", "quantity": 0, "unit_price": "1.001"},
+            {"sku": "SKU-B", "name": "b", "quantity": 1, "unit_price": 2.005},
+            {"sku": "SKU-C", "name": "c", "quantity": 1, "unit_price": "2.50"},
+        ],
+    }
+
+    problem = assert_problem(
+        api.post(f"/customers/{customer['id']}/interactions", body),
+        400,
+        "channel",
+        "items.0.quantity",
+        "items.0.unit_price",
+        "items.1.unit_price",
+    )
+
+    assert "items.2.unit_price" not in {e["field"] for e in problem["errors"]}
