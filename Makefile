@@ -22,9 +22,10 @@ run: $(INSTALLED)
 	$(PYTHON) -m chalicelib.local.run
 
 # The whole suite on moto, then the suites that touch DynamoDB again on DynamoDB Local (skipped,
-# with the reason, where Java 17 or npm is missing).
+# with the reason, where Java 17 or npm is missing). Workers: many moto tests wait on
+# subprocesses and sockets (4 finish first on 2 cores); DynamoDB Local is one JVM (3).
 test: $(INSTALLED)
-	$(PYTHON) -m pytest -q -n 3 --dist loadfile
+	$(PYTHON) -m pytest -q -n 4 --dist loadfile
 	$(PYTHON) -m pytest -q -n 3 --dist loadfile --dynamodb=local tests/integration tests/functional
 
 token: $(INSTALLED)
