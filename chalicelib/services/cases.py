@@ -149,7 +149,16 @@ class CaseService:
             ack_claimed_at=now,
         )
         claimed = self._cases.update(case, claimed)
-        self._mailer().send(customer.email, message.subject, message.text)
+        try:
+            self._mailer().send(customer.email, message.subject, message.text)
+        except Exception:
+            # SES did not take it: give the claim back, so the redelivery sends it (and the
+            # timeline never says "Acknowledgement emailed." for a message that was not).
+            unclaimed = replace(
+                claimed, ack_interaction_id=None, ack_subject=None, ack_text=None, ack_claimed_at=None
+            )
+            self._cases.update(claimed, unclaimed)
+            raise
         return claimed
 
     def _record_acknowledgement(self, case: Case) -> Case:

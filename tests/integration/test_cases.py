@@ -379,3 +379,70 @@ def test_a_complaint_read_after_its_customer_was_deleted_opens_no_case(client, a
     assert client.lambda_.invoke("open_cases", {"Records": records}).payload == {"batchItemFailures": []}
     table = boto3.resource("dynamodb").Table(get_settings().cases_table)
     assert table.scan()["Items"] == []
+
+
+def _follow_up_event(case_id: str) -> dict:
+    return {
+        "Records": [
+            {
+                "messageId": "m-1",
+                "receiptHandle": "r-1",
+                "body": json.dumps({"type": "case.follow_up", "case_id": case_id}),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764000000000"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-north-1:123456789012:"
+                + get_settings().follow_up_queue_name,
+                "awsRegion": "eu-north-1",
+            }
+        ]
+    }
+
+
+def test_an_acknowledgement_ses_refused_is_not_recorded_and_is_sent_on_redelivery(client, api, monkeypatch):
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+    from botocore.exceptions import ClientError
+
+    from chalicelib.store.mail import SesMailer
+
+    customer = api.create_customer(email="liisa@example.fi", locale="fi")
+    complain(api, customer)
+    assert client.lambda_.invoke("open_cases", {"Records": interaction_records()}).payload == {
+        "batchItemFailures": []
+    }
+    case = the_case(api, customer)
+    send = SesMailer.send
+    refusals = [
+        ClientError(
+            {"Error": {"Code": "Throttling", "Message": "Maximum sending rate exceeded."}}, "SendEmail"
+        )
+    ]
+
+    def flaky_send(self, *args, **kwargs):
+        if refusals:
+            raise refusals.pop()
+        return send(self, *args, **kwargs)
+
+    monkeypatch.setattr(SesMailer, "send", flaky_send)
+
+    # A whole batch failed: the invocation fails, and SQS delivers the message again.
+    with pytest.raises(BatchProcessingError):
+        client.lambda_.invoke("send_follow_ups", _follow_up_event(case["id"]))
+
+    after_refusal = the_case(api, customer)
+    assert (after_refusal["status"], after_refusal["contact_status"]) == ("open", None)
+    assert "Acknowledgement emailed." not in json.dumps(after_refusal["history"])
+    assert sent_mail() == []
+    assert api.get(f"/customers/{customer['id']}/interactions?type=message").json["items"] == []
+
+    redelivered = client.lambda_.invoke("send_follow_ups", _follow_up_event(case["id"])).payload
+
+    assert redelivered == {"batchItemFailures": []}
+    assert len(sent_mail()) == 1
+    acknowledged = the_case(api, customer)
+    assert (acknowledged["status"], acknowledged["contact_status"]) == (
+        "acknowledged",
+        "acknowledged_by_email",
+    )
+    assert len(api.get(f"/customers/{customer['id']}/interactions?type=message").json["items"]) == 1
