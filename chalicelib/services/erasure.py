@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from chalicelib.domain import audit, ids
 from chalicelib.domain.audit import PII_FIELDS, Actor
@@ -86,9 +87,9 @@ class ErasureService:
             now = self._clock.now()
             anonymous = None
             if stored is not None:
-                aggregates = stored.aggregates.to_dict()
-                for habit in aggregates["skus"].values():
-                    habit.pop("last_purchase_id", None)
+                # SKUs and numbers only: line-item names are free text staff typed (and may
+                # hold a person's name); purchase ids lead back to the timeline.
+                aggregates = _skus_and_numbers(stored.aggregates.to_dict())
                 anonymous = {
                     "id": self._new_anonymous_id(),
                     "aggregates": json.dumps(aggregates, sort_keys=True),
@@ -115,3 +116,13 @@ class ErasureService:
 
     def was_erased(self, customer_id: str) -> bool:
         return self._customers.erased_at(customer_id) is not None
+
+
+def _skus_and_numbers(value: Any) -> Any:
+    """A copy of the aggregates without the free-text `name` of any line or habit and without
+    purchase ids, at any depth."""
+    if isinstance(value, dict):
+        return {k: _skus_and_numbers(v) for k, v in value.items() if k not in ("name", "last_purchase_id")}
+    if isinstance(value, list):
+        return [_skus_and_numbers(v) for v in value]
+    return value

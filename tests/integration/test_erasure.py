@@ -116,7 +116,8 @@ def _load_customer_with_everything(api: Api, pump) -> tuple[dict, list[str]]:
     )
     cid = customer["id"]
     timeline = f"/customers/{cid}/interactions"
-    coffee = {"sku": "SKU-KAFFE", "name": "Kaffe 500 g", "quantity": 2, "unit_price": "59.90"}
+    # Staff type line-item names freely: one that names the customer must not outlive erasure.
+    coffee = {"sku": "SKU-KAFFE", "name": f"Kaffe 500 g till {NAME}", "quantity": 2, "unit_price": "59.90"}
     purchase = api.post(
         timeline,
         {"type": "purchase", "channel": "store", "currency": "SEK", "items": [coffee], "note": NOTES[0]},
@@ -216,6 +217,8 @@ def test_erasure_leaves_no_personal_data_anywhere_but_keeps_anonymous_aggregates
     assert aggregates["net_spend"] == {"SEK": "308.90"}
     assert (aggregates["purchase_count"], aggregates["return_count"]) == (2, 1)
     assert cid not in json.dumps(kept, default=str)
+    assert '"name"' not in kept["aggregates"] and "Kaffe" not in kept["aggregates"]  # SKUs, numbers
+    assert set(aggregates["skus"]) == {"SKU-KAFFE", "SKU-TERMOS"}
     left = {i["sk"].split("#")[0] for i in customers if i["pk"] == customer_pk(cid)}
     assert left == {"DELETED", "AUDIT"}, left
     assert _scan(settings.interactions_table) == [] and _scan(settings.cases_table) == []
