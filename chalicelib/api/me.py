@@ -227,7 +227,7 @@ def place_order(call: Call):
     ]
     currency = currencies.pop()
     for item in items:
-        money.parse_price(item["unit_price"], currency)
+        money.parse_price(item["unit_price"], currency, at_most=None)  # the catalogue's own price
     purchase = deps.interaction_service().record(
         customer.id, {"type": "purchase", "channel": order.channel, "currency": currency, "items": items}
     )

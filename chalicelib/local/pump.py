@@ -652,7 +652,9 @@ class EventPump:
         # When each polling loop last began a poll that found nothing to do, and how many
         # handler invocations there have been: what wait_idle() watches.
         self._idle_since: dict[str, float] = {}
-        self.invocations = 0
+        self.invocations = 0  # handler invocations begun, and ended (for wait_idle)
+        self.completed = 0
+        self._counting = threading.Lock()
         self._clients: dict[str, Any] = dict(clients or {})
         self.stream_consumers: list[_StreamConsumer] = []
         self.queue_consumers: list[_QueueConsumer] = []
@@ -709,8 +711,13 @@ class EventPump:
 
     def invoke(self, name: str, event: dict) -> Any:
         """Call handler `name` with `event` and a fresh context, as one Lambda invocation."""
-        self.invocations += 1
-        return self.app.handler_map[name](event, self._context(name))
+        with self._counting:
+            self.invocations += 1
+        try:
+            return self.app.handler_map[name](event, self._context(name))
+        finally:
+            with self._counting:
+                self.completed += 1
 
     def report_failure(self, name: str, attempts: int, batch_info: dict) -> None:
         function_name = self.function_name(name)
@@ -815,7 +822,8 @@ class EventPump:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self._threads = []
+        # A thread still in a handler is kept: start() does not run a second poller beside it.
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
 
     @property
     def running(self) -> bool:
@@ -828,7 +836,8 @@ class EventPump:
                 busy = poll()
             except Exception:
                 log.exception("%s: polling failed", name)
-                busy = False
+                self._stopping.wait(self.poll_interval)  # not idle: what it failed to read is unread
+                continue
             if not busy:
                 self._idle_since[name] = started
                 self._stopping.wait(self.poll_interval)
@@ -842,12 +851,20 @@ class EventPump:
         deadline = time.monotonic() + timeout
         names = [thread.name for thread in self._threads]
         while True:
-            mark, invocations = time.monotonic(), self.invocations
+            # Both counts: a handler begun before the mark may still write after another
+            # loop's idle poll; it is seen finishing.
+            with self._counting:
+                mark, invocations, completed = time.monotonic(), self.invocations, self.completed
             while not all(self._idle_since.get(name, 0.0) > mark for name in names):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"handlers still busy after {timeout} s")
                 time.sleep(0.02)
-            if self.invocations == invocations and not any(c.pending() for c in self.queue_consumers):
+            with self._counting:
+                # Nothing began or ended since the mark, and nothing is running.
+                quiet = (
+                    (self.invocations, self.completed) == (invocations, completed) == (completed, completed)
+                )
+            if quiet and not any(c.pending() for c in self.queue_consumers):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"handlers still busy after {timeout} s")
@@ -856,10 +873,12 @@ class EventPump:
 def queue_destination(queue_url: str) -> OnFailure:
     """An `on_failure` hook that sends Lambda's on-failure record to an SQS queue."""
 
-    def send(function_name: str, record: dict) -> None:
-        import boto3
+    import boto3
 
-        boto3.client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(record, default=str))
+    sqs = boto3.client("sqs")  # made once: boto3 does not make clients safely across threads
+
+    def send(function_name: str, record: dict) -> None:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record, default=str))
         log.warning("%s: retries exhausted, batch info sent to %s", function_name, queue_url)
 
     return send

@@ -3,10 +3,13 @@ let staff move it through its status flow, and escalate missed deadlines."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
+
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from chalicelib.domain import audit, ids
 from chalicelib.domain import cases as rules
@@ -22,6 +25,10 @@ from chalicelib.store.customers import CustomerRepository
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 MAX_ATTEMPTS = 3
+# SES or the network said no: the message was not taken. Anything else (a read timeout after
+# sending) may have been, and keeps the claim.
+_REFUSED = (ClientError, EndpointConnectionError, ConnectTimeoutError)
+log = logging.getLogger(__name__)
 NO_EMAIL = "no_email_address"
 CUSTOMER_GONE = "customer_deleted"
 ACKNOWLEDGED_BY_EMAIL = "acknowledged_by_email"
@@ -151,15 +158,31 @@ class CaseService:
         claimed = self._cases.update(case, claimed)
         try:
             self._mailer().send(customer.email, message.subject, message.text)
-        except Exception:
+        except _REFUSED as refused:
             # SES did not take it: give the claim back, so the redelivery sends it (and the
-            # timeline never says "Acknowledgement emailed." for a message that was not).
-            unclaimed = replace(
-                claimed, ack_interaction_id=None, ack_subject=None, ack_text=None, ack_claimed_at=None
-            )
-            self._cases.update(claimed, unclaimed)
-            raise
+            # timeline never says "Acknowledgement emailed." for a message that was not). An
+            # ambiguous failure (a read timeout: SES may have it) keeps the claim: never twice.
+            self._give_back(claimed)
+            raise refused
         return claimed
+
+    def _give_back(self, claimed: Case) -> None:
+        """Remove our claim, re-reading when another change to the case came between."""
+        case = claimed
+        for _ in range(MAX_ATTEMPTS):
+            if case is None or case.ack_interaction_id != claimed.ack_interaction_id:
+                return  # not ours any more
+            unclaimed = replace(
+                case, ack_interaction_id=None, ack_subject=None, ack_text=None, ack_claimed_at=None
+            )
+            try:
+                self._cases.update(case, unclaimed)
+                return
+            except CaseChanged:
+                case = self._cases.get(claimed.id, consistent=True)
+        # Still claimed: the error goes up with the claim kept, and a redelivery records the
+        # message as sent. Logged, so the one unsent acknowledgement can be found.
+        log.error("the acknowledgement of %s was refused by SES and stays claimed", claimed.id)
 
     def _record_acknowledgement(self, case: Case) -> Case:
         now = self._clock.now()

@@ -119,10 +119,11 @@ class ErasureService:
 
 
 def _skus_and_numbers(value: Any) -> Any:
-    """A copy of the aggregates without the free-text `name` of any line or habit and without
-    purchase ids, at any depth."""
+    """A copy of the aggregates without the free-text `name` and the purchase id of any line or
+    habit (a dict with a `sku`), at any depth; keys that are SKUs are kept, whatever they spell."""
     if isinstance(value, dict):
-        return {k: _skus_and_numbers(v) for k, v in value.items() if k not in ("name", "last_purchase_id")}
+        dropped = ("name", "last_purchase_id") if "sku" in value else ()
+        return {k: _skus_and_numbers(v) for k, v in value.items() if k not in dropped}
     if isinstance(value, list):
         return [_skus_and_numbers(v) for v in value]
     return value

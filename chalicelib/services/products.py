@@ -29,8 +29,10 @@ def _audited(product: Product) -> dict:
 def _priced(product: Product, changed: set[str]) -> Product:
     """The product with its price in the currency's minor units; a price that does not fit
     (a new currency with fewer digits) names the field the caller changed."""
+    # The upper bound applies to a price being set; one stored before the bound existed may stay.
+    at_most = money.MAX_PRICE if "price" in changed else None
     try:
-        return replace(product, price=money.parse_price(product.price, product.currency))
+        return replace(product, price=money.parse_price(product.price, product.currency, at_most=at_most))
     except money.MoneyError as error:
         field = "price" if "price" in changed or "currency" not in changed else "currency"
         message = str(error) if field == "price" else f"does not fit the price {product.price:f}: {error}"

@@ -690,3 +690,23 @@ def test_invalid_overrides_are_refused_naming_the_variable(name, value, message)
     with pytest.raises(ValueError, match=message) as error:
         LoyaltyConfig.from_env({name: value})
     assert str(error.value).startswith(f"{name}=")
+
+
+def test_the_anonymous_copy_drops_names_and_purchase_ids_but_keeps_every_sku_whatever_it_spells():
+    from chalicelib.services.erasure import _skus_and_numbers
+
+    aggregates = {
+        "purchase_count": 2,
+        "skus": {
+            "name": {"sku": "name", "name": "Kaffe till Åsa", "times_bought": 1, "last_purchase_id": "int_1"},
+            "SKU-A": {"sku": "SKU-A", "name": "Termos", "times_bought": 2, "last_purchase_id": "int_2"},
+        },
+        "lines": [{"sku": "SKU-A", "name": "Termos", "quantity": 1}],
+    }
+
+    kept = _skus_and_numbers(aggregates)
+
+    assert set(kept["skus"]) == {"name", "SKU-A"}
+    assert kept["skus"]["name"] == {"sku": "name", "times_bought": 1}
+    assert kept["lines"] == [{"sku": "SKU-A", "quantity": 1}]
+    assert kept["purchase_count"] == 2
