@@ -19,19 +19,9 @@ import logging
 import os
 import signal
 import socket
-import sys
-import threading
 from typing import Any
 
-
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT."""
-
-
-def _on_signal(signum: int, frame: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise _Stop
+from chalicelib.local.processes import Stop, exit_now, stop_on_signals, while_parent_lives
 
 
 class _RequestLogs:
@@ -64,9 +54,7 @@ def _serve(request_logs: _RequestLogs) -> None:
     request_logs.apply(logger)
     api = LocalApiServer(app, stage=os.environ.get("CRM_STAGE", "local"), listening=listening).start()
     try:
-        # Orphaned (the stack was killed without a chance to stop us): stop too.
-        while os.getppid() == parent:
-            threading.Event().wait(1.0)
+        while_parent_lives(parent)
     finally:
         api.stop()
 
@@ -74,15 +62,11 @@ def _serve(request_logs: _RequestLogs) -> None:
 def main() -> int:
     request_logs = _RequestLogs()
     signal.signal(signal.SIGUSR1, request_logs.on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    with contextlib.suppress(_Stop):
+    stop_on_signals()
+    with contextlib.suppress(Stop):
         _serve(request_logs)
     return 0
 
 
 if __name__ == "__main__":
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    exit_now(main())

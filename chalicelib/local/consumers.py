@@ -38,13 +38,14 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from chalicelib.local.processes import Stop, exit_now, stop_on_signals, while_parent_lives
 
 HOST = "127.0.0.1"
 DEFAULT_DRAIN_TIMEOUT_S = 60.0
@@ -137,16 +138,6 @@ class ControlServer:
         self._http.server_close()
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT."""
-
-
-def _on_signal(signum: int, frame: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise _Stop
-
-
 def _run() -> None:
     parent = os.getppid()
     logging.basicConfig(
@@ -180,9 +171,7 @@ def _run() -> None:
     try:
         control = ControlServer(pump, int(os.environ.get("CRM_CONTROL_PORT", "8001")), on_drained).start()
         try:
-            # Orphaned (the stack was killed without a chance to stop us): stop too.
-            while os.getppid() == parent:
-                threading.Event().wait(1.0)
+            while_parent_lives(parent)
         finally:
             control.stop()
     finally:
@@ -190,16 +179,11 @@ def _run() -> None:
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    with contextlib.suppress(_Stop):
+    stop_on_signals()
+    with contextlib.suppress(Stop):
         _run()
     return 0
 
 
 if __name__ == "__main__":
-    status = main()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    exit_now(main())

@@ -49,6 +49,7 @@ from http import HTTPStatus
 from typing import Any
 
 from chalicelib.local.dynamodb_local import Unavailable
+from chalicelib.local.processes import Stop, exit_now, stop_on_signals
 from chalicelib.local.stack import (
     HOST,
     PortInUse,
@@ -64,17 +65,6 @@ log = logging.getLogger("chalicelib.local.run")
 # Processes serving the API: one Python process serves at most about one core (its interpreter
 # lock), so a second one lets the API use a two-core machine (measured in `make bench`).
 DEFAULT_API_PROCESSES = 2
-
-
-class _Stop(Exception):
-    """Raised in the main thread by SIGINT/SIGTERM."""
-
-
-def _on_signal(signum: int, frame: Any) -> None:
-    # Only the first signal interrupts; shutting down must not be interrupted itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise _Stop
 
 
 def _port(variable: str, default: int) -> int:
@@ -363,8 +353,7 @@ def _settings() -> tuple[str, bool, dict[str, int], str, int]:
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    stop_on_signals()
     try:
         try:
             stage, seed, ports, dynamodb, api_processes = _settings()
@@ -381,16 +370,10 @@ def main() -> int:
         except ProcessFailed as error:
             print(f"crm local: {error}; stopping", file=sys.stderr)
             return 1
-    except _Stop:
+    except Stop:
         print("Stopped; the local data is gone.", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    status = main()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Finalizing the interpreter would free moto's in-memory state object by object, which
-    # takes seconds after a seed; that state is being thrown away anyway.
-    os._exit(status)
+    exit_now(main())

@@ -812,20 +812,24 @@ def dynamodb_local():
         server.stop()
 
 
-def test_against_dynamodb_local_each_record_is_delivered_once_across_a_cancelled_transaction(
-    dynamodb_local, caplog
-):
-    # moto's mock_aws (this module's autouse fixture) lets requests to other endpoints through.
-    clients = {
+def _local_clients(server: DynamoDBLocal) -> dict[str, Any]:
+    return {
         service: boto3.client(
             service,
-            endpoint_url=dynamodb_local.url,
+            endpoint_url=server.url,
             region_name=REGION,
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
         for service in ("dynamodb", "dynamodbstreams")
     }
+
+
+def test_against_dynamodb_local_each_record_is_delivered_once_across_a_cancelled_transaction(
+    dynamodb_local, caplog
+):
+    # moto's mock_aws (this module's autouse fixture) lets requests to other endpoints through.
+    clients = _local_clients(dynamodb_local)
     dynamodb = clients["dynamodb"]
     table = _name("items")
     stream_arn = _create_table(table, dynamodb)
@@ -852,16 +856,7 @@ def test_against_dynamodb_local_each_record_is_delivered_once_across_a_cancelled
 
 
 def test_against_dynamodb_local_held_iterators_follow_an_empty_shard_and_read_once_per_poll(dynamodb_local):
-    clients = {
-        service: boto3.client(
-            service,
-            endpoint_url=dynamodb_local.url,
-            region_name=REGION,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-        for service in ("dynamodb", "dynamodbstreams")
-    }
+    clients = _local_clients(dynamodb_local)
     dynamodb = clients["dynamodb"]
     table = _name("items")
     _create_table(table, dynamodb)
