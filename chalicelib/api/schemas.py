@@ -457,10 +457,7 @@ def _price_errors(currency: str, prices: list[Any]) -> list[FieldError]:
     errors = []
     for i, price in enumerate(prices):
         try:
-            if money.to_decimal(price) < 0:
-                errors.append(FieldError(f"items.{i}.unit_price", "must not be negative"))
-                continue
-            money.parse_price(price, currency)
+            money.parse_price(price, currency)  # also "must not be negative"
         except money.MoneyError as error:
             errors.append(FieldError(f"items.{i}.unit_price", str(error)))
     return errors

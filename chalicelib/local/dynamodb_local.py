@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from chalicelib.local.processes import stop_process
+
 log = logging.getLogger(__name__)
 
 # npm package version, and DynamoDB Local's own version inside it.
@@ -271,13 +273,7 @@ class DynamoDBLocal:
         return server
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         with contextlib.suppress(OSError):
             self.errors.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 from typing import Any
@@ -31,6 +32,17 @@ def while_parent_lives(parent: int) -> None:
     """Return once `parent` is gone (the stack was killed without a chance to stop us)."""
     while os.getppid() == parent:
         threading.Event().wait(1.0)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within `timeout` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def exit_now(status: int) -> None:

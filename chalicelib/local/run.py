@@ -49,7 +49,7 @@ from http import HTTPStatus
 from typing import Any
 
 from chalicelib.local.dynamodb_local import Unavailable
-from chalicelib.local.processes import Stop, exit_now, stop_on_signals
+from chalicelib.local.processes import Stop, exit_now, stop_on_signals, stop_process
 from chalicelib.local.stack import (
     HOST,
     PortInUse,
@@ -99,16 +99,6 @@ def _start_api_processes(api: Any, count: int, stage: str, quiet: bool) -> list[
     ]
 
 
-def _stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 class Consumers:
     """The event consumers and the control endpoint, in a process of their own
     (`chalicelib.local.consumers`): `Consumers.start(port, env)`, `.drain()`, `.stop()`."""
@@ -153,7 +143,7 @@ class Consumers:
             raise ProcessFailed(f"the consumers did not catch up: {body}")
 
     def stop(self, timeout: float = 10.0) -> None:
-        _stop_process(self.process, timeout)
+        stop_process(self.process, timeout)
 
 
 def _poster(port: int, token: str):
@@ -280,7 +270,7 @@ def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool, api_pro
         token = issue(stage)
         more_api = _start_api_processes(api, api_processes - 1, stage, quiet=seed)
         for process in more_api:
-            running.callback(_stop_process, process)
+            running.callback(stop_process, process)
         # On DynamoDB Local the consumers keep up beside the seed; moto is one Python process,
         # which the seed's writes keep busy: there they start after it, and read the streams
         # from the start all the same.
