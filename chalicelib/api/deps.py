@@ -161,6 +161,13 @@ def idempotency_pointers():
     return IdempotencyPointers(get_settings().region)
 
 
+@lru_cache(maxsize=1)
+def attempt_seeds():
+    from chalicelib.store.idempotency import AttemptSeeds
+
+    return AttemptSeeds()
+
+
 def erasure_service():
     from chalicelib.services.erasure import ErasureService
 

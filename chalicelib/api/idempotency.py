@@ -23,7 +23,8 @@ from typing import Any
 from chalice import Response
 
 from chalicelib.config import get_settings
-from chalicelib.errors import CrmError, FieldError, ValidationFailed
+from chalicelib.domain import attempts
+from chalicelib.errors import CrmError, FieldError, Unprocessable, ValidationFailed
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -96,23 +97,32 @@ def run_once(
     from aws_lambda_powertools.utilities.idempotency import idempotent_function
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
+        IdempotencyPersistenceLayerError,
         IdempotencyValidationError,
     )
 
     from chalicelib.api.http import problem
-    from chalicelib.errors import Conflict, Unprocessable
+    from chalicelib.errors import Conflict
 
     check_key(key)
-    ran = []
+    ran: list[Response] = []
 
     def execute(request: dict[str, Any]) -> dict[str, Any]:
-        ran.append(True)
+        from chalicelib.store.idempotency import KeyReused
+
         try:
-            response = run()
-        except CrmError as error:  # the route handler converts these already; just in case
-            response = problem(error)
+            seed = _seed(request)
+        except KeyReused:
+            response = _reused_key_problem()
+        else:
+            with attempts.repeatable(seed):
+                try:
+                    response = run()
+                except CrmError as error:  # the route handler converts these already; just in case
+                    response = problem(error)
         if not isinstance(response, Response):
             response = Response(body=response)
+        ran.append(response)
         if response.status_code >= 500:
             raise _NotRemembered(response)
         return _to_record(response)
@@ -132,13 +142,14 @@ def run_once(
     except _NotRemembered as error:
         return error.response
     except IdempotencyValidationError:
-        return problem(
-            Unprocessable(
-                f"This {HEADER} was already used for a request with a different body: "
-                "send the same body to get the first response, or use a new key.",
-                errors=[FieldError(HEADER, "was used with a different body")],
-            )
-        )
+        return _reused_key_problem()
+    except IdempotencyPersistenceLayerError:
+        if not ran:
+            raise
+        # The view ran (and committed) but its response could not be stored: answer it, and
+        # let a retry run again under the same seed, which finds the write already done.
+        _forget_in_progress(data)
+        return ran[0]
     except IdempotencyAlreadyInProgressError:
         return problem(
             Conflict(
@@ -152,6 +163,34 @@ def run_once(
     if not ran:
         response.headers[REPLAYED_HEADER] = "true"
     return response
+
+
+def _seed(request: dict[str, Any]) -> attempts.Seed:
+    """The seed of this key's attempts: stored by the first, read back by every retry."""
+    from chalicelib.api import deps
+
+    return deps.attempt_seeds().seed_for(record_id(request) or "", deps.clock.now(), request["body_sha256"])
+
+
+def _reused_key_problem() -> Response:
+    from chalicelib.api.http import problem
+
+    return problem(
+        Unprocessable(
+            f"This {HEADER} was already used for a request with a different body: "
+            "send the same body to get the first response, or use a new key.",
+            errors=[FieldError(HEADER, "was used with a different body")],
+        )
+    )
+
+
+def _forget_in_progress(data: dict[str, Any]) -> None:
+    from chalicelib.observability import logger
+
+    try:
+        persistence_layer().delete_record(data=data, exception=RuntimeError("response not stored"))
+    except Exception:  # it then blocks retries until this invocation's time is up
+        logger.exception("in-progress idempotency record not deleted")
 
 
 def record_id(data: dict[str, Any]) -> str | None:

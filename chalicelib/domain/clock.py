@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from chalicelib.domain import attempts
+
 
 class Clock:
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        # A retried request sees the time of its first attempt (see attempts.py).
+        return attempts.pinned_now() or datetime.now(UTC)
 
 
 class FrozenClock(Clock):

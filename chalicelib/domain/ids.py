@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
+from chalicelib.domain import attempts
+
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -22,9 +24,10 @@ def _encode(value: int, length: int) -> str:
 
 
 def ulid(at: datetime | None = None) -> str:
-    moment = at or datetime.now(UTC)
+    moment = at or attempts.pinned_now() or datetime.now(UTC)
     millis = max(0, int(moment.timestamp() * 1000))
-    randomness = int.from_bytes(os.urandom(10), "big")
+    # A retried request draws the same bytes as its first attempt (see attempts.py).
+    randomness = int.from_bytes(attempts.random_bytes(10) or os.urandom(10), "big")
     return _encode(millis, 10) + _encode(randomness, 16)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from chalicelib.domain import ids
+from chalicelib.domain import attempts, ids
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction, LineItem, excess_returns, quantities, unreturnable
 from chalicelib.errors import Conflict, FieldError, NotFound, Unprocessable
@@ -51,6 +51,13 @@ class InteractionService:
             items=items,
             **fields,
         )
+        if attempts.repeating():
+            # A retry of a request whose first attempt may have committed builds the same id:
+            # what the first attempt wrote is the answer (a return's checks would now count
+            # the return itself against its purchase).
+            written = self._interactions.get(customer_id, interaction.id, consistent=True)
+            if written is not None:
+                return written
         try:
             if interaction.type != "return":
                 return self._interactions.add(interaction)

@@ -1,4 +1,5 @@
-"""Pointers from a customer to the idempotency records that hold their data.
+"""Pointers from a customer to the idempotency records that hold their data, and the seeds
+of keyed requests' attempts.
 
 Powertools keys a record by a hash of the scoped `Idempotency-Key` (table
 `crm-<stage>-idempotency`, pk `id`), so nothing there can be found by customer. After a
@@ -9,12 +10,24 @@ on the customer's partition, no Scan) and deletes the records they name, then th
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from functools import lru_cache
 
+from pynamodb.exceptions import PutError
+
 from chalicelib.config import get_settings
+from chalicelib.domain.attempts import Seed
 from chalicelib.domain.clock import to_rfc3339
-from chalicelib.store.models import IDEMPOTENCY_PREFIX, IdempotencyPointerModel, customer_pk
+from chalicelib.store.models import (
+    ATTEMPT_LIFETIME_S,
+    IDEMPOTENCY_PREFIX,
+    SEED_PREFIX,
+    AttemptModel,
+    IdempotencyPointerModel,
+    customer_pk,
+    error_code,
+)
 
 
 @lru_cache(maxsize=4)
@@ -51,9 +64,52 @@ class IdempotencyPointers:
         client = _client(self._region)
         for record_id in record_ids:
             client.delete_item(TableName=self._table, Key={"id": {"S": record_id}})
+            client.delete_item(TableName=self._table, Key={"id": {"S": f"{SEED_PREFIX}{record_id}"}})
         with IdempotencyPointerModel.batch_write() as batch:
             for record_id in record_ids:
                 batch.delete(
                     IdempotencyPointerModel(customer_pk(customer_id), f"{IDEMPOTENCY_PREFIX}{record_id}")
                 )
         return len(record_ids)
+
+
+class KeyReused(Exception):
+    """An earlier attempt with this key had another body (its response was never stored, so
+    Powertools cannot tell): the first attempt may have committed, so this one must not run."""
+
+
+class AttemptSeeds:
+    """One seed per keyed request (the Powertools record id names it), kept for 24 hours: the
+    first attempt stores it, every retry reads it back (see domain/attempts.py)."""
+
+    def seed_for(self, record_id: str, now: datetime, body_sha256: str) -> Seed:
+        """The seed of this key, or `KeyReused` if an attempt with another body stored it."""
+        key = f"{SEED_PREFIX}{record_id}"
+        epoch = int(now.timestamp())
+        for _ in range(3):
+            nonce = os.urandom(16)
+            try:
+                AttemptModel(
+                    key,
+                    expiration=epoch + ATTEMPT_LIFETIME_S,
+                    at=now.isoformat(),
+                    nonce=nonce.hex(),
+                    body_sha256=body_sha256,
+                ).save(
+                    # An expired seed (DynamoDB's TTL deletes within days, not on the second)
+                    # belongs to a key that is new again.
+                    condition=AttemptModel.id.does_not_exist() | (AttemptModel.expiration < epoch)
+                )
+                return Seed(nonce=nonce, now=now, repeat=False)
+            except PutError as error:
+                if error_code(error) != "ConditionalCheckFailedException":
+                    raise
+            try:
+                stored = AttemptModel.get(key, consistent_read=True)
+            except AttemptModel.DoesNotExist:
+                continue  # deleted by its TTL in between: store a new one
+            if stored.body_sha256 != body_sha256:
+                raise KeyReused(record_id)
+            at = datetime.fromisoformat(stored.at or "")
+            return Seed(nonce=bytes.fromhex(stored.nonce or ""), now=at, repeat=True)
+        raise RuntimeError(f"no seed could be stored or read for {record_id}")

@@ -93,9 +93,9 @@ class InteractionRepository:
     def __init__(self, region: str) -> None:
         self._region = region
 
-    def get(self, customer_id: str, interaction_id: str) -> Interaction | None:
+    def get(self, customer_id: str, interaction_id: str, *, consistent: bool = False) -> Interaction | None:
         try:
-            return _to_domain(InteractionModel.get(customer_id, interaction_id))
+            return _to_domain(InteractionModel.get(customer_id, interaction_id, consistent_read=consistent))
         except DoesNotExist:
             return None
 

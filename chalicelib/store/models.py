@@ -35,12 +35,13 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import get_settings
+from chalicelib.domain import attempts
 from chalicelib.errors import ServiceBusy, TooLargeToStore
 from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' callers import them from here
     ACTIVE_QUEUE,
@@ -208,6 +209,27 @@ class TombstoneModel(Model):
     erased_at = UnicodeAttribute(null=True)
 
 
+class AttemptModel(Model):
+    """Items of the idempotency table beside Powertools' records (their ids never collide:
+    Powertools' start with "crm-http#"). `crm-seed#<record id>` holds the seed of a keyed
+    request's attempts (time and nonce, see domain/attempts.py); `crm-claim#<name>` marks one
+    transaction of such a request as committed. Both expire with the key, after 24 hours."""
+
+    class Meta(_Meta):
+        table_name = _settings.idempotency_table
+
+    id = UnicodeAttribute(hash_key=True)
+    expiration = NumberAttribute()
+    at = UnicodeAttribute(null=True)
+    nonce = UnicodeAttribute(null=True)
+    body_sha256 = UnicodeAttribute(null=True)
+
+
+SEED_PREFIX = "crm-seed#"
+CLAIM_PREFIX = "crm-claim#"
+ATTEMPT_LIFETIME_S = 24 * 60 * 60
+
+
 class IdempotencyPointerModel(Model):
     """Names one idempotency record (Powertools table, keyed by a hash) that holds data of the
     customer it sits under: pk CUSTOMER#<id>, sk IDEMPOTENCY#<record id>. Erasure and the purge
@@ -359,6 +381,13 @@ class CaseModel(Model):
     by_assignee = CasesByAssigneeIndex()
 
 
+def error_code(error: PynamoDBException) -> str | None:
+    """DynamoDB's error code, or None when no answer came (a timeout, a broken connection:
+    PynamoDB's own `cause_response_code` fails on those)."""
+    response = getattr(error.cause, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
 def failed_conditions(error: TransactWriteError) -> list[bool]:
     """Which items of a cancelled transaction failed their condition, in request order.
     PynamoDB sends condition checks first, then deletes, puts and updates, so a transaction
@@ -380,7 +409,7 @@ def _refused_for_size(error: TransactWriteError) -> bool:
     """DynamoDB refuses an item over 400 KB: a Put as a ValidationException of the whole
     request, an Update that grows an item as a cancelled transaction whose reason is a
     ValidationError. Both messages say "... exceeded the maximum allowed size"."""
-    if error.cause_response_code == "ValidationException":
+    if error_code(error) == "ValidationException":
         return _size_message(error.cause_response_message or "")
     return any(
         r is not None and r.code == "ValidationError" and _size_message(r.message or "")
@@ -405,11 +434,29 @@ CONFLICT_ATTEMPTS = 4
 CONFLICT_BACKOFF_BASE_S = 0.025
 
 
+def _claim(t: TransactWrite) -> str | None:
+    """In a retried request (domain/attempts.py), each transaction also writes a claim named
+    by the attempt, conditional on its absence: the retry of a transaction that committed
+    fails on the claim alone or with the conditions its own items already met, and is then
+    known to be done. The claim is an update, which PynamoDB sends last, so the items'
+    positions in the cancellation reasons stay as the repositories expect."""
+    name = attempts.claim_name()
+    if name is None:
+        return None
+    expires = int(time.time()) + ATTEMPT_LIFETIME_S
+    t.update(
+        AttemptModel(f"{CLAIM_PREFIX}{name}"),
+        actions=[AttemptModel.expiration.set(expires)],
+        condition=AttemptModel.id.does_not_exist(),
+    )
+    return name
+
+
 def conflicted(error: TransactWriteError) -> bool:
     """Cancelled only because of concurrent transactions on its items: no condition failed,
     no item was invalid, so the same request may pass when sent again."""
     codes = {r.code for r in error.cancellation_reasons if r is not None and r.code != "None"}
-    return error.cause_response_code == "TransactionCanceledException" and codes == {"TransactionConflict"}
+    return error_code(error) == "TransactionCanceledException" and codes == {"TransactionConflict"}
 
 
 @contextmanager
@@ -424,11 +471,18 @@ def transaction(
     with Retry-After): never mistaken for a failed condition."""
     t = TransactWrite(connection=connection(region))
     yield t
+    claim = _claim(t)
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
             t._commit()  # what TransactWrite's own __exit__ calls; sent again as it is
             return
         except TransactWriteError as error:
+            if claim and failed_conditions(error)[-1:] == [True]:
+                # An earlier attempt of this request committed this very transaction: the
+                # models are left as a commit leaves them (PynamoDB bumps their versions).
+                for model in t._models_for_version_attribute_update:
+                    model.update_local_version_attribute()
+                return
             if _refused_for_size(error):
                 raise TooLargeToStore(too_large) from error
             if not conflicted(error):

@@ -119,7 +119,7 @@ class ProductRepository:
                 t.save(item, condition=ProductModel.sk.does_not_exist())
                 t.save(audit_item(audit))
         except TransactWriteError as error:
-            if self.get(product.sku, consistent=True) is not None:
+            if any(failed_conditions(error)):
                 raise ProductExists(product.sku) from error
             raise
         return _to_domain(item)

@@ -27,7 +27,9 @@ def empty_idempotency_table(tables):
 
 
 def records() -> list[dict]:
-    return boto3.resource("dynamodb").Table(get_settings().idempotency_table).scan()["Items"]
+    """Powertools' records (the table also holds the attempts' seeds and claims)."""
+    items = boto3.resource("dynamodb").Table(get_settings().idempotency_table).scan()["Items"]
+    return [item for item in items if item["id"].startswith("crm-http#")]
 
 
 def post_customer(api, body: dict, key: str | None = KEY):
@@ -211,10 +213,14 @@ def _records_expiry() -> int:
 
 
 def _shift_clock(monkeypatch, seconds: int) -> None:
-    """Move Powertools' clock (it reads `datetime.datetime.now()` through `import datetime as dt`)."""
+    """Move Powertools' clock (it reads `datetime.datetime.now()` through `import datetime as dt`)
+    and the application's."""
     from aws_lambda_powertools.utilities.idempotency import base
     from aws_lambda_powertools.utilities.idempotency.persistence import base as persistence_base
     from aws_lambda_powertools.utilities.idempotency.persistence import datarecord, dynamodb
+
+    from chalicelib.api import deps
+    from chalicelib.domain.clock import Clock
 
     class Later(real_dt.datetime):
         @classmethod
@@ -224,6 +230,12 @@ def _shift_clock(monkeypatch, seconds: int) -> None:
     shifted = SimpleNamespace(datetime=Later, timedelta=real_dt.timedelta)
     for module in (base, persistence_base, datarecord, dynamodb):
         monkeypatch.setattr(module, "dt", shifted)
+
+    class LaterClock(Clock):
+        def now(self):
+            return super().now() + real_dt.timedelta(seconds=seconds)
+
+    monkeypatch.setattr(deps, "clock", LaterClock())
 
 
 def test_a_key_is_remembered_for_24_hours(api, monkeypatch):
