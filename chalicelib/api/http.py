@@ -22,6 +22,7 @@ from chalicelib.errors import (
     CrmError,
     FieldError,
     Forbidden,
+    NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
@@ -205,6 +206,11 @@ def _depth(document: Any) -> int:
 
 
 def check_path_parameters(path_params: dict[str, str]) -> None:
+    """A path parameter becomes a key: DynamoDB refuses an empty or oversized one. An empty
+    one (`/customers//interactions`) matches no documented path, as on API Gateway: 404."""
+    empty = [name for name, value in path_params.items() if not value]
+    if empty:
+        raise NotFound(f"Nothing is at this path: {empty[0]} is empty.")
     errors = [
         FieldError(name, f"must be at most {MAX_PATH_PARAMETER_BYTES} bytes")
         for name, value in path_params.items()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 FENCE = re.compile(r"^```sh\n(.*?)^```", re.M | re.S)
 STATUS = re.compile(r"\b([1-5]\d\d)\b")
+MARKER = re.compile(r"::status (\d+) (\d+)")
 WRAPPER = r"""
 set -o pipefail
 make() { command make --no-print-directory -C "$__root" "$@"; }  # the examples run elsewhere
@@ -121,11 +122,8 @@ def run(readme: Path, api: str, control: str, cwd: Path, bodies: Path, timeout: 
         timeout=timeout,
         check=False,
     )
-    statuses = {}
-    for line in result.stderr.decode("utf-8", "replace").splitlines():
-        if line.startswith("::status "):
-            _, n, code = line.split()
-            statuses[int(n)] = int(code)
+    # A body echoed to stderr (`| tee /dev/stderr`) may share a line with a status.
+    statuses = {int(n): int(code) for n, code in MARKER.findall(result.stderr.decode("utf-8", "replace"))}
     return [
         Outcome(
             e,

@@ -377,21 +377,6 @@ def test_a_second_stack_on_the_same_api_port_exits_with_a_one_line_message(stack
     assert str(stack.ports["CRM_API_PORT"]) in stderr and "CRM_API_PORT" in stderr
 
 
-def test_every_curl_example_of_the_readme_works_against_the_demo_data_as_printed(stack, tmp_path):
-    # Late in this module: the examples change the demo data (they create, update and erase).
-    from tests.e2e import readme_examples
-
-    outcomes = readme_examples.run(ROOT / "README.md", stack.api, stack.control, ROOT, tmp_path)
-
-    assert len(outcomes) >= 30
-    failures = [
-        f"#{o.example.number} {o.problem()}: {o.example.command[:160]}\n    {o.body[:300]!r}"
-        for o in outcomes
-        if o.problem()
-    ]
-    assert not failures, "\n".join(failures)
-
-
 def test_sigint_stops_the_stack_cleanly(stack):
     stack.process.send_signal(signal.SIGINT)
 

@@ -86,6 +86,15 @@ def test_an_interaction_for_an_id_longer_than_any_key_is_400(api):
     assert_problem(api.post("/customers/" + "c" * 2100 + "/interactions", body), 400, "customer_id")
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_an_empty_id_in_the_path_is_a_404_problem_and_writes_nothing(api, method):
+    body = {"type": "visit", "channel": "store"} if method == "POST" else None
+
+    problem = assert_problem(api.request(method, "/customers//interactions", body), 404)
+
+    assert "customer_id is empty" in problem["detail"]
+
+
 def test_a_unit_price_above_the_bound_is_400_naming_it(api):
     customer = api.create_customer()
     body = {
