@@ -64,9 +64,11 @@ deploy:
 	@test -n "$(CRM_DEPLOY_BUCKET)" || { echo "make deploy: CRM_DEPLOY_BUCKET is not set: name the S3 bucket that receives deployment.zip, e.g. make deploy STAGE=$(STAGE) CRM_DEPLOY_BUCKET=my-artifacts-bucket" >&2; exit 2; }
 	@test -f build/$(STAGE)/sam.json || { echo "make deploy: build/$(STAGE)/sam.json is missing: run make package STAGE=$(STAGE) first" >&2; exit 2; }
 	@test -n "$(CRM_CURSOR_SECRET)" || { echo "make deploy: CRM_CURSOR_SECRET is not set: 32+ random characters that sign page cursors, e.g. CRM_CURSOR_SECRET=\$$(openssl rand -hex 32)" >&2; exit 2; }
+	@test -n "$(CRM_LINK_SECRET)" || { echo "make deploy: CRM_LINK_SECRET is not set: 32+ random characters that sign email-confirmation links, e.g. CRM_LINK_SECRET=\$$(openssl rand -hex 32)" >&2; exit 2; }
 	@command -v aws >/dev/null || { echo "make deploy: the aws CLI is not on PATH" >&2; exit 2; }
 	aws cloudformation package --template-file build/$(STAGE)/sam.json --s3-bucket $(CRM_DEPLOY_BUCKET) \
 		--s3-prefix crm/$(STAGE) --use-json --output-template-file build/$(STAGE)/packaged.json
 	aws cloudformation deploy --template-file build/$(STAGE)/packaged.json --stack-name $(STACK_NAME) \
 		--capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
-		--parameter-overrides CursorSecret=$(CRM_CURSOR_SECRET) $(if $(CRM_ALARM_TOPIC_ARN),AlarmTopicArn=$(CRM_ALARM_TOPIC_ARN))
+		--parameter-overrides CursorSecret=$(CRM_CURSOR_SECRET) LinkSecret=$(CRM_LINK_SECRET) \
+		$(if $(CRM_ALARM_TOPIC_ARN),AlarmTopicArn=$(CRM_ALARM_TOPIC_ARN)) $(if $(CRM_USER_POOL_ARN),UserPoolArn=$(CRM_USER_POOL_ARN))

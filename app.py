@@ -2,13 +2,27 @@
 
 from chalice import Chalice
 
-from chalicelib.api import audit, cases, customers, deps, export, http, interactions, me, openapi, products
+from chalicelib.api import (
+    audit,
+    cases,
+    customers,
+    deps,
+    email_confirmations,
+    export,
+    http,
+    identities,
+    interactions,
+    me,
+    openapi,
+    products,
+)
 from chalicelib.api import docs as explorer
 from chalicelib.api import erasure as erasure_api
 from chalicelib.api.middleware import http_middleware
 from chalicelib.config import get_settings
 from chalicelib.events import cases as case_events
 from chalicelib.events import customer_stream, loyalty
+from chalicelib.events import identities as identity_events
 
 settings = get_settings()
 app = Chalice(app_name="crm")
@@ -23,9 +37,12 @@ app.register_blueprint(interactions.bp)
 app.register_blueprint(cases.bp)
 app.register_blueprint(audit.bp)
 app.register_blueprint(me.bp)
+app.register_blueprint(email_confirmations.bp)
 app.register_blueprint(export.bp)
 app.register_blueprint(erasure_api.bp)
+app.register_blueprint(identities.bp)
 app.register_blueprint(products.bp)
 app.register_blueprint(customer_stream.bp)
 app.register_blueprint(loyalty.bp)
 app.register_blueprint(case_events.bp)
+app.register_blueprint(identity_events.bp)

@@ -55,8 +55,14 @@ MAX_JWKS_BYTES = 512 * 1024
 
 @dataclass(frozen=True)
 class Principal:
-    subject: str  # the token's `sub`
+    subject: str  # the token's `sub`; for a customer, once resolved, their customer id
     role: str  # "staff" or "customer"
+    # Set for tokens of an outside identity provider (Cognito), whose `sub` is the provider's
+    # own id of the user: a customer's is mapped to the customer id (store/identities.py).
+    # None for the HS256 tokens this service issues, whose `sub` is the customer id itself.
+    issuer: str | None = None
+    # A customer token whose identity no customer is linked to (self-service answers 403).
+    unlinked: bool = False
 
 
 class AuthError(Exception):
@@ -342,7 +348,7 @@ class JWKSVerifier:
         claims = _decode(token, key, RS256, self._issuer, self._leeway)
         self._check_audience(claims)
         subject = _subject(claims)
-        return Principal(subject=subject, role=self._role(claims))
+        return Principal(subject=subject, role=self._role(claims), issuer=self._issuer)
 
     def _check_audience(self, claims: Mapping[str, Any]) -> None:
         if "aud" in claims:

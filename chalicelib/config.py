@@ -40,6 +40,10 @@ class Settings:
     jwt_audience: str = "crm-api"
     jwks_url: str = ""
     cursor_secret: str = ""
+    # Signs the email-confirmation links; the links point at public_base_url (the API's own
+    # URL, e.g. https://api.example.com/api; locally the local API's URL).
+    link_secret: str = ""
+    public_base_url: str = ""
     cors_allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     base_currency: str = "EUR"
     events_queue_name: str = "crm-local-events.fifo"
@@ -68,6 +72,8 @@ class Settings:
             jwt_audience=env.get("CRM_JWT_AUDIENCE", defaults.jwt_audience),
             jwks_url=env.get("CRM_JWKS_URL", defaults.jwks_url),
             cursor_secret=env.get("CRM_CURSOR_SECRET", defaults.cursor_secret),
+            link_secret=env.get("CRM_LINK_SECRET", defaults.link_secret),
+            public_base_url=env.get("CRM_PUBLIC_BASE_URL", defaults.public_base_url),
             cors_allowed_origins=_csv(env.get("CRM_CORS_ALLOWED_ORIGINS", "")),
             base_currency=env.get("CRM_BASE_CURRENCY", defaults.base_currency),
             events_queue_name=env.get("CRM_EVENTS_QUEUE_NAME", defaults.events_queue_name),

@@ -48,6 +48,12 @@ class Forbidden(CrmError):
     status, title, type_slug = 403, "Forbidden", "forbidden"
 
 
+class NotLinked(Forbidden):
+    """A customer token (Cognito) whose user no customer is linked to yet."""
+
+    type_slug = "not-linked"
+
+
 class NotFound(CrmError):
     status, title, type_slug = 404, "Not Found", "not-found"
 

@@ -64,6 +64,11 @@ VISIBILITY_TIMEOUT_FACTOR = 6
 SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
 ALARM_TOPIC_PARAMETER = "AlarmTopicArn"
 CURSOR_SECRET_PARAMETER = "CursorSecret"
+LINK_SECRET_PARAMETER = "LinkSecret"
+# The Cognito post-confirmation trigger (chalicelib/events/identities.py) and who may invoke it.
+SIGN_UP_FUNCTION = "LinkCustomerOnSignUp"
+USER_POOL_PARAMETER = "UserPoolArn"
+USER_POOL_CONDITION = "HasUserPool"
 
 
 def _gateway_problem(status: int | None, title: str, detail: str) -> dict[str, Any]:
@@ -386,7 +391,12 @@ def build_merge_template(
         if resource.get("Type") == "AWS::Serverless::Function"
     }
     # Cursors are signed with a per-deployment secret, never one kept in the repository.
-    variables = {**_stream_variables(declared), "CRM_CURSOR_SECRET": {"Ref": CURSOR_SECRET_PARAMETER}}
+    # So are the email-confirmation links.
+    variables = {
+        **_stream_variables(declared),
+        "CRM_CURSOR_SECRET": {"Ref": CURSOR_SECRET_PARAMETER},
+        "CRM_LINK_SECRET": {"Ref": LINK_SECRET_PARAMETER},
+    }
     for name, function in functions.items():
         properties = function["Properties"]
         events: dict[str, Any] = {}
@@ -431,6 +441,24 @@ def build_merge_template(
 
     if "RestAPI" in chalice_resources:
         merged_resources["RestAPI"] = {"Properties": {"GatewayResponses": GATEWAY_RESPONSES}}
+    outputs = dict(infra.get("Outputs", {}))
+    if SIGN_UP_FUNCTION in functions:
+        # The user pool lives outside this stack: given its ARN, Cognito may invoke the trigger;
+        # the pool's LambdaConfig names the function (README, "Deploying to AWS").
+        merged_resources["SignUpTriggerPermission"] = {
+            "Type": "AWS::Lambda::Permission",
+            "Condition": USER_POOL_CONDITION,
+            "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": {"Fn::GetAtt": [SIGN_UP_FUNCTION, "Arn"]},
+                "Principal": "cognito-idp.amazonaws.com",
+                "SourceArn": {"Ref": USER_POOL_PARAMETER},
+            },
+        }
+        outputs["SignUpTriggerArn"] = {
+            "Description": "The function to set as the user pool's post-confirmation trigger.",
+            "Value": {"Fn::GetAtt": [SIGN_UP_FUNCTION, "Arn"]},
+        }
 
     parameters = dict(infra["Parameters"])
     parameters["Stage"] = {**parameter, "Default": stage, "AllowedValues": [stage]}
@@ -445,11 +473,25 @@ def build_merge_template(
         "MinLength": 32,
         "Description": "Key that signs page cursors (32+ random characters, e.g. `openssl rand -hex 32`).",
     }
+    parameters[LINK_SECRET_PARAMETER] = {
+        "Type": "String",
+        "NoEcho": True,
+        "MinLength": 32,
+        "Description": "Key that signs email-confirmation links (32+ random characters, another than "
+        "CursorSecret).",
+    }
+    parameters[USER_POOL_PARAMETER] = {
+        "Type": "String",
+        "Default": "",
+        "Description": "ARN of the Cognito user pool whose post-confirmation trigger is "
+        f"{SIGN_UP_FUNCTION}; empty: no pool may invoke it.",
+    }
     conditions = dict(infra.get("Conditions", {}))
     conditions[ALARM_TOPIC_CONDITION] = {"Fn::Not": [{"Fn::Equals": [{"Ref": ALARM_TOPIC_PARAMETER}, ""]}]}
+    conditions[USER_POOL_CONDITION] = {"Fn::Not": [{"Fn::Equals": [{"Ref": USER_POOL_PARAMETER}, ""]}]}
     merge = {
         "Conditions": conditions,
-        "Outputs": infra.get("Outputs", {}),
+        "Outputs": outputs,
         "Parameters": parameters,
         "Resources": merged_resources,
     }

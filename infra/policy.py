@@ -1,7 +1,7 @@
 """The Lambda functions' IAM policy, written out from the resources infra/resources.json declares.
 
 Chalice's automatic policy cannot see PynamoDB's DynamoDB calls, and it grants logs and streams on
-wildcards; this one names every table, index, stream and queue of the stack.
+wildcards; this one names every table, index, stream and queue of the stack, and SES for the mail.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ QUEUE_ACTIONS = (
     "sqs:ReceiveMessage",
     "sqs:SendMessage",
 )
+MAIL_ACTIONS = ("ses:SendEmail",)
+MAIL_IDENTITIES = {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 # These actions have no resource type: IAM accepts them only with Resource "*".
@@ -88,6 +90,16 @@ def policy_document(resources: Mapping[str, Any], *, tracing: bool = False) -> d
                 "Resource": [{"Fn::GetAtt": [name, "Arn"]} for name in queues],
             }
         )
+    # Acknowledgements and email-confirmation links go out through SES, from a verified
+    # identity of this account and region (CRM_MAIL_FROM).
+    statements.append(
+        {
+            "Sid": "Mail",
+            "Effect": "Allow",
+            "Action": list(MAIL_ACTIONS),
+            "Resource": [MAIL_IDENTITIES],
+        }
+    )
     if tracing:
         statements.append(
             {"Sid": "Tracing", "Effect": "Allow", "Action": list(TRACING_ACTIONS), "Resource": "*"}

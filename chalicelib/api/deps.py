@@ -40,6 +40,23 @@ def customer_service():
     return CustomerService(customers, cursor_codec(), clock)
 
 
+@lru_cache(maxsize=1)
+def confirmation_links():
+    from chalicelib.domain.email_change import ConfirmationLinks
+
+    settings = get_settings()
+    if not settings.link_secret:
+        raise RuntimeError("CRM_LINK_SECRET is not set: email confirmation links cannot be signed")
+    return ConfirmationLinks(settings.link_secret, settings.public_base_url)
+
+
+def email_change_service():
+    from chalicelib.services.email_change import EmailChangeService
+
+    customers, _ = repositories()
+    return EmailChangeService(customers, customer_service(), confirmation_links(), clock, mailer)
+
+
 def interaction_service():
     from chalicelib.services.interactions import InteractionService
 
@@ -55,12 +72,30 @@ def _verifier():
 
 
 def authenticate(authorization: str | None):
+    """The caller; a customer of an outside identity provider (Cognito) with their customer id
+    as subject, through the link of their user (or marked unlinked)."""
     from chalicelib.auth import AuthError, bearer_token
 
     try:
-        return _verifier().verify(bearer_token(authorization))
+        principal = _verifier().verify(bearer_token(authorization))
     except AuthError as error:
         raise Unauthorized(str(error)) from None
+    if principal.role == "customer" and principal.issuer is not None:
+        return identity_service().resolve(principal)
+    return principal
+
+
+@lru_cache(maxsize=1)
+def identity_repository():
+    from chalicelib.store.identities import IdentityRepository
+
+    return IdentityRepository(get_settings().region)
+
+
+def identity_service():
+    from chalicelib.services.identities import IdentityService
+
+    return IdentityService(identity_repository(), customer_service(), clock, get_settings().jwt_issuer)
 
 
 @lru_cache(maxsize=1)
@@ -180,4 +215,5 @@ def erasure_service():
         audit_repository(),
         idempotency_pointers(),
         clock,
+        identity_repository(),
     )

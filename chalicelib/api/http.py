@@ -23,6 +23,7 @@ from chalicelib.errors import (
     FieldError,
     Forbidden,
     NotFound,
+    NotLinked,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
@@ -46,6 +47,8 @@ class RouteSpec:
     status: int
     errors: tuple[int, ...]
     headers: tuple[str, ...] = ()
+    # Other success answers: (status, response model, description), e.g. a 202 beside a 200.
+    also: tuple[tuple[int, Any, str], ...] = ()
 
 
 ROUTES: list[RouteSpec] = []
@@ -255,8 +258,10 @@ def api_route(
     status: int = 200,
     errors: tuple[int, ...] = (),
     headers: tuple[str, ...] = (),
+    also: tuple[tuple[int, Any, str], ...] = (),
 ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
-    """Register a view with its contract. `roles=()` means no authentication."""
+    """Register a view with its contract. `roles=()` means no authentication; `also` names
+    other success statuses (with their body model and a description) the view may answer."""
 
     def decorator(view: Callable[..., Response]) -> Callable[..., Response]:
         def handler(**path_params: str) -> Response:
@@ -268,6 +273,12 @@ def api_route(
                     principal = _authenticate(request.headers.get("authorization"))
                     if principal.role not in roles:
                         raise Forbidden(f"This route is for the role(s) {', '.join(roles)}.")
+                    if roles == ("customer",) and getattr(principal, "unlinked", False):
+                        # Self-service acts on the caller's own customer: there is none yet.
+                        raise NotLinked(
+                            "Your sign-in is not linked to a customer profile: sign-up links it "
+                            "by your verified email address, or customer service can link it."
+                        )
                 check_path_parameters(path_params)
                 parsed_query = validate(query, query_params(request)) if query else None
                 parsed_body = None
@@ -314,6 +325,7 @@ def api_route(
                 status=status,
                 errors=tuple(sorted(set(errors) | _implied_errors(path, method, roles, query, body))),
                 headers=headers,
+                also=also,
             )
         )
         return handler

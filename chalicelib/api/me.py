@@ -11,6 +11,7 @@ from chalice import Blueprint
 from pydantic import Field, StrictBool, StrictInt
 
 from chalicelib.api import deps
+from chalicelib.api.email_confirmations import PendingEmailOut
 from chalicelib.api.http import Call, api_route, json_response
 from chalicelib.api.preconditions import etag, if_match
 from chalicelib.api.schemas import (
@@ -135,18 +136,30 @@ def get_me(call: Call):
     bp,
     "/me",
     "PATCH",
-    summary="Change my details",
+    summary="Change my details (a new email address waits for its confirmation: 202)",
     roles=ROLE,
     body=MePatch,
     response=CustomerOut,
     errors=(404, 409, 410, 412),
     headers=("ETag",),
+    also=(
+        (
+            202,
+            PendingEmailOut,
+            "Changed, except the new email address: a link to confirm it was sent there, "
+            "whoever has it. The profile as it is now, with `pending_email`.",
+        ),
+    ),
 )
 @erased_is_gone
 def update_me(call: Call):
-    customer = deps.customer_service().update(
+    customer, pending = deps.email_change_service().change_my_details(
         call.principal.subject, call.body.changes(), if_match(call.headers), call.actor
     )
+    if pending is not None:
+        return json_response(
+            PendingEmailOut.of_pending(customer, pending), 202, {"ETag": etag(customer.version)}
+        )
     return json_response(CustomerOut.of(customer), 200, {"ETag": etag(customer.version)})
 
 

@@ -59,7 +59,8 @@ ERRORS: dict[int, str] = {
     404: "No such resource.",
     409: "Conflicts with the current state (a used email, a change racing another one, a status "
     "transition not allowed, an `Idempotency-Key` still in progress).",
-    410: "This customer's personal data was erased.",
+    410: "This customer's personal data was erased; for a confirmation link: it expired, or a newer "
+    "change replaced it.",
     412: "`If-Match` names a version that is no longer current.",
     413: "The body is over the size limit.",
     415: "The body is not sent as `application/json`.",
@@ -168,6 +169,11 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
     if success_headers:
         success["headers"] = success_headers
     responses: dict[str, Any] = {str(spec.status): success}
+    for status, model, description in spec.also:
+        other: dict[str, Any] = {"description": description, "content": _content(model, components)}
+        if success_headers:
+            other["headers"] = success_headers
+        responses[str(status)] = other
     problem = {PROBLEM_JSON: {"schema": {"$ref": REF.format(model="Problem")}}}
     for code in sorted(errors):
         error: dict[str, Any] = {"description": ERRORS[code], "content": problem}

@@ -15,7 +15,9 @@ PII_FIELDS = frozenset(
         "name",
         "preferred_name",
         "email",
+        "pending_email",  # an address asked for in self-service, before it is confirmed
         "phone",
+        "identity",  # the sign-in user (Cognito `sub`) linked to the customer
         "attributes",
         "tags",  # free labels staff give a person ("vip-ljubljana", "moved-to-oulu"): personal
         "note",
@@ -99,7 +101,7 @@ def mask(field: str, value: Any) -> Any:
     if isinstance(value, list | tuple):
         return ["***" for _ in value]
     text = str(value)
-    if field == "email" and "@" in text:
+    if field in ("email", "pending_email") and "@" in text:
         local, _, domain = text.partition("@")
         return f"{local[:1]}***@{domain}"
     if field == "phone":

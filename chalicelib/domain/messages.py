@@ -1,9 +1,11 @@
-"""Customer messages: the acknowledgement email a customer gets when a complaint becomes a case.
+"""Customer messages: the acknowledgement email a customer gets when a complaint becomes a case,
+and the link that confirms a new email address.
 
-One JSON template per language in templates/acknowledgement/<language>.json, holding
-{"language", "subject", "text"} with `str.format` placeholders {name}, {case_ref},
-{complaint_subject} and {response_time}. The templates are read and validated once, on
-import; a broken template fails loudly, naming its file, instead of at the first send.
+One JSON template per language and message in templates/<message>/<language>.json, holding
+{"language", "subject", "text"} with `str.format` placeholders: {name}, {case_ref},
+{complaint_subject} and {response_time} for acknowledgement/; {name}, {link} and {valid_for}
+for email_confirmation/. The templates are read and validated once, on import; a broken
+template fails loudly, naming its file, instead of at the first send.
 
 Adding a language takes its template file plus a response-time phrase in `_PHRASES`: the
 phrase has to agree with the number in that language, which a template cannot express.
@@ -23,6 +25,8 @@ from chalicelib.domain.contact import ContactError, language_of
 
 TEMPLATE_DIR = Path(__file__).parent / "templates" / "acknowledgement"
 PLACEHOLDERS = frozenset({"name", "case_ref", "complaint_subject", "response_time"})
+CONFIRMATION_TEMPLATE_DIR = Path(__file__).parent / "templates" / "email_confirmation"
+CONFIRMATION_PLACEHOLDERS = frozenset({"name", "link", "valid_for"})
 DEFAULT_LANGUAGE = "en"
 
 # "fil" is Filipino, the national language of the Philippines, standardised from Tagalog;
@@ -114,14 +118,39 @@ def acknowledgement(
 ) -> Message:
     """The acknowledgement of a complaint in the customer's language, English otherwise."""
     language = _language_for(locale)
-    template = _templates()[language]
-    greeting_name = preferred_name if preferred_name and preferred_name.strip() else name
-    values = {
-        "name": greeting_name,
-        "case_ref": case_ref,
-        "complaint_subject": complaint_subject,
-        "response_time": response_time(first_response, language),
-    }
+    return _render(
+        language,
+        _templates()[language],
+        {
+            "name": _greeting(name, preferred_name),
+            "case_ref": case_ref,
+            "complaint_subject": complaint_subject,
+            "response_time": response_time(first_response, language),
+        },
+    )
+
+
+def email_confirmation(
+    locale: str, *, name: str, preferred_name: str | None, link: str, valid_for: timedelta
+) -> Message:
+    """The message that asks the owner of a new address to confirm it, with the link."""
+    language = _language_for(locale)
+    return _render(
+        language,
+        _confirmation_templates()[language],
+        {
+            "name": _greeting(name, preferred_name),
+            "link": link,
+            "valid_for": response_time(valid_for, language),
+        },
+    )
+
+
+def _greeting(name: str, preferred_name: str | None) -> str:
+    return preferred_name if preferred_name and preferred_name.strip() else name
+
+
+def _render(language: str, template: dict[str, str], values: dict[str, str]) -> Message:
     # One `format` call each: a value containing "{name}" is inserted as text, never
     # expanded. A line break in a value would end the subject header, so it becomes a space.
     subject_values = {key: " ".join(value.splitlines()) for key, value in values.items()}
@@ -132,11 +161,11 @@ def acknowledgement(
     )
 
 
-def load_templates(directory: Path) -> dict[str, dict[str, str]]:
+def load_templates(directory: Path, placeholders: frozenset[str] = PLACEHOLDERS) -> dict[str, dict[str, str]]:
     """Every <language>.json in `directory`, validated, keyed by language."""
     templates: dict[str, dict[str, str]] = {}
     for path in sorted(directory.glob("*.json")):
-        templates[path.stem] = _load_template(path)
+        templates[path.stem] = _load_template(path, placeholders)
     if DEFAULT_LANGUAGE not in templates:
         raise TemplateError(f"{directory}: no {DEFAULT_LANGUAGE}.json, the fallback template")
     return templates
@@ -154,7 +183,7 @@ def placeholders_of(template: str) -> set[str]:
     return names
 
 
-def _load_template(path: Path) -> dict[str, str]:
+def _load_template(path: Path, placeholders: frozenset[str]) -> dict[str, str]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -169,17 +198,17 @@ def _load_template(path: Path) -> dict[str, str]:
         raise TemplateError(f"{path}: no response-time phrase for {path.stem!r} in messages._PHRASES")
     if len(data["subject"].splitlines()) != 1:
         raise TemplateError(f"{path}: the subject must be a single line")
-    allowed = ", ".join("{" + name + "}" for name in sorted(PLACEHOLDERS))
+    allowed = ", ".join("{" + name + "}" for name in sorted(placeholders))
     for key in ("subject", "text"):
         try:
             used = placeholders_of(data[key])
         except ValueError as error:
             raise TemplateError(f"{path}: {key}: {error}") from error
-        unknown = used - PLACEHOLDERS
+        unknown = used - placeholders
         if unknown:
             raise TemplateError(f"{path}: {key} uses {sorted(unknown)}; allowed are only {allowed}")
-        if key == "text" and used != PLACEHOLDERS:
-            missing = sorted(PLACEHOLDERS - used)
+        if key == "text" and used != placeholders:
+            missing = sorted(placeholders - used)
             raise TemplateError(f"{path}: text must use every placeholder of {allowed}; missing {missing}")
     return {"subject": data["subject"], "text": data["text"]}
 
@@ -187,6 +216,19 @@ def _load_template(path: Path) -> dict[str, str]:
 @cache
 def _templates() -> dict[str, dict[str, str]]:
     return load_templates(TEMPLATE_DIR)
+
+
+@cache
+def _confirmation_templates() -> dict[str, dict[str, str]]:
+    templates = load_templates(CONFIRMATION_TEMPLATE_DIR, CONFIRMATION_PLACEHOLDERS)
+    if set(templates) != set(_templates()):
+        # A customer reads both messages in one language, or neither: `_language_for` picks
+        # from the acknowledgements' languages.
+        raise TemplateError(
+            f"{CONFIRMATION_TEMPLATE_DIR}: languages {sorted(templates)} differ from "
+            f"{TEMPLATE_DIR}'s {sorted(_templates())}"
+        )
+    return templates
 
 
 def _language_for(locale: str) -> str:
@@ -200,3 +242,4 @@ def _language_for(locale: str) -> str:
 
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = tuple(sorted(_templates()))
+_confirmation_templates()  # validated on import too

@@ -1,6 +1,9 @@
 """Complaint case consumers: open cases from the interactions stream, acknowledge them from
 the follow-up queue, escalate missed deadlines every five minutes, and publish case events
-from the cases stream. Each reports failures per record (Powertools batch processing)."""
+from the cases stream. Each reports failures per record (Powertools batch processing).
+
+The follow-up queue also carries `email.confirmation` messages (the link that confirms a
+customer's new address, services/email_change.py)."""
 
 from __future__ import annotations
 
@@ -68,11 +71,24 @@ def open_cases(event):
 def _follow_up(record: SQSRecord) -> None:
     try:
         body = json.loads(record.body)
-        case_id = body["case_id"]
-    except (ValueError, KeyError, TypeError):
-        raise BadFollowUp("a follow-up message needs a JSON body with case_id") from None
+        if body.get("type") == "email.confirmation":
+            link = (str(body["customer_id"]), str(body["nonce"]))
+        else:
+            link, case_id = None, body["case_id"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise BadFollowUp(
+            "a follow-up message needs a JSON body with case_id, or customer_id and nonce"
+        ) from None
+    if link is not None:
+        _send_confirmation_link(*link)
+        return
     case = deps.case_service().acknowledge(case_id)
     logger.info("case followed up", extra={"case_id": case.id, "contact_status": case.contact_status})
+
+
+def _send_confirmation_link(customer_id: str, nonce: str) -> None:
+    outcome = deps.email_change_service().send_link(customer_id, nonce)
+    logger.info("email confirmation followed up", extra={"customer_id": customer_id, "outcome": outcome})
 
 
 @bp.on_sqs_message(queue=get_settings().follow_up_queue_name, batch_size=10)

@@ -1,8 +1,10 @@
 """Customers stream consumer: what follows a change to a customer's items.
 
-- a deleted (or erased) profile: remove the customer's idempotency records, timeline, loyalty
-  items and cases;
-- a changed loyalty tier: publish `loyalty.tier_changed` on the events queue.
+- a deleted (or erased) profile: remove the customer's sign-in links, idempotency records,
+  timeline, loyalty items (a pending change of email address too) and cases;
+- a changed loyalty tier: publish `loyalty.tier_changed` on the events queue;
+- a new pending change of email address (a new nonce): ask the follow-up queue to mail its
+  confirmation link (`{"type": "email.confirmation", "customer_id", "nonce"}`).
 
 Every step is idempotent (deleting what is gone, publishing with the record's id as the
 de-duplication id), so a redelivered record does no harm; failures are reported per record."""
@@ -19,7 +21,7 @@ from chalicelib.domain.events import events_from_customer_record
 from chalicelib.events.batch import process
 from chalicelib.events.publishing import publish_events_of
 from chalicelib.observability import logger
-from chalicelib.store.keys import PROFILE_SK
+from chalicelib.store.keys import EMAIL_CHANGE_SK, PROFILE_SK
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -34,11 +36,26 @@ def _purge(customer_id: str) -> None:
         deps.erasure_service().purge(customer_id)
         logger.info("erased customer data purged", extra={"customer_id": customer_id})
         return
+    deps.identity_repository().forget(customer_id)  # before the loyalty purge takes its pointers
     deps.idempotency_pointers().forget(customer_id)
     removed = interactions.delete_all_of(customer_id)
     deps.loyalty_repository().delete_all_of(customer_id)
     deps.case_repository().delete_all_of(customer_id)
     logger.info("customer data purged", extra={"customer_id": customer_id, "interactions": removed})
+
+
+def _ask_for_confirmation_mail(data: dict) -> None:
+    """Once per nonce: the claim and the confirmation rewrite the item with the same nonce."""
+
+    def nonce(image: dict | None) -> str | None:
+        return ((image or {}).get("nonce") or {}).get("S")
+
+    new = nonce(data.get("NewImage"))
+    if new is None or new == nonce(data.get("OldImage")):
+        return
+    customer_id = data["NewImage"]["customer_id"]["S"]
+    deps.follow_up_queue().send({"type": "email.confirmation", "customer_id": customer_id, "nonce": new})
+    logger.info("email confirmation asked for", extra={"customer_id": customer_id})
 
 
 def _handle(record: DynamoDBRecord) -> None:
@@ -48,6 +65,9 @@ def _handle(record: DynamoDBRecord) -> None:
     sk = (keys.get("sk") or {}).get("S")
     if raw.get("eventName") == "REMOVE" and sk == PROFILE_SK:
         _purge(keys["pk"]["S"].split("#", 1)[1])
+        return
+    if sk == EMAIL_CHANGE_SK:
+        _ask_for_confirmation_mail(data)
         return
     publish_events_of(record, events_from_customer_record)
 

@@ -63,8 +63,8 @@ def local_environment(
     """Everything the app needs to run against the moto server on `aws_port`, and against
     DynamoDB Local at `dynamodb_url` for DynamoDB and its streams when one is given.
 
-    `api_port` is not used by the app itself; it is part of the signature so every caller
-    describes the whole stack, and it is exported as CRM_API_URL for tools that need it.
+    `api_port` is exported as CRM_API_URL for tools that need it, and as CRM_PUBLIC_BASE_URL,
+    on which the email-confirmation links are built.
     """
     region = os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     return {
@@ -76,6 +76,8 @@ def local_environment(
         "AWS_REGION": region,
         "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
         "CRM_API_URL": f"http://{HOST}:{api_port}",
+        # Confirmation links in emails point at the API that serves them.
+        "CRM_PUBLIC_BASE_URL": f"http://{HOST}:{api_port}",
     }
 
 

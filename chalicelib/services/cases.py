@@ -9,8 +9,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
-
 from chalicelib.domain import audit, ids
 from chalicelib.domain import cases as rules
 from chalicelib.domain.audit import SYSTEM, Actor, AuditEntry
@@ -22,12 +20,10 @@ from chalicelib.errors import Conflict, FieldError, NotFound, TooLargeToStore
 from chalicelib.services.versions import update_at_version
 from chalicelib.store.cases import CaseChanged, CaseRepository
 from chalicelib.store.customers import CustomerRepository
+from chalicelib.store.mail import REFUSED
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 MAX_ATTEMPTS = 3
-# SES or the network said no: the message was not taken. Anything else (a read timeout after
-# sending) may have been, and keeps the claim.
-_REFUSED = (ClientError, EndpointConnectionError, ConnectTimeoutError)
 log = logging.getLogger(__name__)
 NO_EMAIL = "no_email_address"
 CUSTOMER_GONE = "customer_deleted"
@@ -158,7 +154,7 @@ class CaseService:
         claimed = self._cases.update(case, claimed)
         try:
             self._mailer().send(customer.email, message.subject, message.text)
-        except _REFUSED as refused:
+        except REFUSED as refused:
             # SES did not take it: give the claim back, so the redelivery sends it (and the
             # timeline never says "Acknowledgement emailed." for a message that was not). An
             # ambiguous failure (a read timeout: SES may have it) keeps the claim: never twice.

@@ -78,22 +78,25 @@ class CustomerService:
         """Apply a partial update. With `if_match`, only to that version (else 412); without,
         a concurrent change is re-read and the update applied on top of it, never lost."""
 
-        def write(before: Customer) -> Customer:
-            after = before.with_changes(changes, self._clock.now())
-            if after == before.with_changes({}, after.updated_at):
-                return before
-            changed = audit.diff(_fields(before), _fields(after), EDITABLE_FIELDS)
-            record = audit.entry(
-                "customer", customer_id, "update", actor, after.updated_at, changed, customer_id
-            )
-            try:
-                return self._customers.update(before, after, record)
-            except EmailTaken:
-                raise _email_conflict(after.email) from None
-
         return update_at_version(
-            "customer", lambda: self.get(customer_id, consistent=True), write, if_match, VersionConflict
+            "customer",
+            lambda: self.get(customer_id, consistent=True),
+            lambda before: self.write_update(before, changes, actor),
+            if_match,
+            VersionConflict,
         )
+
+    def write_update(self, before: Customer, changes: dict, actor: Actor) -> Customer:
+        """One attempt of `update`, on the profile as read: VersionConflict if it changed."""
+        after = before.with_changes(changes, self._clock.now())
+        if after == before.with_changes({}, after.updated_at):
+            return before
+        changed = audit.diff(_fields(before), _fields(after), EDITABLE_FIELDS)
+        record = audit.entry("customer", before.id, "update", actor, after.updated_at, changed, before.id)
+        try:
+            return self._customers.update(before, after, record)
+        except EmailTaken:
+            raise _email_conflict(after.email) from None
 
     def delete(self, customer_id: str, actor: Actor) -> None:
         """Remove the profile and its lookup entries now; its timeline is purged from the

@@ -26,6 +26,8 @@ What happens to each item of an erased customer:
   every personal field (`PII_FIELDS`) replaced by null.
 - **idempotency records** holding the customer's requests or responses: deleted through the
   pointers written under the customer when each response was stored (store/idempotency.py).
+- **sign-in links** (`IDENTITY#<iss>#<sub>`, which Cognito user the customer is) and a pending
+  change of email address: deleted (store/identities.py; the loyalty purge takes the rest).
 
 Step 1 (one transaction) makes the erasure visible and final; step 2 (`purge`) deletes and
 scrubs the rest with Queries on the customer's keys, never a Scan. Every part of step 2 is
@@ -48,6 +50,7 @@ from chalicelib.store.audit import AuditRepository
 from chalicelib.store.cases import CaseRepository
 from chalicelib.store.customers import CustomerRepository, VersionConflict
 from chalicelib.store.idempotency import IdempotencyPointers
+from chalicelib.store.identities import IdentityRepository
 from chalicelib.store.interactions import InteractionRepository
 from chalicelib.store.loyalty import LoyaltyRepository
 
@@ -65,8 +68,10 @@ class ErasureService:
         audit_trail: AuditRepository,
         idempotency: IdempotencyPointers,
         clock: Clock,
+        identities: IdentityRepository | None = None,
         new_anonymous_id: Callable[[], str] = lambda: ids.new_id(ANONYMOUS),
     ) -> None:
+        self._identities = identities
         self._customers = customers
         self._interactions = interactions
         self._cases = cases
@@ -108,6 +113,10 @@ class ErasureService:
 
     def purge(self, customer_id: str) -> None:
         """Step 2: delete and scrub what the erased customer left (idempotent)."""
+        if self._identities is not None:
+            # First: the loyalty purge below removes every item under the customer, the
+            # pointers that find the sign-in links included.
+            self._identities.forget(customer_id)
         self._idempotency.forget(customer_id)
         self._interactions.delete_all_of(customer_id)
         self._cases.delete_all_of(customer_id)

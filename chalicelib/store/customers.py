@@ -3,24 +3,29 @@ step by DynamoDB transactions so no entry ever exists without its profile."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain import names
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.customers import Customer
+from chalicelib.domain.email_change import EmailChange
 from chalicelib.store.audit import audit_item
 from chalicelib.store.models import (
     ANONYMOUS_PREFIX,
     CUSTOMERS_LIST_PK,
+    EMAIL_CHANGE_SK,
     ITEM_LIMIT,
     LOYALTY_SK,
     PROFILE_SK,
     TOMBSTONE_SK,
     AnonymousAggregatesModel,
     CustomerModel,
+    EmailChangeModel,
     EmailLookupModel,
     LoyaltyModel,
     NameTokenModel,
@@ -86,6 +91,30 @@ def _to_model(customer: Customer) -> CustomerModel:
     return item
 
 
+def _change_model(change: EmailChange) -> EmailChangeModel:
+    return EmailChangeModel(
+        customer_pk(change.customer_id),
+        EMAIL_CHANGE_SK,
+        customer_id=change.customer_id,
+        email=change.email,
+        nonce=change.nonce,
+        requested_at=to_rfc3339(change.requested_at),
+        expires_at=to_rfc3339(change.expires_at),
+    )
+
+
+def _change_from(item: EmailChangeModel) -> EmailChange:
+    return EmailChange(
+        customer_id=item.customer_id,
+        email=item.email,
+        nonce=item.nonce,
+        requested_at=parse_rfc3339(item.requested_at),
+        expires_at=parse_rfc3339(item.expires_at),
+        mail_claimed_at=parse_rfc3339(item.mail_claimed_at) if item.mail_claimed_at else None,
+        confirmed_at=parse_rfc3339(item.confirmed_at) if item.confirmed_at else None,
+    )
+
+
 def _token_models(customer: Customer) -> list[NameTokenModel]:
     words = customer.search_words
     return [
@@ -137,6 +166,16 @@ class CustomerRepository:
 
     def update(self, before: Customer, after: Customer, audit: AuditEntry | None = None) -> Customer:
         """Write `after` if the stored profile is still `before` (same version)."""
+        return self._update(before, after, audit)
+
+    def _update(
+        self,
+        before: Customer,
+        after: Customer,
+        audit: AuditEntry | None,
+        also: Callable[[TransactWrite], None] | None = None,
+    ) -> Customer:
+        """`update`, with what `also` adds to the same transaction."""
         item = _to_model(after)
         item.version = before.version
         old_tokens = {(t.pk, t.sk) for t in _token_models(before)}
@@ -169,6 +208,8 @@ class CustomerRepository:
                         t.save(token)
                 if audit is not None:
                     t.save(audit_item(audit))
+                if also is not None:
+                    also(t)
         except TransactWriteError as error:
             if after.email_key and self._email_owner(after.email_key) not in (None, after.id):
                 raise EmailTaken(after.email) from error
@@ -176,6 +217,83 @@ class CustomerRepository:
                 raise  # not a lost race: no condition failed
             raise VersionConflict(after.id) from error
         return _to_domain(item)
+
+    # -- a change of email address that waits for its confirmation -----------------------------
+
+    def request_email_change(
+        self, before: Customer, after: Customer, change: EmailChange, audit: AuditEntry
+    ) -> Customer:
+        """Record `change` in place of any earlier one (whose link then stops working), with
+        the profile's other changes (`after`), if the profile is still `before`. The address
+        is not checked here: whether someone else has it is told only to its confirmer."""
+        if after != before:
+            return self._update(before, after, audit, lambda t: t.save(_change_model(change)))
+        try:
+            with transaction(self._region) as t:
+                t.condition_check(
+                    CustomerModel,
+                    customer_pk(before.id),
+                    PROFILE_SK,
+                    condition=CustomerModel.version == before.version,
+                )
+                t.save(_change_model(change))
+                t.save(audit_item(audit))
+        except TransactWriteError as error:
+            if not any(failed_conditions(error)):
+                raise
+            raise VersionConflict(before.id) from error
+        return before
+
+    def confirm_email_change(
+        self, before: Customer, after: Customer, change: EmailChange, at: datetime, audit: AuditEntry
+    ) -> Customer:
+        """Apply the confirmed address (`after`) and mark `change` confirmed, once: the write
+        fails (VersionConflict) if the change was confirmed or replaced meanwhile, and is
+        EmailTaken if another customer has the address by now."""
+
+        def mark_confirmed(t: TransactWrite) -> None:
+            t.update(
+                EmailChangeModel(customer_pk(change.customer_id), EMAIL_CHANGE_SK),
+                actions=[EmailChangeModel.confirmed_at.set(to_rfc3339(at))],
+                condition=(EmailChangeModel.nonce == change.nonce)
+                & EmailChangeModel.confirmed_at.does_not_exist(),
+            )
+
+        return self._update(before, after, audit, mark_confirmed)
+
+    def email_change(self, customer_id: str, *, consistent: bool = False) -> EmailChange | None:
+        try:
+            item = EmailChangeModel.get(customer_pk(customer_id), EMAIL_CHANGE_SK, consistent_read=consistent)
+        except DoesNotExist:
+            return None
+        return _change_from(item)
+
+    def claim_confirmation_mail(self, change: EmailChange, at: datetime) -> bool:
+        """Claim the sending of `change`'s link: True for the one caller that may send it."""
+        try:
+            EmailChangeModel(customer_pk(change.customer_id), EMAIL_CHANGE_SK).update(
+                actions=[EmailChangeModel.mail_claimed_at.set(to_rfc3339(at))],
+                condition=(EmailChangeModel.nonce == change.nonce)
+                & EmailChangeModel.mail_claimed_at.does_not_exist()
+                & EmailChangeModel.confirmed_at.does_not_exist(),
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def give_back_confirmation_mail(self, change: EmailChange, claimed_at: datetime) -> None:
+        """Undo our claim (SES refused the message), unless the change moved on meanwhile."""
+        try:
+            EmailChangeModel(customer_pk(change.customer_id), EMAIL_CHANGE_SK).update(
+                actions=[EmailChangeModel.mail_claimed_at.remove()],
+                condition=(EmailChangeModel.nonce == change.nonce)
+                & (EmailChangeModel.mail_claimed_at == to_rfc3339(claimed_at)),
+            )
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     def delete(self, customer: Customer, deleted_at: datetime, audit: AuditEntry | None = None) -> None:
         item = _to_model(customer)

@@ -22,6 +22,9 @@ APPLIED_PREFIX = "APPLIED#"
 IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
 ANONYMOUS_PREFIX = "ANONYMOUS#"
 TIER_REVIEW_PK = "loyalty"
+# A customer's pending change of email address (self-service), until confirmed or replaced.
+EMAIL_CHANGE_SK = "EMAIL_CHANGE"
+IDENTITY_PREFIX = "IDENTITY#"
 
 
 def applied_sk(interaction_id: str) -> str:
@@ -30,6 +33,12 @@ def applied_sk(interaction_id: str) -> str:
 
 def email_pk(email_key: str) -> str:
     return f"EMAIL#{email_key}"
+
+
+def identity_key(issuer: str, subject: str) -> str:
+    """A sign-in identity (an identity provider's `iss` and `sub`): the pk of its lookup item,
+    and the sk of the customer's pointer to it."""
+    return f"{IDENTITY_PREFIX}{issuer}#{subject}"
 
 
 def name_token_keys(word: str, customer_id: str) -> tuple[str, str]:

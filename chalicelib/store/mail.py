@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+
+# SES or the network said no: the message was not taken. Anything else (a read timeout after
+# sending) may have been taken: a sender that must never mail twice treats it as sent.
+REFUSED = (ClientError, EndpointConnectionError, ConnectTimeoutError)
+
 
 class SesMailer:
     def __init__(self, sender: str, region: str) -> None:

@@ -11,6 +11,9 @@ holds several item kinds under generic `pk`/`sk` keys:
     CUSTOMER#<id>       IDEMPOTENCY#<rec>   pointer to an idempotency record with the customer's data
     ANONYMOUS#<anon id> LOYALTY             an erased customer's loyalty aggregates, anonymised
     CUSTOMER#<id>       AUDIT#<entry>       the audit trail of the customer and their cases
+    CUSTOMER#<id>       EMAIL_CHANGE        a pending change of email address (self-service)
+    CUSTOMER#<id>       IDENTITY#<iss>#<sub>  pointer to a sign-in identity linked to the customer
+    IDENTITY#<iss>#<sub> IDENTITY           which customer a sign-in identity (Cognito user) is
     EMAIL#<email key>   EMAIL               uniqueness and lookup of an email address
     NAME#<2 letters>    <word>#<id>         one entry per search word of a profile's names
 
@@ -49,7 +52,9 @@ from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' cal
     APPLIED_PREFIX,
     AUDIT_PREFIX,
     CUSTOMERS_LIST_PK,
+    EMAIL_CHANGE_SK,
     IDEMPOTENCY_PREFIX,
+    IDENTITY_PREFIX,
     LOYALTY_SK,
     PROFILE_SK,
     TIER_REVIEW_PK,
@@ -57,6 +62,7 @@ from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' cal
     applied_sk,
     customer_pk,
     email_pk,
+    identity_key,
     name_token_keys,
 )
 
@@ -256,6 +262,54 @@ class AnonymousAggregatesModel(Model):
     score = NumberAttribute(null=True)
     last_tier = UnicodeAttribute(null=True)  # not `tier`: kept out of the by_tier index
     erased_on = UnicodeAttribute()  # the day only (YYYY-MM-DD)
+
+
+class EmailChangeModel(Model):
+    """A customer's pending change of email address: pk CUSTOMER#<id>, sk EMAIL_CHANGE. A new
+    request replaces it (a new nonce: the earlier link stops working); the customers stream
+    consumer mails the link for each new nonce; the confirmation marks it confirmed."""
+
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default=EMAIL_CHANGE_SK)
+    customer_id = UnicodeAttribute()
+    email = UnicodeAttribute()
+    nonce = UnicodeAttribute()
+    requested_at = UnicodeAttribute()
+    expires_at = UnicodeAttribute()
+    mail_claimed_at = UnicodeAttribute(null=True)
+    confirmed_at = UnicodeAttribute(null=True)
+
+
+class IdentityModel(Model):
+    """Which customer a sign-in identity is: pk IDENTITY#<issuer>#<subject>, sk IDENTITY. Its
+    twin, IdentityPointerModel under the customer, lets the customer's identities be listed
+    and removed with the customer (one Query, no Scan); both are written in one transaction."""
+
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="IDENTITY")
+    customer_id = UnicodeAttribute()
+    issuer = UnicodeAttribute()
+    subject = UnicodeAttribute()
+    linked_at = UnicodeAttribute()
+    linked_by = UnicodeAttribute()  # "sign-up" (the Cognito trigger) or the staff member
+
+
+class IdentityPointerModel(Model):
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    issuer = UnicodeAttribute()
+    subject = UnicodeAttribute()
+    linked_at = UnicodeAttribute()
+    linked_by = UnicodeAttribute()
 
 
 class LineItemAttribute(MapAttribute):

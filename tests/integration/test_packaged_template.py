@@ -26,6 +26,7 @@ from infra.package import (
     merge_templates,
     render_template,
 )
+from infra.policy import MAIL_IDENTITIES
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("dev", "prod")
@@ -294,6 +295,8 @@ def test_iam_grants_what_the_functions_use(templates, stage):
     tables = [n for n, r in DECLARED.items() if r["Type"] == "AWS::DynamoDB::Table"]
     for function, properties in _functions(template).items():
         role = _role_of(properties)
+        # Acknowledgements and confirmation links are mailed from the consumers' functions.
+        assert _grants(template, role, {"ses:SendEmail"}, MAIL_IDENTITIES), function
         for table in tables:
             assert _grants(template, role, TABLE_ITEMS, {"Fn::GetAtt": [table, "Arn"]}), (function, table)
             assert _grants(template, role, {"dynamodb:Query"}, {"Fn::Sub": f"${{{table}.Arn}}/index/*"})
@@ -419,16 +422,34 @@ def test_cfn_lint_finds_no_errors_in_the_prod_template(templates, tmp_path):
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_every_function_signs_cursors_with_a_secret_given_at_deploy_time(stage):
+def test_every_function_signs_cursors_and_links_with_secrets_given_at_deploy_time(stage):
     from infra.package import render_template
 
     template = render_template(stage)
     assert template["Parameters"]["CursorSecret"]["NoEcho"] is True
+    assert template["Parameters"]["LinkSecret"]["NoEcho"] is True
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
     assert functions
     for function in functions:
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["CRM_CURSOR_SECRET"] == {"Ref": "CursorSecret"}
+        assert variables["CRM_LINK_SECRET"] == {"Ref": "LinkSecret"}
+
+
+def test_the_given_user_pool_may_invoke_the_sign_up_trigger(templates):
+    template = templates["prod"]
+    trigger = template["Resources"]["LinkCustomerOnSignUp"]["Properties"]
+    assert trigger["Handler"] == "chalicelib.events.identities.link_customer_on_sign_up"
+    permission = template["Resources"]["SignUpTriggerPermission"]
+    assert permission["Condition"] == "HasUserPool"
+    assert permission["Properties"] == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": {"Fn::GetAtt": ["LinkCustomerOnSignUp", "Arn"]},
+        "Principal": "cognito-idp.amazonaws.com",
+        "SourceArn": {"Ref": "UserPoolArn"},
+    }
+    assert template["Parameters"]["UserPoolArn"]["Default"] == ""
+    assert template["Outputs"]["SignUpTriggerArn"]["Value"] == {"Fn::GetAtt": ["LinkCustomerOnSignUp", "Arn"]}
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])

@@ -482,7 +482,7 @@ def test_a_valid_cognito_id_token_yields_its_principal(
 ) -> None:
     fetcher = FakeFetcher(jwks_of((rsa_key, KID)))
     verifier = cognito_verifier(fetcher)
-    assert verifier.verify(rs_token(id_claims(), rsa_key)) == Principal("0b7c-uuid", "staff")
+    assert verifier.verify(rs_token(id_claims(), rsa_key)) == Principal("0b7c-uuid", "staff", POOL_ISSUER)
     assert fetcher.urls == [JWKS_URL]
 
 
@@ -491,7 +491,7 @@ def test_a_valid_cognito_access_token_with_client_id_yields_its_principal(
 ) -> None:
     verifier = cognito_verifier(FakeFetcher(jwks_of((rsa_key, KID))))
     token = rs_token(access_claims(**{"cognito:groups": ["customer"]}), rsa_key)
-    assert verifier.verify(token) == Principal("0b7c-uuid", "customer")
+    assert verifier.verify(token) == Principal("0b7c-uuid", "customer", POOL_ISSUER)
 
 
 def test_an_access_token_for_another_app_client_is_rejected(
@@ -780,7 +780,7 @@ def test_the_default_fetcher_gets_a_key_set_over_http(
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
         verifier = JWKSVerifier(url, POOL_ISSUER, CLIENT_ID)
-        assert verifier.verify(rs_token(id_claims(), rsa_key)) == Principal("0b7c-uuid", "staff")
+        assert verifier.verify(rs_token(id_claims(), rsa_key)) == Principal("0b7c-uuid", "staff", POOL_ISSUER)
     finally:
         server.shutdown()
         server.server_close()

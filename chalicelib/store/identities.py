@@ -1,0 +1,141 @@
+"""Sign-in identities linked to customers: which customer a Cognito user (issuer + `sub`) is.
+
+Two items per link, written and removed in one transaction: the lookup `IDENTITY#<iss>#<sub>`
+/ `IDENTITY` (one GetItem per self-service request with such a token) and the pointer
+`CUSTOMER#<id>` / `IDENTITY#<iss>#<sub>`, by which a customer's identities are listed, and
+removed with the customer (one Query on the customer's partition, never a Scan).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
+
+from chalicelib.domain.audit import AuditEntry
+from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.store.audit import audit_item
+from chalicelib.store.models import (
+    IDENTITY_PREFIX,
+    PROFILE_SK,
+    CustomerModel,
+    IdentityModel,
+    IdentityPointerModel,
+    customer_pk,
+    failed_conditions,
+    identity_key,
+    transaction,
+)
+
+LOOKUP_SK = "IDENTITY"
+# DynamoDB's partition key limit is 2,048 bytes; a Cognito `sub` is a 36-character UUID.
+MAX_KEY_BYTES = 1024
+
+
+class IdentityTaken(Exception):
+    """The identity is linked to another customer."""
+
+
+class NoSuchCustomer(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Identity:
+    customer_id: str
+    issuer: str
+    subject: str
+    linked_at: datetime
+    linked_by: str
+
+
+def storable(issuer: str, subject: str) -> bool:
+    return len(identity_key(issuer, subject).encode()) <= MAX_KEY_BYTES
+
+
+class IdentityRepository:
+    def __init__(self, region: str) -> None:
+        self._region = region
+
+    def customer_for(self, issuer: str, subject: str) -> str | None:
+        if not storable(issuer, subject):
+            return None
+        try:
+            return IdentityModel.get(identity_key(issuer, subject), LOOKUP_SK).customer_id
+        except DoesNotExist:
+            return None
+
+    def link(self, identity: Identity, audit: AuditEntry | None = None) -> bool:
+        """Link the identity to its customer (who must exist): True if it is now, False if it
+        already was (nothing written); IdentityTaken if another customer has it."""
+        key = identity_key(identity.issuer, identity.subject)
+        fields = {
+            "issuer": identity.issuer,
+            "subject": identity.subject,
+            "linked_at": to_rfc3339(identity.linked_at),
+            "linked_by": identity.linked_by,
+        }
+        try:
+            with transaction(self._region) as t:
+                t.condition_check(
+                    CustomerModel,
+                    customer_pk(identity.customer_id),
+                    PROFILE_SK,
+                    condition=CustomerModel.pk.exists(),
+                )
+                t.save(
+                    IdentityModel(key, LOOKUP_SK, customer_id=identity.customer_id, **fields),
+                    condition=IdentityModel.pk.does_not_exist(),
+                )
+                t.save(IdentityPointerModel(customer_pk(identity.customer_id), key, **fields))
+                if audit is not None:
+                    t.save(audit_item(audit))
+        except TransactWriteError as error:
+            failed = failed_conditions(error)
+            if failed and failed[0]:
+                raise NoSuchCustomer(identity.customer_id) from error
+            owner = self.customer_for(identity.issuer, identity.subject)
+            if owner == identity.customer_id:
+                return False
+            if owner is not None:
+                raise IdentityTaken(owner) from error
+            raise
+        return True
+
+    def unlink(self, customer_id: str, issuer: str, subject: str, audit: AuditEntry | None = None) -> bool:
+        """Remove the link if it is this customer's: False if there was none."""
+        key = identity_key(issuer, subject)
+        try:
+            with transaction(self._region) as t:
+                t.delete(IdentityModel(key, LOOKUP_SK), condition=IdentityModel.customer_id == customer_id)
+                t.delete(IdentityPointerModel(customer_pk(customer_id), key))
+                if audit is not None:
+                    t.save(audit_item(audit))
+        except TransactWriteError as error:
+            if any(failed_conditions(error)):
+                return False
+            raise
+        return True
+
+    def of_customer(self, customer_id: str) -> list[Identity]:
+        return [
+            Identity(customer_id, p.issuer, p.subject, parse_rfc3339(p.linked_at), p.linked_by)
+            for p in IdentityPointerModel.query(
+                customer_pk(customer_id), IdentityPointerModel.sk.startswith(IDENTITY_PREFIX)
+            )
+        ]
+
+    def forget(self, customer_id: str) -> int:
+        """Remove every link of a deleted or erased customer (idempotent): each lookup first,
+        then its pointer, so no lookup is ever left without the pointer that finds it."""
+        identities = self.of_customer(customer_id)
+        for identity in identities:
+            key = identity_key(identity.issuer, identity.subject)
+            try:
+                IdentityModel(key, LOOKUP_SK).delete(condition=IdentityModel.customer_id == customer_id)
+            except DeleteError as error:
+                if error.cause_response_code != "ConditionalCheckFailedException":
+                    raise  # else the lookup was re-linked to someone else meanwhile: it stays
+            IdentityPointerModel(customer_pk(customer_id), key).delete()
+        return len(identities)
