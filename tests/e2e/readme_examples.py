@@ -75,13 +75,16 @@ def commands(block: str) -> list[tuple[str, str]]:
     return out
 
 
-def script(readme: str, api: str, control: str) -> tuple[str, list[Example]]:
+def script(
+    readme: str, api: str, control: str, aws: str = "http://127.0.0.1:5000"
+) -> tuple[str, list[Example]]:
     lines, examples = [], []
     for block in blocks(readme):
         for command, comment in commands(block):
             if command.lstrip().startswith(("open ", "xdg-open ")):
                 continue  # a browser
-            command = command.replace("http://127.0.0.1:8000", api).replace("http://127.0.0.1:8001", control)
+            for printed, actual in (("8000", api), ("8001", control), ("5000", aws)):
+                command = command.replace(f"http://127.0.0.1:{printed}", actual)
             for _ in range(command.count("curl ")):
                 examples.append(Example(len(examples) + 1, command, comment))
             lines.append(command)
@@ -111,8 +114,10 @@ class Outcome:
         return None
 
 
-def run(readme: Path, api: str, control: str, cwd: Path, bodies: Path, timeout: float = 120) -> list[Outcome]:
-    text, examples = script(readme.read_text(encoding="utf-8"), api, control)
+def run(
+    readme: Path, api: str, control: str, aws: str, cwd: Path, bodies: Path, timeout: float = 120
+) -> list[Outcome]:
+    text, examples = script(readme.read_text(encoding="utf-8"), api, control, aws)
     bodies.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         ["bash", "-c", text],

@@ -15,7 +15,14 @@ def stack():
 
 
 def test_every_curl_example_of_the_readme_works_against_the_demo_data_as_printed(stack, tmp_path):
-    outcomes = readme_examples.run(ROOT / "README.md", stack.api, stack.control, ROOT, tmp_path)
+    outcomes = readme_examples.run(
+        ROOT / "README.md",
+        stack.api,
+        stack.control,
+        f"http://127.0.0.1:{stack.ports['CRM_AWS_PORT']}",
+        ROOT,
+        tmp_path,
+    )
 
     assert len(outcomes) >= 30
     failures = [
