@@ -11,6 +11,7 @@ holds several item kinds under generic `pk`/`sk` keys:
     CUSTOMER#<id>       IDEMPOTENCY#<rec>   pointer to an idempotency record with the customer's data
     ANONYMOUS#<anon id> LOYALTY             an erased customer's loyalty aggregates, anonymised
     CUSTOMER#<id>       AUDIT#<entry>       the audit trail of the customer and their cases
+    CASE#<case id>      HISTORY#<seq>       one entry of a case's history (seq: 10 digits)
     EMAIL#<email key>   EMAIL               uniqueness and lookup of an email address
     NAME#<2 letters>    <word>#<id>         one entry per search word of a profile's names
 
@@ -47,15 +48,19 @@ from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' cal
     ANONYMOUS_PREFIX,
     APPLIED_PREFIX,
     AUDIT_PREFIX,
+    CASE_PREFIX,
     CUSTOMERS_LIST_PK,
+    HISTORY_PREFIX,
     IDEMPOTENCY_PREFIX,
     LOYALTY_SK,
     PROFILE_SK,
     TIER_REVIEW_PK,
     TOMBSTONE_SK,
     applied_sk,
+    case_pk,
     customer_pk,
     email_pk,
+    history_sk,
     name_token_keys,
 )
 
@@ -321,7 +326,8 @@ class CasesByAssigneeIndex(_CaseIndex):
 
 class CaseModel(Model):
     """A complaint case. `due_sk` is "<next deadline>#<id>", so every index lists cases due
-    first; `queue` ("active") is set only while the case has a deadline to meet."""
+    first; `queue` ("active") is set only while the case has a deadline to meet. The history
+    lives in CaseHistoryModel items; the case keeps a bounded copy of its latest entries."""
 
     class Meta(_Meta):
         table_name = _settings.cases_table
@@ -350,13 +356,34 @@ class CaseModel(Model):
     ack_subject = UnicodeAttribute(null=True)
     ack_text = UnicodeAttribute(null=True)
     ack_claimed_at = UnicodeAttribute(null=True)
-    history = UnicodeAttribute()  # JSON list of {at, by, from, to, note}
+    closed_reason = UnicodeAttribute(null=True)
+    # The latest history entries (JSON list of {at, by, from, to, note}), bounded in number and
+    # size; `history_count` entries in all, one CaseHistoryModel item each.
+    history = UnicodeAttribute()
+    history_count = NumberAttribute()
     version = VersionAttribute()
 
     by_customer = CasesByCustomerIndex()
     by_due = CasesByDueIndex()
     by_status = CasesByStatusIndex()
     by_assignee = CasesByAssigneeIndex()
+
+
+class CaseHistoryModel(Model):
+    """One entry of a case's history: pk CASE#<case id>, sk HISTORY#<seq> (1, 2, ... in the
+    order written; the case's version guards the numbering). Written in the same transaction
+    as the case change it records."""
+
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    at = UnicodeAttribute()
+    by = UnicodeAttribute()
+    from_status = UnicodeAttribute(null=True)
+    to_status = UnicodeAttribute(null=True)
+    note = UnicodeAttribute(null=True)
 
 
 def failed_conditions(error: TransactWriteError) -> list[bool]:
