@@ -7,7 +7,15 @@ from chalice import Blueprint
 from chalicelib.api import deps
 from chalicelib.api.http import Call, api_route, json_response
 from chalicelib.api.preconditions import etag, if_match
-from chalicelib.api.schemas import CaseListQuery, CaseOut, CasePage, CasePatch, PageQuery
+from chalicelib.api.schemas import (
+    CaseHistoryOut,
+    CaseHistoryPage,
+    CaseListQuery,
+    CaseOut,
+    CasePage,
+    CasePatch,
+    PageQuery,
+)
 
 bp = Blueprint(__name__)
 
@@ -47,6 +55,22 @@ def list_cases(call: Call):
 )
 def get_case(call: Call, case_id: str):
     return _case_response(deps.case_service().get(case_id))
+
+
+@api_route(
+    bp,
+    "/cases/{case_id}/history",
+    "GET",
+    summary="A case's whole history, newest first",
+    query=PageQuery,
+    response=CaseHistoryPage,
+    errors=(404,),
+)
+def get_case_history(call: Call, case_id: str):
+    page = deps.case_service().history(case_id, call.query.limit, call.query.cursor)
+    return json_response(
+        {"items": [CaseHistoryOut.of(h) for h in page.items], "next_cursor": page.next_cursor}
+    )
 
 
 @api_route(

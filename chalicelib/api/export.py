@@ -67,7 +67,8 @@ def export_document(customer_id: str) -> dict:
             for i in _all(lambda cursor: timeline.timeline(customer_id, None, MAX_LIMIT, cursor))
         ],
         "cases": [
-            CaseOut.of(c) for c in _all(lambda cursor: cases.of_customer(customer_id, MAX_LIMIT, cursor))
+            CaseOut.of(cases.with_whole_history(c))
+            for c in _all(lambda cursor: cases.of_customer(customer_id, MAX_LIMIT, cursor))
         ],
         # The person's own data, so unmasked; who changed it is part of the record.
         "audit": [

@@ -64,6 +64,7 @@ class MyCaseOut(Out):
     acknowledged_at: str | None
     resolution: str | None
     satisfaction: int | None
+    closed_reason: str | None
 
     @classmethod
     def of(cls, case) -> dict:

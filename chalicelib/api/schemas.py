@@ -589,6 +589,21 @@ class CaseHistoryOut(Out):
     to: str | None
     note: str | None
 
+    @classmethod
+    def of(cls, h) -> dict:
+        return {
+            "at": to_rfc3339(h.at),
+            "by": h.by,
+            "from": h.from_status,
+            "to": h.to_status,
+            "note": h.note,
+        }
+
+
+class CaseHistoryPage(Out):
+    items: list[CaseHistoryOut]
+    next_cursor: str | None
+
 
 class CaseOut(Out):
     id: str
@@ -608,7 +623,15 @@ class CaseOut(Out):
     acknowledged_at: str | None
     resolution: str | None
     satisfaction: int | None
-    history: list[CaseHistoryOut]
+    closed_reason: Literal["resolved", "customer_deleted"] | None = Field(
+        description="why the case is closed: resolved (closed by staff after its resolution) or "
+        "customer_deleted (closed when its customer was deleted); null while it is not closed"
+    )
+    history: list[CaseHistoryOut] = Field(
+        description="the latest entries of the history, oldest first: up to 20, fewer when they "
+        "are long (32 KB at most); all of them in an export, and in GET /cases/{case_id}/history"
+    )
+    history_count: int = Field(description="how many entries the whole history has")
     version: int
 
     @classmethod
@@ -632,10 +655,9 @@ class CaseOut(Out):
             "acknowledged_at": ts(c.acknowledged_at),
             "resolution": c.resolution,
             "satisfaction": c.satisfaction,
-            "history": [
-                {"at": ts(h.at), "by": h.by, "from": h.from_status, "to": h.to_status, "note": h.note}
-                for h in c.history
-            ],
+            "closed_reason": c.closed_reason,
+            "history": [CaseHistoryOut.of(h) for h in c.history],
+            "history_count": c.history_count,
             "version": c.version,
         }
 

@@ -22,6 +22,9 @@ TRANSITIONS: Mapping[str, tuple[str, ...]] = {
 RESPONDED = ("acknowledged", "in_progress", "resolved", "closed", "reopened")
 FIRST_RESPONSE = "first_response"
 RESOLUTION = "resolution"
+# Why a case is closed: staff closed it after resolving it, or its customer was deleted.
+CLOSED_RESOLVED = "resolved"
+CLOSED_CUSTOMER_DELETED = "customer_deleted"
 
 DEFAULT_SLA: Mapping[str, tuple[timedelta, timedelta]] = {
     "critical": (timedelta(hours=1), timedelta(hours=8)),
@@ -39,6 +42,14 @@ class TransitionError(ValueError):
             f"A case cannot go from {current} to {wanted}; from {current} it can go to: {options}."
         )
         self.current, self.wanted, self.allowed = current, wanted, allowed
+
+
+class ClosedCase(ValueError):
+    """A closed case is final: it takes no more changes from staff."""
+
+    def __init__(self, case: Case) -> None:
+        why = " (its customer was deleted)" if case.closed_reason == CLOSED_CUSTOMER_DELETED else ""
+        super().__init__(f"Case {case.id} is closed{why}: it takes no more changes.")
 
 
 def _duration(text: str) -> timedelta:
@@ -93,7 +104,11 @@ class Case:
     acknowledged_at: datetime | None = None
     resolution: str | None = None
     satisfaction: int | None = None
+    closed_reason: str | None = None
+    # The latest entries of the history, oldest first (all of them in an export); the case has
+    # `history_count` in all. Changes append to both.
     history: tuple[HistoryEntry, ...] = ()
+    history_count: int = 0
     ack_interaction_id: str | None = None
     ack_subject: str | None = None
     ack_text: str | None = None
@@ -110,6 +125,10 @@ class Case:
         if RESOLUTION not in self.escalated_for:
             return RESOLUTION, self.resolution_due
         return None
+
+
+def _with_entry(case: Case, entry: HistoryEntry, **changes) -> Case:
+    return replace(case, history=(*case.history, entry), history_count=case.history_count + 1, **changes)
 
 
 def case_id_for(interaction_id: str) -> str:
@@ -138,6 +157,7 @@ def open_case(
         first_response_due=opened_at + first,
         resolution_due=opened_at + resolution,
         history=(HistoryEntry(opened_at, "system", None, "open", "Opened from a complaint."),),
+        history_count=1,
     )
 
 
@@ -149,17 +169,38 @@ def transition(case: Case, to: str, *, by: str, at: datetime, note: str | None =
         updates["acknowledged_at"] = at
     if to == "reopened":
         updates["resolution"] = None
-    entry = HistoryEntry(at, by, case.status, to, note)
-    return replace(case, status=to, history=(*case.history, entry), **updates)
+    if to == "closed":
+        updates["closed_reason"] = CLOSED_RESOLVED
+    return _with_entry(case, HistoryEntry(at, by, case.status, to, note), status=to, **updates)
+
+
+def check_changeable(case: Case) -> None:
+    """Staff may change any case but a closed one."""
+    if case.status == "closed":
+        raise ClosedCase(case)
+
+
+def close_for_deleted_customer(case: Case, *, at: datetime, contact_status: str) -> Case | None:
+    """Close the case of a customer who was deleted, from whatever status it is in; None if it
+    is closed already. A customer not yet told about the case never will be (`contact_status`)."""
+    if case.status == "closed":
+        return None
+    return _with_entry(
+        case,
+        HistoryEntry(at, "system", case.status, "closed", "Closed: the customer was deleted."),
+        status="closed",
+        closed_reason=CLOSED_CUSTOMER_DELETED,
+        contact_status=case.contact_status or contact_status,
+    )
 
 
 def add_note(case: Case, note: str, *, by: str, at: datetime) -> Case:
-    return replace(case, history=(*case.history, HistoryEntry(at, by, None, None, note)))
+    return _with_entry(case, HistoryEntry(at, by, None, None, note))
 
 
 def assign(case: Case, assignee: str | None, *, by: str, at: datetime) -> Case:
     note = f"Assigned to {assignee}." if assignee else "Unassigned."
-    return replace(case, assignee=assignee, history=(*case.history, HistoryEntry(at, by, None, None, note)))
+    return _with_entry(case, HistoryEntry(at, by, None, None, note), assignee=assignee)
 
 
 def escalate(case: Case, now: datetime) -> Case | None:
@@ -170,9 +211,9 @@ def escalate(case: Case, now: datetime) -> Case | None:
     which, due = deadline
     label = "first response" if which == FIRST_RESPONSE else "resolution"
     note = f"Escalated to level {case.escalation_level + 1}: the {label} was due {due.isoformat()}."
-    return replace(
+    return _with_entry(
         case,
+        HistoryEntry(now, "system", None, None, note),
         escalation_level=case.escalation_level + 1,
         escalated_for=case.escalated_for | {which},
-        history=(*case.history, HistoryEntry(now, "system", None, None, note)),
     )

@@ -1,13 +1,16 @@
 """Customers stream consumer: what follows a change to a customer's items.
 
-- a deleted (or erased) profile: remove the customer's sign-in links, idempotency records,
-  timeline, loyalty items (a pending change of email address too) and cases;
+- a deleted profile: remove the customer's sign-in links, idempotency records, timeline and
+  loyalty items (a pending change of email address too), and close their cases (kept, closed
+  with `closed_reason: customer_deleted`); an erased one: run the erasure's purge again, which
+  deletes the cases too;
 - a changed loyalty tier: publish `loyalty.tier_changed` on the events queue;
 - a new pending change of email address (a new nonce): ask the follow-up queue to mail its
   confirmation link (`{"type": "email.confirmation", "customer_id", "nonce"}`).
 
-Every step is idempotent (deleting what is gone, publishing with the record's id as the
-de-duplication id), so a redelivered record does no harm; failures are reported per record."""
+Every step is idempotent (deleting what is gone, closing only what is not closed, conditional
+on the case's version; publishing with the record's id as the de-duplication id), so a
+redelivered record does no harm; failures are reported per record."""
 
 from __future__ import annotations
 
@@ -31,7 +34,9 @@ bp = Blueprint(__name__)
 
 def _purge(customer_id: str) -> None:
     customers, interactions = deps.repositories()
-    if customers.erased_at(customer_id):
+    # Strongly consistent: read just after the erasure, a stale tombstone would close the
+    # erased customer's cases instead of deleting them.
+    if customers.erased_at(customer_id, consistent=True):
         # Erased (GDPR): the same purge the erase request ran, again, in case it was cut short.
         deps.erasure_service().purge(customer_id)
         logger.info("erased customer data purged", extra={"customer_id": customer_id})
@@ -40,8 +45,11 @@ def _purge(customer_id: str) -> None:
     deps.idempotency_pointers().forget(customer_id)
     removed = interactions.delete_all_of(customer_id)
     deps.loyalty_repository().delete_all_of(customer_id)
-    deps.case_repository().delete_all_of(customer_id)
-    logger.info("customer data purged", extra={"customer_id": customer_id, "interactions": removed})
+    closed = deps.case_service().close_cases_of_deleted_customer(customer_id)
+    logger.info(
+        "customer data purged",
+        extra={"customer_id": customer_id, "interactions": removed, "cases_closed": closed},
+    )
 
 
 def _ask_for_confirmation_mail(data: dict) -> None:

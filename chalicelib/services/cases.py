@@ -12,11 +12,11 @@ from typing import Protocol
 from chalicelib.domain import audit, ids
 from chalicelib.domain import cases as rules
 from chalicelib.domain.audit import SYSTEM, Actor, AuditEntry
-from chalicelib.domain.cases import Case, TransitionError
+from chalicelib.domain.cases import Case, ClosedCase, HistoryEntry, TransitionError
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction
 from chalicelib.domain.messages import acknowledgement
-from chalicelib.errors import Conflict, FieldError, NotFound, TooLargeToStore
+from chalicelib.errors import Conflict, FieldError, NotFound
 from chalicelib.services.versions import update_at_version
 from chalicelib.store.cases import CaseChanged, CaseRepository
 from chalicelib.store.customers import CustomerRepository
@@ -42,7 +42,15 @@ class UnknownCase(Exception):
     pass
 
 
-AUDITED_FIELDS = ("status", "assignee", "resolution", "satisfaction", "escalation_level", "contact_status")
+AUDITED_FIELDS = (
+    "status",
+    "assignee",
+    "resolution",
+    "satisfaction",
+    "escalation_level",
+    "contact_status",
+    "closed_reason",
+)
 
 
 def _audit(
@@ -50,8 +58,9 @@ def _audit(
 ) -> AuditEntry:
     fields = (lambda c: {f: getattr(c, f) for f in AUDITED_FIELDS}) if after else None
     changes = audit.diff(fields(before) if before else None, fields(after), AUDITED_FIELDS)
-    known = len(before.history) if before else 0
-    notes = tuple(audit.Change("note", None, h.note) for h in after.history[known:] if h.note)
+    added = after.history_count - (before.history_count if before else 0)
+    new_entries = after.history[len(after.history) - added :] if added else ()
+    notes = tuple(audit.Change("note", None, h.note) for h in new_entries if h.note)
     return audit.entry("case", after.id, action, actor, at, changes + notes, after.customer_id)
 
 
@@ -124,16 +133,16 @@ class CaseService:
 
     def _claim_and_send(self, case: Case) -> Case:
         now = self._clock.now()
-        customer = self._customers.get(case.customer_id)
-        if customer is None or not customer.email:
-            reason = CUSTOMER_GONE if customer is None else NO_EMAIL
-            note = (
-                "No acknowledgement sent: the customer has no email address."
-                if customer
-                else "No acknowledgement sent: the customer was deleted."
-            )
+        # Strongly consistent: a missing profile closes the case for good.
+        customer = self._customers.get(case.customer_id, consistent=True)
+        if customer is None:
+            # Deleted (a case opens only while its customer exists): the customers stream closes
+            # the deleted customer's cases too; whichever comes first does it.
+            return self._close_for_deleted_customer(case, now)
+        if not customer.email:
+            note = "No acknowledgement sent: the customer has no email address."
             return self._cases.update(
-                case, rules.add_note(replace(case, contact_status=reason), note, by="system", at=now)
+                case, rules.add_note(replace(case, contact_status=NO_EMAIL), note, by="system", at=now)
             )
         hours = case.first_response_due - case.opened_at
         message = acknowledgement(
@@ -213,9 +222,17 @@ class CaseService:
         return case
 
     def change(self, case_id: str, changes: dict, if_match: int | None, actor: Actor) -> Case:
-        """Assign, move along the status flow and/or add a note, in one write."""
+        """Assign, move along the status flow and/or add a note, in one write (409 once the
+        case is closed)."""
 
         def write(before: Case) -> Case:
+            try:
+                rules.check_changeable(before)
+            except ClosedCase as closed:
+                raise Conflict(
+                    str(closed),
+                    errors=[FieldError(name, "cannot be changed: the case is closed") for name in changes],
+                ) from None
             after = self._apply(before, changes, actor.subject)
             return self._cases.update(before, after, audit=_audit(before, after, actor, self._clock.now()))
 
@@ -245,6 +262,22 @@ class CaseService:
             case = rules.add_note(case, changes["note"], by=by, at=now)
         return case
 
+    def history(self, case_id: str, limit: int, cursor: str | None) -> Page[HistoryEntry]:
+        """The case's whole history, newest first, a page at a time."""
+        assert self._cursors is not None
+        self.get(case_id)
+        return page_of(
+            self._cursors,
+            f"cases/{case_id}/history",
+            cursor,
+            lambda start: self._cases.history(case_id, limit, start),
+        )
+
+    def with_whole_history(self, case: Case) -> Case:
+        """The case with every entry of its history (an export)."""
+        entries = self._cases.whole_history(case.id)
+        return replace(case, history=entries, history_count=len(entries))
+
     def list(self, *, status, severity, assignee, due_before, limit: int, cursor: str | None) -> Page[Case]:
         assert self._cursors is not None
         scope = f"cases?status={status}&severity={severity}&assignee={assignee}&due_before={due_before}"
@@ -271,6 +304,40 @@ class CaseService:
             self._cursors, scope, cursor, lambda start: self._cases.of_customer(customer_id, limit, start)
         )
 
+    # -- from the customers stream --------------------------------------------------------------
+
+    def close_cases_of_deleted_customer(self, customer_id: str) -> int:
+        """Close every case of a deleted customer that is not closed yet, each once: a case
+        changed meanwhile is read again, one closed meanwhile is left alone. Returns how many
+        this call closed (0 when the record is delivered again)."""
+        closed = 0
+        start = None
+        while True:
+            page, start = self._cases.of_customer(customer_id, 100, start)
+            for listed in page:
+                if listed.status != "closed" and self._close_with_retries(listed.id):
+                    closed += 1
+            if start is None:
+                return closed
+
+    def _close_with_retries(self, case_id: str) -> bool:
+        for _ in range(MAX_ATTEMPTS):
+            case = self._cases.get(case_id, consistent=True)
+            if case is None or case.status == "closed":
+                return False  # erased meanwhile, or closed by someone else
+            try:
+                self._close_for_deleted_customer(case, self._clock.now())
+                return True
+            except CaseChanged:
+                continue
+        raise CaseChanged(case_id)
+
+    def _close_for_deleted_customer(self, case: Case, now: datetime) -> Case:
+        after = rules.close_for_deleted_customer(case, at=now, contact_status=CUSTOMER_GONE)
+        if after is None:
+            return case
+        return self._cases.update(case, after, audit=_audit(case, after, SYSTEM, now))
+
     # -- the escalation sweep ------------------------------------------------------------------
 
     def escalate_overdue(self) -> int:
@@ -289,7 +356,4 @@ class CaseService:
                     break
                 except CaseChanged:
                     continue
-                except TooLargeToStore:
-                    # A full case cannot take the escalation note; the other cases still can.
-                    break
         return escalated

@@ -1,4 +1,11 @@
-"""Case repository: complaint cases and the indexes that list them due first."""
+"""Case repository: complaint cases, the indexes that list them due first, and their history.
+
+A case's history has no bound, so it is not kept in the case item (DynamoDB's 400 KB): each
+entry is an item of its own, `CASE#<case id>`/`HISTORY#<seq>` in the customers table, written in
+the same transaction as the case change it records. The change's condition on the case's
+version also makes the entry numbers (`history_count + 1`, ...) unique. The case item keeps a
+copy of its latest entries, bounded in number and bytes, so a case reads (and lists) with its
+recent history in one request."""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.cases import ACTIVE_STATUSES, Case, HistoryEntry
@@ -16,18 +23,27 @@ from chalicelib.store.audit import audit_item
 from chalicelib.store.interactions import _to_model as interaction_item
 from chalicelib.store.models import (
     ACTIVE_QUEUE,
+    HISTORY_PREFIX,
     ITEM_LIMIT,
     PROFILE_SK,
+    CaseHistoryModel,
     CaseModel,
     CustomerModel,
+    case_pk,
     customer_pk,
     failed_conditions,
+    history_sk,
     transaction,
 )
 from chalicelib.store.pagination import Key, collect
 
 # Sorts after every real due time: "cases due before X" never includes a case without a deadline.
 _NO_DEADLINE = "9999-12-31T23:59:59.999Z"
+# The case item's copy of its latest history entries: at most this many, of at most this many
+# bytes of JSON in all (a staff note is at most 4,000 characters, 16 KB of UTF-8).
+RECENT_ENTRIES = 20
+RECENT_BYTES = 32 * 1024
+MAX_ATTEMPTS = 3
 
 
 class CaseChanged(Exception):
@@ -38,14 +54,52 @@ def _time(value: str | None) -> datetime | None:
     return parse_rfc3339(value) if value else None
 
 
-def _history(entries: tuple[HistoryEntry, ...]) -> str:
+def _entry_json(e: HistoryEntry) -> str:
     return json.dumps(
-        [
-            {"at": to_rfc3339(e.at), "by": e.by, "from": e.from_status, "to": e.to_status, "note": e.note}
-            for e in entries
-        ],
+        {"at": to_rfc3339(e.at), "by": e.by, "from": e.from_status, "to": e.to_status, "note": e.note},
         ensure_ascii=False,
     )
+
+
+def _recent(entries: tuple[HistoryEntry, ...]) -> str:
+    """The latest entries that fit RECENT_ENTRIES and RECENT_BYTES, as a JSON list: an unbroken
+    run up to the newest, so what the case holds is always the tail of its history."""
+    kept: list[str] = []
+    size = 2
+    for entry in reversed(entries[-RECENT_ENTRIES:]):
+        text = _entry_json(entry)
+        size += len(text.encode()) + 1
+        if size > RECENT_BYTES:
+            break
+        kept.append(text)
+    return "[" + ",".join(reversed(kept)) + "]"
+
+
+def _entry(value: dict) -> HistoryEntry:
+    return HistoryEntry(parse_rfc3339(value["at"]), value["by"], value["from"], value["to"], value["note"])
+
+
+def _history_item(case_id: str, seq: int, e: HistoryEntry) -> CaseHistoryModel:
+    return CaseHistoryModel(
+        case_pk(case_id),
+        history_sk(seq),
+        at=to_rfc3339(e.at),
+        by=e.by,
+        from_status=e.from_status,
+        to_status=e.to_status,
+        note=e.note,
+    )
+
+
+def _history_domain(item: CaseHistoryModel) -> HistoryEntry:
+    return HistoryEntry(parse_rfc3339(item.at), item.by, item.from_status, item.to_status, item.note)
+
+
+def _new_entries(before: Case | None, after: Case) -> list[tuple[int, HistoryEntry]]:
+    """The entries `after` added to `before`'s history, with their numbers."""
+    known = before.history_count if before else 0
+    added = after.history_count - known
+    return [(known + 1 + i, e) for i, e in enumerate(after.history[len(after.history) - added :])]
 
 
 def _to_domain(item: CaseModel) -> Case:
@@ -66,10 +120,9 @@ def _to_domain(item: CaseModel) -> Case:
         acknowledged_at=_time(item.acknowledged_at),
         resolution=item.resolution,
         satisfaction=int(item.satisfaction) if item.satisfaction is not None else None,
-        history=tuple(
-            HistoryEntry(parse_rfc3339(e["at"]), e["by"], e["from"], e["to"], e["note"])
-            for e in json.loads(item.history)
-        ),
+        closed_reason=item.closed_reason,
+        history=tuple(_entry(e) for e in json.loads(item.history)),
+        history_count=int(item.history_count),
         ack_interaction_id=item.ack_interaction_id,
         ack_subject=item.ack_subject,
         ack_text=item.ack_text,
@@ -105,7 +158,9 @@ def _to_model(case: Case) -> CaseModel:
         ack_subject=case.ack_subject,
         ack_text=case.ack_text,
         ack_claimed_at=to_rfc3339(case.ack_claimed_at) if case.ack_claimed_at else None,
-        history=_history(case.history),
+        closed_reason=case.closed_reason,
+        history=_recent(case.history),
+        history_count=case.history_count,
     )
     if case.version:
         item.version = case.version
@@ -139,6 +194,8 @@ class CaseRepository:
                     condition=CustomerModel.pk.exists(),
                 )
                 t.save(_to_model(case), condition=CaseModel.id.does_not_exist())
+                for seq, entry in _new_entries(None, case):
+                    t.save(_history_item(case.id, seq, entry))
                 if audit is not None:
                     t.save(audit_item(audit))
         except TransactWriteError as error:
@@ -164,15 +221,18 @@ class CaseRepository:
         timeline_entry: Interaction | None = None,
         audit: AuditEntry | None = None,
     ) -> Case:
-        """Write `after` if the case is still at `before`'s version; with a timeline entry in
-        the same transaction (an acknowledgement and the case it moves on)."""
+        """Write `after` if the case is still at `before`'s version, with the history entries it
+        added, and a timeline entry in the same transaction (an acknowledgement and the case it
+        moves on)."""
         item = _to_model(after)
         item.version = before.version
-        # The history is one attribute of the case: a case whose history is full takes no change.
-        too_large = f"Case {before.id} is full: with this change its history would be over {ITEM_LIMIT}."
+        # The case item is bounded (its copy of the history is): only an entry can be too big.
+        too_large = f"A history entry of case {before.id} would be larger than {ITEM_LIMIT}."
         try:
             with transaction(self._region, too_large) as t:
                 t.save(item)
+                for seq, entry in _new_entries(before, after):
+                    t.save(_history_item(after.id, seq, entry))
                 if timeline_entry is not None:
                     t.save(interaction_item(timeline_entry))
                 if audit is not None:
@@ -182,6 +242,23 @@ class CaseRepository:
                 raise  # not a lost race: no condition failed
             raise CaseChanged(before.id) from error
         return _to_domain(item)
+
+    def history(self, case_id: str, limit: int, start: Key | None) -> tuple[list[HistoryEntry], Key | None]:
+        """A page of the case's history, newest first."""
+        rows = CaseHistoryModel.query(
+            case_pk(case_id),
+            CaseHistoryModel.sk.startswith(HISTORY_PREFIX),
+            scan_index_forward=False,
+            limit=limit + 1,
+            last_evaluated_key=start,
+        )
+        items, next_key = collect(rows, limit, lambda i: {"pk": {"S": i.pk}, "sk": {"S": i.sk}})
+        return [_history_domain(i) for i in items], next_key
+
+    def whole_history(self, case_id: str) -> tuple[HistoryEntry, ...]:
+        """Every entry of the case's history, oldest first (read a page at a time)."""
+        rows = CaseHistoryModel.query(case_pk(case_id), CaseHistoryModel.sk.startswith(HISTORY_PREFIX))
+        return tuple(_history_domain(i) for i in rows)
 
     def list(
         self,
@@ -233,9 +310,36 @@ class CaseRepository:
             yield item.id
 
     def delete_all_of(self, customer_id: str) -> int:
+        """Delete the customer's cases with their history (erasure). Each case's entries go
+        first, then the case, conditional on the version its entries were read at: a change
+        that added an entry meanwhile fails it, and the entries are walked again. Cut short, a
+        later run finds the case (and whatever is left of its history) again."""
         removed = 0
-        with CaseModel.batch_write() as batch:
-            for item in CaseModel.by_customer.query(customer_id):
-                batch.delete(item)
-                removed += 1
+        for listed in CaseModel.by_customer.query(customer_id, attributes_to_get=["id", "version"]):
+            item: CaseModel | None = listed
+            for _ in range(MAX_ATTEMPTS):
+                if item is None:
+                    break
+                self._delete_history(item.id)
+                try:
+                    item.delete()  # conditional on the version read (a VersionAttribute)
+                    removed += 1
+                    break
+                except DeleteError as error:
+                    if error.cause_response_code != "ConditionalCheckFailedException":
+                        raise
+                    item = self._current(item.id)
+            else:
+                raise CaseChanged(listed.id)
         return removed
+
+    def _current(self, case_id: str) -> CaseModel | None:
+        try:
+            return CaseModel.get(case_id, consistent_read=True, attributes_to_get=["id", "version"])
+        except DoesNotExist:
+            return None
+
+    def _delete_history(self, case_id: str) -> None:
+        with CaseHistoryModel.batch_write() as batch:
+            for item in CaseHistoryModel.query(case_pk(case_id), attributes_to_get=["pk", "sk"]):
+                batch.delete(item)

@@ -27,6 +27,20 @@ EMAIL_CHANGE_SK = "EMAIL_CHANGE"
 IDENTITY_PREFIX = "IDENTITY#"
 
 
+CASE_PREFIX = "CASE#"
+HISTORY_PREFIX = "HISTORY#"
+
+
+def case_pk(case_id: str) -> str:
+    """The partition of a case's history entries in the customers table."""
+    return f"{CASE_PREFIX}{case_id}"
+
+
+def history_sk(seq: int) -> str:
+    # Zero-padded, so the entries sort in the order they were written.
+    return f"{HISTORY_PREFIX}{seq:010d}"
+
+
 def applied_sk(interaction_id: str) -> str:
     return f"{APPLIED_PREFIX}{interaction_id}"
 

@@ -14,6 +14,7 @@ holds several item kinds under generic `pk`/`sk` keys:
     CUSTOMER#<id>       EMAIL_CHANGE        a pending change of email address (self-service)
     CUSTOMER#<id>       IDENTITY#<iss>#<sub>  pointer to a sign-in identity linked to the customer
     IDENTITY#<iss>#<sub> IDENTITY           which customer a sign-in identity (Cognito user) is
+    CASE#<case id>      HISTORY#<seq>       one entry of a case's history (seq: 10 digits)
     EMAIL#<email key>   EMAIL               uniqueness and lookup of an email address
     NAME#<2 letters>    <word>#<id>         one entry per search word of a profile's names
 
@@ -51,8 +52,10 @@ from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' cal
     ANONYMOUS_PREFIX,
     APPLIED_PREFIX,
     AUDIT_PREFIX,
+    CASE_PREFIX,
     CUSTOMERS_LIST_PK,
     EMAIL_CHANGE_SK,
+    HISTORY_PREFIX,
     IDEMPOTENCY_PREFIX,
     IDENTITY_PREFIX,
     LOYALTY_SK,
@@ -60,8 +63,10 @@ from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' cal
     TIER_REVIEW_PK,
     TOMBSTONE_SK,
     applied_sk,
+    case_pk,
     customer_pk,
     email_pk,
+    history_sk,
     identity_key,
     name_token_keys,
 )
@@ -397,7 +402,8 @@ class CasesByAssigneeIndex(_CaseIndex):
 
 class CaseModel(Model):
     """A complaint case. `due_sk` is "<next deadline>#<id>", so every index lists cases due
-    first; `queue` ("active") is set only while the case has a deadline to meet."""
+    first; `queue` ("active") is set only while the case has a deadline to meet. The history
+    lives in CaseHistoryModel items; the case keeps a bounded copy of its latest entries."""
 
     class Meta(_Meta):
         table_name = _settings.cases_table
@@ -426,13 +432,34 @@ class CaseModel(Model):
     ack_subject = UnicodeAttribute(null=True)
     ack_text = UnicodeAttribute(null=True)
     ack_claimed_at = UnicodeAttribute(null=True)
-    history = UnicodeAttribute()  # JSON list of {at, by, from, to, note}
+    closed_reason = UnicodeAttribute(null=True)
+    # The latest history entries (JSON list of {at, by, from, to, note}), bounded in number and
+    # size; `history_count` entries in all, one CaseHistoryModel item each.
+    history = UnicodeAttribute()
+    history_count = NumberAttribute()
     version = VersionAttribute()
 
     by_customer = CasesByCustomerIndex()
     by_due = CasesByDueIndex()
     by_status = CasesByStatusIndex()
     by_assignee = CasesByAssigneeIndex()
+
+
+class CaseHistoryModel(Model):
+    """One entry of a case's history: pk CASE#<case id>, sk HISTORY#<seq> (1, 2, ... in the
+    order written; the case's version guards the numbering). Written in the same transaction
+    as the case change it records."""
+
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    at = UnicodeAttribute()
+    by = UnicodeAttribute()
+    from_status = UnicodeAttribute(null=True)
+    to_status = UnicodeAttribute(null=True)
+    note = UnicodeAttribute(null=True)
 
 
 def error_code(error: PynamoDBException) -> str | None:

@@ -55,6 +55,7 @@ ROLE_MATRIX = {
     ("POST", "/customers/{customer_id}/erase"): {"staff"},
     ("GET", "/cases"): {"staff"},
     ("GET", "/cases/{case_id}"): {"staff"},
+    ("GET", "/cases/{case_id}/history"): {"staff"},
     ("PATCH", "/cases/{case_id}"): {"staff"},
     ("GET", "/products"): {"staff", "customer"},
     ("GET", "/products/{sku}"): {"staff", "customer"},

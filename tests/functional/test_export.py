@@ -6,6 +6,17 @@ from tests.functional.conftest import assert_problem, bulk_interactions
 from tests.integration.streams import interaction_records
 
 
+def _add_notes(case_id: str, notes: list[str]) -> None:
+    from chalicelib.api import deps
+    from chalicelib.domain.cases import add_note
+
+    repository = deps.case_repository()
+    before = after = repository.get(case_id)
+    for note in notes:
+        after = add_note(after, note, by="staff-1", at=before.opened_at)
+    repository.update(before, after)
+
+
 def test_the_export_holds_profile_timeline_cases_loyalty_and_audit(api, client):
     c = api.create_customer(name="Jyrki Mäkelä", email="jyrki@example.fi", locale="fi")
     api.patch(f"/customers/{c['id']}", {"preferred_name": "Jyrki"})
@@ -24,6 +35,9 @@ def test_the_export_holds_profile_timeline_cases_loyalty_and_audit(api, client):
     records = interaction_records()
     client.lambda_.invoke("update_loyalty", {"Records": records})
     client.lambda_.invoke("open_cases", {"Records": records})
+    [case] = api.get(f"/customers/{c['id']}/cases").json["items"]
+    notes = [f"Muistiinpano {n}" for n in range(24)]  # more than the case item keeps
+    _add_notes(case["id"], notes)
 
     reply = api.get(f"/customers/{c['id']}/export")
     assert reply.status == 200
@@ -32,6 +46,9 @@ def test_the_export_holds_profile_timeline_cases_loyalty_and_audit(api, client):
     assert doc["customer"]["preferred_name"] == "Jyrki" and doc["customer"]["email"] == "jyrki@example.fi"
     assert len(doc["interactions"]) == 132
     assert [k["subject"] for k in doc["cases"]] == ["Väärä tuote"]
+    [exported] = doc["cases"]
+    assert [h["note"] for h in exported["history"]] == ["Opened from a complaint.", *notes]
+    assert exported["history_count"] == 25
     assert doc["loyalty"]["net_spend"] == {"EUR": "3.90"}
     actions = sorted(e["action"] for e in doc["audit"] if e["entity"] == "customer")
     assert actions == ["create", "update"]

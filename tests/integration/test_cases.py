@@ -322,6 +322,71 @@ def test_staff_assign_and_note_cases_and_if_match_is_honoured(api, case_in):
     assert_problem(api.get("/cases/case_nope"), 404)
 
 
+def test_a_closed_case_takes_no_more_changes(api, case_in):
+    case = case_in("closed")
+    assert case["closed_reason"] == "resolved"
+    for change in ({"note": "Kunden ringde och tackade."}, {"assignee": "agent-7"}, {"status": "reopened"}):
+        problem = assert_problem(api.patch(f"/cases/{case['id']}", change), 409, *change)
+        assert "is closed" in problem["detail"]
+    assert api.get(f"/cases/{case['id']}").json == case
+
+
+def test_a_cases_whole_history_is_listed_newest_first_and_the_case_keeps_its_latest_entries(
+    api, case_in, frozen_clock
+):
+    from chalicelib.api import deps
+    from chalicelib.domain.cases import add_note
+
+    case = case_in("in_progress")
+    repository = deps.case_repository()
+    before = after = repository.get(case["id"])
+    for n in range(20):  # in one write: as 20 PATCHes would, without the requests
+        frozen_clock.advance(timedelta(minutes=1))
+        after = add_note(after, f"Anteckning {n}", by="staff-1", at=frozen_clock.now())
+    repository.update(before, after)
+    assert api.patch(f"/cases/{case['id']}", {"note": "Sista anteckningen."}).status == 200
+
+    history = api.walk(f"/cases/{case['id']}/history", limit=7)
+    oldest_first = [h["note"] for h in reversed(history)]
+    assert oldest_first[: len(case["history"])] == [h["note"] for h in case["history"]]
+    assert oldest_first[len(case["history"]) :] == [f"Anteckning {n}" for n in range(20)] + [
+        "Sista anteckningen."
+    ]
+    read = api.get(f"/cases/{case['id']}").json
+    assert read["history_count"] == len(history) == len(case["history"]) + 21
+    assert read["history"] == list(reversed(history))[-20:]
+
+    other = case_in("open")
+    cursor = api.get(f"/cases/{other['id']}/history?limit=1").json["next_cursor"]
+    assert_problem(api.get(f"/cases/{case['id']}/history?cursor={cursor}"), 400, "cursor")
+    assert_problem(api.get(f"/cases/{case['id']}/history?limit=0"), 400, "limit")
+    assert_problem(api.get("/cases/case_nope/history"), 404)
+
+
+def test_deleting_a_customers_cases_also_deletes_history_written_while_it_runs(api, case_in, monkeypatch):
+    from chalicelib.api import deps
+    from chalicelib.store.cases import CaseRepository
+    from chalicelib.store.models import CaseHistoryModel, case_pk
+
+    case = case_in("acknowledged")
+    delete_history = CaseRepository._delete_history
+    walked = []
+
+    def and_then_a_note_comes(self, case_id):
+        delete_history(self, case_id)
+        walked.append(case_id)
+        if len(walked) == 1:  # between the history and the case: the case is still there
+            assert api.patch(f"/cases/{case_id}", {"note": "Precis nu."}).status == 200
+
+    monkeypatch.setattr(CaseRepository, "_delete_history", and_then_a_note_comes)
+
+    assert deps.case_repository().delete_all_of(case["customer_id"]) == 1
+
+    assert walked == [case["id"], case["id"]]
+    assert_problem(api.get(f"/cases/{case['id']}"), 404)
+    assert list(CaseHistoryModel.query(case_pk(case["id"]))) == []
+
+
 def test_cases_are_listed_due_first_and_filtered(api, pump, frozen_clock):
     made = {}
     for severity in ("low", "critical", "medium", "high"):

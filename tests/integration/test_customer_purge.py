@@ -1,11 +1,18 @@
-"""Deleting a customer removes the profile at once and the timeline from the customers stream."""
+"""Deleting a customer removes the profile at once; the customers stream consumer then removes
+the timeline and closes the customer's cases, once, however often the record is delivered."""
 
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.functional.conftest import Api
+import pytest
+
+from tests.functional.conftest import Api, assert_problem
+from tests.integration.streams import interaction_records
+from tests.integration.test_cases import _follow_up_event, complain, sent_mail
 
 EVENT = Path(__file__).parent / "events" / "customer_profile_removed.json"
 
@@ -58,3 +65,159 @@ def test_a_removed_profile_record_removes_the_customers_sign_in_links(client, st
     assert identities.customer_for(issuer, "sub-gone") is None and identities.of_customer(gone["id"]) == []
     assert deps.repositories()[0].email_change(gone["id"]) is None
     assert identities.customer_for(issuer, "sub-kept") == kept["id"]
+
+
+CLOSING_NOTE = "Closed: the customer was deleted."
+
+
+def _open_cases(client, api: Api, customer: dict, count: int) -> list[dict]:
+    """`count` complaints, their cases opened by `open_cases` (their follow-ups left queued)."""
+    for n in range(count):
+        complain(api, customer, subject=f"Klagomål {n}")
+    assert client.lambda_.invoke("open_cases", {"Records": interaction_records()}).payload == {
+        "batchItemFailures": []
+    }
+    cases = api.walk(f"/customers/{customer['id']}/cases", limit=100)
+    assert len(cases) == count
+    return cases
+
+
+def _move(api: Api, case: dict, *statuses: str) -> dict:
+    for status in statuses:
+        body = {"status": status} | ({"resolution": "Ny vara skickad."} if status == "resolved" else {})
+        reply = api.patch(f"/cases/{case['id']}", body)
+        assert reply.status == 200, reply.json
+    return reply.json
+
+
+def _closings(api: Api, case_id: str) -> int:
+    history = api.walk(f"/cases/{case_id}/history", limit=100)
+    return sum(h["note"] == CLOSING_NOTE for h in history)
+
+
+def test_a_deleted_customers_cases_are_closed_once_however_often_the_record_comes(client, staff_token):
+    api = Api(client, staff_token)
+    customer = api.create_customer(name="Saša Kovačič", email="sasa@example.si", locale="sl")
+    waiting, working, done = _open_cases(client, api, customer, 3)
+    working = _move(api, working, "acknowledged", "in_progress")
+    done = _move(api, done, "acknowledged", "in_progress", "resolved", "closed")
+    assert done["closed_reason"] == "resolved"
+    assert api.delete(f"/customers/{customer['id']}").status == 204
+
+    event = _event_for(customer["id"])
+    removed_twice = {"Records": [event["Records"][0], *event["Records"]]}
+    for delivery in (removed_twice, event):
+        assert client.lambda_.invoke("on_customer_change", delivery).payload == {"batchItemFailures": []}
+
+    for before in (waiting, working):
+        after = api.get(f"/cases/{before['id']}").json
+        assert (after["status"], after["closed_reason"]) == ("closed", "customer_deleted")
+        assert after["version"] == before["version"] + 1
+        assert after["history"][-1] | {"at": None} == {
+            "at": None,
+            "by": "system",
+            "from": before["status"],
+            "to": "closed",
+            "note": CLOSING_NOTE,
+        }
+        assert _closings(api, before["id"]) == 1
+    # Not told before the deletion, and never will be: the queued follow-up sends nothing.
+    assert api.get(f"/cases/{waiting['id']}").json["contact_status"] == "customer_deleted"
+    assert client.lambda_.invoke("send_follow_ups", _follow_up_event(waiting["id"])).payload == {
+        "batchItemFailures": []
+    }
+    assert sent_mail() == []
+    assert api.get(f"/cases/{done['id']}").json == done  # closed already: left as staff closed it
+
+    assert api.get("/cases").json["items"] == []
+    closed = api.walk("/cases?status=closed", limit=100)
+    assert sorted(c["id"] for c in closed) == sorted(c["id"] for c in (waiting, working, done))
+    for change in ({"note": "Ringde."}, {"assignee": "agent-7"}, {"status": "reopened"}):
+        problem = assert_problem(api.patch(f"/cases/{working['id']}", change), 409, *change)
+        assert "closed" in problem["detail"] and "customer was deleted" in problem["detail"]
+    audit = api.walk(f"/customers/{customer['id']}/audit", limit=100)
+    closings = [
+        e["entity_id"]
+        for e in audit
+        if {"field": "closed_reason", "before": None, "after": "customer_deleted"} in e["changes"]
+    ]
+    assert sorted(closings) == sorted([waiting["id"], working["id"]])
+
+
+def test_a_case_changed_while_it_is_being_closed_is_read_again_and_closed_after_the_change(
+    client, staff_token, monkeypatch
+):
+    from chalicelib.api import deps
+    from chalicelib.store.cases import CaseRepository
+
+    api = Api(client, staff_token)
+    customer = api.create_customer(name="Jyrki Mäkelä", locale="fi")
+    [case] = _open_cases(client, api, customer, 1)
+    stale = deps.case_repository().get(case["id"])
+    assert api.patch(f"/cases/{case['id']}", {"note": "Soitin asiakkaalle."}).status == 200
+    assert api.delete(f"/customers/{customer['id']}").status == 204
+    read = CaseRepository.get
+    reads = []
+
+    def first_read_is_stale(self, case_id, *, consistent=False):
+        reads.append(case_id)
+        return stale if len(reads) == 1 else read(self, case_id, consistent=consistent)
+
+    monkeypatch.setattr(CaseRepository, "get", first_read_is_stale)
+
+    response = client.lambda_.invoke("on_customer_change", _event_for(customer["id"]))
+
+    assert response.payload == {"batchItemFailures": []}
+    assert reads == [case["id"], case["id"]]
+    after = api.get(f"/cases/{case['id']}").json
+    assert (after["status"], after["version"]) == ("closed", stale.version + 2)
+    assert [h["note"] for h in after["history"][-2:]] == ["Soitin asiakkaalle.", CLOSING_NOTE]
+
+
+@pytest.mark.dynamodb_local
+def test_concurrent_deliveries_of_a_deleted_customers_record_close_each_case_once(client, staff_token):
+    api = Api(client, staff_token)
+    customer = api.create_customer(name="Maria Dela Cruz", locale="tl")
+    cases = _open_cases(client, api, customer, 3)
+    assert api.delete(f"/customers/{customer['id']}").status == 204
+    event = _event_for(customer["id"])
+    deliveries = 4
+    start = threading.Barrier(deliveries, timeout=10)
+
+    def deliver(_):
+        start.wait()
+        return client.lambda_.invoke("on_customer_change", event).payload
+
+    with ThreadPoolExecutor(max_workers=deliveries) as pool:
+        payloads = list(pool.map(deliver, range(deliveries), timeout=60))
+
+    assert payloads == [{"batchItemFailures": []}] * deliveries
+    for case in cases:
+        after = api.get(f"/cases/{case['id']}").json
+        assert (after["status"], after["version"]) == ("closed", case["version"] + 1)
+        assert _closings(api, case["id"]) == 1
+
+
+def test_a_follow_up_that_finds_the_customer_deleted_closes_the_case_without_emailing(client, staff_token):
+    api = Api(client, staff_token)
+    customer = api.create_customer(name="Åsa Öberg", email="asa@example.se", locale="sv")
+    [case] = _open_cases(client, api, customer, 1)
+    assert api.delete(f"/customers/{customer['id']}").status == 204
+
+    # The follow-up comes before the customers stream's record: it closes the case itself.
+    assert client.lambda_.invoke("send_follow_ups", _follow_up_event(case["id"])).payload == {
+        "batchItemFailures": []
+    }
+    closed = api.get(f"/cases/{case['id']}").json
+    assert (closed["status"], closed["closed_reason"], closed["contact_status"]) == (
+        "closed",
+        "customer_deleted",
+        "customer_deleted",
+    )
+    assert sent_mail() == []
+
+    assert client.lambda_.invoke("on_customer_change", _event_for(customer["id"])).payload == {
+        "batchItemFailures": []
+    }
+    assert api.get(f"/cases/{case['id']}").json == closed
+    assert _closings(api, case["id"]) == 1

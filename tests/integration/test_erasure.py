@@ -187,6 +187,7 @@ def test_erasure_leaves_no_personal_data_anywhere_but_keeps_anonymous_aggregates
     before = _leaks(pii)
     for table in (settings.customers_table, settings.interactions_table, settings.cases_table):
         assert table in before, before
+    assert any(i["pk"].startswith("CASE#") for i in _scan(settings.customers_table))
     assert NOTES[3] in before.get(settings.idempotency_table, []), before
     assert list(
         IdempotencyPointerModel.query(customer_pk(cid), IdempotencyPointerModel.sk.startswith("IDEMPOTENCY#"))
@@ -222,6 +223,7 @@ def test_erasure_leaves_no_personal_data_anywhere_but_keeps_anonymous_aggregates
     left = {i["sk"].split("#")[0] for i in customers if i["pk"] == customer_pk(cid)}
     assert left == {"DELETED", "AUDIT"}, left
     assert _scan(settings.interactions_table) == [] and _scan(settings.cases_table) == []
+    assert [i for i in customers if i["pk"].startswith("CASE#")] == []  # the history went too
 
     entries = list(AuditModel.query(customer_pk(cid), AuditModel.sk.startswith("AUDIT#")))
     [erase] = [e for e in entries if e.action == "erase"]
