@@ -36,8 +36,9 @@ _KEY_PREFIX = "crm-http"
 
 
 class _NotRemembered(Exception):
-    """Raised out of the idempotent function for a 5xx response: Powertools then deletes the
-    in-progress record instead of storing the response, and the response is returned as is."""
+    """Raised out of the idempotent function for a response that must not be stored (a 5xx, a
+    key reused with another body): Powertools then deletes the in-progress record instead,
+    and the response is returned as is."""
 
     def __init__(self, response: Response) -> None:
         super().__init__(response.status_code)
@@ -113,7 +114,8 @@ def run_once(
         try:
             seed = _seed(request)
         except KeyReused:
-            response = _reused_key_problem()
+            # Not remembered: the first body's retry must still get its own answer.
+            raise _NotRemembered(_reused_key_problem()) from None
         else:
             with attempts.repeatable(seed):
                 try:

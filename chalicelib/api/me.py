@@ -214,6 +214,11 @@ def my_interaction(call: Call, interaction_id: str):
 @erased_is_gone
 def place_order(call: Call):
     order = call.body
+    customer = _me(call)
+    # A retry after a lost answer: the order stands even if the catalogue changed since.
+    placed = deps.interaction_service().written_by_earlier_attempt(customer.id)
+    if placed is not None:
+        return json_response(InteractionOut.of(placed), 201, {"Location": f"/me/interactions/{placed.id}"})
     products = deps.product_service().get_many([line.sku for line in order.items])
     missing = [
         FieldError(f"items.{i}.sku", "is not a product we sell")
@@ -228,7 +233,6 @@ def place_order(call: Call):
             "One order is paid in one currency.",
             errors=[FieldError("items", f"mixes currencies {sorted(currencies)}")],
         )
-    customer = _me(call)
     language = customer.locale.split("-")[0]
     items = [
         {

@@ -4,8 +4,10 @@ A POST with an `Idempotency-Key` may come again after its first attempt committe
 response was lost (a timeout, a crash, a failed write of the idempotency record). The API
 then runs it again under the seed the first attempt stored: while it runs, `now()` is the
 seed's time and every new id draws its random part from the seed, so the retry builds the
-same ids, timestamps and items, and the store can tell a transaction that already committed
-(see `claim_name` and store/models.transaction) from a new one.
+same ids, timestamps and items. Each transaction of an attempt records a claim on the seed,
+named by what the transaction writes (`claim_for`), so the store tells a transaction that
+already committed from a new one (store/models.transaction). A seed without claims means
+that nothing was committed: the next attempt then starts afresh, with the time it runs at.
 """
 
 from __future__ import annotations
@@ -21,20 +23,20 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class Seed:
+    key: str  # where the store keeps it
     nonce: bytes
     now: datetime
-    repeat: bool  # True when an earlier attempt stored this seed
+    repeat: bool  # an earlier attempt under this seed committed something
 
 
 @dataclass
 class _Attempt:
     seed: Seed
-    draws: dict[str, int] = field(default_factory=dict)
+    draws: int = 0
+    peeked: dict[int, bytes] = field(default_factory=dict)
 
-    def draw(self, purpose: str) -> bytes:
-        n = self.draws.get(purpose, 0)
-        self.draws[purpose] = n + 1
-        return hmac.new(self.seed.nonce, f"{purpose}#{n}".encode(), hashlib.sha256).digest()
+    def bytes_at(self, n: int) -> bytes:
+        return hmac.new(self.seed.nonce, f"id#{n}".encode(), hashlib.sha256).digest()
 
 
 _current: ContextVar[_Attempt | None] = ContextVar("crm_attempt", default=None)
@@ -49,6 +51,11 @@ def repeatable(seed: Seed) -> Iterator[None]:
         _current.reset(token)
 
 
+def current() -> Seed | None:
+    attempt = _current.get()
+    return attempt.seed if attempt else None
+
+
 def pinned_now() -> datetime | None:
     attempt = _current.get()
     return attempt.seed.now if attempt else None
@@ -58,16 +65,28 @@ def random_bytes(size: int) -> bytes | None:
     """The next `size` random bytes of this attempt (the same in every attempt), or None
     outside a repeatable attempt."""
     attempt = _current.get()
-    return attempt.draw("id")[:size] if attempt else None
+    if attempt is None:
+        return None
+    attempt.draws += 1
+    return attempt.bytes_at(attempt.draws - 1)[:size]
 
 
-def claim_name() -> str | None:
-    """A name for the next transaction of this attempt, the same in every attempt."""
+def next_random_bytes(size: int) -> bytes | None:
+    """What `random_bytes(size)` will return next, without taking it."""
     attempt = _current.get()
-    return attempt.draw("transaction").hex()[:40] if attempt else None
+    return attempt.bytes_at(attempt.draws)[:size] if attempt else None
+
+
+def claim_for(content: bytes) -> str | None:
+    """The claim of a transaction writing `content` in this attempt: the same in every attempt
+    that writes the same, another for anything else."""
+    attempt = _current.get()
+    if attempt is None:
+        return None
+    return hmac.new(attempt.seed.nonce, content, hashlib.sha256).hexdigest()[:32]
 
 
 def repeating() -> bool:
-    """True while a retry of an attempt that may have committed runs."""
+    """True while a retry of an attempt that committed something runs."""
     attempt = _current.get()
     return bool(attempt and attempt.seed.repeat)

@@ -23,16 +23,26 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
-def ulid(at: datetime | None = None) -> str:
-    moment = at or attempts.pinned_now() or datetime.now(UTC)
+def _ulid(moment: datetime, randomness: bytes) -> str:
     millis = max(0, int(moment.timestamp() * 1000))
+    return _encode(millis, 10) + _encode(int.from_bytes(randomness, "big"), 16)
+
+
+def ulid(at: datetime | None = None) -> str:
     # A retried request draws the same bytes as its first attempt (see attempts.py).
-    randomness = int.from_bytes(attempts.random_bytes(10) or os.urandom(10), "big")
-    return _encode(millis, 10) + _encode(randomness, 16)
+    randomness = attempts.random_bytes(10) or os.urandom(10)
+    return _ulid(at or attempts.pinned_now() or datetime.now(UTC), randomness)
 
 
 def new_id(prefix: str, at: datetime | None = None) -> str:
     return f"{prefix}_{ulid(at)}"
+
+
+def next_id(prefix: str, at: datetime | None = None) -> str | None:
+    """In a repeatable attempt, the id `new_id(prefix, at)` will give next; else None."""
+    upcoming = attempts.next_random_bytes(10)
+    moment = at or attempts.pinned_now()
+    return f"{prefix}_{_ulid(moment, upcoming)}" if upcoming and moment else None
 
 
 CUSTOMER = "cus"

@@ -35,6 +35,16 @@ class InteractionService:
         if self._customers.get(customer_id) is None:
             raise NotFound(f"No customer has the id {customer_id!r}.")
 
+    def written_by_earlier_attempt(
+        self, customer_id: str, occurred_at: datetime | None = None
+    ) -> Interaction | None:
+        """In the retry of a keyed request whose first attempt committed, the interaction that
+        attempt wrote: the one with the id this attempt would give its interaction next."""
+        if not attempts.repeating():
+            return None
+        upcoming = ids.next_id(ids.INTERACTION, occurred_at or self._clock.now())
+        return self._interactions.get(customer_id, upcoming, consistent=True) if upcoming else None
+
     def record(self, customer_id: str, fields: dict) -> Interaction:
         """Add an interaction to a customer's timeline. A return must name a purchase of the
         same customer and may not return more of a SKU than that purchase still holds.
@@ -42,6 +52,9 @@ class InteractionService:
         The customer's existence is a condition of the write itself (no read first)."""
         now = self._clock.now()
         occurred_at = fields.pop("occurred_at", None) or now
+        written = self.written_by_earlier_attempt(customer_id, occurred_at)
+        if written is not None:
+            return written  # a return's checks would now count the return against its purchase
         items = tuple(LineItem(**item) for item in fields.pop("items", None) or ())
         interaction = Interaction(
             id=self._new_id(occurred_at),
@@ -51,13 +64,6 @@ class InteractionService:
             items=items,
             **fields,
         )
-        if attempts.repeating():
-            # A retry of a request whose first attempt may have committed builds the same id:
-            # what the first attempt wrote is the answer (a return's checks would now count
-            # the return itself against its purchase).
-            written = self._interactions.get(customer_id, interaction.id, consistent=True)
-            if written is not None:
-                return written
         try:
             if interaction.type != "return":
                 return self._interactions.add(interaction)

@@ -74,42 +74,58 @@ class IdempotencyPointers:
 
 
 class KeyReused(Exception):
-    """An earlier attempt with this key had another body (its response was never stored, so
-    Powertools cannot tell): the first attempt may have committed, so this one must not run."""
+    """An earlier attempt with this key and another body committed (its response was never
+    stored, so Powertools cannot tell): this one must not run."""
 
 
 class AttemptSeeds:
-    """One seed per keyed request (the Powertools record id names it), kept for 24 hours: the
-    first attempt stores it, every retry reads it back (see domain/attempts.py)."""
+    """One seed per keyed request (the Powertools record id names it), kept for 24 hours after
+    its last attempt (see domain/attempts.py)."""
 
     def seed_for(self, record_id: str, now: datetime, body_sha256: str) -> Seed:
-        """The seed of this key, or `KeyReused` if an attempt with another body stored it."""
+        """The seed this attempt runs under. An earlier attempt that committed something
+        hands on its seed (`repeat`), or raises `KeyReused` if its body was another; one that
+        committed nothing leaves no trace: this attempt starts afresh with its own time."""
+        if not record_id:
+            raise ValueError("an idempotency record id is needed")
         key = f"{SEED_PREFIX}{record_id}"
         epoch = int(now.timestamp())
         for _ in range(3):
-            nonce = os.urandom(16)
+            stored = self._stored(key, epoch)
+            fresh = AttemptModel(
+                key,
+                expiration=epoch + ATTEMPT_LIFETIME_S,
+                at=now.isoformat(),
+                nonce=os.urandom(16).hex(),
+                body_sha256=body_sha256,
+            )
+            if stored is not None and stored.claims:
+                if stored.body_sha256 != body_sha256:
+                    raise KeyReused(record_id)
+                # A chain of retries keeps the seed for 24 hours after the last of them.
+                stored.update(actions=[AttemptModel.expiration.set(epoch + ATTEMPT_LIFETIME_S)])
+                first_at = datetime.fromisoformat(stored.at or "")
+                return Seed(key, bytes.fromhex(stored.nonce or ""), first_at, True)
+            # Replaced only as it was read, so two attempts never take one another's seed.
+            unchanged = (
+                AttemptModel.id.does_not_exist() | (AttemptModel.expiration < epoch)
+                if stored is None
+                else (AttemptModel.nonce == stored.nonce) & AttemptModel.claims.does_not_exist()
+            )
             try:
-                AttemptModel(
-                    key,
-                    expiration=epoch + ATTEMPT_LIFETIME_S,
-                    at=now.isoformat(),
-                    nonce=nonce.hex(),
-                    body_sha256=body_sha256,
-                ).save(
-                    # An expired seed (DynamoDB's TTL deletes within days, not on the second)
-                    # belongs to a key that is new again.
-                    condition=AttemptModel.id.does_not_exist() | (AttemptModel.expiration < epoch)
-                )
-                return Seed(nonce=nonce, now=now, repeat=False)
+                fresh.save(condition=unchanged)
             except PutError as error:
                 if error_code(error) != "ConditionalCheckFailedException":
                     raise
-            try:
-                stored = AttemptModel.get(key, consistent_read=True)
-            except AttemptModel.DoesNotExist:
-                continue  # deleted by its TTL in between: store a new one
-            if stored.body_sha256 != body_sha256:
-                raise KeyReused(record_id)
-            at = datetime.fromisoformat(stored.at or "")
-            return Seed(nonce=bytes.fromhex(stored.nonce or ""), now=at, repeat=True)
+                continue
+            return Seed(key, bytes.fromhex(fresh.nonce or ""), now, False)
         raise RuntimeError(f"no seed could be stored or read for {record_id}")
+
+    @staticmethod
+    def _stored(key: str, epoch: int) -> AttemptModel | None:
+        try:
+            stored = AttemptModel.get(key, consistent_read=True)
+        except AttemptModel.DoesNotExist:
+            return None
+        # Expired (DynamoDB's TTL deletes within days, not on the second): the key is new again.
+        return None if stored.expiration < epoch else stored

@@ -24,6 +24,7 @@ Query returns a timeline newest first; GSI by_type ("<customer>#<type>", id) fil
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from pynamodb.attributes import (
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     VersionAttribute,
 )
 from pynamodb.connection import Connection
@@ -221,10 +223,10 @@ class TombstoneModel(Model):
 
 
 class AttemptModel(Model):
-    """Items of the idempotency table beside Powertools' records (their ids never collide:
-    Powertools' start with "crm-http#"). `crm-seed#<record id>` holds the seed of a keyed
-    request's attempts (time and nonce, see domain/attempts.py); `crm-claim#<name>` marks one
-    transaction of such a request as committed. Both expire with the key, after 24 hours."""
+    """The seed of a keyed request's attempts (domain/attempts.py), in the idempotency table
+    beside Powertools' records (ids never collide: Powertools' start with "crm-http#"):
+    `crm-seed#<record id>` with the time, nonce and body hash of the attempts, and the claims
+    of the transactions they committed. It expires with the key, after 24 hours."""
 
     class Meta(_Meta):
         table_name = _settings.idempotency_table
@@ -234,10 +236,10 @@ class AttemptModel(Model):
     at = UnicodeAttribute(null=True)
     nonce = UnicodeAttribute(null=True)
     body_sha256 = UnicodeAttribute(null=True)
+    claims = UnicodeSetAttribute(null=True)
 
 
 SEED_PREFIX = "crm-seed#"
-CLAIM_PREFIX = "crm-claim#"
 ATTEMPT_LIFETIME_S = 24 * 60 * 60
 
 
@@ -516,19 +518,21 @@ CONFLICT_BACKOFF_BASE_S = 0.025
 
 
 def _claim(t: TransactWrite) -> str | None:
-    """In a retried request (domain/attempts.py), each transaction also writes a claim named
-    by the attempt, conditional on its absence: the retry of a transaction that committed
-    fails on the claim alone or with the conditions its own items already met, and is then
-    known to be done. The claim is an update, which PynamoDB sends last, so the items'
-    positions in the cancellation reasons stay as the repositories expect."""
-    name = attempts.claim_name()
-    if name is None:
+    """In a keyed request (domain/attempts.py), each transaction also adds its claim to the
+    attempts' seed, conditional on its absence. The claim is named by what the transaction
+    writes, so the retry of a transaction that committed fails on the claim (alone or with the
+    conditions its own items already met) and is known to be done, while any other
+    transaction has another name. The claim is an update, which PynamoDB sends last, so the
+    items' positions in the cancellation reasons stay as the repositories expect."""
+    seed = attempts.current()
+    if seed is None:
         return None
-    expires = int(time.time()) + ATTEMPT_LIFETIME_S
+    items = [t._condition_check_items, t._delete_items, t._put_items, t._update_items]
+    name = attempts.claim_for(json.dumps(items, sort_keys=True, default=str).encode())
     t.update(
-        AttemptModel(f"{CLAIM_PREFIX}{name}"),
-        actions=[AttemptModel.expiration.set(expires)],
-        condition=AttemptModel.id.does_not_exist(),
+        AttemptModel(seed.key),
+        actions=[AttemptModel.claims.add({name})],
+        condition=~AttemptModel.claims.contains(name),
     )
     return name
 

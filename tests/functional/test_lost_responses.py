@@ -5,6 +5,8 @@ twice. Runs on moto and on DynamoDB Local, where the conditions are DynamoDB's o
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
@@ -153,7 +155,9 @@ def test_a_write_that_never_reached_dynamodb_is_made_by_the_retry(api, break_aft
     assert calls.count("TransactWriteItems") == 2
 
 
-def test_another_body_with_the_key_of_a_lost_answer_is_422_and_writes_nothing(api, break_after_commit):
+def test_another_body_with_the_key_of_a_lost_answer_that_committed_is_422_and_writes_nothing(
+    api, break_after_commit
+):
     customer = api.create_customer()
     break_after_commit()
     assert (
@@ -197,3 +201,55 @@ def test_when_the_idempotency_record_cannot_be_stored_the_answer_still_comes_and
     assert failures and first.status == 201, first.json
     assert retry.status == 201 and retry.body == first.body
     assert timeline(api, customer["id"]) == [first.json]
+
+
+def test_a_retry_after_an_order_was_placed_answers_it_even_when_the_catalogue_changed(
+    api, break_after_commit
+):
+    assert (
+        api.post(
+            "/products", {"sku": "SKU-MUG", "names": {"en": "Mug"}, "price": "2.20", "currency": "EUR"}
+        ).status
+        == 201
+    )
+    me = api.as_role("customer", api.create_customer()["id"])
+    order = {"channel": "web", "items": [{"sku": "SKU-MUG", "quantity": 1}]}
+    break_after_commit()
+    assert me.post("/me/orders", order, **keyed()).status >= 500
+    assert api.patch("/products/SKU-MUG", {"active": False}).status == 200
+
+    retry = me.post("/me/orders", order, **keyed())
+
+    assert retry.status == 201, retry.json
+    assert me.get("/me/interactions").json["items"] == [retry.json]
+
+
+def test_the_first_body_still_gets_its_answer_after_another_body_was_refused_with_its_key(
+    api, break_after_commit
+):
+    customer = api.create_customer()
+    visit = {"type": "visit", "channel": "store"}
+    break_after_commit()
+    assert api.post(f"/customers/{customer['id']}/interactions", visit, **keyed()).status >= 500
+
+    assert_problem(
+        api.post(f"/customers/{customer['id']}/interactions", visit | {"channel": "web"}, **keyed()), 422
+    )
+    retry = api.post(f"/customers/{customer['id']}/interactions", visit, **keyed())
+
+    assert retry.status == 201, retry.json
+    assert timeline(api, customer["id"]) == [retry.json]
+
+
+def test_a_retry_of_an_attempt_that_wrote_nothing_runs_afresh_at_its_own_time(api, break_after_commit):
+    customer = api.create_customer()
+    visit = {"type": "visit", "channel": "store"}
+    break_after_commit(before=True)
+    assert api.post(f"/customers/{customer['id']}/interactions", visit, **keyed()).status >= 500
+    between = datetime.now(UTC).replace(microsecond=0)
+
+    retry = api.post(f"/customers/{customer['id']}/interactions", visit | {"channel": "web"}, **keyed())
+
+    assert retry.status == 201, retry.json  # the first body was never written: another may run
+    assert datetime.fromisoformat(retry.json["created_at"]) >= between
+    assert timeline(api, customer["id"]) == [retry.json]
