@@ -2,13 +2,26 @@
 
 from chalice import Chalice
 
-from chalicelib.api import audit, cases, customers, deps, export, http, interactions, me, openapi, products
+from chalicelib.api import (
+    audit,
+    cases,
+    customers,
+    deps,
+    export,
+    http,
+    interactions,
+    jobs,
+    me,
+    openapi,
+    products,
+)
 from chalicelib.api import docs as explorer
 from chalicelib.api import erasure as erasure_api
 from chalicelib.api.middleware import http_middleware
 from chalicelib.config import get_settings
 from chalicelib.events import cases as case_events
 from chalicelib.events import customer_stream, loyalty
+from chalicelib.events import jobs as job_events
 
 settings = get_settings()
 app = Chalice(app_name="crm")
@@ -25,7 +38,9 @@ app.register_blueprint(audit.bp)
 app.register_blueprint(me.bp)
 app.register_blueprint(export.bp)
 app.register_blueprint(erasure_api.bp)
+app.register_blueprint(jobs.bp)
 app.register_blueprint(products.bp)
 app.register_blueprint(customer_stream.bp)
 app.register_blueprint(loyalty.bp)
 app.register_blueprint(case_events.bp)
+app.register_blueprint(job_events.bp)

@@ -1,7 +1,7 @@
 """Customers stream consumer: what follows a change to a customer's items.
 
 - a deleted (or erased) profile: remove the customer's idempotency records, timeline, loyalty
-  items and cases;
+  items, cases, export documents and export jobs;
 - a changed loyalty tier: publish `loyalty.tier_changed` on the events queue.
 
 Every step is idempotent (deleting what is gone, publishing with the record's id as the
@@ -16,6 +16,7 @@ from chalice import Blueprint
 from chalicelib.api import deps
 from chalicelib.config import get_settings
 from chalicelib.domain.events import events_from_customer_record
+from chalicelib.domain.jobs import EXPORT
 from chalicelib.events.batch import process
 from chalicelib.events.publishing import publish_events_of
 from chalicelib.observability import logger
@@ -38,6 +39,8 @@ def _purge(customer_id: str) -> None:
     removed = interactions.delete_all_of(customer_id)
     deps.loyalty_repository().delete_all_of(customer_id)
     deps.case_repository().delete_all_of(customer_id)
+    deps.export_documents().delete_all_of(customer_id)
+    deps.job_repository().delete_all_of(customer_id, EXPORT)
     logger.info("customer data purged", extra={"customer_id": customer_id, "interactions": removed})
 
 

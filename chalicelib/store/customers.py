@@ -246,16 +246,18 @@ class CustomerRepository:
                 raise  # not a lost race: no condition failed
             raise VersionConflict(customer.id) from error
 
-    def erased_at(self, customer_id: str) -> str | None:
+    def erased_at(self, customer_id: str, *, consistent: bool = False) -> str | None:
         """When the customer was erased (GDPR), or None (exists, deleted only, or unknown)."""
         try:
-            return TombstoneModel.get(customer_pk(customer_id), TOMBSTONE_SK).erased_at
+            return TombstoneModel.get(
+                customer_pk(customer_id), TOMBSTONE_SK, consistent_read=consistent
+            ).erased_at
         except DoesNotExist:
             return None
 
-    def was_deleted(self, customer_id: str) -> bool:
+    def was_deleted(self, customer_id: str, *, consistent: bool = False) -> bool:
         try:
-            TombstoneModel.get(customer_pk(customer_id), TOMBSTONE_SK)
+            TombstoneModel.get(customer_pk(customer_id), TOMBSTONE_SK, consistent_read=consistent)
         except DoesNotExist:
             return False
         return True
