@@ -12,6 +12,7 @@ from chalicelib.api import (
     http,
     identities,
     interactions,
+    jobs,
     me,
     openapi,
     products,
@@ -23,6 +24,7 @@ from chalicelib.config import get_settings
 from chalicelib.events import cases as case_events
 from chalicelib.events import customer_stream, loyalty
 from chalicelib.events import identities as identity_events
+from chalicelib.events import jobs as job_events
 
 settings = get_settings()
 app = Chalice(app_name="crm")
@@ -41,8 +43,10 @@ app.register_blueprint(email_confirmations.bp)
 app.register_blueprint(export.bp)
 app.register_blueprint(erasure_api.bp)
 app.register_blueprint(identities.bp)
+app.register_blueprint(jobs.bp)
 app.register_blueprint(products.bp)
 app.register_blueprint(customer_stream.bp)
 app.register_blueprint(loyalty.bp)
 app.register_blueprint(case_events.bp)
 app.register_blueprint(identity_events.bp)
+app.register_blueprint(job_events.bp)

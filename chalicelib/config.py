@@ -23,6 +23,7 @@ class Settings:
     interactions_table: str = "crm-local-interactions"
     cases_table: str = "crm-local-cases"
     idempotency_table: str = "crm-local-idempotency"
+    jobs_table: str = "crm-local-jobs"
     # Chalice needs stream ARNs as literals when app.py is imported: the cloud stages set the
     # real ones; locally the event pump finds a handler's stream by the table name in it.
     customers_stream_arn: str = (
@@ -32,6 +33,7 @@ class Settings:
         "arn:aws:dynamodb:eu-north-1:000000000000:table/crm-local-interactions/stream/local"
     )
     cases_stream_arn: str = "arn:aws:dynamodb:eu-north-1:000000000000:table/crm-local-cases/stream/local"
+    jobs_stream_arn: str = "arn:aws:dynamodb:eu-north-1:000000000000:table/crm-local-jobs/stream/local"
     # "hs256": tokens signed with jwt_secret (local, tests).
     # "cognito": RS256 tokens of a Cognito user pool, keys from jwks_url.
     auth_mode: str = "hs256"
@@ -48,6 +50,10 @@ class Settings:
     base_currency: str = "EUR"
     events_queue_name: str = "crm-local-events.fifo"
     follow_up_queue_name: str = "crm-local-follow-ups"
+    jobs_queue_name: str = "crm-local-jobs"
+    # The cloud stages get the bucket's name from the stack (infra/package.py); locally it is
+    # the name infra/resources.json gives it in moto's account and region.
+    exports_bucket: str = "crm-local-exports-123456789012-eu-north-1"
     mail_from: str = "customer-service@example.com"
     max_body_bytes: int = 1024 * 1024
 
@@ -61,6 +67,10 @@ class Settings:
             interactions_table=env.get("CRM_INTERACTIONS_TABLE", defaults.interactions_table),
             cases_table=env.get("CRM_CASES_TABLE", defaults.cases_table),
             idempotency_table=env.get("CRM_IDEMPOTENCY_TABLE", defaults.idempotency_table),
+            jobs_table=env.get("CRM_JOBS_TABLE", defaults.jobs_table),
+            jobs_stream_arn=env.get("CRM_JOBS_STREAM_ARN", defaults.jobs_stream_arn),
+            jobs_queue_name=env.get("CRM_JOBS_QUEUE_NAME", defaults.jobs_queue_name),
+            exports_bucket=env.get("CRM_EXPORTS_BUCKET", defaults.exports_bucket),
             cases_stream_arn=env.get("CRM_CASES_STREAM_ARN", defaults.cases_stream_arn),
             follow_up_queue_name=env.get("CRM_FOLLOW_UP_QUEUE_NAME", defaults.follow_up_queue_name),
             mail_from=env.get("CRM_MAIL_FROM", defaults.mail_from),

@@ -78,6 +78,12 @@ class PayloadTooLarge(CrmError):
     status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
 
 
+class ExportTooLarge(PayloadTooLarge):
+    """An export document too large for a response: it is had as a job instead."""
+
+    title, type_slug = "Export Too Large", "export-too-large"
+
+
 class UnsupportedMediaType(CrmError):
     status, title, type_slug = 415, "Unsupported Media Type", "unsupported-media-type"
 

@@ -2,8 +2,9 @@
 
 Chalice generates the app's SAM template (functions, API, role, event sources); the merge template
 built here adds infra/resources.json to it and sets what Chalice leaves out for production: stream
-retries and their on-failure queue, partial batch responses, queue alarms and a written-out IAM
-policy. `chalice package --merge-template` then writes `sam.json` and `deployment.zip`.
+retries and their on-failure queue, partial batch responses, queue alarms, a written-out IAM
+policy and the names of the buckets the stack makes. `chalice package --merge-template` then
+writes `sam.json` and `deployment.zip`.
 
 Chalice's merge is a deep merge of dicts: a dict given here for a key whose value Chalice
 generated as a dict would be mixed into it (`{"Fn::Sub": ..., "Fn::GetAtt": ...}`). So every
@@ -41,7 +42,7 @@ from chalice.package import (
 )
 from chalice.utils import UI, OSUtils
 
-from infra.policy import policy_document, streamed_tables
+from infra.policy import buckets, policy_document, streamed_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 RESOURCES_FILE = ROOT / "infra" / "resources.json"
@@ -274,6 +275,16 @@ def _stream_variables(declared: Mapping[str, Any]) -> dict[str, Any]:
     return variables
 
 
+def _bucket_variables(declared: Mapping[str, Any]) -> dict[str, Any]:
+    """`CRM_EXPORTS_BUCKET` for ExportsBucket, and so on for every bucket: its name is made by
+    the stack (account and region in it), so the functions get it from there."""
+    variables = {}
+    for bucket in buckets(declared):
+        words = re.sub(r"(?<!^)(?=[A-Z])", "_", bucket.removesuffix("Bucket")).upper()
+        variables[f"CRM_{words}_BUCKET"] = {"Ref": bucket}
+    return variables
+
+
 def alarmed_queues(declared: Mapping[str, Any]) -> list[str]:
     """The dead-letter queues (targets of a RedrivePolicy) and the stream on-failure queue."""
     queues = {STREAM_FAILURE_QUEUE} if STREAM_FAILURE_QUEUE in declared else set()
@@ -394,6 +405,7 @@ def build_merge_template(
     # So are the email-confirmation links.
     variables = {
         **_stream_variables(declared),
+        **_bucket_variables(declared),
         "CRM_CURSOR_SECRET": {"Ref": CURSOR_SECRET_PARAMETER},
         "CRM_LINK_SECRET": {"Ref": LINK_SECRET_PARAMETER},
     }

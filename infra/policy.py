@@ -1,7 +1,8 @@
 """The Lambda functions' IAM policy, written out from the resources infra/resources.json declares.
 
 Chalice's automatic policy cannot see PynamoDB's DynamoDB calls, and it grants logs and streams on
-wildcards; this one names every table, index, stream and queue of the stack, and SES for the mail.
+wildcards; this one names every table, index, stream, queue and bucket of the stack, and SES
+for the mail.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ QUEUE_ACTIONS = (
 )
 MAIL_ACTIONS = ("ses:SendEmail",)
 MAIL_IDENTITIES = {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}
+# Objects of the stack's buckets: written in parts, read through presigned URLs (which act with
+# the signer's permissions), deleted; ListBucket on the bucket itself, to find a prefix's objects.
+OBJECT_ACTIONS = (
+    "s3:AbortMultipartUpload",
+    "s3:DeleteObject",
+    "s3:GetObject",
+    "s3:ListMultipartUploadParts",
+    "s3:PutObject",
+)
+BUCKET_ACTIONS = ("s3:ListBucket",)
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 # These actions have no resource type: IAM accepts them only with Resource "*".
@@ -49,6 +60,10 @@ def _of_type(resources: Mapping[str, Any], type_: str) -> list[str]:
 def streamed_tables(resources: Mapping[str, Any]) -> list[str]:
     tables = _of_type(resources, "AWS::DynamoDB::Table")
     return [name for name in tables if resources[name].get("Properties", {}).get("StreamSpecification")]
+
+
+def buckets(resources: Mapping[str, Any]) -> list[str]:
+    return _of_type(resources, "AWS::S3::Bucket")
 
 
 def policy_document(resources: Mapping[str, Any], *, tracing: bool = False) -> dict[str, Any]:
@@ -100,6 +115,21 @@ def policy_document(resources: Mapping[str, Any], *, tracing: bool = False) -> d
             "Resource": [MAIL_IDENTITIES],
         }
     )
+    if buckets(resources):
+        statements += [
+            {
+                "Sid": "BucketObjects",
+                "Effect": "Allow",
+                "Action": list(OBJECT_ACTIONS),
+                "Resource": [{"Fn::Sub": f"${{{name}.Arn}}/*"} for name in buckets(resources)],
+            },
+            {
+                "Sid": "Buckets",
+                "Effect": "Allow",
+                "Action": list(BUCKET_ACTIONS),
+                "Resource": [{"Fn::GetAtt": [name, "Arn"]} for name in buckets(resources)],
+            },
+        ]
     if tracing:
         statements.append(
             {"Sid": "Tracing", "Effect": "Allow", "Action": list(TRACING_ACTIONS), "Resource": "*"}

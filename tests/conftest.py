@@ -188,16 +188,30 @@ def _clear_sent_mail() -> None:
     ses_backends[DEFAULT_ACCOUNT_ID]["eu-north-1"].sent_messages.clear()
 
 
+def _empty_bucket(bucket: str) -> None:
+    s3 = aws_client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def _streamed_tables() -> tuple[str, ...]:
+    settings = get_settings()
+    return (settings.customers_table, settings.interactions_table, settings.cases_table, settings.jobs_table)
+
+
 @pytest.fixture
 def tables(aws, dynamodb_backend):
-    """Empty tables, queues and mailbox for each test (the stack itself is deployed once).
+    """Empty tables, queues, exports bucket and mailbox for each test (the stack itself is
+    deployed once).
 
     moto's stream records of earlier tests are dropped; on DynamoDB Local they stay, and a
     test that reads streams asks for `streams_from_now`."""
     _purge_queues()
     _clear_sent_mail()
-    settings = get_settings()
-    for name in (settings.customers_table, settings.interactions_table, settings.cases_table):
+    _empty_bucket(get_settings().exports_bucket)
+    for name in _streamed_tables():
         _wipe(name)
         if dynamodb_backend == "moto":
             _trim_stream(name)
@@ -210,8 +224,21 @@ def streams_from_now(tables, dynamodb_backend):
     if dynamodb_backend == "local":
         from tests.integration import streams
 
-        settings = get_settings()
-        streams.mark((settings.customers_table, settings.interactions_table, settings.cases_table))
+        streams.mark(_streamed_tables())
+
+
+@pytest.fixture
+def pump(chalice_app, tables, dynamodb_backend):
+    """The local event pump over the app's consumers, for `pump.drain()` in a test."""
+    from chalicelib.local.pump import EventPump
+
+    if dynamodb_backend == "moto":
+        return EventPump(chalice_app, poll_interval=0.01)  # `tables` emptied moto's streams
+    # DynamoDB Local keeps earlier tests' records: the first poll takes the positions now. It
+    # never swaps a shard, so the pump follows NextShardIterator there, as `make run` does.
+    pump = EventPump(chalice_app, poll_interval=0.01, starting_position="LATEST", held_iterators=True)
+    pump.poll_once(schedules=False)
+    return pump
 
 
 @pytest.fixture(scope="session")

@@ -215,5 +215,45 @@ def erasure_service():
         audit_repository(),
         idempotency_pointers(),
         clock,
+        job_repository(),
+        export_documents(),
         identity_repository(),
+    )
+
+
+@lru_cache(maxsize=1)
+def job_repository():
+    from chalicelib.store.jobs import JobRepository
+
+    return JobRepository()
+
+
+@lru_cache(maxsize=1)
+def export_documents():
+    from chalicelib.store.exports import ExportDocuments
+
+    settings = get_settings()
+    return ExportDocuments(settings.exports_bucket, settings.region)
+
+
+@lru_cache(maxsize=1)
+def job_queue():
+    from chalicelib.store.queues import SqsWorkQueue
+
+    settings = get_settings()
+    return SqsWorkQueue(settings.jobs_queue_name, settings.region)
+
+
+def _export_document(customer_id: str, deadline):
+    from chalicelib.api.export import document_chunks
+
+    return document_chunks(customer_id, deadline)
+
+
+def job_service():
+    from chalicelib.services.jobs import JobService
+
+    customers, _ = repositories()
+    return JobService(
+        job_repository(), customers, clock, job_queue, erasure_service, export_documents, _export_document
     )

@@ -1,12 +1,14 @@
-"""GDPR erasure (staff): remove a person's personal data, keep anonymous aggregates.
-What is deleted, scrubbed and kept is described in chalicelib/services/erasure.py."""
+"""GDPR erasure (staff): remove a person's personal data, keep anonymous aggregates. The request
+starts a job (what is deleted, scrubbed and kept: chalicelib/services/erasure.py)."""
 
 from __future__ import annotations
 
 from chalice import Blueprint
 
 from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response
+from chalicelib.api.http import Call, api_route
+from chalicelib.api.jobs import JobOut, accepted
+from chalicelib.domain.jobs import ERASURE
 
 bp = Blueprint(__name__)
 
@@ -15,10 +17,12 @@ bp = Blueprint(__name__)
     bp,
     "/customers/{customer_id}/erase",
     "POST",
-    summary="Erase a customer's personal data (GDPR)",
-    status=204,
-    errors=(404, 409),
+    summary="Erase a customer's personal data (GDPR): a job",
+    response=JobOut,
+    status=202,
+    errors=(404,),
+    headers=("Location",),
 )
 def erase_customer(call: Call, customer_id: str):
-    deps.erasure_service().erase(customer_id, call.actor)
-    return json_response(None, 204)
+    job = deps.job_service().request(ERASURE, customer_id, call.actor)
+    return accepted(job, f"/jobs/{job.id}")

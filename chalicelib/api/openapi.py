@@ -27,7 +27,7 @@ HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "pattern": '^"v[0-9]+"$', "examples": ['"v3"']},
     },
     "Location": {
-        "description": "The path of the created resource.",
+        "description": "The path of the created resource; with 202, of the job to follow.",
         "schema": {"type": "string", "format": "uri-reference"},
     },
     "Idempotent-Replayed": {
@@ -62,7 +62,8 @@ ERRORS: dict[int, str] = {
     410: "This customer's personal data was erased; for a confirmation link: it expired, or a newer "
     "change replaced it.",
     412: "`If-Match` names a version that is no longer current.",
-    413: "The body is over the size limit.",
+    413: "The body is over the size limit; or an inline export over 5 MB (type `export-too-large`): "
+    "ask for it as a job, with the route the detail names.",
     415: "The body is not sent as `application/json`.",
     422: "Well-formed but not possible (e.g. a return of another customer's purchase, an "
     "`Idempotency-Key` reused with another body, an item that would exceed the storage limit).",

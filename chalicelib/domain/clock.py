@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.domain import attempts
@@ -32,3 +33,22 @@ def to_rfc3339(moment: datetime) -> str:
 
 def parse_rfc3339(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+class OutOfTime(Exception):
+    """The time given to a piece of work is up: it stopped where it is safe to continue."""
+
+
+class Deadline:
+    """A moment, on the monotonic clock, after which work should stop: `check()` raises
+    OutOfTime once it has passed. Work that checks only after doing some never starves."""
+
+    def __init__(self, seconds: float) -> None:
+        self._at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self._at - time.monotonic()
+
+    def check(self) -> None:
+        if self.remaining() <= 0:
+            raise OutOfTime("the time for this invocation is up")

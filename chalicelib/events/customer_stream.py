@@ -1,9 +1,9 @@
 """Customers stream consumer: what follows a change to a customer's items.
 
 - a deleted profile: remove the customer's sign-in links, idempotency records, timeline and
-  loyalty items (a pending change of email address too), and close their cases (kept, closed
-  with `closed_reason: customer_deleted`); an erased one: run the erasure's purge again, which
-  deletes the cases too;
+  loyalty items (a pending change of email address too), export documents and export jobs,
+  and close their cases (kept, closed with `closed_reason: customer_deleted`); an erased one:
+  run the erasure's purge again, which deletes the cases too;
 - a changed loyalty tier: publish `loyalty.tier_changed` on the events queue;
 - a new pending change of email address (a new nonce): ask the follow-up queue to mail its
   confirmation link (`{"type": "email.confirmation", "customer_id", "nonce"}`).
@@ -21,6 +21,7 @@ from chalice import Blueprint
 from chalicelib.api import deps
 from chalicelib.config import get_settings
 from chalicelib.domain.events import events_from_customer_record
+from chalicelib.domain.jobs import EXPORT
 from chalicelib.events.batch import process
 from chalicelib.events.publishing import publish_events_of
 from chalicelib.observability import logger
@@ -46,6 +47,8 @@ def _purge(customer_id: str) -> None:
     removed = interactions.delete_all_of(customer_id)
     deps.loyalty_repository().delete_all_of(customer_id)
     closed = deps.case_service().close_cases_of_deleted_customer(customer_id)
+    deps.export_documents().delete_all_of(customer_id)
+    deps.job_repository().delete_all_of(customer_id, EXPORT)
     logger.info(
         "customer data purged",
         extra={"customer_id": customer_id, "interactions": removed, "cases_closed": closed},

@@ -232,7 +232,7 @@ def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool, api_pro
         )
         moto = start_moto(aws_port)
         running.callback(moto.stop)
-        steps.done(f"AWS emulators: moto on {HOST}:{aws_port} (SQS, SES, CloudFormation)")
+        steps.done(f"AWS emulators: moto on {HOST}:{aws_port} (SQS, SES, S3, CloudFormation)")
 
         if starting is not None:
             running.callback(_stop_when_started, starting)
@@ -245,8 +245,11 @@ def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool, api_pro
                 steps.done(f"DynamoDB Local {DYNAMODB_LOCAL_VERSION} on {dynamodb_url} (tables and streams)")
 
         outputs = deploy(stage, dynamodb=dynamodb, before_tables=dynamodb_local_started)
+        # The bucket's name holds moto's account and the region: the app uses the one made.
+        if outputs.get("ExportsBucketName"):
+            os.environ["CRM_EXPORTS_BUCKET"] = outputs["ExportsBucketName"]
         where = "DynamoDB Local" if dynamodb == "local" else "moto"
-        steps.done(f"tables and queues from infra/resources.json (tables on {where})")
+        steps.done(f"tables, queues and the bucket from infra/resources.json (tables on {where})")
 
         from app import app
         from chalicelib.local.server import LocalApiServer

@@ -28,12 +28,17 @@ What happens to each item of an erased customer:
   pointers written under the customer when each response was stored (store/idempotency.py).
 - **sign-in links** (`IDENTITY#<iss>#<sub>`, which Cognito user the customer is) and a pending
   change of email address: deleted (store/identities.py; the loyalty purge takes the rest).
+- **export documents** in the exports bucket (`exports/<customer id>/…`) and the customer's
+  export jobs: deleted. The erasure's own job stays, to show that it completed.
 
 Step 1 (one transaction) makes the erasure visible and final; step 2 (`purge`) deletes and
 scrubs the rest with Queries on the customer's keys, never a Scan. Every part of step 2 is
 idempotent, and the customers stream's REMOVE of the profile runs the same purge of timeline,
 cases, loyalty items and idempotency records again, so an erasure interrupted after step 1
-still completes.
+still completes. `erase` runs as a job (services/jobs.py): called again for a customer whose
+step 1 is done, it goes on with step 2; given a deadline, step 2 stops with OutOfTime after a
+batch once it has passed, and the next call goes on where it stopped (what is deleted is not
+found again).
 """
 
 from __future__ import annotations
@@ -44,14 +49,17 @@ from typing import Any
 
 from chalicelib.domain import audit, ids
 from chalicelib.domain.audit import PII_FIELDS, Actor
-from chalicelib.domain.clock import Clock
+from chalicelib.domain.clock import Clock, Deadline
+from chalicelib.domain.jobs import EXPORT
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.store.audit import AuditRepository
 from chalicelib.store.cases import CaseRepository
 from chalicelib.store.customers import CustomerRepository, VersionConflict
+from chalicelib.store.exports import ExportDocuments
 from chalicelib.store.idempotency import IdempotencyPointers
 from chalicelib.store.identities import IdentityRepository
 from chalicelib.store.interactions import InteractionRepository
+from chalicelib.store.jobs import JobRepository
 from chalicelib.store.loyalty import LoyaltyRepository
 
 MAX_ATTEMPTS = 3
@@ -68,6 +76,8 @@ class ErasureService:
         audit_trail: AuditRepository,
         idempotency: IdempotencyPointers,
         clock: Clock,
+        jobs: JobRepository,
+        documents: ExportDocuments,
         identities: IdentityRepository | None = None,
         new_anonymous_id: Callable[[], str] = lambda: ids.new_id(ANONYMOUS),
     ) -> None:
@@ -79,14 +89,20 @@ class ErasureService:
         self._audit = audit_trail
         self._idempotency = idempotency
         self._clock = clock
+        self._jobs = jobs
+        self._documents = documents
         self._new_anonymous_id = new_anonymous_id
 
-    def erase(self, customer_id: str, actor: Actor) -> None:
-        """Erase a customer (404 if there is no profile: unknown, deleted or already erased)."""
+    def erase(self, customer_id: str, actor: Actor, deadline: Deadline | None = None) -> None:
+        """Erase a customer: step 1 once, then step 2. NotFound if there is no profile and the
+        customer was never erased (unknown, or deleted); an erased customer's step 2 runs again.
+        With a `deadline`, OutOfTime means: call again to go on."""
         for _ in range(MAX_ATTEMPTS):
             # Strongly consistent: the erasure's transaction is conditional on what is read.
             customer = self._customers.get(customer_id, consistent=True)
             if customer is None:
+                if self._customers.erased_at(customer_id, consistent=True):
+                    break  # step 1 is done: resume with step 2
                 raise NotFound(f"No customer has the id {customer_id!r}.")
             stored = self._loyalty.get(customer_id, consistent=True)
             now = self._clock.now()
@@ -109,19 +125,22 @@ class ErasureService:
                 continue  # the profile or the aggregates changed meanwhile: read again
         else:
             raise Conflict("The customer is being changed by other requests right now: retry.")
-        self.purge(customer_id)
+        self.purge(customer_id, deadline)
 
-    def purge(self, customer_id: str) -> None:
-        """Step 2: delete and scrub what the erased customer left (idempotent)."""
+    def purge(self, customer_id: str, deadline: Deadline | None = None) -> None:
+        """Step 2: delete and scrub what the erased customer left (idempotent; with a
+        `deadline`, OutOfTime may stop it between batches: calling again goes on)."""
         if self._identities is not None:
             # First: the loyalty purge below removes every item under the customer, the
             # pointers that find the sign-in links included.
             self._identities.forget(customer_id)
         self._idempotency.forget(customer_id)
-        self._interactions.delete_all_of(customer_id)
+        self._interactions.delete_all_of(customer_id, deadline)
         self._cases.delete_all_of(customer_id)
-        self._loyalty.delete_all_of(customer_id)
-        self._audit.scrub(customer_id, PII_FIELDS)
+        self._loyalty.delete_all_of(customer_id, deadline)
+        self._audit.scrub(customer_id, PII_FIELDS, deadline)
+        self._documents.delete_all_of(customer_id)
+        self._jobs.delete_all_of(customer_id, EXPORT)
 
     def was_erased(self, customer_id: str) -> bool:
         return self._customers.erased_at(customer_id) is not None

@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.domain.audit import Actor, AuditEntry, Change
-from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
-from chalicelib.store.models import AUDIT_PREFIX, AuditModel, customer_pk
+from chalicelib.domain.clock import Deadline, parse_rfc3339, to_rfc3339
+from chalicelib.store.models import AUDIT_PREFIX, BATCH_WRITE_ITEMS, AuditModel, customer_pk
 from chalicelib.store.pagination import Key, collect
 
 
@@ -72,9 +72,10 @@ class AuditRepository:
         items, next_key = collect(rows, limit, lambda i: {"pk": {"S": i.pk}, "sk": {"S": i.sk}})
         return [_to_domain(i) for i in items], next_key
 
-    def scrub(self, customer_id: str, fields: Iterable[str]) -> int:
+    def scrub(self, customer_id: str, fields: Iterable[str], deadline: Deadline | None = None) -> int:
         """Replace the before/after values of `fields` by null in every entry under the
-        customer, keeping the entries (who changed which field when). Returns entries changed."""
+        customer, keeping the entries (who changed which field when). Returns entries changed.
+        With a `deadline`, OutOfTime may stop it after a batch of changes: calling again goes on."""
         personal = frozenset(fields)
         changed = 0
         for item in AuditModel.query(customer_pk(customer_id), AuditModel.sk.startswith(AUDIT_PREFIX)):
@@ -86,4 +87,6 @@ class AuditRepository:
                 item.changes = json.dumps(scrubbed, ensure_ascii=False)
                 item.save()
                 changed += 1
+                if deadline is not None and changed % BATCH_WRITE_ITEMS == 0:
+                    deadline.check()
         return changed

@@ -373,9 +373,9 @@ class CustomerRepository:
         except DoesNotExist:
             return None
 
-    def was_deleted(self, customer_id: str) -> bool:
+    def was_deleted(self, customer_id: str, *, consistent: bool = False) -> bool:
         try:
-            TombstoneModel.get(customer_pk(customer_id), TOMBSTONE_SK)
+            TombstoneModel.get(customer_pk(customer_id), TOMBSTONE_SK, consistent_read=consistent)
         except DoesNotExist:
             return False
         return True

@@ -7,9 +7,10 @@ from decimal import Decimal
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from chalicelib.domain import money
-from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import Deadline, parse_rfc3339, to_rfc3339
 from chalicelib.domain.interactions import Interaction, LineItem
 from chalicelib.store.models import (
+    BATCH_WRITE_ITEMS,
     PROFILE_SK,
     CustomerModel,
     InteractionModel,
@@ -142,13 +143,16 @@ class InteractionRepository:
         items, next_key = collect(rows, limit, key_of)
         return [_to_domain(i) for i in items], next_key
 
-    def delete_all_of(self, customer_id: str) -> int:
-        """Remove a customer's whole timeline, a page at a time (used after the profile is gone)."""
+    def delete_all_of(self, customer_id: str, deadline: Deadline | None = None) -> int:
+        """Remove a customer's whole timeline, a page at a time (used after the profile is gone).
+        With a `deadline`, OutOfTime stops it after a batch: calling again goes on from there."""
         removed = 0
         with InteractionModel.batch_write() as batch:
             for item in InteractionModel.query(customer_id, attributes_to_get=["customer_id", "id"]):
                 batch.delete(item)
                 removed += 1
+                if deadline is not None and removed % BATCH_WRITE_ITEMS == 0:
+                    deadline.check()  # what is pending is still written when the block is left
         return removed
 
 

@@ -10,13 +10,14 @@ from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import Deadline, parse_rfc3339, to_rfc3339
 from chalicelib.domain.customers import Customer
 from chalicelib.domain.loyalty import Aggregates, Contribution, Score
 from chalicelib.store.customers import customer_from_item
 from chalicelib.store.models import (
     APPLIED_PREFIX,
     AUDIT_PREFIX,
+    BATCH_WRITE_ITEMS,
     IDEMPOTENCY_PREFIX,
     ITEM_LIMIT,
     LOYALTY_SK,
@@ -223,8 +224,9 @@ class LoyaltyRepository:
         items, next_key = collect(rows, limit, _tier_key)
         return [_loyalty(i) for i in items], next_key
 
-    def delete_all_of(self, customer_id: str) -> int:
-        """Remove a deleted customer's aggregates and guards."""
+    def delete_all_of(self, customer_id: str, deadline: Deadline | None = None) -> int:
+        """Remove a deleted customer's aggregates and guards (with a `deadline`, OutOfTime may
+        stop it after a batch: calling again goes on from there)."""
         removed = 0
         with AppliedModel.batch_write() as batch:
             for item in AppliedModel.query(customer_pk(customer_id), attributes_to_get=["pk", "sk"]):
@@ -236,6 +238,8 @@ class LoyaltyRepository:
                     continue
                 batch.delete(item)
                 removed += 1
+                if deadline is not None and removed % BATCH_WRITE_ITEMS == 0:
+                    deadline.check()
         return removed
 
 

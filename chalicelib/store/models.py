@@ -18,6 +18,9 @@ holds several item kinds under generic `pk`/`sk` keys:
     EMAIL#<email key>   EMAIL               uniqueness and lookup of an email address
     NAME#<2 letters>    <word>#<id>         one entry per search word of a profile's names
 
+Jobs (GDPR erasure and export) have a table of their own, keyed by job id, with GSI by_customer
+(customer_id, id) and a TTL; its stream (new images) starts them.
+
 Interactions live under their customer: pk customer_id, sk id (a ULID of occurred_at), so one
 Query returns a timeline newest first; GSI by_type ("<customer>#<type>", id) filters by type.
 """
@@ -36,6 +39,7 @@ from pynamodb.attributes import (
     ListAttribute,
     MapAttribute,
     NumberAttribute,
+    TTLAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
     VersionAttribute,
@@ -471,6 +475,41 @@ def error_code(error: PynamoDBException) -> str | None:
     return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
 
 
+class JobsByCustomerIndex(GlobalSecondaryIndex["JobModel"]):
+    class Meta:
+        index_name = "by_customer"
+        projection = AllProjection()
+
+    customer_id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class JobModel(Model):
+    """A job: what was asked (kind, customer, by whom), its status and its result. Gone (TTL on
+    `expires_at`) seven days after it was asked for, as an export's document is."""
+
+    class Meta(_Meta):
+        table_name = _settings.jobs_table
+
+    id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    requested_by_subject = UnicodeAttribute()
+    requested_by_role = UnicodeAttribute()
+    route = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    expires_at = TTLAttribute()
+    completed_at = UnicodeAttribute(null=True)
+    failed_at = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    document_key = UnicodeAttribute(null=True)
+    size_bytes = NumberAttribute(null=True)
+    slices = NumberAttribute(default=0)
+
+    by_customer = JobsByCustomerIndex()
+
+
 def failed_conditions(error: TransactWriteError) -> list[bool]:
     """Which items of a cancelled transaction failed their condition, in request order.
     PynamoDB sends condition checks first, then deletes, puts and updates, so a transaction
@@ -486,6 +525,7 @@ def connection(region: str) -> Connection:
 
 
 ITEM_LIMIT = "DynamoDB's 400 KB item limit"
+BATCH_WRITE_ITEMS = 25  # BatchWriteItem's maximum, and what PynamoDB's batch_write sends at once
 
 
 def _refused_for_size(error: TransactWriteError) -> bool:

@@ -42,3 +42,10 @@ class SqsWorkQueue(_Queue):
 
     def send(self, body: dict) -> None:
         self._client.send_message(QueueUrl=self._url, MessageBody=json.dumps(body, sort_keys=True))
+
+    def retry_later(self, receipt_handle: str, seconds: int) -> None:
+        """Let a received message be received again after `seconds` (instead of the queue's
+        visibility timeout)."""
+        self._client.change_message_visibility(
+            QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )

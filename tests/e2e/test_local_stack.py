@@ -333,6 +333,36 @@ def test_a_complaint_is_acknowledged_within_2_seconds(stack):
     assert message["direction"] == "outbound" and "Saša" in message["text"] and "v 4 urah" in message["text"]
 
 
+def _job_when_done(stack, location: str, token: str) -> dict:
+    assert _call("POST", f"{stack.control}/drain?timeout=30")[0] == 200
+    status, _, job = _call("GET", f"{stack.api}{location}", token)
+    assert status == 200 and job["status"] == "completed", job
+    return job
+
+
+def test_an_export_job_links_to_its_document_in_the_local_s3_and_an_erasure_job_removes_it(stack):
+    status, _, customer = _call(
+        "POST", f"{stack.api}/customers", stack.token, {"name": "Aino Export", "email": "aino@example.fi"}
+    )
+    assert status == 201
+    status, headers, job = _call("POST", f"{stack.api}/customers/{customer['id']}/exports", stack.token)
+    assert status == 202 and headers["Location"] == f"/jobs/{job['id']}"
+
+    url = _job_when_done(stack, headers["Location"], stack.token)["result"]["download_url"]
+    # moto's S3, on the stack's AWS port: the link works from this machine, signed and all.
+    assert url.startswith(f"http://127.0.0.1:{stack.ports['CRM_AWS_PORT']}/")
+    with urllib.request.urlopen(url, timeout=10) as response:
+        document = json.loads(response.read())
+    assert document["customer"]["email"] == "aino@example.fi"
+
+    status, headers, erasure = _call("POST", f"{stack.api}/customers/{customer['id']}/erase", stack.token)
+    assert status == 202 and erasure["kind"] == "erasure"
+    _job_when_done(stack, headers["Location"], stack.token)
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(url, timeout=10)
+    assert _call("GET", f"{stack.api}/jobs/{job['id']}", stack.token)[0] == 404
+
+
 def test_the_daily_loyalty_refresh_can_be_run_now(stack):
     status, _, body = _call("GET", f"{stack.control}/schedules")
     assert status == 200

@@ -156,7 +156,7 @@ def bulk_customers(count: int, prefix: str = "Kund") -> list[str]:
     return created
 
 
-def bulk_interactions(customer_id: str, count: int) -> list[str]:
+def bulk_interactions(customer_id: str, count: int, note: str | None = None) -> list[str]:
     from datetime import datetime, timedelta
 
     from chalicelib.domain import ids
@@ -178,7 +178,7 @@ def bulk_interactions(customer_id: str, count: int) -> list[str]:
                 channel="web",
                 occurred_at=at,
                 created_at=at,
-                note=f"note {i}",
+                note=note or f"note {i}",
                 version=1,
             )
             batch.save(_to_model(interaction))

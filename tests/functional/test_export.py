@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
 from tests.functional.conftest import assert_problem, bulk_interactions
 from tests.integration.streams import interaction_records
 
@@ -61,3 +65,61 @@ def test_a_customer_exports_their_own_data_and_staff_an_unknown_id_gets_404(api)
     mine = api.as_role("customer", c["id"]).get("/me/export")
     assert mine.status == 200 and mine.json["customer"]["id"] == c["id"]
     assert_problem(api.get("/customers/cus_nope/export"), 404)
+
+
+# 4,000 characters that Lambda's response carries as 6 bytes each (\u00e4): 24 KB a note.
+LONG_NOTE = "ä" * 4000
+
+
+def test_an_export_too_large_for_a_response_is_413_naming_the_job_route(api):
+    c = api.create_customer(name="Väinö Hämäläinen", locale="fi")
+    bulk_interactions(c["id"], 230, note=LONG_NOTE)  # 1.9 MB as UTF-8, 5.6 MB as Lambda carries it
+
+    problem = assert_problem(api.get(f"/customers/{c['id']}/export"), 413)
+    assert problem["type"] == "urn:problem-type:crm:export-too-large"
+    assert f"POST /customers/{c['id']}/exports" in problem["detail"]
+    mine = assert_problem(api.as_role("customer", c["id"]).get("/me/export"), 413)
+    assert "POST /me/exports" in mine["detail"]
+
+
+def test_an_export_job_links_to_the_whole_document_for_15_minutes(api, pump):
+    c = api.create_customer(name="Väinö Hämäläinen", email="vaino@example.fi", locale="fi")
+    bulk_interactions(c["id"], 230, note=LONG_NOTE)
+
+    reply = api.post(f"/customers/{c['id']}/exports")
+    assert reply.status == 202, reply.json
+    job = reply.json
+    assert reply.headers["location"] == f"/jobs/{job['id']}"
+    assert (job["kind"], job["status"], job["result"]) == ("export", "running", None)
+    pump.drain(timeout=60)
+
+    done = api.get(f"/jobs/{job['id']}").json
+    assert done["status"] == "completed" and done["completed_at"]
+    url = done["result"]["download_url"]
+    assert parse_qs(urlsplit(url).query)["X-Amz-Expires"] == ["900"]
+    download = requests.get(url, timeout=10)
+    assert download.status_code == 200 and len(download.content) == done["result"]["size_bytes"]
+    doc = download.json()
+    assert doc["format"] == done["result"]["format"] == "crm-export/1"
+    assert doc["customer"]["email"] == "vaino@example.fi"
+    assert len(doc["interactions"]) == 230 and doc["interactions"][0]["note"] == LONG_NOTE
+    assert {"loyalty", "cases", "audit", "exported_at"} <= set(doc)
+
+
+def test_a_customer_exports_as_a_job_and_sees_only_their_own_jobs(api, pump):
+    c = api.create_customer(name="Mojca Žagar", locale="sl")
+    other = api.create_customer(name="Saša Kovačič", locale="sl")
+    me = api.as_role("customer", c["id"])
+
+    reply = me.post("/me/exports")
+    assert reply.status == 202 and reply.headers["location"] == f"/me/jobs/{reply.json['id']}"
+    pump.drain(timeout=60)
+
+    mine = me.get(reply.headers["location"])
+    assert mine.status == 200 and mine.json["status"] == "completed"
+    assert requests.get(mine.json["result"]["download_url"], timeout=10).json()["customer"]["id"] == c["id"]
+    assert_problem(api.as_role("customer", other["id"]).get(reply.headers["location"]), 404)
+    assert_problem(me.get("/me/jobs/job_nope"), 404)
+    assert api.get(f"/jobs/{reply.json['id']}").json["customer_id"] == c["id"]
+    assert_problem(api.get("/jobs/job_nope"), 404)
+    assert_problem(api.post("/customers/cus_nope/exports"), 404)

@@ -1,7 +1,8 @@
 """GDPR erasure end to end: a customer with everything (profile, purchases, a return, notes, a
-complaint acknowledged by email, staff notes, loyalty, audit, an idempotent POST, a /me PATCH)
-is erased, the stream records flow through the consumers, and no item of any table (nor any
-message on the events queue) holds a trace of their personal data."""
+complaint acknowledged by email, staff notes, loyalty, audit, an idempotent POST, a /me PATCH,
+an export document) is erased by a job, the stream records flow through the consumers, and no
+item of any table (nor any message on the events queue, nor any object in the exports bucket)
+holds a trace of their personal data."""
 
 from __future__ import annotations
 
@@ -83,8 +84,15 @@ def _event_bodies() -> list[str]:
         bodies += [m["Body"] for m in got["Messages"]]
 
 
+def _documents() -> list[str]:
+    s3 = boto3.client("s3")
+    bucket = get_settings().exports_bucket
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    return [s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode() for key in keys]
+
+
 def _leaks(pii: list[str]) -> dict[str, list[str]]:
-    """Per table (and the events queue): the PII strings found in its items."""
+    """Per table (and the events queue, and the exports bucket): the PII strings found in it."""
     settings = get_settings()
     sources = {
         name: _scan(name)
@@ -93,9 +101,11 @@ def _leaks(pii: list[str]) -> dict[str, list[str]]:
             settings.interactions_table,
             settings.cases_table,
             settings.idempotency_table,
+            settings.jobs_table,
         )
     }
     sources["events queue"] = _event_bodies()
+    sources["exports bucket"] = _documents()
     found: dict[str, list[str]] = {}
     for source, items in sources.items():
         haystack = "\n".join(t.casefold() for item in items for t in _texts(item))
@@ -161,7 +171,8 @@ def _load_customer_with_everything(api: Api, pump) -> tuple[dict, list[str]]:
     assert once.status == 201, once.json
     me = api.as_role("customer", cid)
     assert me.patch("/me", {"preferred_name": NEW_PREFERRED}).status == 200
-    pump.drain()  # loyalty, the case, its acknowledgement email
+    assert me.post("/me/exports").status == 202
+    pump.drain()  # loyalty, the case, its acknowledgement email, the export document
 
     [case] = api.get(f"/customers/{cid}/cases").json["items"]
     assert case["status"] == "acknowledged"
@@ -188,16 +199,31 @@ def test_erasure_leaves_no_personal_data_anywhere_but_keeps_anonymous_aggregates
     for table in (settings.customers_table, settings.interactions_table, settings.cases_table):
         assert table in before, before
     assert any(i["pk"].startswith("CASE#") for i in _scan(settings.customers_table))
+    assert EMAIL in before["exports bucket"], before
+    [export] = _scan(settings.jobs_table)
+    assert (export["kind"], export["status"]) == ("export", "completed")
     assert NOTES[3] in before.get(settings.idempotency_table, []), before
     assert list(
         IdempotencyPointerModel.query(customer_pk(cid), IdempotencyPointerModel.sk.startswith("IDEMPOTENCY#"))
     )
 
     reply = api.post(f"/customers/{cid}/erase")
-    assert reply.status == 204, reply.body
-    pump.drain()  # REMOVE records of the profile, interactions and cases through the consumers
+    assert reply.status == 202, reply.body
+    job = reply.json
+    assert reply.headers["location"] == f"/jobs/{job['id']}"
+    assert (job["kind"], job["status"], job["customer_id"], job["completed_at"]) == (
+        "erasure",
+        "running",
+        cid,
+        None,
+    )
+    pump.drain()  # the job, then REMOVE records of the profile, interactions and cases
+    done = api.get(f"/jobs/{job['id']}").json
+    assert (done["status"], done["reason"], done["result"]) == ("completed", None, None)
+    assert done["completed_at"] >= done["created_at"]
 
     assert _leaks(pii) == {}
+    assert_problem(api.get(f"/jobs/{export['id']}"), 404)  # the customer's exports went too
 
     assert_problem(api.get(f"/customers/{cid}"), 404)
     assert_problem(api.post(f"/customers/{cid}/erase"), 404)
@@ -206,6 +232,8 @@ def test_erasure_leaves_no_personal_data_anywhere_but_keeps_anonymous_aggregates
     assert gone["type"] == "urn:problem-type:crm:gone"
     assert_problem(me.get("/me/cases"), 410)
     assert_problem(me.get("/me/export"), 410)
+    assert_problem(me.post("/me/exports"), 410)
+    assert_problem(me.get(f"/me/jobs/{job['id']}"), 410)
 
     customers = _scan(settings.customers_table)
     anonymous = [i for i in customers if i["pk"].startswith("ANONYMOUS#")]

@@ -463,3 +463,50 @@ def test_api_gateway_answers_unknown_paths_and_its_own_errors_with_problems(stag
         assert json.loads(response["ResponseTemplates"]["application/json"])["type"].startswith(
             "urn:problem-type:"
         )
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_buckets_are_encrypted_private_and_keep_exports_as_long_as_their_jobs(templates, stage):
+    from chalicelib.domain.jobs import RETENTION
+
+    template = templates[stage]
+    buckets = _of_type(template, "AWS::S3::Bucket")
+    assert (
+        set(buckets)
+        == {n for n, r in DECLARED.items() if r["Type"] == "AWS::S3::Bucket"}
+        == {"ExportsBucket"}
+    )
+    properties = buckets["ExportsBucket"]["Properties"]
+    [encryption] = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert properties["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    [rule] = properties["LifecycleConfiguration"]["Rules"]
+    assert (rule["Status"], rule["Prefix"]) == ("Enabled", "exports/")
+    # A job is readable while its document exists: S3 deletes it no sooner than the job's TTL.
+    assert rule["ExpirationInDays"] == RETENTION.days
+    assert rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] <= 1
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_function_gets_the_bucket_name_and_may_write_read_and_delete_its_objects(templates, stage):
+    template = templates[stage]
+    objects = {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+    for function, properties in _functions(template).items():
+        assert properties["Environment"]["Variables"]["CRM_EXPORTS_BUCKET"] == {"Ref": "ExportsBucket"}
+        role = _role_of(properties)
+        assert _grants(template, role, objects, {"Fn::Sub": "${ExportsBucket.Arn}/*"}), function
+        assert _grants(template, role, {"s3:ListBucket"}, {"Fn::GetAtt": ["ExportsBucket", "Arn"]}), function
+
+
+def test_the_job_runner_has_time_for_its_work_and_its_queue_waits_for_it(templates):
+    functions = _functions(templates["prod"])
+    [runner] = [p for name, p in functions.items() if name == "RunJobs"]
+    assert runner["Timeout"] == 300 and runner["MemorySize"] == 1024
+    visibility = templates["prod"]["Resources"]["JobsQueue"]["Properties"]["VisibilityTimeout"]
+    assert visibility >= 6 * runner["Timeout"]

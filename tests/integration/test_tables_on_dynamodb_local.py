@@ -42,6 +42,7 @@ def test_the_backend_holds_the_templates_tables_and_no_others(aws):
         settings.interactions_table,
         settings.cases_table,
         settings.idempotency_table,
+        settings.jobs_table,
     }
     assert set(aws_client("dynamodb").list_tables()["TableNames"]) == declared
 

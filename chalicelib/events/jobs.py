@@ -1,0 +1,93 @@
+"""Job consumers: `start_jobs` puts each new job of the jobs table's stream on the jobs queue;
+`run_jobs` does one job per invocation (services/jobs.py).
+
+A job message that fails is received again after a backoff (30 s, 1, 2, 4 minutes); on its
+MAX_RECEIVES-th receive a failure marks the job failed, with the reason, before the message
+goes on to the dead-letter queue (and its alarm). A job that cannot succeed (its customer is
+gone) fails at once."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import TYPE_CHECKING
+
+from chalice import Blueprint
+
+from chalicelib.api import deps
+from chalicelib.config import get_settings
+from chalicelib.domain.clock import Deadline
+from chalicelib.domain.jobs import RUNNING
+from chalicelib.events.batch import process
+from chalicelib.observability import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+bp = Blueprint(__name__)
+
+# The jobs queue's maxReceiveCount (infra/resources.json, JobsQueue; a test compares them).
+MAX_RECEIVES = 5
+BACKOFF_S = 30
+# Time kept back from the invocation's: to stop at a batch boundary and hand the job on.
+RESERVE_S = 30.0
+
+
+class BadJobMessage(ValueError):
+    pass
+
+
+def _start(record: DynamoDBRecord) -> None:
+    raw = record.raw_event
+    if raw.get("eventName") != "INSERT":
+        return
+    image = (raw.get("dynamodb") or {}).get("NewImage") or {}
+    if (image.get("status") or {}).get("S") != RUNNING:
+        return
+    job_id = image["id"]["S"]
+    deps.job_queue().send({"job_id": job_id})
+    logger.info("job queued", extra={"job_id": job_id})
+
+
+@bp.on_dynamodb_record(
+    stream_arn=get_settings().jobs_stream_arn, batch_size=100, starting_position="TRIM_HORIZON"
+)
+def start_jobs(event):
+    return process(event, _start, "streams")
+
+
+def _deadline(context) -> Deadline:
+    remaining = context.get_remaining_time_in_millis() / 1000
+    return Deadline(remaining - min(RESERVE_S, remaining / 5))
+
+
+def _run(record: SQSRecord, deadline: Deadline) -> None:
+    try:
+        job_id = json.loads(record.body)["job_id"]
+    except (ValueError, KeyError, TypeError):
+        raise BadJobMessage("a job message needs a JSON body with job_id") from None
+    receives = int(record.attributes.approximate_receive_count or 1)
+    try:
+        outcome = deps.job_service().run(job_id, deadline)
+    except Exception as error:
+        if receives >= MAX_RECEIVES:
+            # The error's own message may quote data: the reason names its type only.
+            reason = f"The job failed {receives} times; the last error was {type(error).__name__}."
+            deps.job_service().fail(job_id, reason)
+            logger.exception("job failed", extra={"job_id": job_id, "receives": receives})
+        else:
+            logger.warning(
+                "job attempt failed",
+                extra={"job_id": job_id, "receives": receives, "error": type(error).__name__},
+            )
+            with contextlib.suppress(Exception):  # else the queue's visibility timeout applies
+                deps.job_queue().retry_later(record.receipt_handle, BACKOFF_S * 2 ** (receives - 1))
+        raise
+    logger.info("job run", extra={"job_id": job_id, "outcome": outcome})
+
+
+@bp.on_sqs_message(queue=get_settings().jobs_queue_name, batch_size=1)
+def run_jobs(event):
+    deadline = _deadline(event.context)
+    return process(event, lambda record: _run(record, deadline), "sqs")
