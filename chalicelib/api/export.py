@@ -54,7 +54,7 @@ def _audit(customer_id: str) -> Iterator[Any]:
 def export_document(customer_id: str) -> dict:
     customer = deps.customer_service().get(customer_id)
     base = get_settings().base_currency
-    view = deps.loyalty_service().view(customer_id)
+    view = deps.loyalty_service().complete_view(customer_id)
     timeline = deps.interaction_service()
     cases = deps.case_service()
     return {
