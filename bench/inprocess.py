@@ -114,8 +114,8 @@ MINIMUMS: dict[str, tuple[int, str]] = {
     "tier listing": (2, "1 Query GSI by_tier + 1 BatchGetItem of the page's profiles"),
     "stream batch (100 records, 10 customers)": (
         12,
-        "2 BatchGetItem (10 aggregates, 100 guards: ≤100 keys each) + 10 TransactWriteItems "
-        "(one per customer: aggregates + guards + profile check)",
+        "2 BatchGetItem (10 aggregates, 100 guards, 40 habits: ≤100 keys each) + 10 TransactWriteItems "
+        "(one per customer: aggregates + touched habits + guards + profile check)",
     ),
 }
 

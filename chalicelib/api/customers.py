@@ -13,8 +13,11 @@ from chalicelib.api.schemas import (
     CustomerOut,
     CustomerPage,
     CustomerPatch,
+    HabitPage,
     LoyaltyDetail,
     LoyaltySummary,
+    PageQuery,
+    PurchaseHabit,
 )
 from chalicelib.config import get_settings
 
@@ -132,6 +135,21 @@ def delete_customer(call: Call, customer_id: str):
     errors=(404,),
 )
 def get_loyalty(call: Call, customer_id: str):
-    deps.customer_service().get(customer_id)
-    view = deps.loyalty_service().view(customer_id)
+    view = deps.loyalty_service().detail(customer_id)
     return json_response(LoyaltyDetail.of(view, get_settings().base_currency))
+
+
+@api_route(
+    bp,
+    "/customers/{customer_id}/habits",
+    "GET",
+    summary="All of a customer's purchase habits, one per SKU, in SKU order",
+    query=PageQuery,
+    response=HabitPage,
+    errors=(404,),
+)
+def list_habits(call: Call, customer_id: str):
+    page = deps.loyalty_service().habits(customer_id, call.query.limit, call.query.cursor)
+    return json_response(
+        {"items": [PurchaseHabit.of(h) for h in page.items], "next_cursor": page.next_cursor}
+    )

@@ -81,7 +81,7 @@ def document_chunks(customer_id: str, deadline: Deadline | None = None) -> Itera
     piece for an unknown customer). With a `deadline`, OutOfTime may stop it between pages."""
     customer = deps.customer_service().get(customer_id)
     base = get_settings().base_currency
-    view = deps.loyalty_service().view(customer_id)
+    view = deps.loyalty_service().complete_view(customer_id)
     timeline = deps.interaction_service()
     cases = deps.case_service()
     head = {

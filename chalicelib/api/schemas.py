@@ -32,6 +32,7 @@ from chalicelib.errors import FieldError
 from chalicelib.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 if TYPE_CHECKING:
+    from chalicelib.domain.loyalty import SkuHabit
     from chalicelib.services.loyalty import LoyaltyView
 
 
@@ -261,6 +262,26 @@ class PurchaseHabit(Out):
     mean_interval_days: float | None
     next_expected_at: str | None
 
+    @classmethod
+    def of(cls, h: SkuHabit) -> dict:
+        return {
+            "sku": h.sku,
+            "name": h.name,
+            "times_bought": h.times_bought,
+            "quantity": h.quantity,
+            "first_purchase_at": to_rfc3339(h.first_purchase_at),
+            "last_purchase_at": to_rfc3339(h.last_purchase_at),
+            "mean_interval_days": round(h.mean_interval_days, 2)
+            if h.mean_interval_days is not None
+            else None,
+            "next_expected_at": to_rfc3339(h.next_expected_at) if h.next_expected_at else None,
+        }
+
+
+class HabitPage(Out):
+    items: list[PurchaseHabit]
+    next_cursor: str | None
+
 
 class LoyaltyDetail(LoyaltySummary):
     recency_score: int = Field(ge=1, le=5)
@@ -268,35 +289,25 @@ class LoyaltyDetail(LoyaltySummary):
     monetary_score: int = Field(ge=1, le=5)
     net_spend: dict[str, MoneyOut]
     returns: int
-    purchase_habits: list[PurchaseHabit]
+    sku_count: int = Field(description="how many SKUs the customer has bought (one habit each)")
+    purchase_habits: list[PurchaseHabit] = Field(
+        description=(
+            "next expected purchase first, then SKUs bought once by their purchase; the first 100 "
+            "of sku_count in GET /customers/{customer_id}/loyalty (GET /customers/{customer_id}/habits "
+            "lists them all), every one in an export"
+        )
+    )
 
     @classmethod
     def of(cls, view: LoyaltyView, base_currency: str) -> dict:
-        habits = sorted(
-            view.aggregates.skus.values(),
-            key=lambda h: (h.next_expected_at is None, h.next_expected_at or h.last_purchase_at, h.sku),
-        )
         return LoyaltySummary.of(view, base_currency) | {
             "recency_score": view.score.recency_score,
             "frequency_score": view.score.frequency_score,
             "monetary_score": view.score.monetary_score,
             "net_spend": {c: money.format_money(a, c) for c, a in sorted(view.aggregates.net_spend.items())},
             "returns": view.aggregates.return_count,
-            "purchase_habits": [
-                {
-                    "sku": h.sku,
-                    "name": h.name,
-                    "times_bought": h.times_bought,
-                    "quantity": h.quantity,
-                    "first_purchase_at": to_rfc3339(h.first_purchase_at),
-                    "last_purchase_at": to_rfc3339(h.last_purchase_at),
-                    "mean_interval_days": (
-                        round(h.mean_interval_days, 2) if h.mean_interval_days is not None else None
-                    ),
-                    "next_expected_at": to_rfc3339(h.next_expected_at) if h.next_expected_at else None,
-                }
-                for h in habits
-            ],
+            "sku_count": view.aggregates.sku_count,
+            "purchase_habits": [PurchaseHabit.of(h) for h in sorted(view.habits, key=lambda h: h.order)],
         }
 
 

@@ -4,6 +4,9 @@ A DynamoDB stream consumer keeps, per interaction, the `Contribution` it has app
 applies `contribution(new) - applied` on INSERT/MODIFY and `-applied` on REMOVE. The
 aggregates therefore have to be a group under `apply`: sums are exact, and min/max
 boundaries are repaired from the still-applied purchases when the one holding them leaves.
+A purchase of many SKUs is applied in parts (`parts_of`), each guarded on its own, so that no
+write has to update more SKU habits than one transaction holds. `apply` works on the habits
+of the SKUs it touches only, so the caller can store each habit apart.
 This module is pure; the consumer owns storage and the guard.
 """
 
@@ -21,6 +24,11 @@ from chalicelib.domain import money
 KINDS = ("purchase", "return")
 TIERS = ("bronze", "silver", "gold", "platinum")
 _DAY = timedelta(days=1)
+# SKUs per part of a purchase: a part's change touches at most twice this many habits (those
+# it had and those it has), which with its guard stays within one transaction (100 items).
+SKUS_PER_PART = 48
+# A SKU names a stored habit (in a sort key of at most 1,024 bytes); the API allows 64 characters.
+MAX_SKU_BYTES = 512
 
 
 class PoisonRecord(ValueError):
@@ -56,10 +64,12 @@ class Line:
 
 @dataclass(frozen=True)
 class Contribution:
-    """What one interaction adds to its customer's aggregates.
+    """What one interaction (or one part of it, see `parts_of`) adds to its customer's aggregates.
 
     `amount` is the purchase's amount or the refunded amount of a return (never negative).
-    Returns carry no lines: they reduce spend but never the buying habit.
+    Returns carry no lines: they reduce spend but never the buying habit. Part 0 is the
+    interaction itself (count, spend, time and its first SKUs); a later part of a purchase
+    carries only more of its lines, with amount 0.
     """
 
     interaction_id: str
@@ -68,6 +78,7 @@ class Contribution:
     currency: str
     amount: Decimal
     lines: tuple[Line, ...] = ()
+    part: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -77,9 +88,24 @@ class Contribution:
             raise ValueError("amount must be a finite, non-negative Decimal")
         if self.kind == "return" and self.lines:
             raise ValueError("a return contributes no lines")
+        if self.part < 0 or (self.part and (self.kind != "purchase" or self.amount or not self.lines)):
+            raise ValueError("a later part is a purchase's lines only, with amount 0")
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.interaction_id, self.part)
+
+    @property
+    def counted(self) -> bool:
+        """Whether this is the purchase itself (part 0), which counts, spends and has a time."""
+        return self.kind == "purchase" and self.part == 0
+
+    @property
+    def skus(self) -> set[str]:
+        return {line.sku for line in self.lines}
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "interaction_id": self.interaction_id,
             "kind": self.kind,
             "occurred_at": _iso(self.occurred_at),
@@ -87,6 +113,7 @@ class Contribution:
             "amount": str(self.amount),
             "lines": [{"sku": li.sku, "name": li.name, "quantity": li.quantity} for li in self.lines],
         }
+        return data | {"part": self.part} if self.part else data
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Contribution:
@@ -97,7 +124,29 @@ class Contribution:
             currency=data["currency"],
             amount=Decimal(data["amount"]),
             lines=tuple(Line(li["sku"], li["name"], int(li["quantity"])) for li in data["lines"]),
+            part=int(data.get("part", 0)),
         )
+
+
+def parts_of(contribution: Contribution) -> tuple[Contribution, ...]:
+    """The parts a contribution is applied in: itself when it has at most SKUS_PER_PART SKUs;
+    otherwise its SKUs in order, SKUS_PER_PART to a part (every line of a SKU in one part),
+    part 0 keeping the amount. Deterministic, so every delivery of a record splits alike."""
+    skus = sorted(contribution.skus)
+    if contribution.part or len(skus) <= SKUS_PER_PART:
+        return (contribution,)
+    parts = []
+    for part, start in enumerate(range(0, len(skus), SKUS_PER_PART)):
+        chunk = set(skus[start : start + SKUS_PER_PART])
+        parts.append(
+            replace(
+                contribution,
+                lines=tuple(line for line in contribution.lines if line.sku in chunk),
+                amount=contribution.amount if part == 0 else Decimal(0),
+                part=part,
+            )
+        )
+    return tuple(parts)
 
 
 def _attribute(container: Mapping, name: str, type_: str, where: str = "") -> object | None:
@@ -129,6 +178,8 @@ def _line(entry: object, where: str) -> Line:
         raise PoisonRecord(f"{where} is not a map")
     attributes = entry["M"]
     sku = _required_text(attributes, "sku", f"{where}.")
+    if len(sku.encode()) > MAX_SKU_BYTES:
+        raise PoisonRecord(f"{where}.sku is longer than {MAX_SKU_BYTES} bytes")
     name = _required_text(attributes, "name", f"{where}.")
     raw_quantity = _required(attributes, "quantity", "N", f"{where}.")
     try:
@@ -210,6 +261,12 @@ class SkuHabit:
             self.times_bought - 1
         )
 
+    @property
+    def order(self) -> tuple[bool, datetime, str]:
+        """How habits are listed: by next expected purchase, then those bought once by their
+        purchase time; ties by SKU."""
+        return (self.next_expected_at is None, self.next_expected_at or self.last_purchase_at, self.sku)
+
     def to_dict(self) -> dict:
         return {
             "sku": self.sku,
@@ -242,7 +299,10 @@ class Aggregates:
     net_spend: Mapping[str, Decimal] = field(default_factory=dict)
     first_purchase_at: datetime | None = None
     last_purchase_at: datetime | None = None
+    # SKU -> habit: every habit (from_scratch), or only some of them (see `apply`).
     skus: Mapping[str, SkuHabit] = field(default_factory=dict)
+    # How many SKUs have a habit, whether or not `skus` holds them all.
+    sku_count: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -252,18 +312,22 @@ class Aggregates:
             "first_purchase_at": _iso(self.first_purchase_at) if self.first_purchase_at else None,
             "last_purchase_at": _iso(self.last_purchase_at) if self.last_purchase_at else None,
             "skus": {sku: habit.to_dict() for sku, habit in sorted(self.skus.items())},
+            "sku_count": self.sku_count,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Aggregates:
         first, last = data.get("first_purchase_at"), data.get("last_purchase_at")
+        skus = {sku: SkuHabit.from_dict(habit) for sku, habit in data.get("skus", {}).items()}
         return cls(
             purchase_count=int(data["purchase_count"]),
             return_count=int(data["return_count"]),
             net_spend={currency: Decimal(amount) for currency, amount in data["net_spend"].items()},
             first_purchase_at=_parse_iso(first) if first else None,
             last_purchase_at=_parse_iso(last) if last else None,
-            skus={sku: SkuHabit.from_dict(habit) for sku, habit in data["skus"].items()},
+            skus=skus,
+            # Written before habits had items of their own: every habit was in `skus`.
+            sku_count=int(data.get("sku_count", len(skus))),
         )
 
 
@@ -299,25 +363,28 @@ def _signed_amount(contribution: Contribution) -> Decimal:
 def from_scratch(contributions: Iterable[Contribution]) -> Aggregates:
     """The aggregates of a set of contributions, computed directly: the reference for `apply`.
 
-    Contributions sharing an interaction_id are deduplicated, the last one winning.
+    Contributions may be whole or in parts (`parts_of`); those sharing an interaction id and
+    part are deduplicated, the last one winning.
     """
-    latest = {c.interaction_id: c for c in contributions}
-    purchases = [c for c in latest.values() if c.kind == "purchase"]
+    latest = {c.key: c for c in contributions}
+    purchases = [c for c in latest.values() if c.counted]
+    returns = [c for c in latest.values() if c.kind == "return"]
     spend: dict[str, list[Decimal]] = {}
-    for c in latest.values():
+    for c in purchases + returns:
         spend.setdefault(c.currency, []).append(_signed_amount(c))
     net = {currency: money.sum_amounts(amounts) for currency, amounts in spend.items()}
     per_sku: dict[str, list[_Bought]] = {}
-    for purchase in purchases:
+    for purchase in (c for c in latest.values() if c.kind == "purchase"):
         for sku, bought in _bought(purchase).items():
             per_sku.setdefault(sku, []).append(bought)
     return Aggregates(
         purchase_count=len(purchases),
-        return_count=len(latest) - len(purchases),
+        return_count=len(returns),
         net_spend={currency: amount for currency, amount in net.items() if amount != 0},
         first_purchase_at=min((p.occurred_at for p in purchases), default=None),
         last_purchase_at=max((p.occurred_at for p in purchases), default=None),
         skus={sku: _habit_of(sku, boughts) for sku, boughts in per_sku.items()},
+        sku_count=len(per_sku),
     )
 
 
@@ -334,6 +401,11 @@ def _habit_of(sku: str, boughts: list[_Bought]) -> SkuHabit:
     )
 
 
+def touched_skus(added: Iterable[Contribution], removed: Iterable[Contribution]) -> set[str]:
+    """The SKUs whose habits applying `added` and `removed` may change."""
+    return {sku for c in (*added, *removed) for sku in c.skus}
+
+
 def apply(
     aggregates: Aggregates,
     added: Iterable[Contribution],
@@ -342,12 +414,17 @@ def apply(
 ) -> Aggregates:
     """`aggregates` plus `added` minus `removed` (which must be applied ones).
 
+    `aggregates.skus` must hold the habit of every SKU in `touched_skus(added, removed)` that
+    has one; habits of other SKUs may be left out (they are carried over unchanged), so a
+    caller can keep each habit apart and load only those a change touches. `sku_count` counts
+    every habit.
+
     Counts, spend and quantities are exact sums. First/last purchase times are min/max, which
     removal cannot undo: when a removed purchase held a boundary that neither an added purchase
     nor the absence of other purchases settles, `remaining_purchases()` is called, once, for
-    every purchase contribution still applied for the customer *after* this change. Identical
-    contributions in `added` and `removed` cancel out first, so re-applying an unchanged
-    interaction is a no-op that never needs it.
+    every purchase contribution (or part) still applied for the customer *after* this change.
+    Identical contributions in `added` and `removed` cancel out first, so re-applying an
+    unchanged interaction is a no-op that never needs it.
     """
     add_counts, remove_counts = Counter(added), Counter(removed)
     added_list = list((add_counts - remove_counts).elements())
@@ -355,16 +432,16 @@ def apply(
     if not added_list and not removed_list:
         return aggregates
 
-    added_purchases = [c for c in added_list if c.kind == "purchase"]
-    removed_purchases = [c for c in removed_list if c.kind == "purchase"]
+    added_purchases = [c for c in added_list if c.counted]
+    removed_purchases = [c for c in removed_list if c.counted]
     existing_purchases_left = aggregates.purchase_count - len(removed_purchases)
     purchase_count = existing_purchases_left + len(added_purchases)
-    return_count = aggregates.return_count + (len(added_list) - len(added_purchases))
-    return_count -= len(removed_list) - len(removed_purchases)
+    return_count = aggregates.return_count + sum(1 for c in added_list if c.kind == "return")
+    return_count -= sum(1 for c in removed_list if c.kind == "return")
 
     net_spend = dict(aggregates.net_spend)
-    deltas = [(c.currency, _signed_amount(c)) for c in added_list]
-    deltas += [(c.currency, _signed_amount(c).copy_negate()) for c in removed_list]
+    deltas = [(c.currency, _signed_amount(c)) for c in added_list if c.part == 0]
+    deltas += [(c.currency, _signed_amount(c).copy_negate()) for c in removed_list if c.part == 0]
     for currency, delta in deltas:
         net_spend[currency] = money.sum_amounts([net_spend.get(currency, Decimal(0)), delta])
     net_spend = {currency: amount for currency, amount in net_spend.items() if amount != 0}
@@ -391,20 +468,21 @@ def apply(
             last = None if last is None else max(last, *added_times)
 
     added_boughts: dict[str, list[_Bought]] = {}
-    for c in added_purchases:
+    for c in added_list:
         for sku, bought in _bought(c).items():
             added_boughts.setdefault(sku, []).append(bought)
     removed_boughts: dict[str, list[_Bought]] = {}
-    for c in removed_purchases:
+    for c in removed_list:
         for sku, bought in _bought(c).items():
             removed_boughts.setdefault(sku, []).append(bought)
 
     skus = dict(aggregates.skus)
+    sku_count = aggregates.sku_count
     stale_skus: dict[str, SkuHabit] = {}  # right counts, boundaries still to be recomputed
     for sku in added_boughts.keys() | removed_boughts.keys():
-        habit, stale = _next_habit(
-            sku, skus.pop(sku, None), added_boughts.get(sku, []), removed_boughts.get(sku, [])
-        )
+        had = skus.pop(sku, None)
+        habit, stale = _next_habit(sku, had, added_boughts.get(sku, []), removed_boughts.get(sku, []))
+        sku_count += (habit is not None) - (had is not None)
         if stale:
             stale_skus[sku] = habit
         elif habit is not None:
@@ -433,6 +511,7 @@ def apply(
         first_purchase_at=first,
         last_purchase_at=last,
         skus=skus,
+        sku_count=sku_count,
     )
 
 

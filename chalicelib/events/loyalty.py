@@ -1,8 +1,9 @@
-"""Interactions stream consumer: loyalty aggregates, exactly once in effect.
+"""Interactions stream consumer: loyalty aggregates and purchase habits, exactly once in effect.
 
-The whole batch is parsed first and applied per customer (one read and one write of each
-customer's aggregates per batch); Powertools batch processing then reports each record that
-failed in `batchItemFailures`, so one bad record neither blocks nor rolls back the others."""
+The whole batch is parsed first and applied per customer (one read of each customer's
+aggregates, guards and touched habits per batch, and one write while they fit a transaction);
+Powertools batch processing then reports each record that failed in `batchItemFailures`, so
+one bad record neither blocks nor rolls back the others."""
 
 from __future__ import annotations
 

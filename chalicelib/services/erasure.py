@@ -7,11 +7,14 @@ What happens to each item of an erased customer:
   staff routes answer 404 (no profile), self-service routes 410 Gone (the tombstone says erased),
   and late stream records of the customer are recognised and skipped.
 - **loyalty aggregates**: moved, in that same transaction, to `ANONYMOUS#<anon id>`/`LOYALTY`:
-  counts, net spend per currency, first/last purchase times and per-SKU habits (product names
-  from the catalogue, not personal), without the customer id, the interaction ids
-  (`last_purchase_id`) or the tier index attributes (`tier`, `tier_sk`, `review_*`), so the
-  item is in no index. The anon id is random (`anon_<ULID>`) and stored nowhere next to the
-  customer id: nothing links the aggregates back to the person.
+  counts, net spend per currency and first/last purchase times, without the customer id or the
+  tier index attributes (`tier`, `tier_sk`, `review_*`), so the item is in no index. The per-SKU
+  habits (`HABIT#<sku>` items, any number of them) are copied to `ANONYMOUS#<anon id>`/
+  `HABIT#<sku>` just before, page by page, with SKUs and numbers only (no line-item names, no
+  interaction ids); the transaction is conditional on the aggregates' version read before the
+  copy, and every habit write bumps that version, so the copy is what the moved aggregates
+  counted. The anon id is random (`anon_<ULID>`) and stored nowhere next to the customer id:
+  nothing links the aggregates back to the person.
 - **interactions and cases**: deleted, not kept scrubbed. Their free texts (notes, message
   subjects and texts, complaint subjects, case history notes, resolutions, acknowledgement
   emails) are personal data, and what remains without them (a time, a channel, a severity) is
@@ -20,7 +23,7 @@ What happens to each item of an erased customer:
   through the stream consumers: the loyalty consumer finds the customer gone and erased
   (tombstone) and skips them; `open_cases` reads INSERTs only; no consumer logs or stores a
   REMOVE image's texts.
-- **loyalty guards** (`APPLIED#…`): deleted.
+- **loyalty guards** (`APPLIED#…`) and habit items (`HABIT#…`): deleted.
 - **audit trail**: kept (who changed which field when, and the `erase` entry itself, whose
   actor is the staff member and which carries no changes), with the before/after values of
   every personal field (`PII_FIELDS`) replaced by null.
@@ -97,12 +100,15 @@ class ErasureService:
         """Erase a customer: step 1 once, then step 2. NotFound if there is no profile and the
         customer was never erased (unknown, or deleted); an erased customer's step 2 runs again.
         With a `deadline`, OutOfTime means: call again to go on."""
+        anonymous_id = self._new_anonymous_id()
+        copied: set[str] = set()  # SKUs whose habits are copied under the anonymous id
         for _ in range(MAX_ATTEMPTS):
             # Strongly consistent: the erasure's transaction is conditional on what is read.
             customer = self._customers.get(customer_id, consistent=True)
             if customer is None:
                 if self._customers.erased_at(customer_id, consistent=True):
                     break  # step 1 is done: resume with step 2
+                self._loyalty.forget_anonymous_habits(anonymous_id, copied)
                 raise NotFound(f"No customer has the id {customer_id!r}.")
             stored = self._loyalty.get(customer_id, consistent=True)
             now = self._clock.now()
@@ -112,11 +118,15 @@ class ErasureService:
                 # hold a person's name); purchase ids lead back to the timeline.
                 aggregates = _skus_and_numbers(stored.aggregates.to_dict())
                 anonymous = {
-                    "id": self._new_anonymous_id(),
+                    "id": anonymous_id,
                     "aggregates": json.dumps(aggregates, sort_keys=True),
                     "score": stored.score,
                     "tier": stored.tier,
                 }
+                # After reading the aggregates' version, which the erasure's transaction checks.
+                copied = self._loyalty.copy_habits_anonymously(
+                    customer_id, anonymous_id, _skus_and_numbers, copied
+                )
             record = audit.entry("customer", customer_id, "erase", actor, now, (), customer_id)
             try:
                 self._customers.erase(customer, now, record, stored.version if stored else None, anonymous)
@@ -124,6 +134,7 @@ class ErasureService:
             except VersionConflict:
                 continue  # the profile or the aggregates changed meanwhile: read again
         else:
+            self._loyalty.forget_anonymous_habits(anonymous_id, copied)
             raise Conflict("The customer is being changed by other requests right now: retry.")
         self.purge(customer_id, deadline)
 

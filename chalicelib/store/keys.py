@@ -19,6 +19,7 @@ LOYALTY_SK = "LOYALTY"
 AUDIT_PREFIX = "AUDIT#"
 TOMBSTONE_SK = "DELETED"
 APPLIED_PREFIX = "APPLIED#"
+HABIT_PREFIX = "HABIT#"
 IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
 ANONYMOUS_PREFIX = "ANONYMOUS#"
 TIER_REVIEW_PK = "loyalty"
@@ -41,8 +42,13 @@ def history_sk(seq: int) -> str:
     return f"{HISTORY_PREFIX}{seq:010d}"
 
 
-def applied_sk(interaction_id: str) -> str:
-    return f"{APPLIED_PREFIX}{interaction_id}"
+def applied_sk(interaction_id: str, part: int = 0) -> str:
+    """The loyalty guard of an interaction (part 0) or of a later part of a large purchase."""
+    return f"{APPLIED_PREFIX}{interaction_id}" + (f"#{part}" if part else "")
+
+
+def habit_sk(sku: str) -> str:
+    return f"{HABIT_PREFIX}{sku}"
 
 
 def email_pk(email_key: str) -> str:

@@ -6,10 +6,13 @@ holds several item kinds under generic `pk`/`sk` keys:
     pk                  sk                  item
     CUSTOMER#<id>       PROFILE             the profile (sparse GSI by_created: list_pk/list_sk)
     CUSTOMER#<id>       LOYALTY             loyalty aggregates (sparse GSIs by_tier, by_tier_review)
-    CUSTOMER#<id>       APPLIED#<interaction>  what the loyalty consumer applied for one interaction
+    CUSTOMER#<id>       APPLIED#<interaction>[#<part>]  what the loyalty consumer applied for one
+                                            interaction (or one later part of a large purchase)
+    CUSTOMER#<id>       HABIT#<sku>         the customer's habit of buying one SKU (sparse GSI by_habit_due)
     CUSTOMER#<id>       DELETED             tombstone of a deleted customer (id and time only)
     CUSTOMER#<id>       IDEMPOTENCY#<rec>   pointer to an idempotency record with the customer's data
     ANONYMOUS#<anon id> LOYALTY             an erased customer's loyalty aggregates, anonymised
+    ANONYMOUS#<anon id> HABIT#<sku>         one of their habits, anonymised
     CUSTOMER#<id>       AUDIT#<entry>       the audit trail of the customer and their cases
     CUSTOMER#<id>       EMAIL_CHANGE        a pending change of email address (self-service)
     CUSTOMER#<id>       IDENTITY#<iss>#<sub>  pointer to a sign-in identity linked to the customer
@@ -61,6 +64,7 @@ from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' cal
     CASE_PREFIX,
     CUSTOMERS_LIST_PK,
     EMAIL_CHANGE_SK,
+    HABIT_PREFIX,
     HISTORY_PREFIX,
     IDEMPOTENCY_PREFIX,
     IDENTITY_PREFIX,
@@ -72,6 +76,7 @@ from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' cal
     case_pk,
     customer_pk,
     email_pk,
+    habit_sk,
     history_sk,
     identity_key,
     name_token_keys,
@@ -179,6 +184,36 @@ class LoyaltyModel(Model):
     by_tier_review = ByTierReviewIndex()
 
 
+class HabitsByDueIndex(GlobalSecondaryIndex["HabitModel"]):
+    class Meta:
+        index_name = "by_habit_due"
+        projection = AllProjection()
+
+    habit_pk = UnicodeAttribute(hash_key=True)
+    habit_due_sk = UnicodeAttribute(range_key=True)
+
+
+class HabitModel(Model):
+    """A customer's habit of buying one SKU: pk CUSTOMER#<id>, sk HABIT#<sku>. Written by the
+    loyalty consumer in the transaction of the aggregates it changes with, conditional on
+    `version`. GSI by_habit_due (`habit_pk` = the customer id) lists a customer's habits next
+    expected purchase first, as the loyalty response shows them."""
+
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    # SkuHabit.to_dict() as JSON: microsecond times survive the round trip.
+    habit = UnicodeAttribute()
+    habit_pk = UnicodeAttribute()
+    # "0#<next expected>#<sku>", or "1#<last purchase>#<sku>" for SKUs bought once.
+    habit_due_sk = UnicodeAttribute()
+    version = VersionAttribute()
+
+    by_habit_due = HabitsByDueIndex()
+
+
 class AppliedModel(Model):
     """The loyalty consumer's guard for one interaction: which version of it is counted, and
     what it contributed. Written in the same transaction as the aggregates."""
@@ -191,6 +226,8 @@ class AppliedModel(Model):
     applied_version = NumberAttribute()
     contribution = UnicodeAttribute(null=True)
     removed = BooleanAttribute(default=False)
+    # On part 0: how many parts have guards (a purchase of more than SKUS_PER_PART SKUs).
+    parts = NumberAttribute(null=True)
 
 
 class AuditModel(Model):
@@ -321,6 +358,18 @@ class IdentityPointerModel(Model):
     subject = UnicodeAttribute()
     linked_at = UnicodeAttribute()
     linked_by = UnicodeAttribute()
+
+
+class AnonymousHabitModel(Model):
+    """One habit of an erased customer: pk ANONYMOUS#<the same random id>, sk HABIT#<sku>, the
+    SKU and its numbers only (no name, no purchase id), and in no index."""
+
+    class Meta(_Meta):
+        table_name = _settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    habit = UnicodeAttribute()  # JSON: sku, times_bought, quantity, first/last purchase
 
 
 class LineItemAttribute(MapAttribute):

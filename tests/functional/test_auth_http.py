@@ -37,6 +37,7 @@ ROLE_MATRIX = {
     ("GET", "/customers/{customer_id}/interactions"): {"staff"},
     ("GET", "/customers/{customer_id}/interactions/{interaction_id}"): {"staff"},
     ("GET", "/customers/{customer_id}/loyalty"): {"staff"},
+    ("GET", "/customers/{customer_id}/habits"): {"staff"},
     ("GET", "/customers/{customer_id}/cases"): {"staff"},
     ("GET", "/customers/{customer_id}/audit"): {"staff"},
     ("GET", "/customers/{customer_id}/identities"): {"staff"},

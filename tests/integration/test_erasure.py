@@ -237,8 +237,7 @@ def test_erasure_leaves_no_personal_data_anywhere_but_keeps_anonymous_aggregates
 
     customers = _scan(settings.customers_table)
     anonymous = [i for i in customers if i["pk"].startswith("ANONYMOUS#")]
-    assert len(anonymous) == 1
-    [kept] = anonymous
+    [kept] = [i for i in anonymous if i["sk"] == "LOYALTY"]
     assert kept["sk"] == "LOYALTY" and not {"tier", "tier_sk", "review_pk", "review_at", "customer_id"} & set(
         kept
     )
@@ -247,7 +246,17 @@ def test_erasure_leaves_no_personal_data_anywhere_but_keeps_anonymous_aggregates
     assert (aggregates["purchase_count"], aggregates["return_count"]) == (2, 1)
     assert cid not in json.dumps(kept, default=str)
     assert '"name"' not in kept["aggregates"] and "Kaffe" not in kept["aggregates"]  # SKUs, numbers
-    assert set(aggregates["skus"]) == {"SKU-KAFFE", "SKU-TERMOS"}
+    assert aggregates["sku_count"] == 2
+    habits = {i["sk"]: json.loads(i["habit"]) for i in anonymous if i["sk"] != "LOYALTY"}
+    assert {i["pk"] for i in anonymous} == {kept["pk"]}
+    assert set(habits) == {"HABIT#SKU-KAFFE", "HABIT#SKU-TERMOS"}
+    assert habits["HABIT#SKU-KAFFE"] == {
+        "sku": "SKU-KAFFE",
+        "times_bought": 1,
+        "quantity": 2,
+        "first_purchase_at": habits["HABIT#SKU-KAFFE"]["first_purchase_at"],
+        "last_purchase_at": habits["HABIT#SKU-KAFFE"]["first_purchase_at"],
+    }
     left = {i["sk"].split("#")[0] for i in customers if i["pk"] == customer_pk(cid)}
     assert left == {"DELETED", "AUDIT"}, left
     assert _scan(settings.interactions_table) == [] and _scan(settings.cases_table) == []

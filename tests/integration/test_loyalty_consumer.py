@@ -282,7 +282,8 @@ def test_a_batch_costs_one_read_and_one_write_of_each_customers_aggregates(clien
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
     consume(client, records)
     operations = [op for op, _ in calls]
-    assert operations.count("BatchGetItem") == 2  # the aggregates, and the guards
-    assert operations.count("TransactWriteItems") == 3  # one per customer: aggregate + 4 guards + check
-    assert [size for op, size in calls if op == "TransactWriteItems"] == [6, 6, 6]
+    # 3 aggregates, 12 guards and 3 habits (one SKU each): one request of 18 keys.
+    assert [(op, size) for op, size in calls if op == "BatchGetItem"] == [("BatchGetItem", 18)]
+    # One per customer: aggregates + the SKU's habit + 4 guards + the profile check.
+    assert [size for op, size in calls if op == "TransactWriteItems"] == [7, 7, 7]
     assert set(operations) == {"BatchGetItem", "TransactWriteItems"}

@@ -107,7 +107,7 @@ def test_any_order_and_duplication_gives_the_aggregates_computed_from_scratch(ta
         if batch:
             assert handle_batch({"Records": batch}, None) == {"batchItemFailures": []}
 
-    stored = deps.loyalty_repository().get(customer_id)
+    stored = deps.loyalty_repository().with_all_habits(customer_id)
     expected = from_scratch(c for c in map(contribution_of, alive) if c is not None)
     assert (stored.aggregates if stored else from_scratch([])) == expected
     if stored:

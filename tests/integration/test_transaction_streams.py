@@ -138,10 +138,11 @@ def test_the_loyalty_write_under_one_customer_partition_streams_each_item_and_te
     table = get_settings().customers_table
     for record in records:
         assert_lambda_shape(record, table, {"pk", "sk"})
-    # One transaction: the aggregates and a guard per purchase, all under the customer's key.
+    # One transaction: the aggregates, the SKU's habit and a guard per purchase, all under the
+    # customer's key.
     assert {r["dynamodb"]["Keys"]["pk"]["S"] for r in records} == {f"CUSTOMER#{customer['id']}"}
     kinds = sorted((r["eventName"], r["dynamodb"]["Keys"]["sk"]["S"].split("#")[0]) for r in records)
-    assert kinds == [("INSERT", "APPLIED"), ("INSERT", "APPLIED"), ("INSERT", "LOYALTY")]
+    assert kinds == [("INSERT", "APPLIED"), ("INSERT", "APPLIED"), ("INSERT", "HABIT"), ("INSERT", "LOYALTY")]
     loyalty = _loyalty(api, customer["id"])
     assert loyalty["tier"] == "silver", loyalty  # two purchases today, 600 EUR: R 5, F 2, M 3 → 58
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -203,6 +203,7 @@ def test_no_image_contributes_nothing():
         ({"items": {"L": [item({"S": "A"}, {"N": "0"})]}}, "not a positive whole number"),
         ({"items": {"L": [item({"S": "A"}, {"N": "1.5"})]}}, "not a positive whole number"),
         ({"items": {"L": [item({"S": "A"}, {"N": "x"})]}}, "not a positive whole number"),
+        ({"items": {"L": [item({"S": "Å" * 257}, {"N": "1"})]}}, "sku is longer than 512 bytes"),
     ],
 )
 def test_a_malformed_purchase_is_a_poison_record(changes, reason):
@@ -710,3 +711,91 @@ def test_the_anonymous_copy_drops_names_and_purchase_ids_but_keeps_every_sku_wha
     assert kept["skus"]["name"] == {"sku": "name", "times_bought": 1}
     assert kept["lines"] == [{"sku": "SKU-A", "quantity": 1}]
     assert kept["purchase_count"] == 2
+
+
+# --- parts: a purchase of many SKUs, applied a part at a time -----------------------------
+
+
+def test_a_purchase_of_more_skus_than_a_part_holds_is_split_by_sku_with_the_amount_in_part_0():
+    from chalicelib.domain.loyalty import SKUS_PER_PART, parts_of
+
+    lines = [(f"S{n:03d}", f"name {n}", 1) for n in reversed(range(100))] + [("S000", "again", 2)]
+    whole = purchase("p1", day(0), "100.00", lines=tuple(lines))
+    parts = parts_of(whole)
+    assert [len(p.skus) for p in parts] == [SKUS_PER_PART, SKUS_PER_PART, 100 - 2 * SKUS_PER_PART]
+    assert [p.part for p in parts] == [0, 1, 2] and [p.amount for p in parts] == [Decimal("100.00"), 0, 0]
+    assert Counter(line for p in parts for line in p.lines) == Counter(whole.lines)
+    assert {line.name for line in parts[0].lines if line.sku == "S000"} == {"name 0", "again"}
+    assert parts_of(whole) == parts and parts_of(parts[1]) == (parts[1],)
+    small = purchase("p2", day(0), lines=(("B", "b", 1), ("A", "a", 1)))
+    assert parts_of(small) == (small,)
+    assert Contribution.from_dict(json.loads(json.dumps(parts[2].to_dict()))) == parts[2]
+    assert from_scratch(parts) == from_scratch([whole])
+    with pytest.raises(ValueError, match="later part"):
+        Contribution("p3", "purchase", T0, "EUR", Decimal(1), (Line("A", "a", 1),), part=1)
+
+
+@st.composite
+def large_histories(draw: st.DrawFn) -> list[tuple[str, Contribution]]:
+    """One customer's purchases and returns of up to 7 SKUs (parts of 2 in the test), put in any
+    order, some several times with other lines, some removed."""
+    pool = []
+    for n in range(draw(st.integers(1, 6))):
+        at = day(draw(st.integers(0, 6)))
+        if draw(st.integers(0, 4)) == 0:
+            pool.append(refund(f"int_{n}", at, "1.00"))
+            continue
+        for _ in range(draw(st.integers(1, 2))):  # versions with other lines
+            skus = draw(st.lists(st.sampled_from("ABCDEFG"), min_size=1, max_size=7))
+            lines = tuple(
+                Line(sku, draw(st.sampled_from(["x", "y"])), draw(st.integers(1, 3))) for sku in skus
+            )
+            pool.append(
+                Contribution(f"int_{n}", "purchase", at, "EUR", Decimal(draw(st.integers(0, 99))), lines)
+            )
+    history = [("put", c) for c in draw(st.permutations(pool))]
+    for position, c in draw(
+        st.lists(st.tuples(st.integers(0, len(history)), st.sampled_from(pool)), max_size=4)
+    ):
+        history.insert(position, ("remove", c))
+    return history
+
+
+@settings(max_examples=150, deadline=None)
+@given(large_histories())
+def test_applying_parts_one_at_a_time_with_only_their_habits_at_hand_equals_computing_from_scratch(history):
+    """As the consumer does: a guard per part, habits kept apart and loaded for the SKUs a part
+    touches only."""
+    from dataclasses import replace
+
+    from chalicelib.domain import loyalty
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loyalty, "SKUS_PER_PART", 2)
+        guards: dict[tuple[str, int], Contribution] = {}
+        alive: dict[str, Contribution] = {}
+        numbers, habits = Aggregates(), {}
+        for op, whole in history:
+            new_parts = loyalty.parts_of(whole) if op == "put" else ()
+            old_count = max((part + 1 for iid, part in guards if iid == whole.interaction_id), default=0)
+            for part in reversed(range(max(len(new_parts), old_count))):
+                key = (whole.interaction_id, part)
+                read = guards.pop(key, None)
+                new = new_parts[part] if part < len(new_parts) else None
+                if new is not None:
+                    guards[key] = new
+                touched = loyalty.touched_skus([new] if new else [], [read] if read else [])
+                at_hand = replace(numbers, skus={s: habits[s] for s in touched if s in habits})
+                remaining = [c for c in guards.values() if c.kind == "purchase"]
+                out = apply(at_hand, [new] if new else [], [read] if read else [], remaining.copy)
+                for sku in touched:
+                    habits.pop(sku, None)
+                    if sku in out.skus:
+                        habits[sku] = out.skus[sku]
+                numbers = replace(out, skus={})
+            if op == "put":
+                alive[whole.interaction_id] = whole
+            else:
+                alive.pop(whole.interaction_id, None)
+        assert replace(numbers, skus=habits) == from_scratch(alive.values())
+        assert numbers.sku_count == len(habits)
