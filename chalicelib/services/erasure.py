@@ -108,6 +108,13 @@ class ErasureService:
             if customer is None:
                 if self._customers.erased_at(customer_id, consistent=True):
                     break  # step 1 is done: resume with step 2
+                if self._customers.was_deleted(customer_id, consistent=True):
+                    # Deleted before: the profile and loyalty are gone, the closed cases and
+                    # the audit trail remain. Step 1 marks the tombstone erased.
+                    now = self._clock.now()
+                    record = audit.entry("customer", customer_id, "erase", actor, now, (), customer_id)
+                    self._customers.mark_erased(customer_id, now, record)
+                    break
                 self._loyalty.forget_anonymous_habits(anonymous_id, copied)
                 raise NotFound(f"No customer has the id {customer_id!r}.")
             stored = self._loyalty.get(customer_id, consistent=True)
@@ -152,6 +159,12 @@ class ErasureService:
         self._audit.scrub(customer_id, PII_FIELDS, deadline)
         self._documents.delete_all_of(customer_id)
         self._jobs.delete_all_of(customer_id, EXPORT)
+
+    def erasable_remains(self, customer_id: str) -> bool:
+        """A deleted customer not yet erased: their cases and audit trail can be erased."""
+        return self._customers.was_deleted(customer_id, consistent=True) and not self._customers.erased_at(
+            customer_id, consistent=True
+        )
 
     def was_erased(self, customer_id: str) -> bool:
         return self._customers.erased_at(customer_id) is not None

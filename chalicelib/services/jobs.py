@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
+from chalicelib.domain import attempts, ids
 from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock, Deadline, OutOfTime
-from chalicelib.domain.jobs import ERASURE, EXPORT, RUNNING, Job, new_job
+from chalicelib.domain.jobs import ERASURE, EXPORT, JOB, RUNNING, Job, new_job
 from chalicelib.errors import NotFound
 from chalicelib.services.erasure import ErasureService
 from chalicelib.store.customers import CustomerRepository
@@ -59,11 +60,21 @@ class JobService:
 
     def request(self, kind: str, customer_id: str, actor: Actor) -> Job:
         """A new running job of `kind` for the customer, or the one already running (NotFound
-        for an unknown, deleted or erased customer)."""
+        for an unknown or erased customer, and for an export of a deleted one: what a deleted
+        customer left, their closed cases and audit trail, can still be erased)."""
+        if attempts.repeating():
+            # A retry after a lost answer: the job its first attempt wrote, even if it has
+            # finished since (an erased customer is no longer found below).
+            upcoming = ids.next_id(JOB, self._clock.now())
+            earlier = self._jobs.get(upcoming, consistent=True) if upcoming else None
+            if earlier is not None:
+                return earlier
         running = self._jobs.running_of(customer_id, kind)
         if running is not None and not running.expired(self._clock.now()):
             return running
-        if self._customers.get(customer_id, consistent=True) is None:
+        if self._customers.get(customer_id, consistent=True) is None and not (
+            kind == ERASURE and self._erasure().erasable_remains(customer_id)
+        ):
             raise NotFound(f"No customer has the id {customer_id!r}.")
         job = new_job(kind, customer_id, actor, self._clock.now())
         self._jobs.add(job)

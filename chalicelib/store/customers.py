@@ -314,6 +314,21 @@ class CustomerRepository:
                 raise  # not a lost race: no condition failed
             raise VersionConflict(customer.id) from error
 
+    def mark_erased(self, customer_id: str, erased_at: datetime, audit: AuditEntry) -> None:
+        """The erasure of a deleted customer: its tombstone is marked erased, with the audit
+        entry, in one transaction; nothing if it is marked already."""
+        try:
+            with transaction(self._region) as t:
+                t.update(
+                    TombstoneModel(customer_pk(customer_id), TOMBSTONE_SK),
+                    actions=[TombstoneModel.erased_at.set(to_rfc3339(erased_at))],
+                    condition=TombstoneModel.pk.exists() & TombstoneModel.erased_at.does_not_exist(),
+                )
+                t.save(audit_item(audit))
+        except TransactWriteError as error:
+            if not any(failed_conditions(error)):
+                raise
+
     def erase(
         self,
         customer: Customer,

@@ -7,10 +7,11 @@ from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
+from chalicelib.config import get_settings
 from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.jobs import COMPLETED, FAILED, RUNNING, Job
-from chalicelib.store.models import JobModel
+from chalicelib.store.models import JobModel, transaction
 
 
 def _to_domain(item: JobModel) -> Job:
@@ -37,7 +38,10 @@ def _condition_failed(error: UpdateError) -> bool:
 
 class JobRepository:
     def add(self, job: Job) -> None:
-        JobModel(
+        """A transaction of one item, not a PutItem: under an Idempotency-Key it then carries
+        the attempt's claim (store/models.transaction), so a retry after a lost answer knows
+        the job was written and writes no second one."""
+        item = JobModel(
             job.id,
             kind=job.kind,
             customer_id=job.customer_id,
@@ -48,7 +52,9 @@ class JobRepository:
             created_at=to_rfc3339(job.created_at),
             expires_at=job.expires_at,
             slices=job.slices,
-        ).save(condition=JobModel.id.does_not_exist())
+        )
+        with transaction(get_settings().region) as t:
+            t.save(item, condition=JobModel.id.does_not_exist())
 
     def get(self, job_id: str, *, consistent: bool = False) -> Job | None:
         try:

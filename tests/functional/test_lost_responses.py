@@ -253,3 +253,27 @@ def test_a_retry_of_an_attempt_that_wrote_nothing_runs_afresh_at_its_own_time(ap
     assert retry.status == 201, retry.json  # the first body was never written: another may run
     assert datetime.fromisoformat(retry.json["created_at"]) >= between
     assert timeline(api, customer["id"]) == [retry.json]
+
+
+def test_an_erasure_asked_for_before_the_answer_was_lost_is_the_same_job_on_retry(
+    api, break_after_commit, pump
+):
+    customer = api.create_customer()
+    break_after_commit()
+    assert api.post(f"/customers/{customer['id']}/erase", **keyed()).status >= 500
+    pump.drain()  # the job runs: the customer is erased before the client retries
+
+    retry = api.post(f"/customers/{customer['id']}/erase", **keyed())
+
+    assert retry.status == 202, retry.json  # not 404 for the customer it erased
+    assert api.get(f"/jobs/{retry.json['id']}").json["status"] == "completed"
+    assert [j["id"] for j in _jobs_of(customer["id"])] == [retry.json["id"]]
+
+
+def _jobs_of(customer_id: str) -> list[dict]:
+    import boto3
+
+    from chalicelib.config import get_settings
+
+    items = boto3.resource("dynamodb").Table(get_settings().jobs_table).scan()["Items"]
+    return [i for i in items if i["customer_id"] == customer_id]

@@ -276,3 +276,27 @@ def test_erasing_an_unknown_customer_is_404_and_needs_staff(api):
     c = api.create_customer(name="Mojca Žagar")
     assert_problem(api.as_role("customer", c["id"]).post(f"/customers/{c['id']}/erase"), 403)
     assert api.get(f"/customers/{c['id']}").status == 200
+
+
+def test_what_a_deleted_customer_left_can_be_erased(api, pump):
+    customer = api.create_customer(name="Tuomas Järvinen", email="tuomas.erased@example.fi")
+    filed = api.post(
+        f"/customers/{customer['id']}/interactions",
+        {"type": "complaint", "channel": "email", "severity": "low", "subject": "Tuomaksen valitus"},
+    )
+    assert filed.status == 201
+    pump.drain()  # the case opens
+    assert api.delete(f"/customers/{customer['id']}").status == 204
+    pump.drain()  # the purge closes the case and keeps it
+    case = api.get(f"/cases/case_{filed.json['id'].split('_', 1)[1]}").json
+    assert (case["status"], case["closed_reason"]) == ("closed", "customer_deleted")
+
+    reply = api.post(f"/customers/{customer['id']}/erase")
+    assert reply.status == 202, reply.json
+    pump.drain()
+
+    assert api.get(f"/jobs/{reply.json['id']}").json["status"] == "completed"
+    assert _leaks(["Tuomas Järvinen", "tuomas.erased@example.fi", "Tuomaksen valitus"]) == {}
+    assert_problem(api.get(f"/cases/{case['id']}"), 404)
+    assert [e["action"] for e in api.get(f"/customers/{customer['id']}/audit").json["items"]][:1] == ["erase"]
+    assert_problem(api.post(f"/customers/{customer['id']}/erase"), 404)  # erased now
