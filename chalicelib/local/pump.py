@@ -783,9 +783,11 @@ class EventPump:
                 invoked |= self.run_due_schedules()
             return invoked
 
-    def drain(self, timeout: float = 10) -> None:
+    def drain(self, timeout: float = 60) -> None:
         """Process until no stream has new records and no queue holds messages (visible,
-        in flight or delayed): failed messages are waited for until they land in a DLQ."""
+        in flight or delayed): failed messages are waited for until they land in a DLQ. The
+        timeout is a ceiling for a stuck handler, not a target: an erasure of a large customer
+        on a loaded machine takes seconds."""
         deadline = time.monotonic() + timeout
         while True:
             if not self.poll_once(schedules=False):
