@@ -63,6 +63,9 @@ class Principal:
     issuer: str | None = None
     # A customer token whose identity no customer is linked to (self-service answers 403).
     unlinked: bool = False
+    # A Cognito token with neither a group nor a role: a customer only through the link of its
+    # user (never anything more); unlinked, it may use no route.
+    link_only: bool = False
 
 
 class AuthError(Exception):
@@ -298,7 +301,9 @@ class JWKSVerifier:
       no ``aud``: then ``client_id`` must equal ``audience`` and ``token_use`` be ``"access"``.
     * Role: ``"staff"`` if in ``cognito:groups``, else ``"customer"`` if in the groups, else
       a ``custom:role`` claim of ``"staff"``/``"customer"``. The app client must not be
-      allowed to write ``custom:role``, or users could promote themselves.
+      allowed to write ``custom:role``, or users could promote themselves. A token with none
+      of these is a ``"customer"`` marked ``link_only``: a fresh sign-up is in no group, and
+      is a customer only once its user is linked to one (never staff).
 
     Keys are cached for ``cache_seconds`` (timed by ``clock``). An unknown ``kid``
     refetches the set, at most once per ``MIN_REFETCH_SECONDS``. If a refetch fails the
@@ -348,7 +353,10 @@ class JWKSVerifier:
         claims = _decode(token, key, RS256, self._issuer, self._leeway)
         self._check_audience(claims)
         subject = _subject(claims)
-        return Principal(subject=subject, role=self._role(claims), issuer=self._issuer)
+        role = self._role(claims)
+        if role is None:
+            return Principal(subject=subject, role="customer", issuer=self._issuer, link_only=True)
+        return Principal(subject=subject, role=role, issuer=self._issuer)
 
     def _check_audience(self, claims: Mapping[str, Any]) -> None:
         if "aud" in claims:
@@ -359,12 +367,18 @@ class JWKSVerifier:
             raise AuthError("token audience is not accepted")
 
     @staticmethod
-    def _role(claims: Mapping[str, Any]) -> str:
+    def _role(claims: Mapping[str, Any]) -> str | None:
+        """The role the token names; None if it names none (no group of ours, no
+        `custom:role`): then it is a customer's only if its user is linked to one. A malformed
+        `cognito:groups` or an unknown `custom:role` is refused, never read as no role."""
         groups = claims.get("cognito:groups")
-        if isinstance(groups, list):
-            for role in ROLES:  # "staff" first: it wins over "customer"
-                if role in groups:
-                    return role
+        if groups is not None and not isinstance(groups, list):
+            raise AuthError("token has no valid role")
+        for role in ROLES:  # "staff" first: it wins over "customer"
+            if role in (groups or ()):
+                return role
+        if claims.get("custom:role") is None:
+            return None
         role = _role_from_role_claim(claims, "custom:role")
         if role is None:
             raise AuthError("token has no valid role")

@@ -42,8 +42,9 @@ class Settings:
     jwt_audience: str = "crm-api"
     jwks_url: str = ""
     cursor_secret: str = ""
-    # Signs the email-confirmation links; the links point at public_base_url (the API's own
-    # URL, e.g. https://api.example.com/api; locally the local API's URL).
+    # Signs the email-confirmation links; the links point at public_base_url: the front end
+    # whose page shows the change (GET) and confirms it (POST), e.g. https://shop.example.com;
+    # locally, with no front end, the local API's URL.
     link_secret: str = ""
     public_base_url: str = ""
     cors_allowed_origins: tuple[str, ...] = field(default_factory=tuple)
@@ -56,6 +57,10 @@ class Settings:
     exports_bucket: str = "crm-local-exports-123456789012-eu-north-1"
     mail_from: str = "customer-service@example.com"
     max_body_bytes: int = 1024 * 1024
+    # Self-service changes of email address (each mails a link): per customer, a cooldown
+    # after each request and a cap per 24 hours.
+    email_change_cooldown_s: int = 60
+    email_changes_per_day: int = 5
 
     @classmethod
     def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Settings:
@@ -88,6 +93,10 @@ class Settings:
             base_currency=env.get("CRM_BASE_CURRENCY", defaults.base_currency),
             events_queue_name=env.get("CRM_EVENTS_QUEUE_NAME", defaults.events_queue_name),
             max_body_bytes=int(env.get("CRM_MAX_BODY_BYTES", defaults.max_body_bytes)),
+            email_change_cooldown_s=int(
+                env.get("CRM_EMAIL_CHANGE_COOLDOWN_SECONDS", defaults.email_change_cooldown_s)
+            ),
+            email_changes_per_day=int(env.get("CRM_EMAIL_CHANGES_PER_DAY", defaults.email_changes_per_day)),
         )
 
 

@@ -92,6 +92,15 @@ class Unprocessable(CrmError):
     status, title, type_slug = 422, "Unprocessable Content", "unprocessable"
 
 
+class TooManyRequests(CrmError):
+    """The caller asked for this too often; `Retry-After` says when they may again."""
+
+    status, title, type_slug = 429, "Too Many Requests", "too-many-requests"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
 class ServiceBusy(CrmError):
     """Other writes to the same items kept winning (DynamoDB's TransactionConflict, retried
     with backoff first): nothing was written, and the same request may pass in a moment."""

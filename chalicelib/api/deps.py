@@ -50,11 +50,25 @@ def confirmation_links():
     return ConfirmationLinks(settings.link_secret, settings.public_base_url)
 
 
+@lru_cache(maxsize=1)
+def email_change_limits():
+    from datetime import timedelta
+
+    from chalicelib.domain.email_change import EmailChangeLimits
+
+    settings = get_settings()
+    return EmailChangeLimits(
+        timedelta(seconds=settings.email_change_cooldown_s), settings.email_changes_per_day
+    )
+
+
 def email_change_service():
     from chalicelib.services.email_change import EmailChangeService
 
     customers, _ = repositories()
-    return EmailChangeService(customers, customer_service(), confirmation_links(), clock, mailer)
+    return EmailChangeService(
+        customers, customer_service(), confirmation_links(), clock, mailer, email_change_limits()
+    )
 
 
 def interaction_service():

@@ -1,6 +1,8 @@
 """Confirming a new email address: the link mailed to the address after `PATCH /me` asked for
-it. A mail client or browser opens it with GET, without a token: the link itself is the proof
-(signed, single-use, expiring), and opening it again changes nothing."""
+it. No Authorization: the link itself is the proof (signed, single-use, expiring). `GET` only
+says what the link would confirm, since mail scanners and link previews open links without the
+person; `POST` (the person's click on the front end's page) applies it. Both answer
+`Cache-Control: no-store`, errors too: the answer depends on the moment and names an address."""
 
 from __future__ import annotations
 
@@ -38,18 +40,41 @@ class EmailConfirmationOut(Out):
     email: str
 
 
+class PendingConfirmationOut(Out):
+    status: Literal["pending", "already_confirmed"]
+    email: str
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 @api_route(
     bp,
     "/email-confirmations/{token}",
     "GET",
-    summary="Confirm a new email address (the link mailed to it; no Authorization)",
+    summary="What a confirmation link would confirm (the link mailed to the new address; changes nothing)",
+    roles=(),
+    response=PendingConfirmationOut,
+    errors=(400, 410),
+    headers=("Cache-Control",),
+    error_headers=NO_STORE,
+)
+def describe_email_confirmation(call: Call, token: str):
+    found = deps.email_change_service().describe(token)
+    return json_response({"status": found.status, "email": found.email}, 200, NO_STORE)
+
+
+@api_route(
+    bp,
+    "/email-confirmations/{token}",
+    "POST",
+    summary="Confirm a new email address (the person's click on the mailed link; no Authorization, no body)",
     roles=(),
     response=EmailConfirmationOut,
     errors=(400, 409, 410),
     headers=("Cache-Control",),
+    error_headers=NO_STORE,
 )
 def confirm_email(call: Call, token: str):
     confirmation = deps.email_change_service().confirm(token)
-    return json_response(
-        {"status": confirmation.status, "email": confirmation.email}, 200, {"Cache-Control": "no-store"}
-    )
+    return json_response({"status": confirmation.status, "email": confirmation.email}, 200, NO_STORE)

@@ -49,6 +49,8 @@ class RouteSpec:
     headers: tuple[str, ...] = ()
     # Other success answers: (status, response model, description), e.g. a 202 beside a 200.
     also: tuple[tuple[int, Any, str], ...] = ()
+    # Headers every problem of the route carries (e.g. Cache-Control).
+    error_headers: tuple[str, ...] = ()
 
 
 ROUTES: list[RouteSpec] = []
@@ -264,9 +266,11 @@ def api_route(
     errors: tuple[int, ...] = (),
     headers: tuple[str, ...] = (),
     also: tuple[tuple[int, Any, str], ...] = (),
+    error_headers: dict[str, str] | None = None,
 ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
     """Register a view with its contract. `roles=()` means no authentication; `also` names
-    other success statuses (with their body model and a description) the view may answer."""
+    other success statuses (with their body model and a description) the view may answer;
+    `error_headers` are added to every problem the route answers."""
 
     def decorator(view: Callable[..., Response]) -> Callable[..., Response]:
         def handler(**path_params: str) -> Response:
@@ -278,8 +282,11 @@ def api_route(
                     principal = _authenticate(request.headers.get("authorization"))
                     if principal.role not in roles:
                         raise Forbidden(f"This route is for the role(s) {', '.join(roles)}.")
-                    if roles == ("customer",) and getattr(principal, "unlinked", False):
-                        # Self-service acts on the caller's own customer: there is none yet.
+                    if getattr(principal, "unlinked", False) and (
+                        roles == ("customer",) or getattr(principal, "link_only", False)
+                    ):
+                        # Self-service acts on the caller's own customer: there is none yet. A
+                        # token in no group is a customer's only through that link.
                         raise NotLinked(
                             "Your sign-in is not linked to a customer profile: sign-up links it "
                             "by your verified email address, or customer service can link it."
@@ -302,14 +309,18 @@ def api_route(
                     path_params=path_params,
                     route=f"{method} {path}",
                 )
-                key = request.headers.get("idempotency-key") if method == "POST" else None
+                # Authenticated POSTs only: a stored response is scoped to (and erased with) its
+                # caller, and an anonymous route has none.
+                key = request.headers.get("idempotency-key") if method == "POST" and roles else None
                 if key is None:
                     return view(call, **path_params)
                 return _run_once(
                     call, key, request.raw_body, bp.lambda_context, lambda: view(call, **path_params)
                 )
             except CrmError as error:
-                return problem(error, request.context.get("path"))
+                answer = problem(error, request.context.get("path"))
+                answer.headers.update(error_headers or {})
+                return answer
 
         handler.__name__ = view.__name__
         handler.__doc__ = view.__doc__
@@ -331,6 +342,7 @@ def api_route(
                 errors=tuple(sorted(set(errors) | _implied_errors(path, method, roles, query, body))),
                 headers=headers,
                 also=also,
+                error_headers=tuple(error_headers or ()),
             )
         )
         return handler

@@ -141,7 +141,7 @@ def get_me(call: Call):
     roles=ROLE,
     body=MePatch,
     response=CustomerOut,
-    errors=(404, 409, 410, 412),
+    errors=(404, 409, 410, 412, 429),
     headers=("ETag",),
     also=(
         (

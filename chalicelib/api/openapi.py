@@ -37,7 +37,8 @@ HEADERS: dict[str, dict[str, Any]] = {
     },
     "Retry-After": {
         "description": "Seconds to wait before retrying: a request with this `Idempotency-Key` is "
-        "still being processed (409), or other changes to the same records kept winning (503).",
+        "still being processed (409), the limit of such requests was reached (429), or other "
+        "changes to the same records kept winning (503).",
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
     },
     "WWW-Authenticate": {
@@ -48,7 +49,10 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": "What the page may load and where it may connect: this origin only.",
         "schema": {"type": "string"},
     },
-    "Cache-Control": {"description": "How long the response may be cached.", "schema": {"type": "string"}},
+    "Cache-Control": {
+        "description": "How long the response may be cached (`no-store`: not at all).",
+        "schema": {"type": "string"},
+    },
 }
 
 ERRORS: dict[int, str] = {
@@ -59,14 +63,16 @@ ERRORS: dict[int, str] = {
     404: "No such resource.",
     409: "Conflicts with the current state (a used email, a change racing another one, a status "
     "transition not allowed, an `Idempotency-Key` still in progress).",
-    410: "This customer's personal data was erased; for a confirmation link: it expired, or a newer "
-    "change replaced it.",
+    410: "This customer's personal data was erased; for a confirmation link: it expired, a newer "
+    "change replaced it, or the address was set otherwise since.",
     412: "`If-Match` names a version that is no longer current.",
     413: "The body is over the size limit; or an inline export over 5 MB (type `export-too-large`): "
     "ask for it as a job, with the route the detail names.",
     415: "The body is not sent as `application/json`.",
     422: "Well-formed but not possible (e.g. a return of another customer's purchase, an "
     "`Idempotency-Key` reused with another body, an item that would exceed the storage limit).",
+    429: "Asked too often (e.g. changes of email address): nothing was done; retry after "
+    "`Retry-After` seconds.",
     500: "The server failed; never the result of client input. Retrying may help.",
     503: "Other changes to the same records kept coming first (DynamoDB TransactionConflict, "
     "already retried): nothing was written; retry after `Retry-After` seconds.",
@@ -185,8 +191,10 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
             error_headers |= _headers(["Idempotent-Replayed"], required=False)
         if idempotent and code == 409:
             error_headers |= _headers(["Retry-After"], required=False)
-        if code == 503:
+        if code in (429, 503):
             error_headers |= _headers(["Retry-After"], required=True)
+        if code != 500:
+            error_headers |= _headers(list(spec.error_headers), required=True)
         if error_headers:
             error["headers"] = error_headers
         responses[str(code)] = error

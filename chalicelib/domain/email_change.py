@@ -6,6 +6,11 @@ new address learns of it by the signed link sent there, and only following that 
 the change. The link's token carries the customer id, the nonce, the expiry and a keyed tag of
 the address, signed with HMAC-SHA256 under a key of its own (`CRM_LINK_SECRET`): a token is
 checked without any read, and it is good only for the change that holds its nonce and address.
+
+Every request mails a stranger's inbox, so requests are limited per customer (`EmailChangeLimits`):
+a cooldown after each one and a cap per 24 hours, counted from the request times the pending
+change carries forward (`recent_requests`); the store writes a new change only over the one the
+check read, so the limit holds against concurrent requests.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from chalicelib.domain.contact import email_key
 
 CONFIRMATION_TTL = timedelta(hours=24)
+LIMIT_WINDOW = timedelta(hours=24)
 _KEY_LABEL = b"crm/email-confirmation/v1"
 # A token is ~180 characters; anything far longer is not one (and a path segment is bounded).
 MAX_TOKEN_CHARS = 400
@@ -36,18 +43,63 @@ class EmailChange:
     # Set by the consumer that sends the link (once), and by the confirmation (once).
     mail_claimed_at: datetime | None = None
     confirmed_at: datetime | None = None
+    # Set when the profile's address was set otherwise (by staff, or by the customer to one
+    # that applies at once): the link no longer works.
+    withdrawn_at: datetime | None = None
+    # When the customer asked for a change within the last LIMIT_WINDOW, this one included.
+    recent_requests: tuple[datetime, ...] = ()
 
     def expired(self, now: datetime) -> bool:
         return now >= self.expires_at
 
+    @property
+    def pending(self) -> bool:
+        """Still waiting for its link to be followed."""
+        return self.confirmed_at is None and self.withdrawn_at is None
 
-def new_change(customer_id: str, email: str, now: datetime) -> EmailChange:
+
+@dataclass(frozen=True)
+class EmailChangeLimits:
+    """How often one customer may ask for a change of address (each request mails a link)."""
+
+    cooldown: timedelta = timedelta(seconds=60)
+    per_day: int = 5
+
+    def __post_init__(self) -> None:
+        if self.cooldown < timedelta(0) or self.per_day < 1:
+            raise ValueError("email change limits: the cooldown must be >= 0 and per_day >= 1")
+
+    def retry_after(self, previous: EmailChange | None, now: datetime) -> int | None:
+        """Seconds until the customer may ask again, or None if they may now. It depends on
+        the customer's own requests only, never on the address asked for."""
+        if previous is None:
+            return None
+        waits = []
+        if now < previous.requested_at + self.cooldown:
+            waits.append(previous.requested_at + self.cooldown - now)
+        recent = sorted(_recent(previous, now))
+        if len(recent) >= self.per_day:
+            waits.append(recent[len(recent) - self.per_day] + LIMIT_WINDOW - now)
+        return max(1, math.ceil(max(waits).total_seconds())) if waits else None
+
+
+def _recent(previous: EmailChange | None, now: datetime) -> tuple[datetime, ...]:
+    if previous is None:
+        return ()
+    return tuple(at for at in previous.recent_requests if at > now - LIMIT_WINDOW)
+
+
+def new_change(
+    customer_id: str, email: str, now: datetime, previous: EmailChange | None = None
+) -> EmailChange:
+    """A change to `email`, replacing `previous` (whose request times it carries forward)."""
     return EmailChange(
         customer_id=customer_id,
         email=email,
         nonce=secrets.token_urlsafe(16),
         requested_at=now,
         expires_at=now + CONFIRMATION_TTL,
+        recent_requests=(*_recent(previous, now), now),
     )
 
 

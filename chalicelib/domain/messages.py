@@ -3,9 +3,10 @@ and the link that confirms a new email address.
 
 One JSON template per language and message in templates/<message>/<language>.json, holding
 {"language", "subject", "text"} with `str.format` placeholders: {name}, {case_ref},
-{complaint_subject} and {response_time} for acknowledgement/; {name}, {link} and {valid_for}
-for email_confirmation/. The templates are read and validated once, on import; a broken
-template fails loudly, naming its file, instead of at the first send.
+{complaint_subject} and {response_time} for acknowledgement/; {link} and {valid_for} for
+email_confirmation/, which greets no one by name: it goes to an address nobody has confirmed
+yet, so it carries nothing the requester typed. The templates are read and validated once, on
+import; a broken template fails loudly, naming its file, instead of at the first send.
 
 Adding a language takes its template file plus a response-time phrase in `_PHRASES`: the
 phrase has to agree with the number in that language, which a template cannot express.
@@ -26,7 +27,7 @@ from chalicelib.domain.contact import ContactError, language_of
 TEMPLATE_DIR = Path(__file__).parent / "templates" / "acknowledgement"
 PLACEHOLDERS = frozenset({"name", "case_ref", "complaint_subject", "response_time"})
 CONFIRMATION_TEMPLATE_DIR = Path(__file__).parent / "templates" / "email_confirmation"
-CONFIRMATION_PLACEHOLDERS = frozenset({"name", "link", "valid_for"})
+CONFIRMATION_PLACEHOLDERS = frozenset({"link", "valid_for"})
 DEFAULT_LANGUAGE = "en"
 
 # "fil" is Filipino, the national language of the Philippines, standardised from Tagalog;
@@ -130,19 +131,14 @@ def acknowledgement(
     )
 
 
-def email_confirmation(
-    locale: str, *, name: str, preferred_name: str | None, link: str, valid_for: timedelta
-) -> Message:
-    """The message that asks the owner of a new address to confirm it, with the link."""
+def email_confirmation(locale: str, *, link: str, valid_for: timedelta) -> Message:
+    """The message that asks the owner of a new address to confirm it, with the link. Whoever
+    asked may not own the address, so nothing they chose (a name) is in it."""
     language = _language_for(locale)
     return _render(
         language,
         _confirmation_templates()[language],
-        {
-            "name": _greeting(name, preferred_name),
-            "link": link,
-            "valid_for": response_time(valid_for, language),
-        },
+        {"link": link, "valid_for": response_time(valid_for, language)},
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from chalicelib.domain import audit, ids, names
 from chalicelib.domain.audit import Actor
@@ -11,8 +12,15 @@ from chalicelib.domain.contact import email_key
 from chalicelib.domain.customers import EDITABLE_FIELDS, Customer
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.services.versions import update_at_version
-from chalicelib.store.customers import CustomerRepository, EmailTaken, VersionConflict
+from chalicelib.store.customers import CustomerRepository, EmailTaken, PendingChanged, VersionConflict
 from chalicelib.store.pagination import CursorCodec, Page, page_of
+
+if TYPE_CHECKING:
+    from pynamodb.transactions import TransactWrite
+
+
+# A pending change of address that keeps changing under a write is re-read this many times.
+MAX_PENDING_READS = 3
 
 
 def _fields(customer: Customer) -> dict:
@@ -39,8 +47,12 @@ class CustomerService:
         self._clock = clock
         self._new_id = new_id
 
-    def create(self, fields: dict, actor: Actor) -> Customer:
-        """Create a profile; its email (if any) must not belong to anyone else."""
+    def create(
+        self, fields: dict, actor: Actor, also: Callable[[TransactWrite, Customer], None] | None = None
+    ) -> Customer:
+        """Create a profile; its email (if any) must not belong to anyone else. `also(t,
+        customer)` adds to the same transaction (VersionConflict if one of its conditions
+        fails)."""
         now = self._clock.now()
         customer = Customer(id=self._new_id(), created_at=now, updated_at=now, **fields)
         record = audit.entry(
@@ -53,7 +65,7 @@ class CustomerService:
             customer.id,
         )
         try:
-            return self._customers.add(customer, record)
+            return self._customers.add(customer, record, (lambda t: also(t, customer)) if also else None)
         except EmailTaken:
             raise _email_conflict(customer.email) from None
 
@@ -86,17 +98,40 @@ class CustomerService:
             VersionConflict,
         )
 
-    def write_update(self, before: Customer, changes: dict, actor: Actor) -> Customer:
-        """One attempt of `update`, on the profile as read: VersionConflict if it changed."""
-        after = before.with_changes(changes, self._clock.now())
-        if after == before.with_changes({}, after.updated_at):
+    def write_update(
+        self, before: Customer, changes: dict, actor: Actor, *, sets_email: bool | None = None
+    ) -> Customer:
+        """One attempt of `update`, on the profile as read: VersionConflict if it changed. A
+        write that sets the address (by default: one that changes it) withdraws a pending
+        self-service change of address in the same transaction, so that change's link can
+        never override this address; `sets_email=True` withdraws it even when the address,
+        and the whole profile, stay as they are (the customer sent the address they have)."""
+        now = self._clock.now()
+        after = before.with_changes(changes, now)
+        unchanged = after == before.with_changes({}, now)
+        if sets_email is None:
+            sets_email = after.email != before.email
+        if unchanged and not sets_email:
             return before
         changed = audit.diff(_fields(before), _fields(after), EDITABLE_FIELDS)
-        record = audit.entry("customer", before.id, "update", actor, after.updated_at, changed, before.id)
-        try:
-            return self._customers.update(before, after, record)
-        except EmailTaken:
-            raise _email_conflict(after.email) from None
+        for _ in range(MAX_PENDING_READS):
+            pending = self._customers.email_change(before.id, consistent=True) if sets_email else None
+            live = pending is not None and pending.pending
+            withdrawn = (audit.Change("pending_email", pending.email, None),) if live else ()
+            record = audit.entry("customer", before.id, "update", actor, now, changed + withdrawn, before.id)
+            try:
+                if unchanged:
+                    if live:
+                        self._customers.withdraw_email_change(before, pending, now, record)
+                    return before
+                if sets_email:
+                    return self._customers.update_setting_email(before, after, record, pending)
+                return self._customers.update(before, after, record)
+            except EmailTaken:
+                raise _email_conflict(after.email) from None
+            except PendingChanged:
+                continue  # the customer asked for a change meanwhile: withdraw that one
+        raise VersionConflict(before.id)
 
     def delete(self, customer_id: str, actor: Actor) -> None:
         """Remove the profile and its lookup entries now; its timeline is purged from the

@@ -1,11 +1,13 @@
-"""A customer's own change of email address: asked for in `PATCH /me`, mailed as a signed link
-to the new address (from the customers stream, through the follow-up queue), applied when the
-link is followed. Who else has an address is told only to whoever follows its link."""
+"""A customer's own change of email address: asked for in `PATCH /me` (limited per customer),
+mailed as a signed link to the new address (from the customers stream, through the follow-up
+queue), described by `GET` of the link and applied by its `POST` (the person's click: mail
+scanners and previews only GET). Who else has an address is told only to whoever confirms."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 from chalicelib.domain import audit
@@ -13,15 +15,25 @@ from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock, to_rfc3339
 from chalicelib.domain.contact import email_key
 from chalicelib.domain.customers import EDITABLE_FIELDS, Customer
-from chalicelib.domain.email_change import BadLink, ConfirmationLinks, EmailChange, new_change
+from chalicelib.domain.email_change import (
+    BadLink,
+    ConfirmationLinks,
+    EmailChange,
+    EmailChangeLimits,
+    LinkClaims,
+    new_change,
+)
 from chalicelib.domain.messages import email_confirmation
-from chalicelib.errors import Conflict, FieldError, Gone, ValidationFailed
+from chalicelib.errors import Conflict, FieldError, Gone, TooManyRequests, ValidationFailed
 from chalicelib.services.customers import CustomerService
 from chalicelib.services.versions import update_at_version
-from chalicelib.store.customers import CustomerRepository, EmailTaken, VersionConflict
+from chalicelib.store.customers import CustomerRepository, EmailTaken, PendingChanged, VersionConflict
 from chalicelib.store.mail import REFUSED
 
-CONFIRMATION_ROUTE = "GET /email-confirmations/{token}"
+CONFIRMATION_ROUTE = "POST /email-confirmations/{token}"
+# A pending change that keeps changing under a request (the same customer's concurrent
+# requests) is read again this many times before the request is told to retry.
+MAX_ATTEMPTS = 3
 
 
 class Mailer(Protocol):
@@ -30,7 +42,7 @@ class Mailer(Protocol):
 
 @dataclass(frozen=True)
 class Confirmation:
-    status: Literal["confirmed", "already_confirmed"]
+    status: Literal["pending", "confirmed", "already_confirmed"]
     email: str
 
 
@@ -41,8 +53,12 @@ def _fields(customer: Customer) -> dict:
 def _no_longer_valid() -> Gone:
     return Gone(
         "This confirmation link is no longer valid: a newer change of address was asked for "
-        "since, or the account is gone. Ask for the change again."
+        "since, the address was changed otherwise, or the account is gone. Ask for the change again."
     )
+
+
+def _expired(at: datetime) -> Gone:
+    return Gone(f"This confirmation link expired at {to_rfc3339(at)}. Ask for the change again.")
 
 
 class EmailChangeService:
@@ -53,12 +69,14 @@ class EmailChangeService:
         links: ConfirmationLinks,
         clock: Clock,
         mailer: Callable[[], Mailer],
+        limits: EmailChangeLimits | None = None,
     ) -> None:
         self._customers = customers
         self._profiles = profiles
         self._links = links
         self._clock = clock
         self._mailer = mailer
+        self._limits = limits or EmailChangeLimits()
 
     # -- PATCH /me ----------------------------------------------------------------------------
 
@@ -68,36 +86,61 @@ class EmailChangeService:
         """Apply a customer's own changes. A new email address is not applied: it is recorded
         as pending (replacing an earlier pending one) and mailed a link, whether it is free or
         another customer's, so the answer discloses nothing; the other fields apply at once, in
-        the same write. Clearing the address, or sending the current one, applies as usual."""
-        email = changes.get("email")
-        if email is None:
+        the same write. Requests for a new address are limited per customer (TooManyRequests,
+        whatever the address). Clearing the address, or sending the current one, applies at
+        once and withdraws a pending change."""
+        if "email" not in changes:
             return self._profiles.update(customer_id, changes, if_match, actor), None
+        email = changes["email"]
 
         def write(before: Customer) -> tuple[Customer, EmailChange | None]:
-            if email_key(email) == before.email_key:
-                # The address the customer has (perhaps in another case): no confirmation.
-                return self._profiles.write_update(before, changes, actor), None
-            now = self._clock.now()
-            after = before.with_changes({k: v for k, v in changes.items() if k != "email"}, now)
-            if after == before.with_changes({}, now):
-                after = before
-            change = new_change(customer_id, email, now)
-            changed = audit.diff(_fields(before), _fields(after), EDITABLE_FIELDS)
-            record = audit.entry(
-                "customer",
-                customer_id,
-                "update",
-                actor,
-                now,
-                (*changed, audit.Change("pending_email", None, email)),
-                customer_id,
-            )
-            return self._customers.request_email_change(before, after, change, record), change
+            if email is None or email_key(email) == before.email_key:
+                # No address, or the one the customer has (perhaps in another case): no mail.
+                return self._profiles.write_update(before, changes, actor, sets_email=True), None
+            for _ in range(MAX_ATTEMPTS):
+                try:
+                    return self._request(before, changes, email, actor)
+                except PendingChanged:
+                    continue  # another request of this customer came first: count it too
+            raise VersionConflict(customer_id)
 
         def read() -> Customer:
             return self._profiles.get(customer_id, consistent=True)
 
         return update_at_version("customer", read, write, if_match, VersionConflict)
+
+    def _request(
+        self, before: Customer, changes: dict, email: str, actor: Actor
+    ) -> tuple[Customer, EmailChange]:
+        now = self._clock.now()
+        previous = self._customers.email_change(before.id, consistent=True)
+        wait = self._limits.retry_after(previous, now)
+        if wait is not None:
+            raise TooManyRequests(
+                "You asked for changes of email address too often: each one mails a link. "
+                f"Try again in {wait} seconds.",
+                retry_after_s=wait,
+            )
+        after = before.with_changes({k: v for k, v in changes.items() if k != "email"}, now)
+        if after == before.with_changes({}, now):
+            after = before
+        change = new_change(before.id, email, now, previous)
+        changed = audit.diff(_fields(before), _fields(after), EDITABLE_FIELDS)
+        record = audit.entry(
+            "customer",
+            before.id,
+            "update",
+            actor,
+            now,
+            (
+                *changed,
+                audit.Change(
+                    "pending_email", previous.email if previous and previous.pending else None, email
+                ),
+            ),
+            before.id,
+        )
+        return self._customers.request_email_change(before, after, change, record, previous), change
 
     # -- the follow-up consumer -----------------------------------------------------------------
 
@@ -107,6 +150,8 @@ class EmailChangeService:
         change = self._customers.email_change(customer_id, consistent=True)
         if change is None or change.nonce != nonce:
             return "replaced"  # a newer change was asked for: its own message sends its link
+        if change.withdrawn_at is not None:
+            return "withdrawn"
         if change.mail_claimed_at is not None or change.confirmed_at is not None:
             return "already_sent"
         customer = self._customers.get(customer_id)
@@ -115,12 +160,9 @@ class EmailChangeService:
         now = self._clock.now()
         if change.expired(now):
             return "expired"
+        # The address is not confirmed yet: nothing the customer typed goes to it (no name).
         message = email_confirmation(
-            customer.locale,
-            name=customer.name,
-            preferred_name=customer.preferred_name,
-            link=self._links.url(change),
-            valid_for=change.expires_at - now,
+            customer.locale, link=self._links.url(change), valid_for=change.expires_at - now
         )
         if not self._customers.claim_confirmation_mail(change, now):
             return "already_sent"
@@ -133,37 +175,34 @@ class EmailChangeService:
             raise
         return "sent"
 
-    # -- GET /email-confirmations/{token} -----------------------------------------------------------
+    # -- /email-confirmations/{token} -----------------------------------------------------------
+
+    def describe(self, token: str) -> Confirmation:
+        """What the link would confirm, changing nothing (GET: mail scanners and link
+        previews open links): `pending` or `already_confirmed`, with the address; 400 and 410
+        as for `confirm`."""
+        claims = self._claims(token)
+        _, change = self._change_for(claims)
+        if change.confirmed_at is not None:
+            return Confirmation("already_confirmed", change.email)
+        if change.expired(self._clock.now()):
+            raise _expired(change.expires_at)
+        return Confirmation("pending", change.email)
 
     def confirm(self, token: str) -> Confirmation:
-        """Apply the change the link names. Following it again answers `already_confirmed`;
-        an edited or forged link is 400, an expired or replaced one 410, and an address that
-        another customer has by now 409 (told to the link's visitor, never to the requester)."""
-        try:
-            claims = self._links.read(token)
-        except BadLink:
-            raise ValidationFailed(
-                [FieldError("token", "is not a confirmation link of this service (incomplete or edited)")]
-            ) from None
+        """Apply the change the link names (POST: the person's own click). Confirming again
+        answers `already_confirmed`; an edited or forged link is 400, an expired, replaced or
+        withdrawn one 410, and an address that another customer has by now 409 (told to the
+        link's visitor, never to the requester)."""
+        claims = self._claims(token)
         customer_id = claims.customer_id
-
-        def read() -> tuple[Customer, EmailChange]:
-            change = self._customers.email_change(customer_id, consistent=True)
-            customer = self._customers.get(customer_id, consistent=True)
-            if change is None or customer is None or not self._links.names(claims, change):
-                raise _no_longer_valid()
-            return customer, change
-
-        for _ in range(3):
-            customer, change = read()
+        for _ in range(MAX_ATTEMPTS):
+            customer, change = self._change_for(claims)
             if change.confirmed_at is not None:
                 return Confirmation("already_confirmed", change.email)
             now = self._clock.now()
             if change.expired(now):
-                raise Gone(
-                    f"This confirmation link expired at {to_rfc3339(change.expires_at)}. "
-                    "Ask for the change again."
-                )
+                raise _expired(change.expires_at)
             after = customer.with_changes({"email": change.email}, now)
             changed = audit.diff(_fields(customer), _fields(after), EDITABLE_FIELDS)
             record = audit.entry(
@@ -187,3 +226,26 @@ class EmailChangeService:
             except VersionConflict:
                 continue  # the profile changed, or a concurrent visit confirmed: read again
         raise Conflict("The customer is being changed by other requests right now: retry.")
+
+    def _claims(self, token: str) -> LinkClaims:
+        try:
+            claims = self._links.read(token)
+        except BadLink:
+            raise ValidationFailed(
+                [FieldError("token", "is not a confirmation link of this service (incomplete or edited)")]
+            ) from None
+        if self._clock.now() >= claims.expires_at:
+            raise _expired(claims.expires_at)  # whatever is stored: the signed expiry holds
+        return claims
+
+    def _change_for(self, claims: LinkClaims) -> tuple[Customer, EmailChange]:
+        change = self._customers.email_change(claims.customer_id, consistent=True)
+        customer = self._customers.get(claims.customer_id, consistent=True)
+        if (
+            change is None
+            or customer is None
+            or change.withdrawn_at is not None
+            or not self._links.names(claims, change)
+        ):
+            raise _no_longer_valid()
+        return customer, change

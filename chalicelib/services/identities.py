@@ -1,28 +1,36 @@
 """Who a signed-in customer is: a Cognito user's `sub` is a UUID of the user pool, not a customer
 id, so each customer token is mapped through a link (store/identities.py). Links are made when
 a user confirms their sign-up (the Cognito post-confirmation trigger: the customer with the
-user's verified email address, or a new customer) or by staff."""
+user's verified email address if no other user is linked to it, else a new customer) or by
+staff (also for a user the trigger left unlinked, or failed to link)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from chalicelib.auth import Principal
 from chalicelib.domain import audit
 from chalicelib.domain.audit import Actor, AuditEntry
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.contact import ContactError, normalize_email, normalize_locale
-from chalicelib.domain.customers import DEFAULT_LOCALE
+from chalicelib.domain.customers import DEFAULT_LOCALE, Customer
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.services.customers import CustomerService
+from chalicelib.store.customers import VersionConflict
 from chalicelib.store.identities import Identity, IdentityRepository, IdentityTaken, NoSuchCustomer, storable
+
+if TYPE_CHECKING:
+    from pynamodb.transactions import TransactWrite
 
 SIGN_UP = "PostConfirmation_ConfirmSignUp"
 SIGN_UP_ACTOR = Actor("cognito-sign-up", "system", "Cognito PostConfirmation")
 MAX_NAME = 200
+# Each attempt of the trigger re-reads after losing a race (a concurrent invocation, the address
+# taken meanwhile); Cognito gives the function 5 seconds.
+MAX_SIGN_UP_ATTEMPTS = 3
 
 
 def pool_issuer(region: str, user_pool_id: str) -> str:
@@ -85,39 +93,63 @@ class IdentityService:
 
     # -- the Cognito post-confirmation trigger -----------------------------------------------------
 
-    def on_sign_up(self, event: Mapping[str, Any]) -> str | None:
-        """Link a newly confirmed user to the customer with their verified email address, or to
-        a new customer made from their attributes; the customer id, or None if the event is
-        not a sign-up (a confirmed password reset also runs the trigger). Idempotent: Cognito
-        may invoke it again, and an identity already linked is left as it is."""
+    def on_sign_up(self, event: Mapping[str, Any]) -> SignUp:
+        """Link a newly confirmed user of the stage's pool to the customer with their verified
+        email address, unless that customer already has a sign-in user (the address might
+        have been confirmed onto it by someone else: never hand their profile over), or else
+        to a new customer made from their attributes, created with the link in one
+        transaction. Idempotent: Cognito invokes the trigger again after a timeout, maybe
+        while the first invocation still runs, and an identity already linked is left as it
+        is; the link's condition decides which invocation makes it, so no retry leaves a
+        customer behind without its user."""
         if event.get("triggerSource") != SIGN_UP:
-            return None
+            return SignUp("not_a_sign_up")  # a confirmed password reset runs the trigger too
+        issuer = pool_issuer(str(event.get("region", "")), str(event.get("userPoolId", "")))
+        if issuer != self._issuer:
+            return SignUp("another_pool")  # its users' tokens would not be accepted here
         attributes = event["request"]["userAttributes"]
-        issuer = pool_issuer(event["region"], event["userPoolId"])
-        subject = attributes["sub"]
-        linked = self._identities.customer_for(issuer, subject)
-        if linked is not None:
-            return linked
+        subject = str(attributes["sub"])
         email = _verified_email(attributes)
-        customer_id = self._customer_with(email) if email else None
-        if customer_id is None:
+        for _ in range(MAX_SIGN_UP_ATTEMPTS):
+            linked = self._identities.customer_for(issuer, subject, consistent=True)
+            if linked is not None:
+                return SignUp("already_linked", linked)
+            owner = self._customer_with(email) if email else None
+            now = self._clock.now()
+            if owner is not None:
+                if self._identities.of_customer(owner, consistent=True):
+                    return SignUp("left_unlinked")
+                record = _audit("link_identity", owner, SIGN_UP_ACTOR, now, None, subject)
+                try:
+                    created = self._identities.link(Identity(owner, issuer, subject, now, "sign-up"), record)
+                except NoSuchCustomer:
+                    continue  # deleted meanwhile: look again
+                except IdentityTaken as taken:  # a concurrent invocation linked it
+                    return SignUp("already_linked", str(taken.args[0]))
+                return SignUp("linked" if created else "already_linked", owner)
+
+            def with_link(t: TransactWrite, customer: Customer, now: datetime = now) -> None:
+                record = _audit("link_identity", customer.id, SIGN_UP_ACTOR, now, None, subject)
+                self._identities.add_link(t, Identity(customer.id, issuer, subject, now, "sign-up"), record)
+
             try:
-                customer_id = self._customers.create(_profile(attributes, email), SIGN_UP_ACTOR).id
-            except Conflict:  # the same address became a customer meanwhile: that one
-                customer_id = self._customer_with(email)
-                if customer_id is None:
-                    raise
-        now = self._clock.now()
-        record = _audit("link_identity", customer_id, SIGN_UP_ACTOR, now, None, subject)
-        try:
-            self._identities.link(Identity(customer_id, issuer, subject, now, "sign-up"), record)
-        except IdentityTaken as taken:  # a concurrent invocation of the trigger linked it
-            return str(taken.args[0])
-        return customer_id
+                customer = self._customers.create(_profile(attributes, email), SIGN_UP_ACTOR, also=with_link)
+            except (Conflict, VersionConflict):
+                continue  # the address became a customer's, or the user got linked, meanwhile
+            return SignUp("created", customer.id)
+        raise Conflict("The sign-up kept racing other changes to the same records: retry.")
 
     def _customer_with(self, email: str) -> str | None:
         found = self._customers.find_by_email(email).items
         return found[0].id if found else None
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """What the post-confirmation trigger did, for its log."""
+
+    outcome: Literal["not_a_sign_up", "another_pool", "already_linked", "linked", "created", "left_unlinked"]
+    customer_id: str | None = None
 
 
 def _audit(

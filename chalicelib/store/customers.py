@@ -4,6 +4,7 @@ step by DynamoDB transactions so no entry ever exists without its profile."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
@@ -44,7 +45,20 @@ class EmailTaken(Exception):
 
 
 class VersionConflict(Exception):
-    """The profile changed (or went away) since it was read."""
+    """The profile changed (or went away) since it was read, or another item the write was
+    conditional on did."""
+
+
+class PendingChanged(Exception):
+    """The pending change of email address is not the one read (a concurrent request of the
+    same customer replaced or made it): read it again; the profile may be unchanged."""
+
+
+@dataclass(frozen=True)
+class _AsRead:
+    """The pending change of email address a write relies on, as read (None: there was none)."""
+
+    change: EmailChange | None
 
 
 def _to_domain(item: CustomerModel) -> Customer:
@@ -100,7 +114,34 @@ def _change_model(change: EmailChange) -> EmailChangeModel:
         nonce=change.nonce,
         requested_at=to_rfc3339(change.requested_at),
         expires_at=to_rfc3339(change.expires_at),
+        recent_requests=[to_rfc3339(at) for at in change.recent_requests],
     )
+
+
+def _change_key(customer_id: str) -> EmailChangeModel:
+    return EmailChangeModel(customer_pk(customer_id), EMAIL_CHANGE_SK)
+
+
+def _still(change: EmailChange | None):
+    """The condition that the pending change is still the one read (None: still none)."""
+    if change is None:
+        return EmailChangeModel.pk.does_not_exist()
+    return EmailChangeModel.nonce == change.nonce
+
+
+def _withdraw(t: TransactWrite, customer_id: str, read: EmailChange | None, at: datetime) -> None:
+    """In `t`: withdraw the pending change `read` (its link stops working; the request times
+    stay, so withdrawing never resets the limits), or check that there still is none, or that
+    a withdrawn or confirmed one is still the same, so a request committed meanwhile fails
+    the transaction instead of surviving it."""
+    if read is not None and read.withdrawn_at is None:
+        t.update(
+            _change_key(customer_id),
+            actions=[EmailChangeModel.withdrawn_at.set(to_rfc3339(at))],
+            condition=_still(read),
+        )
+    else:
+        t.condition_check(EmailChangeModel, customer_pk(customer_id), EMAIL_CHANGE_SK, condition=_still(read))
 
 
 def _change_from(item: EmailChangeModel) -> EmailChange:
@@ -112,6 +153,9 @@ def _change_from(item: EmailChangeModel) -> EmailChange:
         expires_at=parse_rfc3339(item.expires_at),
         mail_claimed_at=parse_rfc3339(item.mail_claimed_at) if item.mail_claimed_at else None,
         confirmed_at=parse_rfc3339(item.confirmed_at) if item.confirmed_at else None,
+        withdrawn_at=parse_rfc3339(item.withdrawn_at) if item.withdrawn_at else None,
+        # Items written before the limits existed count as one request, at requested_at.
+        recent_requests=tuple(parse_rfc3339(at) for at in item.recent_requests or [item.requested_at]),
     )
 
 
@@ -144,7 +188,15 @@ class CustomerRepository:
         keys = [(customer_pk(cid), PROFILE_SK) for cid in dict.fromkeys(customer_ids)]
         return {item.id: _to_domain(item) for item in CustomerModel.batch_get(keys)}
 
-    def add(self, customer: Customer, audit: AuditEntry | None = None) -> Customer:
+    def add(
+        self,
+        customer: Customer,
+        audit: AuditEntry | None = None,
+        also: Callable[[TransactWrite], None] | None = None,
+    ) -> Customer:
+        """Create the profile with its lookup entries; `also` adds to the same transaction
+        (a sign-in link, say). EmailTaken if the address is another customer's;
+        VersionConflict if a condition of `also` failed."""
         item = _to_model(customer)
         try:
             with transaction(self._region) as t:
@@ -158,15 +210,37 @@ class CustomerRepository:
                     t.save(token)
                 if audit is not None:
                     t.save(audit_item(audit))
+                if also is not None:
+                    also(t)
         except TransactWriteError as error:
             if customer.email_key and self._email_owner(customer.email_key) not in (None, customer.id):
                 raise EmailTaken(customer.email) from error
-            raise
+            if also is None or not any(failed_conditions(error)):
+                raise
+            raise VersionConflict(customer.id) from error
         return _to_domain(item)
 
     def update(self, before: Customer, after: Customer, audit: AuditEntry | None = None) -> Customer:
-        """Write `after` if the stored profile is still `before` (same version)."""
+        """Write `after` if the stored profile is still `before` (same version). A change of
+        the address goes through `update_setting_email` (with no pending change read)."""
+        if before.email != after.email:
+            return self.update_setting_email(before, after, audit, None)
         return self._update(before, after, audit)
+
+    def update_setting_email(
+        self, before: Customer, after: Customer, audit: AuditEntry | None, pending: EmailChange | None
+    ) -> Customer:
+        """`update` for a write that sets the address: the pending change of address
+        `pending` (as the caller read it, None if there was none) is withdrawn in the same
+        transaction, conditional on being still the one read (else PendingChanged), so its
+        link can never override this address."""
+        return self._update(
+            before,
+            after,
+            audit,
+            lambda t: _withdraw(t, before.id, pending, after.updated_at),
+            _AsRead(pending),
+        )
 
     def _update(
         self,
@@ -174,8 +248,11 @@ class CustomerRepository:
         after: Customer,
         audit: AuditEntry | None,
         also: Callable[[TransactWrite], None] | None = None,
+        relied_on: _AsRead | None = None,
     ) -> Customer:
-        """`update`, with what `also` adds to the same transaction."""
+        """`update`, with what `also` adds to the same transaction; `relied_on`: the pending
+        change of address `also` is conditional on (a failure then is PendingChanged if it
+        moved on)."""
         item = _to_model(after)
         item.version = before.version
         old_tokens = {(t.pk, t.sk) for t in _token_models(before)}
@@ -215,19 +292,52 @@ class CustomerRepository:
                 raise EmailTaken(after.email) from error
             if not any(failed_conditions(error)):
                 raise  # not a lost race: no condition failed
-            raise VersionConflict(after.id) from error
+            raise self._lost_race(after.id, relied_on) from error
         return _to_domain(item)
+
+    def _lost_race(self, customer_id: str, relied_on: _AsRead | None) -> Exception:
+        if relied_on is not None:
+            now = self.email_change(customer_id, consistent=True)
+            if (now and now.nonce) != (relied_on.change and relied_on.change.nonce):
+                return PendingChanged(customer_id)
+        return VersionConflict(customer_id)
 
     # -- a change of email address that waits for its confirmation -----------------------------
 
     def request_email_change(
-        self, before: Customer, after: Customer, change: EmailChange, audit: AuditEntry
+        self,
+        before: Customer,
+        after: Customer,
+        change: EmailChange,
+        audit: AuditEntry,
+        replacing: EmailChange | None,
     ) -> Customer:
-        """Record `change` in place of any earlier one (whose link then stops working), with
-        the profile's other changes (`after`), if the profile is still `before`. The address
-        is not checked here: whether someone else has it is told only to its confirmer."""
+        """Record `change` in place of `replacing` (the pending change the limits were checked
+        on, None if there was none; its link then stops working), with the profile's other
+        changes (`after`), if the profile is still `before` (else VersionConflict) and the
+        pending change still `replacing` (else PendingChanged). The address is not checked
+        here: whether someone else has it is told only to its confirmer."""
+
+        def put(t: TransactWrite) -> None:
+            t.save(_change_model(change), condition=_still(replacing))
+
         if after != before:
-            return self._update(before, after, audit, lambda t: t.save(_change_model(change)))
+            return self._update(before, after, audit, put, _AsRead(replacing))
+        self._check_version_and(before, audit, put, _AsRead(replacing))
+        return before
+
+    def withdraw_email_change(
+        self, before: Customer, pending: EmailChange, at: datetime, audit: AuditEntry
+    ) -> None:
+        """Withdraw `pending` while the profile stays `before` (the customer sent the address
+        they have): VersionConflict or PendingChanged as for `update`."""
+        self._check_version_and(
+            before, audit, lambda t: _withdraw(t, before.id, pending, at), _AsRead(pending)
+        )
+
+    def _check_version_and(
+        self, before: Customer, audit: AuditEntry, also: Callable[[TransactWrite], None], relied_on: _AsRead
+    ) -> None:
         try:
             with transaction(self._region) as t:
                 t.condition_check(
@@ -236,27 +346,27 @@ class CustomerRepository:
                     PROFILE_SK,
                     condition=CustomerModel.version == before.version,
                 )
-                t.save(_change_model(change))
+                also(t)
                 t.save(audit_item(audit))
         except TransactWriteError as error:
             if not any(failed_conditions(error)):
                 raise
-            raise VersionConflict(before.id) from error
-        return before
+            raise self._lost_race(before.id, relied_on) from error
 
     def confirm_email_change(
         self, before: Customer, after: Customer, change: EmailChange, at: datetime, audit: AuditEntry
     ) -> Customer:
         """Apply the confirmed address (`after`) and mark `change` confirmed, once: the write
-        fails (VersionConflict) if the change was confirmed or replaced meanwhile, and is
-        EmailTaken if another customer has the address by now."""
+        fails (VersionConflict) if the change was confirmed, replaced or withdrawn meanwhile,
+        and is EmailTaken if another customer has the address by now."""
 
         def mark_confirmed(t: TransactWrite) -> None:
             t.update(
-                EmailChangeModel(customer_pk(change.customer_id), EMAIL_CHANGE_SK),
+                _change_key(change.customer_id),
                 actions=[EmailChangeModel.confirmed_at.set(to_rfc3339(at))],
                 condition=(EmailChangeModel.nonce == change.nonce)
-                & EmailChangeModel.confirmed_at.does_not_exist(),
+                & EmailChangeModel.confirmed_at.does_not_exist()
+                & EmailChangeModel.withdrawn_at.does_not_exist(),
             )
 
         return self._update(before, after, audit, mark_confirmed)
@@ -271,11 +381,12 @@ class CustomerRepository:
     def claim_confirmation_mail(self, change: EmailChange, at: datetime) -> bool:
         """Claim the sending of `change`'s link: True for the one caller that may send it."""
         try:
-            EmailChangeModel(customer_pk(change.customer_id), EMAIL_CHANGE_SK).update(
+            _change_key(change.customer_id).update(
                 actions=[EmailChangeModel.mail_claimed_at.set(to_rfc3339(at))],
                 condition=(EmailChangeModel.nonce == change.nonce)
                 & EmailChangeModel.mail_claimed_at.does_not_exist()
-                & EmailChangeModel.confirmed_at.does_not_exist(),
+                & EmailChangeModel.confirmed_at.does_not_exist()
+                & EmailChangeModel.withdrawn_at.does_not_exist(),
             )
         except UpdateError as error:
             if error.cause_response_code == "ConditionalCheckFailedException":
@@ -286,7 +397,7 @@ class CustomerRepository:
     def give_back_confirmation_mail(self, change: EmailChange, claimed_at: datetime) -> None:
         """Undo our claim (SES refused the message), unless the change moved on meanwhile."""
         try:
-            EmailChangeModel(customer_pk(change.customer_id), EMAIL_CHANGE_SK).update(
+            _change_key(change.customer_id).update(
                 actions=[EmailChangeModel.mail_claimed_at.remove()],
                 condition=(EmailChangeModel.nonce == change.nonce)
                 & (EmailChangeModel.mail_claimed_at == to_rfc3339(claimed_at)),

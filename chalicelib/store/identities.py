@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
@@ -58,17 +59,20 @@ class IdentityRepository:
     def __init__(self, region: str) -> None:
         self._region = region
 
-    def customer_for(self, issuer: str, subject: str) -> str | None:
+    def customer_for(self, issuer: str, subject: str, *, consistent: bool = False) -> str | None:
         if not storable(issuer, subject):
             return None
         try:
-            return IdentityModel.get(identity_key(issuer, subject), LOOKUP_SK).customer_id
+            return IdentityModel.get(
+                identity_key(issuer, subject), LOOKUP_SK, consistent_read=consistent
+            ).customer_id
         except DoesNotExist:
             return None
 
-    def link(self, identity: Identity, audit: AuditEntry | None = None) -> bool:
-        """Link the identity to its customer (who must exist): True if it is now, False if it
-        already was (nothing written); IdentityTaken if another customer has it."""
+    @staticmethod
+    def add_link(t: TransactWrite, identity: Identity, audit: AuditEntry | None = None) -> None:
+        """In `t`: the link's two items, the lookup conditional on its absence (a user has one
+        customer). For a customer created in `t` itself; `link` for one that exists."""
         key = identity_key(identity.issuer, identity.subject)
         fields = {
             "issuer": identity.issuer,
@@ -76,6 +80,22 @@ class IdentityRepository:
             "linked_at": to_rfc3339(identity.linked_at),
             "linked_by": identity.linked_by,
         }
+        t.save(
+            IdentityModel(key, LOOKUP_SK, customer_id=identity.customer_id, **fields),
+            condition=IdentityModel.pk.does_not_exist(),
+        )
+        t.save(IdentityPointerModel(customer_pk(identity.customer_id), key, **fields))
+        if audit is not None:
+            t.save(audit_item(audit))
+
+    def link(self, identity: Identity, audit: AuditEntry | None = None) -> bool:
+        """Link the identity to its customer (who must exist): True if it is now, False if it
+        already was (nothing written); IdentityTaken if another customer has it.
+
+        The check that the profile exists is part of the transaction, and DynamoDB serializes
+        it with the delete or erasure of that profile (also a transaction on it): a link
+        either commits before the profile goes, and its pointer is there for the purge that
+        follows (`forget`), or fails as NoSuchCustomer."""
         try:
             with transaction(self._region) as t:
                 t.condition_check(
@@ -84,18 +104,12 @@ class IdentityRepository:
                     PROFILE_SK,
                     condition=CustomerModel.pk.exists(),
                 )
-                t.save(
-                    IdentityModel(key, LOOKUP_SK, customer_id=identity.customer_id, **fields),
-                    condition=IdentityModel.pk.does_not_exist(),
-                )
-                t.save(IdentityPointerModel(customer_pk(identity.customer_id), key, **fields))
-                if audit is not None:
-                    t.save(audit_item(audit))
+                self.add_link(t, identity, audit)
         except TransactWriteError as error:
             failed = failed_conditions(error)
             if failed and failed[0]:
                 raise NoSuchCustomer(identity.customer_id) from error
-            owner = self.customer_for(identity.issuer, identity.subject)
+            owner = self.customer_for(identity.issuer, identity.subject, consistent=True)
             if owner == identity.customer_id:
                 return False
             if owner is not None:
@@ -118,18 +132,23 @@ class IdentityRepository:
             raise
         return True
 
-    def of_customer(self, customer_id: str) -> list[Identity]:
+    def of_customer(self, customer_id: str, *, consistent: bool = False) -> list[Identity]:
         return [
             Identity(customer_id, p.issuer, p.subject, parse_rfc3339(p.linked_at), p.linked_by)
             for p in IdentityPointerModel.query(
-                customer_pk(customer_id), IdentityPointerModel.sk.startswith(IDENTITY_PREFIX)
+                customer_pk(customer_id),
+                IdentityPointerModel.sk.startswith(IDENTITY_PREFIX),
+                consistent_read=consistent,
             )
         ]
 
     def forget(self, customer_id: str) -> int:
         """Remove every link of a deleted or erased customer (idempotent): each lookup first,
-        then its pointer, so no lookup is ever left without the pointer that finds it."""
-        identities = self.of_customer(customer_id)
+        then its pointer, so no lookup is ever left without the pointer that finds it. The
+        pointers are read strongly consistent: a link committed just before the profile went
+        must be seen here, or the loyalty purge that follows (which sees it) would remove its
+        pointer and leave the lookup, naming a gone customer, with nothing to find it by."""
+        identities = self.of_customer(customer_id, consistent=True)
         for identity in identities:
             key = identity_key(identity.issuer, identity.subject)
             try:

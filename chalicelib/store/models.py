@@ -314,8 +314,10 @@ class AnonymousAggregatesModel(Model):
 
 class EmailChangeModel(Model):
     """A customer's pending change of email address: pk CUSTOMER#<id>, sk EMAIL_CHANGE. A new
-    request replaces it (a new nonce: the earlier link stops working); the customers stream
-    consumer mails the link for each new nonce; the confirmation marks it confirmed."""
+    request replaces it (a new nonce: the earlier link stops working), conditional on the
+    nonce it replaces, and carries forward the times of the recent requests (the limits); the
+    customers stream consumer mails the link for each new nonce; the confirmation marks it
+    confirmed; a write that sets the profile's address otherwise marks it withdrawn."""
 
     class Meta(_Meta):
         table_name = _settings.customers_table
@@ -329,6 +331,8 @@ class EmailChangeModel(Model):
     expires_at = UnicodeAttribute()
     mail_claimed_at = UnicodeAttribute(null=True)
     confirmed_at = UnicodeAttribute(null=True)
+    withdrawn_at = UnicodeAttribute(null=True)
+    recent_requests = ListAttribute(of=UnicodeAttribute, null=True)
 
 
 class IdentityModel(Model):

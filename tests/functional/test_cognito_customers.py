@@ -150,3 +150,114 @@ def test_an_erased_customer_keeps_no_link_to_their_user(client, pool_key, pump):
     assert_problem(me.get("/me"), 403)
     sign_up(client, sub, email="gone@example.com", email_verified="true", name="Back Again")
     assert me.get("/me").json["id"] != customer_id  # a new customer: nothing led back to the old one
+
+
+def test_a_fresh_sign_up_in_no_group_reaches_self_service_through_its_link_and_nothing_more(client, pool_key):
+    staff = staff_api(client, pool_key)
+    sub, stranger_sub = str(uuid.uuid4()), str(uuid.uuid4())
+    sign_up(client, sub, email="ny.kund@example.fi", email_verified="true", name="Ny Kund")
+    for access in (False, True):  # RS256 tokens of the pool with no cognito:groups claim at all
+        claims = (access_claims if access else id_claims)(sub=sub, **{"cognito:groups": None})
+        fresh = Api(client, rs_token(claims, pool_key))
+        me = fresh.get("/me")
+        assert (me.status, me.json["email"]) == (200, "ny.kund@example.fi")
+        assert fresh.get("/products").status == 200
+        for method, path in (("GET", "/customers"), ("GET", f"/customers/{me.json['id']}")):
+            assert_problem(fresh.request(method, path), 403)  # never staff
+    assert staff.get(f"/customers/{me.json['id']}").status == 200
+
+    stranger = user_api(client, pool_key, stranger_sub, groups=())  # linked to no one
+    for path in ("/me", "/products"):
+        assert assert_problem(stranger.get(path), 403)["type"] == "urn:problem-type:crm:not-linked"
+
+
+def test_a_sign_up_never_takes_over_a_customer_who_already_has_a_sign_in_user(client, pool_key):
+    """The address may have reached the profile by someone else's doing (a confirmation link a
+    mail scanner opened, a careless identity provider): its existing user keeps it alone."""
+    staff = staff_api(client, pool_key)
+    first_sub, second_sub = str(uuid.uuid4()), str(uuid.uuid4())
+    sign_up(client, first_sub, email="delad@example.se", email_verified="true", name="Först")
+    owner = user_api(client, pool_key, first_sub).get("/me").json
+
+    sign_up(client, second_sub, email="Delad@example.se", email_verified="true", name="Sedan")
+
+    assert_problem(user_api(client, pool_key, second_sub).get("/me"), 403)
+    identities = staff.get(f"/customers/{owner['id']}/identities").json["items"]
+    assert [i["subject"] for i in identities] == [first_sub]
+    assert [c["id"] for c in staff.get("/customers?email=delad@example.se").json["items"]] == [owner["id"]]
+    # Staff decide: link the user where it belongs.
+    assert staff.request("PUT", f"/customers/{owner['id']}/identities/{second_sub}").status == 201
+    assert user_api(client, pool_key, second_sub).get("/me").json["id"] == owner["id"]
+
+
+def test_a_retried_trigger_racing_the_first_invocation_leaves_one_customer(client, pool_key, monkeypatch):
+    """Cognito invokes the trigger again after 5 s without an answer, while the first invocation
+    may still run: the first one's customer and link are one transaction, conditional on the
+    link, so whichever commits second writes nothing."""
+    from chalicelib.store.customers import CustomerRepository
+
+    staff = staff_api(client, pool_key)
+    sub = str(uuid.uuid4())
+    original, retried = CustomerRepository.add, []
+
+    def retry_lands_first(self, customer, audit=None, also=None):
+        if not retried:
+            retried.append(True)
+            sign_up(client, sub, name="Utan Adress")  # the retry runs to the end meanwhile
+        return original(self, customer, audit, also)
+
+    monkeypatch.setattr(CustomerRepository, "add", retry_lands_first)
+    sign_up(client, sub, name="Utan Adress")
+
+    me = user_api(client, pool_key, sub).get("/me").json
+    customers = staff.get("/customers?q=utan").json["items"]
+    assert [c["id"] for c in customers] == [me["id"]]  # no customer without its user
+    assert [e["action"] for e in staff.get(f"/customers/{me['id']}/audit").json["items"]].count(
+        "link_identity"
+    ) == 1
+
+
+def test_a_sign_up_of_another_user_pool_changes_nothing(client, pool_key):
+    staff = staff_api(client, pool_key)
+    sub = str(uuid.uuid4())
+    event = {
+        "version": "1",
+        "region": REGION,
+        "userPoolId": f"{REGION}_OTHERPOOL",
+        "userName": sub,
+        "triggerSource": "PostConfirmation_ConfirmSignUp",
+        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "other"},
+        "request": {"userAttributes": {"sub": sub, "name": "Annan Pool", "cognito:user_status": "CONFIRMED"}},
+        "response": {},
+    }
+    assert client.lambda_.invoke("link_customer_on_sign_up", event).payload == event
+    assert staff.get("/customers?q=annan").json["items"] == []
+    assert_problem(user_api(client, pool_key, sub).get("/me"), 403)
+
+
+@pytest.mark.dynamodb_local
+def test_concurrent_invocations_of_the_trigger_make_one_customer(client, pool_key):
+    import threading
+
+    staff = staff_api(client, pool_key)
+    sub = str(uuid.uuid4())
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def invoke() -> None:
+        barrier.wait()
+        event = {
+            "region": REGION,
+            "userPoolId": POOL_ID,
+            "triggerSource": "PostConfirmation_ConfirmSignUp",
+            "request": {"userAttributes": {"sub": sub, "name": "Samtidig Kund"}},
+        }
+        outcomes.append(deps.identity_service().on_sign_up(event).outcome)
+
+    threads = [threading.Thread(target=invoke) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["already_linked"] * 3 + ["created"]
+    assert len(staff.get("/customers?q=samtidig").json["items"]) == 1

@@ -138,7 +138,7 @@ def test_cognito_rs256_tokens_are_verified_against_the_jwks(client, monkeypatch)
 
 def test_every_authenticated_post_documents_the_idempotency_key(api):
     doc = api.get("/openapi.json", auth=False).json
-    posts = [(path, ops["post"]) for path, ops in doc["paths"].items() if "post" in ops]
+    posts = [(path, ops["post"]) for path, ops in doc["paths"].items() if ops.get("post", {}).get("x-roles")]
     assert posts
     for path, op in posts:
         names = {p["name"] for p in op["parameters"]}

@@ -3,6 +3,7 @@ the timeline and closes the customer's cases, once, however often the record is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,65 @@ def test_a_removed_profile_record_removes_the_customers_sign_in_links(client, st
     assert identities.customer_for(issuer, "sub-gone") is None and identities.of_customer(gone["id"]) == []
     assert deps.repositories()[0].email_change(gone["id"]) is None
     assert identities.customer_for(issuer, "sub-kept") == kept["id"]
+
+
+def test_the_purge_reads_the_sign_in_links_strongly_consistent(client, staff_token, monkeypatch):
+    """A link commits before the profile's delete or fails (its check of the profile is in its
+    transaction, which DynamoDB serializes with the delete's): one committed just before must
+    be seen by the purge, or the loyalty purge after it, seeing its pointer, would remove that
+    and leave the lookup behind with nothing to find it. Neither emulator lags, so the request
+    itself is checked."""
+    import botocore.client
+
+    api = Api(client, staff_token)
+    gone = api.create_customer(name="Saša Kovačič")
+    assert api.request("PUT", f"/customers/{gone['id']}/identities/sub-gone").status == 201
+    assert api.delete(f"/customers/{gone['id']}").status == 204
+    queries, original = [], botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        if operation_name == "Query":
+            values = [v.get("S") for v in api_params.get("ExpressionAttributeValues", {}).values()]
+            queries.append((bool(api_params.get("ConsistentRead")), values))
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    assert client.lambda_.invoke("on_customer_change", _event_for(gone["id"])).payload == {
+        "batchItemFailures": []
+    }
+    link_reads = [consistent for consistent, values in queries if "IDENTITY#" in values]
+    assert link_reads and all(link_reads), queries
+
+
+@pytest.mark.dynamodb_local
+def test_links_racing_the_delete_of_their_customer_leave_no_lookup_behind(client, staff_token):
+    from chalicelib.api import deps
+    from chalicelib.config import get_settings
+    from chalicelib.domain.audit import Actor
+    from chalicelib.errors import NotFound
+
+    api = Api(client, staff_token)
+    gone = api.create_customer(name="Saša Kovačič")
+    staff = Actor("staff-1", "staff", "test")
+    barrier = threading.Barrier(5)
+
+    def link(n: int) -> None:
+        barrier.wait()
+        with contextlib.suppress(NotFound):  # the profile went first
+            deps.identity_service().link(gone["id"], f"sub-{n}", staff)
+
+    def delete() -> None:
+        barrier.wait()
+        deps.customer_service().delete(gone["id"], staff)
+
+    with ThreadPoolExecutor(5) as pool:
+        for future in [pool.submit(link, n) for n in range(4)] + [pool.submit(delete)]:
+            future.result()
+    assert client.lambda_.invoke("on_customer_change", _event_for(gone["id"])).payload == {
+        "batchItemFailures": []
+    }
+    identities, issuer = deps.identity_repository(), get_settings().jwt_issuer
+    assert [identities.customer_for(issuer, f"sub-{n}", consistent=True) for n in range(4)] == [None] * 4
 
 
 CLOSING_NOTE = "Closed: the customer was deleted."

@@ -557,19 +557,36 @@ def test_the_cognito_role_comes_from_groups_then_custom_role(
 @pytest.mark.parametrize(
     "extra",
     [
-        {"cognito:groups": None},
-        {"cognito:groups": []},
-        {"cognito:groups": ["admins"]},
         {"cognito:groups": "staff"},
+        {"cognito:groups": {"staff": True}},
         {"cognito:groups": None, "custom:role": "admin"},
-        {"cognito:groups": None, "role": "staff"},
+        {"cognito:groups": ["admins"], "custom:role": "root"},
     ],
 )
-def test_a_cognito_token_without_a_known_group_or_role_is_rejected(
+def test_a_cognito_token_with_a_malformed_group_claim_or_an_unknown_role_is_rejected(
     rsa_key: rsa.RSAPrivateKey, extra: dict[str, Any]
 ) -> None:
     verifier = cognito_verifier(FakeFetcher(jwks_of((rsa_key, KID))))
     assert rejection(verifier, rs_token(id_claims(**extra), rsa_key)) == "token has no valid role"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"cognito:groups": None},
+        {"cognito:groups": []},
+        {"cognito:groups": ["admins"]},
+        {"cognito:groups": None, "role": "staff"},  # not a claim Cognito tokens are read for
+    ],
+)
+def test_a_cognito_token_in_no_group_of_ours_is_a_customer_only_through_a_link(
+    rsa_key: rsa.RSAPrivateKey, extra: dict[str, Any]
+) -> None:
+    # A fresh sign-up is in no group: the link the trigger makes is what makes it a customer's.
+    verifier = cognito_verifier(FakeFetcher(jwks_of((rsa_key, KID))))
+    for claims in (id_claims(**extra), access_claims(**extra)):
+        principal = verifier.verify(rs_token(claims, rsa_key))
+        assert (principal.role, principal.link_only, principal.issuer) == ("customer", True, POOL_ISSUER)
 
 
 def test_a_token_signed_by_another_rsa_key_with_the_same_kid_is_rejected(

@@ -6,12 +6,14 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.domain.messages import (
+    CONFIRMATION_TEMPLATE_DIR,
     PLACEHOLDERS,
     SUPPORTED_LANGUAGES,
     TEMPLATE_DIR,
     Message,
     TemplateError,
     acknowledgement,
+    email_confirmation,
     load_templates,
     placeholders_of,
     response_time,
@@ -258,3 +260,21 @@ def test_a_valid_template_directory_loads_by_language(tmp_path):
     write(tmp_path, "sv")
 
     assert set(load_templates(tmp_path)) == {"en", "sv"}
+
+
+# --- the confirmation link of a new address ----------------------------------------------
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+def test_the_confirmation_mail_greets_no_one_by_name_and_carries_only_the_link_and_its_validity(language):
+    # It goes to an address nobody has confirmed: nothing the requester typed may be in it.
+    link = "https://shop.example.com/email-confirmations/abc.def"
+    message = email_confirmation(language, link=link, valid_for=24 * HOURS)
+    assert message.language == language and link in message.text
+    assert response_time(24 * HOURS, language) in message.text
+    assert placeholders_of(
+        json.loads((CONFIRMATION_TEMPLATE_DIR / f"{language}.json").read_text())["text"]
+    ) == {
+        "link",
+        "valid_for",
+    }
