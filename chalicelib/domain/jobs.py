@@ -52,5 +52,5 @@ def new_job(kind: str, customer_id: str, actor: Actor, now: datetime) -> Job:
         status=RUNNING,
         requested_by=actor,
         created_at=now,
-        expires_at=now + RETENTION,
+        expires_at=(now + RETENTION).replace(microsecond=0),  # stored as whole seconds (TTL)
     )

@@ -82,6 +82,18 @@ class _QuietRequestHandler(ChaliceRequestHandler):
         headers = {"Content-Type": "application/problem+json", "Allow": ", ".join(allowed)}
         self._send_http_response(405, {**headers, "Connection": "close"}, body)
 
+    def _send_http_response_with_body(self, code: int, headers: dict, body: str | bytes) -> None:
+        if self.command != "HEAD":
+            super()._send_http_response_with_body(code, headers, body)
+            return
+        # A response to HEAD has headers only: a body would be read as the next response on a
+        # kept-alive connection. Its Content-Length is the body's, as for GET.
+        encoded = body if isinstance(body, bytes) else body.encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(encoded)))
+        self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+        self._send_headers(headers)
+
     def _send_error_response(self, error: LocalGatewayException) -> None:
         # The local gateway answers a path no route matches as API Gateway does (403, "Missing
         # Authentication Token"); the deployed API maps that gateway response to a 404 problem

@@ -17,11 +17,11 @@ from chalicelib.domain import attempts, ids
 from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock, Deadline, OutOfTime
 from chalicelib.domain.jobs import ERASURE, EXPORT, JOB, RUNNING, Job, new_job
-from chalicelib.errors import NotFound
+from chalicelib.errors import NotFound, ServiceBusy
 from chalicelib.services.erasure import ErasureService
 from chalicelib.store.customers import CustomerRepository
 from chalicelib.store.exports import ExportDocuments
-from chalicelib.store.jobs import JobRepository
+from chalicelib.store.jobs import JobRepository, JobRunning
 from chalicelib.store.queues import SqsWorkQueue
 
 # An erasure that needs more invocations than this is stopped (failed): it is not making the
@@ -69,16 +69,21 @@ class JobService:
             earlier = self._jobs.get(upcoming, consistent=True) if upcoming else None
             if earlier is not None:
                 return earlier
-        running = self._jobs.running_of(customer_id, kind)
-        if running is not None and not running.expired(self._clock.now()):
-            return running
-        if self._customers.get(customer_id, consistent=True) is None and not (
-            kind == ERASURE and self._erasure().erasable_remains(customer_id)
-        ):
-            raise NotFound(f"No customer has the id {customer_id!r}.")
-        job = new_job(kind, customer_id, actor, self._clock.now())
-        self._jobs.add(job)
-        return job
+        for _ in range(3):
+            marked = self._jobs.marked_running(customer_id, kind)
+            if marked is not None and marked.status == RUNNING and not marked.expired(self._clock.now()):
+                return marked
+            if self._customers.get(customer_id, consistent=True) is None and not (
+                kind == ERASURE and self._erasure().erasable_remains(customer_id)
+            ):
+                raise NotFound(f"No customer has the id {customer_id!r}.")
+            job = new_job(kind, customer_id, actor, self._clock.now())
+            try:
+                self._jobs.add(job, replacing=marked.id if marked is not None else None)
+            except JobRunning:
+                continue  # another request started one just now: that one is the answer
+            return job
+        raise ServiceBusy("Other requests for this job kept coming first; nothing was started. Retry.")
 
     def get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)

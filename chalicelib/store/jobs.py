@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from chalicelib.config import get_settings
 from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.jobs import COMPLETED, FAILED, RUNNING, Job
-from chalicelib.store.models import JobModel, transaction
+from chalicelib.store.models import (
+    RUNNING_JOB_PREFIX,
+    JobModel,
+    RunningJobModel,
+    failed_conditions,
+    transaction,
+)
 
 
 def _to_domain(item: JobModel) -> Job:
@@ -32,15 +38,27 @@ def _to_domain(item: JobModel) -> Job:
     )
 
 
-def _condition_failed(error: UpdateError) -> bool:
-    return error.cause_response_code == "ConditionalCheckFailedException"
+class JobRunning(Exception):
+    """Another job of the kind runs for the customer (it started since it was looked for)."""
+
+
+def _running_key(customer_id: str, kind: str) -> str:
+    return f"{RUNNING_JOB_PREFIX}{kind}#{customer_id}"
 
 
 class JobRepository:
-    def add(self, job: Job) -> None:
-        """A transaction of one item, not a PutItem: under an Idempotency-Key it then carries
-        the attempt's claim (store/models.transaction), so a retry after a lost answer knows
-        the job was written and writes no second one."""
+    def add(self, job: Job, replacing: str | None = None) -> None:
+        """Write the running job and mark it as the customer's running job of its kind, in one
+        transaction conditional on no other being marked (or on the mark naming `replacing`, a
+        job found finished, or having expired); else `JobRunning`. Under an Idempotency-Key
+        the transaction also carries the attempt's claim (store/models.transaction), so a
+        retry after a lost answer knows the job was written."""
+        mark = RunningJobModel(
+            _running_key(job.customer_id, job.kind), job_id=job.id, expires_at=job.expires_at
+        )
+        free = RunningJobModel.id.does_not_exist() | (RunningJobModel.expires_at < job.created_at)
+        if replacing is not None:
+            free = free | (RunningJobModel.job_id == replacing)
         item = JobModel(
             job.id,
             kind=job.kind,
@@ -53,8 +71,14 @@ class JobRepository:
             expires_at=job.expires_at,
             slices=job.slices,
         )
-        with transaction(get_settings().region) as t:
-            t.save(item, condition=JobModel.id.does_not_exist())
+        try:
+            with transaction(get_settings().region) as t:
+                t.save(item, condition=JobModel.id.does_not_exist())
+                t.save(mark, condition=free)
+        except TransactWriteError as error:
+            if failed_conditions(error)[1:2] == [True]:
+                raise JobRunning(job.customer_id) from error
+            raise
 
     def get(self, job_id: str, *, consistent: bool = False) -> Job | None:
         try:
@@ -68,21 +92,29 @@ class JobRepository:
             _to_domain(item) for item in JobModel.by_customer.query(customer_id, scan_index_forward=False)
         ]
 
-    def running_of(self, customer_id: str, kind: str) -> Job | None:
-        """The newest job of `kind` still running for the customer (GSI by_customer)."""
-        rows = JobModel.by_customer.query(
-            customer_id,
-            scan_index_forward=False,
-            filter_condition=(JobModel.status == RUNNING) & (JobModel.kind == kind),
-        )
-        return next((_to_domain(item) for item in rows), None)
-
-    def _finish(self, job_id: str, actions: list) -> bool:
+    def marked_running(self, customer_id: str, kind: str) -> Job | None:
+        """The job marked as the customer's running job of `kind` (strongly consistent: two
+        GetItems), running or finished since; None if none is marked."""
         try:
-            JobModel(job_id).update(actions=actions, condition=JobModel.status == RUNNING)
-        except UpdateError as error:
-            if _condition_failed(error):
-                return False  # finished before, or gone
+            mark = RunningJobModel.get(_running_key(customer_id, kind), consistent_read=True)
+        except DoesNotExist:
+            return None
+        return self.get(mark.job_id, consistent=True)
+
+    def _finish(self, job_id: str, actions: list, *, release: Job | None = None) -> bool:
+        """Update the job if it is still running; with `release`, also remove its mark as
+        the running job (if the mark still names it) in the same transaction."""
+        try:
+            with transaction(get_settings().region) as t:
+                t.update(JobModel(job_id), actions=actions, condition=JobModel.status == RUNNING)
+                if release is not None:
+                    t.delete(
+                        RunningJobModel(_running_key(release.customer_id, release.kind)),
+                        condition=RunningJobModel.id.does_not_exist() | (RunningJobModel.job_id == job_id),
+                    )
+        except TransactWriteError as error:
+            if any(failed_conditions(error)):
+                return False  # finished before, or gone (a mark naming another job: see add)
             raise
         return True
 
@@ -93,7 +125,7 @@ class JobRepository:
         actions = [JobModel.status.set(COMPLETED), JobModel.completed_at.set(to_rfc3339(at))]
         if document_key is not None:
             actions += [JobModel.document_key.set(document_key), JobModel.size_bytes.set(size_bytes)]
-        return self._finish(job_id, actions)
+        return self._finish(job_id, actions, release=self.get(job_id, consistent=True))
 
     def fail(self, job_id: str, at: datetime, reason: str) -> bool:
         """Mark the job failed (with the reason) if it is still running; False if it was not."""
@@ -104,6 +136,7 @@ class JobRepository:
                 JobModel.failed_at.set(to_rfc3339(at)),
                 JobModel.reason.set(reason),
             ],
+            release=self.get(job_id, consistent=True),
         )
 
     def handed_on(self, job_id: str) -> bool:
@@ -111,6 +144,7 @@ class JobRepository:
         return self._finish(job_id, [JobModel.slices.add(1)])
 
     def delete_all_of(self, customer_id: str, kind: str) -> int:
+        RunningJobModel(_running_key(customer_id, kind)).delete()
         removed = 0
         for item in JobModel.by_customer.query(customer_id, filter_condition=JobModel.kind == kind):
             item.delete()

@@ -563,6 +563,23 @@ class JobModel(Model):
     by_customer = JobsByCustomerIndex()
 
 
+RUNNING_JOB_PREFIX = "running#"
+
+
+class RunningJobModel(Model):
+    """Which job of a kind runs for a customer: id `running#<kind>#<customer id>`, in the jobs
+    table beside the jobs (not in by_customer: it has no customer_id; not queued: it has no
+    status). Written with the job, conditional on no other job running; removed when the job
+    finishes. So two requests at once never start two jobs of a kind for a customer."""
+
+    class Meta(_Meta):
+        table_name = _settings.jobs_table
+
+    id = UnicodeAttribute(hash_key=True)
+    job_id = UnicodeAttribute()
+    expires_at = TTLAttribute()
+
+
 def failed_conditions(error: TransactWriteError) -> list[bool]:
     """Which items of a cancelled transaction failed their condition, in request order.
     PynamoDB sends condition checks first, then deletes, puts and updates, so a transaction

@@ -63,3 +63,21 @@ def test_a_method_the_api_does_not_have_is_a_405_problem_on_every_path():
             assert response.getheader("Content-Type") == "application/problem+json"
             assert response.getheader("Allow") == allowed
             assert body["status"] == 405 and method in body["detail"]
+
+
+def test_a_head_request_gets_headers_only_and_the_connection_stays_usable():
+    with (
+        serving(_free_port()) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+    ):
+        sock.sendall(
+            b"HEAD /health HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, rest = received.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 405") and b"Allow: " in head, received
+    assert rest.startswith(b"HTTP/1.1 200"), received  # not the HEAD's body
+    assert b'"ok"' in rest, received

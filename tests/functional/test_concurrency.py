@@ -198,3 +198,12 @@ def test_concurrent_changes_with_the_same_if_match_give_one_200_and_the_rest_412
     winner = next(r.json for r in replies if r.status == 200)
     final = http.request("GET", path).json
     assert (final["version"], final["preferred_name"]) == (2, winner["preferred_name"])
+
+
+@pytest.mark.parametrize("route", ["exports", "erase"])
+def test_concurrent_requests_for_a_job_start_one_and_all_answer_it(http, route):
+    customer = http.request("POST", "/customers", {"name": "Juan dela Cruz"}).json
+    replies = http.at_once([("POST", f"/customers/{customer['id']}/{route}") for _ in range(6)])
+
+    assert _statuses(replies) == [202] * 6, [r.json for r in replies]
+    assert len({r.json["id"] for r in replies}) == 1
