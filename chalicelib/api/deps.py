@@ -138,7 +138,8 @@ def loyalty_service():
         loyalty_config(),
         get_settings().base_currency,
         cursor_codec(),
-        was_deleted=customers.was_deleted,
+        # Strongly consistent: the tombstone tells a deleted customer from one that never was.
+        was_deleted=lambda customer_id: customers.was_deleted(customer_id, consistent=True),
     )
 
 

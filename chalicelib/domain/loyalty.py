@@ -35,6 +35,12 @@ class PoisonRecord(ValueError):
     """A purchase or return image that can never be turned into a contribution."""
 
 
+class RemainingMismatch(ValueError):
+    """`remaining_purchases()` does not account for what the aggregates count: the two were
+    read at different moments (another write came between, or the customer's loyalty items
+    are being purged)."""
+
+
 def _iso(moment: datetime) -> str:
     # Microseconds kept (unlike clock.to_rfc3339) so that to_dict/from_dict round-trip exactly.
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -422,7 +428,8 @@ def apply(
     Counts, spend and quantities are exact sums. First/last purchase times are min/max, which
     removal cannot undo: when a removed purchase held a boundary that neither an added purchase
     nor the absence of other purchases settles, `remaining_purchases()` is called, once, for
-    every purchase contribution (or part) still applied for the customer *after* this change.
+    every purchase contribution (or part) still applied for the customer *after* this change;
+    `RemainingMismatch` when those do not hold a purchase the aggregates still count.
     Identical contributions in `added` and `removed` cancel out first, so re-applying an
     unchanged interaction is a no-op that never needs it.
     """
@@ -494,12 +501,12 @@ def apply(
         remaining = from_scratch(c for c in remaining_purchases() if c.kind == "purchase")
         if stale_customer:
             if remaining.first_purchase_at is None:
-                raise ValueError("remaining_purchases() returned no purchase, yet some remain")
+                raise RemainingMismatch("remaining_purchases() returned no purchase, yet some remain")
             first, last = remaining.first_purchase_at, remaining.last_purchase_at
         for sku, habit in stale_skus.items():
             recomputed = remaining.skus.get(sku)
             if recomputed is None:
-                raise ValueError(
+                raise RemainingMismatch(
                     f"remaining_purchases() returned no purchase of SKU {sku!r}, yet it has some"
                 )
             skus[sku] = _with_counts(recomputed, habit.times_bought, habit.quantity)

@@ -3,7 +3,8 @@
 The whole batch is parsed first and applied per customer (one read of each customer's
 aggregates, guards and touched habits per batch, and one write while they fit a transaction);
 Powertools batch processing then reports each record that failed in `batchItemFailures`, so
-one bad record neither blocks nor rolls back the others."""
+one bad record neither blocks nor rolls back the others, and whatever fails for one customer
+fails that customer's records only."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from chalice import Blueprint, Rate
 
 from chalicelib.config import get_settings
 from chalicelib.domain.loyalty import PoisonRecord, contribution_of
+from chalicelib.errors import TooLargeToStore
 from chalicelib.events.batch import process_raw
 from chalicelib.observability import logger
 
@@ -56,6 +58,7 @@ def parse(record: dict) -> InteractionChange:
 
 def handle_batch(raw_event: dict, context) -> dict:
     from chalicelib.api import deps
+    from chalicelib.services.loyalty import ConcurrentChange, UnknownCustomer
 
     failures: dict[str, Exception] = {}
     changes = []
@@ -63,15 +66,18 @@ def handle_batch(raw_event: dict, context) -> dict:
         sequence = (record.get("dynamodb") or {}).get("SequenceNumber", "")
         try:
             changes.append(parse(record))
-        except PoisonRecord as error:
+        except Exception as error:  # a record of a shape no stream delivers fails alone too
             failures[sequence] = error
     failures.update(deps.loyalty_service().apply(changes))
+    expected = (PoisonRecord, UnknownCustomer, ConcurrentChange, TooLargeToStore)
 
     def report(record: DynamoDBRecord) -> None:
         failure = failures.get(record.dynamodb.sequence_number if record.dynamodb else "")
         if failure is not None:
             logger.warning(
-                "loyalty record failed", extra={"reason": type(failure).__name__, "detail": str(failure)}
+                "loyalty record failed",
+                extra={"reason": type(failure).__name__, "detail": str(failure)},
+                exc_info=None if isinstance(failure, expected) else failure,
             )
             raise failure
 

@@ -11,7 +11,7 @@ from chalicelib.domain import loyalty
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.customers import Customer
 from chalicelib.domain.loyalty import Aggregates, Contribution, LoyaltyConfig, Score, SkuHabit, parts_of
-from chalicelib.errors import FieldError, NotFound, TooLargeToStore, ValidationFailed
+from chalicelib.errors import FieldError, NotFound, ValidationFailed
 from chalicelib.store.loyalty import (
     MAX_BYTES_PER_WRITE,
     MAX_ITEMS_PER_WRITE,
@@ -135,26 +135,33 @@ class LoyaltyService:
         loaded = self._repository.load(by_customer, *_keys_to_read(counted))
         failures: dict[str, Exception] = {}
         for customer_id, group in by_customer.items():
-            for attempt in range(MAX_ATTEMPTS):
-                try:
-                    self._apply_customer(customer_id, group, loaded)
-                    break
-                except CustomerMissing:
-                    # A deleted customer's records need no aggregates (their data is purged);
-                    # a record of a customer that never existed is a bad record.
-                    if not self._was_deleted(customer_id):
-                        for change in group:
-                            failures[change.record_id] = UnknownCustomer(customer_id)
-                    break
-                except TooLargeToStore as error:
-                    for change in group:
-                        failures[change.record_id] = error
-                    break
-                except LoyaltyChanged:
-                    if attempt + 1 == MAX_ATTEMPTS:
-                        for change in group:
-                            failures[change.record_id] = ConcurrentChange(customer_id)
-                        break
+            error = self._apply_group(customer_id, group, loaded)
+            if error is not None:
+                for change in group:
+                    failures[change.record_id] = error
+        return failures
+
+    def _apply_group(
+        self, customer_id: str, group: list[InteractionChange], loaded: Loaded
+    ) -> Exception | None:
+        """None once a customer's records are applied, or need not be; else why they failed.
+        Whatever fails fails this customer's records only, never the rest of the batch."""
+        try:
+            error = self._apply_with_retries(customer_id, group, loaded)
+            # A deleted customer's records need no aggregates: their loyalty items are purged,
+            # or being purged, so what was read of them may be partly gone and not add up.
+            # (A record of a customer that never existed is a bad record.)
+            return None if error is None or self._was_deleted(customer_id) else error
+        except Exception as unexpected:  # e.g. DynamoDB unavailable for the tombstone's read
+            return unexpected
+
+    def _apply_with_retries(
+        self, customer_id: str, group: list[InteractionChange], loaded: Loaded
+    ) -> Exception | None:
+        error: Exception | None = None
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                if attempt:
                     loaded.update(
                         self._repository.load(
                             [customer_id],
@@ -162,7 +169,19 @@ class LoyaltyService:
                             [k for k in loaded.habits if k[0] == customer_id],
                         )
                     )
-        return failures
+                self._apply_customer(customer_id, group, loaded)
+                return None
+            except CustomerMissing:
+                return UnknownCustomer(customer_id)
+            except LoyaltyChanged:
+                error = ConcurrentChange(customer_id)
+            except loyalty.RemainingMismatch as mismatch:
+                # The guards queried after the read disagree with the aggregates read: they
+                # changed in between. Read again, as for a lost race.
+                error = mismatch
+            except Exception as unexpected:  # TooLargeToStore, ServiceBusy, throttling, a bug
+                return unexpected
+        return error
 
     def _apply_customer(self, customer_id: str, group: list[InteractionChange], loaded: Loaded) -> None:
         before = loaded.loyalty[customer_id]

@@ -287,3 +287,84 @@ def test_a_batch_costs_one_read_and_one_write_of_each_customers_aggregates(clien
     # One per customer: aggregates + the SKU's habit + 4 guards + the profile check.
     assert [size for op, size in calls if op == "TransactWriteItems"] == [7, 7, 7]
     assert set(operations) == {"BatchGetItem", "TransactWriteItems"}
+
+
+def _new_records(seen: list[dict]) -> list[dict]:
+    delivered = {r["dynamodb"]["SequenceNumber"] for r in seen}
+    return [r for r in interaction_records() if r["dynamodb"]["SequenceNumber"] not in delivered]
+
+
+def test_records_of_a_customer_whose_loyalty_is_being_purged_are_skipped_and_the_rest_applied(
+    client, api, frozen_clock
+):
+    from chalicelib.api import deps
+
+    gone, kept = api.create_customer(name="Gone"), api.create_customer(name="Kept")
+    now = frozen_clock.now()
+    skus = ("SKU-COFFEE-500", "SKU-MUG-CERAMIC", "SKU-TEA-GREEN-100")
+    bought = []
+    for n in range(12):  # over 190 days, the newest last
+        at = (now - timedelta(days=190 - 17 * n)).isoformat()
+        body = purchase("10.00", sku=skus[n % 3], quantity=2, occurred_at=at)
+        bought.append(api.post(f"/customers/{gone['id']}/interactions", body).json)
+    api.post(
+        f"/customers/{gone['id']}/interactions",
+        {**purchase("10.00", sku=skus[0]), "type": "return", "purchase_id": bought[0]["id"]},
+    )
+    for _ in range(4):
+        api.post(f"/customers/{gone['id']}/interactions", {"type": "visit", "channel": "store"})
+    api.post(f"/customers/{kept['id']}/interactions", purchase("20.00"))
+    applied = interaction_records()
+    assert consume(client, applied) == {"batchItemFailures": []}
+
+    # The customers stream's purge, partway: the timeline is deleted (REMOVE records on the
+    # interactions stream) and so are some of the loyalty guards, but not yet the guard of the
+    # newest purchase (which holds the last purchase time) nor the aggregates.
+    assert api.delete(f"/customers/{gone['id']}").status == 204
+    deps.repositories()[1].delete_all_of(gone["id"])
+    table = boto3.resource("dynamodb").Table(get_settings().customers_table)
+    for p in bought[:-1]:
+        table.delete_item(Key={"pk": f"CUSTOMER#{gone['id']}", "sk": f"APPLIED#{p['id']}"})
+    api.post(f"/customers/{kept['id']}/interactions", purchase("5.00"))
+    batch = _new_records(applied)
+    assert len(batch) == 18
+
+    assert consume(client, batch) == {"batchItemFailures": []}
+    assert consume(client, batch) == {"batchItemFailures": []}  # redelivered
+    data = loyalty(api, kept["id"])
+    assert (data["frequency"], data["monetary"]) == (2, "25.00")
+    client.lambda_.invoke("on_customer_change", {"Records": customer_records()})
+    left = [i for i in table.scan()["Items"] if i["pk"] == f"CUSTOMER#{gone['id']}"]
+    assert {i["sk"].split("#")[0] for i in left} == {"DELETED", "AUDIT"}
+
+
+def test_a_customer_whose_writes_keep_failing_fails_only_their_own_records(client, api, monkeypatch):
+    from chalicelib.store import models
+    from tests.functional.test_transaction_conflicts import _cancelled
+
+    stuck, fine = api.create_customer(name="Stuck"), api.create_customer(name="Fine")
+    for who in (stuck, fine, stuck):
+        api.post(f"/customers/{who['id']}/interactions", purchase("10.00"))
+    records = interaction_records()
+    dynamodb = models.connection(get_settings().region).client
+    sent = dynamodb._make_api_call
+
+    def conflicting(operation_name, api_params):
+        # Another writer keeps working on the stuck customer's items: DynamoDB cancels each try.
+        if operation_name == "TransactWriteItems" and f"CUSTOMER#{stuck['id']}" in json.dumps(api_params):
+            others = ["None"] * (len(api_params["TransactItems"]) - 1)
+            raise _cancelled(dynamodb, [*others, "TransactionConflict"])
+        return sent(operation_name, api_params)
+
+    monkeypatch.setattr(dynamodb, "_make_api_call", conflicting)
+    result = consume(client, records)
+    stuck_records = [r for r in records if r["dynamodb"]["Keys"]["customer_id"]["S"] == stuck["id"]]
+    assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == sorted(
+        r["dynamodb"]["SequenceNumber"] for r in stuck_records
+    )
+    assert loyalty(api, fine["id"])["frequency"] == 1
+    assert loyalty(api, stuck["id"])["frequency"] == 0
+
+    monkeypatch.setattr(dynamodb, "_make_api_call", sent)
+    assert consume(client, records) == {"batchItemFailures": []}  # Lambda delivers them again
+    assert (loyalty(api, fine["id"])["frequency"], loyalty(api, stuck["id"])["frequency"]) == (1, 2)
