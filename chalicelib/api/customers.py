@@ -54,6 +54,13 @@ def create_customer(call: Call):
     summary="List customers (newest first), find by email, or search by name",
     query=CustomerListQuery,
     response=CustomerPage,
+    description=(
+        "Without a filter: every customer, newest first. `email`, `q` and `tier` exclude one "
+        "another: a request gives at most one of them, else 400 naming each one after the first "
+        "(in the order email, q, tier: `cannot be combined with email`). `email` finds at most "
+        "one customer, in one page: `limit` and `cursor` do not apply to it. A `cursor` is only "
+        "valid on the list it came from, with the same filter and value (400 otherwise)."
+    ),
 )
 def list_customers(call: Call):
     q = call.query

@@ -51,6 +51,8 @@ class RouteSpec:
     also: tuple[tuple[int, Any, str], ...] = ()
     # Headers every problem of the route carries (e.g. Cache-Control).
     error_headers: tuple[str, ...] = ()
+    # The operation's description: what its schemas cannot say (rules across parameters).
+    description: str | None = None
 
 
 ROUTES: list[RouteSpec] = []
@@ -215,6 +217,21 @@ def _depth(document: Any) -> int:
     return deepest
 
 
+_WRITES = ("POST", "PATCH", "PUT", "DELETE")
+# The methods whose bodies the HTTP middleware holds to the size limit (413).
+_SIZED = ("POST", "PATCH", "PUT")
+
+
+def refuse_body(raw: bytes | str | None) -> None:
+    """A route that declares no body takes none: a body sent to it would be silently ignored
+    (a reason for an erasure, a filter for an export). Nothing, or only whitespace, is none."""
+    if raw and raw.strip():
+        raise ValidationFailed(
+            [FieldError("body", "this route takes no body")],
+            "This route takes no request body: send none (an empty body).",
+        )
+
+
 def check_path_parameters(path_params: dict[str, str]) -> None:
     """A path parameter becomes a key: DynamoDB refuses an empty or oversized one. An empty
     one (`/customers//interactions`) matches no documented path, as on API Gateway: 404."""
@@ -267,10 +284,12 @@ def api_route(
     headers: tuple[str, ...] = (),
     also: tuple[tuple[int, Any, str], ...] = (),
     error_headers: dict[str, str] | None = None,
+    description: str | None = None,
 ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
     """Register a view with its contract. `roles=()` means no authentication; `also` names
     other success statuses (with their body model and a description) the view may answer;
-    `error_headers` are added to every problem the route answers."""
+    `error_headers` are added to every problem the route answers; `description` documents
+    rules the schemas cannot express. A route without a `body` model refuses a body."""
 
     def decorator(view: Callable[..., Response]) -> Callable[..., Response]:
         def handler(**path_params: str) -> Response:
@@ -300,6 +319,8 @@ def api_route(
                         parse_json_body(request.headers, request.raw_body, _max_body_bytes),
                         _validation_context(),
                     )
+                elif method in _WRITES:
+                    refuse_body(request.raw_body)
                 call = Call(
                     principal=principal,
                     query=parsed_query,
@@ -315,7 +336,11 @@ def api_route(
                 if key is None:
                     return view(call, **path_params)
                 return _run_once(
-                    call, key, request.raw_body, bp.lambda_context, lambda: view(call, **path_params)
+                    call,
+                    key,
+                    request.raw_body if body is not None else b"",
+                    bp.lambda_context,
+                    lambda: view(call, **path_params),
                 )
             except CrmError as error:
                 answer = problem(error, request.context.get("path"))
@@ -343,6 +368,7 @@ def api_route(
                 headers=headers,
                 also=also,
                 error_headers=tuple(error_headers or ()),
+                description=description,
             )
         )
         return handler
@@ -390,19 +416,23 @@ def _run_once(
         run=view_or_problem,
         lambda_context=lambda_context,
         owner=owner,
+        instance=call.path,
     )
 
 
 def _implied_errors(path: str, method: str, roles: tuple[str, ...], query: Any, body: Any) -> set[int]:
     codes = set()
-    if method in ("POST", "PATCH", "PUT", "DELETE"):
+    if method in _WRITES:
         codes.add(503)  # concurrent writes kept winning (TransactionConflict): Retry-After
+        codes.add(400)  # a body where none is taken, or a bad one
+    if method in _SIZED:
+        codes.add(413)  # the middleware measures every such body, taken or not
     if roles:
         codes |= {401, 403}
     if query is not None or body is not None or "{" in path:
         codes.add(400)  # a path parameter can be too long to be a key
     if body is not None:
-        codes |= {413, 415}
+        codes.add(415)
     return codes
 
 

@@ -90,11 +90,13 @@ def run_once(
     run: Callable[[], Response],
     lambda_context: Any = None,
     owner: Callable[[dict[str, Any]], str | None] | None = None,
+    instance: str | None = None,
 ) -> Response:
     """Run `run()` once per (caller, route, key) within 24 hours; replay its response after.
 
     `owner(record)` names the customer whose data the stored response holds (or None): a
-    pointer to the record is then written under that customer, so erasure can find it."""
+    pointer to the record is then written under that customer, so erasure can find it.
+    `instance` (the request's path) goes into the problems answered here."""
     from aws_lambda_powertools.utilities.idempotency import idempotent_function
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
@@ -115,13 +117,13 @@ def run_once(
             seed = _seed(request)
         except KeyReused:
             # Not remembered: the first body's retry must still get its own answer.
-            raise _NotRemembered(_reused_key_problem()) from None
+            raise _NotRemembered(_reused_key_problem(instance)) from None
         else:
             with attempts.repeatable(seed):
                 try:
                     response = run()
                 except CrmError as error:  # the route handler converts these already; just in case
-                    response = problem(error)
+                    response = problem(error, instance)
         if not isinstance(response, Response):
             response = Response(body=response)
         ran.append(response)
@@ -144,7 +146,7 @@ def run_once(
     except _NotRemembered as error:
         return error.response
     except IdempotencyValidationError:
-        return _reused_key_problem()
+        return _reused_key_problem(instance)
     except IdempotencyPersistenceLayerError:
         if not ran:
             raise
@@ -157,7 +159,8 @@ def run_once(
             Conflict(
                 f"A request with this {HEADER} is still being processed: retry in a moment.",
                 headers={"Retry-After": "1"},
-            )
+            ),
+            instance,
         )
     if ran and owner is not None:
         _point_to_record(owner(record), data)
@@ -174,7 +177,7 @@ def _seed(request: dict[str, Any]) -> attempts.Seed:
     return deps.attempt_seeds().seed_for(record_id(request) or "", deps.clock.now(), request["body_sha256"])
 
 
-def _reused_key_problem() -> Response:
+def _reused_key_problem(instance: str | None) -> Response:
     from chalicelib.api.http import problem
 
     return problem(
@@ -182,7 +185,8 @@ def _reused_key_problem() -> Response:
             f"This {HEADER} was already used for a request with a different body: "
             "send the same body to get the first response, or use a new key.",
             errors=[FieldError(HEADER, "was used with a different body")],
-        )
+        ),
+        instance,
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Annotated, Literal
 
 from chalice import Blueprint
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool
 
 from chalicelib.api import deps
 from chalicelib.api.email_confirmations import PendingEmailOut
@@ -24,10 +24,12 @@ from chalicelib.api.schemas import (
     Locale,
     LoyaltySummary,
     Name,
+    NotNull,
     Out,
     PageQuery,
     Phone,
     Strict,
+    integer,
 )
 from chalicelib.config import get_settings
 from chalicelib.domain import money
@@ -40,12 +42,12 @@ ROLE = ("customer",)
 class MePatch(Strict):
     """What customers may change themselves; anything else is an unknown field (400)."""
 
-    name: Name = None  # type: ignore[assignment]
+    name: Annotated[Name, NotNull] = None  # type: ignore[assignment]
     preferred_name: Name | None = None
     email: Email | None = None
     phone: Phone | None = None
-    locale: Locale = None  # type: ignore[assignment]
-    marketing_consent: StrictBool = None  # type: ignore[assignment]
+    locale: Annotated[Locale, NotNull] = None  # type: ignore[assignment]
+    marketing_consent: Annotated[StrictBool, NotNull] = None  # type: ignore[assignment]
 
     def changes(self) -> dict:
         return {name: getattr(self, name) for name in self.model_fields_set}
@@ -79,7 +81,7 @@ class MyCasePage(Out):
 
 class OrderLine(Strict):
     sku: Annotated[str, Field(min_length=1, max_length=64)]
-    quantity: Annotated[StrictInt, Field(gt=0, le=1000)]
+    quantity: integer(gt=0, le=1000)
 
 
 class OrderIn(Strict):

@@ -30,9 +30,9 @@ _CHALICE_ERRORS: dict[int, type[CrmError]] = {
 }
 
 
-def _internal_error() -> Response:
+def _internal_error(path: str) -> Response:
     error = CrmError("The server failed to handle this request; it has been logged.")
-    return problem(error)
+    return problem(error, path)
 
 
 def _as_problem(response: Response, path: str) -> Response:
@@ -48,7 +48,7 @@ def _as_problem(response: Response, path: str) -> Response:
         message = "Request failed."
     error_type = _CHALICE_ERRORS.get(response.status_code)
     if error_type is None:
-        return _internal_error()
+        return _internal_error(path)
     error = error_type(message)
     converted = problem(error, path)
     for name, value in (response.headers or {}).items():
@@ -77,7 +77,7 @@ def http_middleware(allowed_origins: tuple[str, ...], max_body_bytes: int) -> Ca
                 response = _as_problem(get_response(event), path)
             except Exception:
                 logger.exception("unhandled error")
-                response = _internal_error()
+                response = _internal_error(path)
         origin = event.headers.get("origin")
         if origin and origin in allowed:
             response.headers.update(

@@ -57,7 +57,8 @@ HEADERS: dict[str, dict[str, Any]] = {
 
 ERRORS: dict[int, str] = {
     400: "The request is invalid: malformed JSON, unknown or bad fields (each one named in `errors`), "
-    "bad query parameters or cursor, a malformed `If-Match` or `Idempotency-Key`.",
+    "bad query parameters or cursor, a malformed `If-Match` or `Idempotency-Key`, a body sent to a "
+    "route that takes none (field `body`).",
     401: "No token, or one that is malformed, badly signed, expired, or for another issuer or audience.",
     403: "The token's role may not use this route.",
     404: "No such resource.",
@@ -143,7 +144,9 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         query_schema = spec.query.model_json_schema(ref_template=REF, schema_generator=_Generator)
         required = set(query_schema.get("required", []))
         for name, prop in query_schema.get("properties", {}).items():
-            parameters.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+            parameters.append(
+                {"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)}
+            )
     if spec.method == "PATCH":
         parameters.append(
             {
@@ -207,9 +210,21 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         "security": [{"bearerAuth": []}] if spec.roles else [],
         "x-roles": list(spec.roles),
     }
+    if spec.description:
+        operation["description"] = spec.description
     if spec.body is not None:
         operation["requestBody"] = {"required": True, "content": _content(spec.body, components)}
     return operation
+
+
+def _not_null(schema: dict) -> dict:
+    """A query parameter's schema without the `null` an optional model field admits: a query
+    string has no null (absent is how a parameter is left out)."""
+    branches = [b for b in schema.get("anyOf", ()) if b != {"type": "null"}]
+    if "anyOf" not in schema or len(branches) != 1:
+        return schema
+    rest = {k: v for k, v in schema.items() if k != "anyOf" and not (k == "default" and v is None)}
+    return {**branches[0], **rest}
 
 
 def document() -> dict:

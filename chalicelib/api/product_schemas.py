@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from chalicelib.api.http import RequestFieldErrors
-from chalicelib.api.schemas import MoneyIn, MoneyOut, Name, Out, PageQuery, Strict
+from chalicelib.api.schemas import MoneyIn, MoneyOut, Name, NotNull, Out, PageQuery, Strict
 from chalicelib.domain import contact, money
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.errors import FieldError
@@ -44,10 +44,11 @@ def _has_fallback(names: dict[str, str]) -> dict[str, str]:
 
 Names = Annotated[
     dict[str, Name],
+    # The bounds on the map itself, before any validator: after one, pydantic documents them as
+    # a string's (minLength, maxLength), which JSON Schema ignores on an object.
+    Field(min_length=1, max_length=MAX_NAMES),
     BeforeValidator(_canonical_locales),
     Field(
-        min_length=1,
-        max_length=MAX_NAMES,
         description='BCP 47 language tag → name (1–200 characters); must include "en"',
         json_schema_extra={"required": [FALLBACK_LOCALE], "examples": [{"en": "Ceramic mug", "sv": "Mugg"}]},
     ),
@@ -84,19 +85,19 @@ class ProductCreate(Strict):
 
 
 class ProductPatch(Strict):
-    """Only the fields present change; `names` replaces the whole map. A price must fit the
-    currency the product ends up with."""
+    """Only the fields present (at least one; none may be null) change; `names` replaces the
+    whole map. A price must fit the currency the product ends up with."""
 
-    names: Names | None = None
-    price: MoneyIn | None = None
-    currency: Currency | None = None
-    active: StrictBool | None = None
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    names: Annotated[Names, NotNull] = None  # type: ignore[assignment]
+    price: Annotated[MoneyIn, NotNull] = None  # type: ignore[assignment]
+    currency: Annotated[Currency, NotNull] = None  # type: ignore[assignment]
+    active: Annotated[StrictBool, NotNull] = None  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _consistent(self) -> ProductPatch:
-        errors = [
-            FieldError(name, "cannot be null") for name in self.changes() if getattr(self, name) is None
-        ]
+        errors = []
         if not self.model_fields_set:
             errors.append(FieldError("body", "names nothing to change (names, price, currency, active)"))
         if self.price is not None and self.price < 0:
@@ -113,7 +114,9 @@ class ProductPatch(Strict):
 
 class ProductListQuery(PageQuery):
     active: Literal["true", "false"] | None = Field(
-        None, description="staff only: active or inactive products (customers see active ones)"
+        None,
+        description="staff: active (true) or inactive (false) products; customers see active ones "
+        "only, and false from a customer is 400",
     )
 
     @property

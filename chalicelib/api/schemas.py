@@ -61,6 +61,34 @@ def _checked(check):
     return run
 
 
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("cannot be null")
+    return value
+
+
+# A PATCH field that may be left out but not cleared: `None` is its default (absent), and a
+# `null` sent is refused by name. The document shows the field's type without null.
+NotNull = BeforeValidator(_not_null)
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema's integer is a number without a fractional part: 51.0 and 5.1e1 are integers
+    # too, and generated clients send them. Bodies are parsed with Decimal floats.
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        if value.adjusted() >= 18:  # int() of 1e999999999 would take the machine's memory
+            raise ValueError("is too large")
+        return int(value)
+    return value
+
+
+def integer(**bounds: int) -> Any:
+    """A whole number as JSON Schema means it (51 or 51.0), never a string or a boolean, within
+    `bounds` (ge, gt, le, lt). The bounds go on the int itself, before the validator: after
+    one, pydantic would write them into the document as they are (`le`), not as keywords."""
+    return Annotated[StrictInt, Field(**bounds), BeforeValidator(_integral)]
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
@@ -122,8 +150,9 @@ def _decimal(value: Any) -> Decimal:
         raise ValueError(str(error)) from None
 
 
-# What money.to_decimal accepts as a string (ASCII digits; a sign, surrounding whitespace).
-DECIMAL_INPUT_PATTERN = r"^\s*[+-]?[0-9]+(\.[0-9]+)?\s*$"
+# What money.to_decimal accepts as a string (ASCII digits; a sign, surrounding whitespace), and
+# the price rules then keep: not negative (a minus only before a zero).
+DECIMAL_INPUT_PATTERN = r"^\s*(\+?[0-9]+(\.[0-9]+)?|-0+(\.0+)?)\s*$"
 MoneyIn = Annotated[
     Decimal,
     BeforeValidator(_decimal),
@@ -131,10 +160,10 @@ MoneyIn = Annotated[
         {
             "oneOf": [
                 {"type": "string", "pattern": DECIMAL_INPUT_PATTERN},
-                {"type": "number", "minimum": 0},
+                {"type": "number", "minimum": 0, "maximum": 1_000_000_000},
             ],
-            "description": "Exact decimal, not negative, as a string or a JSON number; at most the "
-            "currency's minor-unit digits.",
+            "description": "Exact decimal, 0 to 1,000,000,000, as a string or a JSON number; at "
+            "most the currency's minor-unit digits.",
             "examples": ["12.90"],
         }
     ),
@@ -203,25 +232,14 @@ class CustomerCreate(Strict):
 class CustomerPatch(Strict):
     """Only the fields present change; `null` clears an optional field."""
 
-    name: Name = None  # type: ignore[assignment]
+    name: Annotated[Name, NotNull] = None  # type: ignore[assignment]
     preferred_name: Name | None = None
     email: Email | None = None
     phone: Phone | None = None
-    locale: Locale = None  # type: ignore[assignment]
-    marketing_consent: StrictBool = None  # type: ignore[assignment]
-    tags: Tags = None  # type: ignore[assignment]
-    attributes: Attributes = None  # type: ignore[assignment]
-
-    @model_validator(mode="after")
-    def _required_fields_are_not_cleared(self) -> CustomerPatch:
-        cleared = [
-            name
-            for name in ("name", "locale", "marketing_consent", "tags", "attributes")
-            if name in self.model_fields_set and getattr(self, name) is None
-        ]
-        if cleared:
-            raise RequestFieldErrors([FieldError(name, "cannot be null") for name in cleared])
-        return self
+    locale: Annotated[Locale, NotNull] = None  # type: ignore[assignment]
+    marketing_consent: Annotated[StrictBool, NotNull] = None  # type: ignore[assignment]
+    tags: Annotated[Tags, NotNull] = None  # type: ignore[assignment]
+    attributes: Annotated[Attributes, NotNull] = None  # type: ignore[assignment]
 
     def changes(self) -> dict:
         data = {name: getattr(self, name) for name in self.model_fields_set}
@@ -355,8 +373,12 @@ class PageQuery(Strict):
 
 class CustomerListQuery(PageQuery):
     email: Email | None = None
-    q: Annotated[str, Field(min_length=2, max_length=200)] | None = None
-    tier: Literal["bronze", "silver", "gold", "platinum"] | None = None
+    q: Annotated[str, Field(min_length=2, max_length=200)] | None = Field(
+        None, description="name search: at least one word of 2 or more letters or digits"
+    )
+    tier: Literal["bronze", "silver", "gold", "platinum"] | None = Field(
+        None, description="customers of this loyalty tier, highest score first"
+    )
 
     @model_validator(mode="after")
     def _one_filter(self) -> CustomerListQuery:
@@ -379,7 +401,7 @@ class CustomerPage(Out):
 class LineItemIn(Strict):
     sku: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
     name: Name
-    quantity: Annotated[StrictInt, Field(gt=0, le=1_000_000)]
+    quantity: integer(gt=0, le=1_000_000)
     unit_price: MoneyIn
 
 
@@ -582,7 +604,7 @@ class Problem(Out):
     title: str
     status: int
     detail: str
-    instance: str | None = None
+    instance: str = Field(description="the path of the request")
     errors: list[ProblemFieldError] | None = None
 
 
@@ -689,13 +711,15 @@ Text = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_not_
 
 
 class CasePatch(Strict):
-    """Assign, change status and/or add a note. `null` unassigns."""
+    """Assign, change status and/or add a note; at least one field. `null` unassigns."""
 
-    status: CaseStatus | None = None
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    status: Annotated[CaseStatus, NotNull] = None  # type: ignore[assignment]
     assignee: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     note: Text | None = None
     resolution: Text | None = None
-    satisfaction: Annotated[StrictInt, Field(ge=1, le=5)] | None = None
+    satisfaction: integer(ge=1, le=5) | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> CasePatch:
@@ -708,8 +732,6 @@ class CasePatch(Strict):
             errors.append(FieldError("resolution", "is only given with status resolved"))
         if self.satisfaction is not None and self.status != "closed":
             errors.append(FieldError("satisfaction", "is only given with status closed"))
-        if "status" in self.model_fields_set and self.status is None:
-            errors.append(FieldError("status", "cannot be null"))
         if errors:
             raise RequestFieldErrors(errors)
         return self

@@ -50,6 +50,8 @@ class CursorCodec:
         return f"{payload}.{self._sign(scope, payload)}"
 
     def decode(self, scope: str, cursor: str) -> Key:
+        if not cursor.isascii():  # every cursor is base64url; compare_digest takes ASCII only
+            raise _bad_cursor()
         payload, _, signature = cursor.partition(".")
         if not payload or not hmac.compare_digest(signature, self._sign(scope, payload)):
             raise _bad_cursor()

@@ -76,6 +76,12 @@ class Contract:
     def template(self, path: str) -> str | None:
         return next((t for pattern, t in self._paths if pattern.match(path)), None)
 
+    def request_body_errors(self, method: str, template: str, body: Any) -> list[str]:
+        """What the document finds wrong with `body` as the operation's JSON request body."""
+        pointer = _pointer("paths", template, method.lower(), "requestBody", "content", "application/json")
+        validator = self._validator(pointer + "/schema", False)
+        return [error.message for error in validator.iter_errors(body)]
+
     def check(
         self,
         method: str,

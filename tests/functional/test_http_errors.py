@@ -93,3 +93,51 @@ def test_an_unexpected_failure_is_a_500_problem_without_internals(api, monkeypat
     reply = api.get("/customers/cus_x/interactions")
     assert_problem(reply, 500)
     assert b"secret internals" not in reply.body
+
+
+def _bodyless_writes(api) -> list[tuple[str, str, tuple[str, ...]]]:
+    doc = api.get("/openapi.json", auth=False).json
+    return [
+        (method.upper(), path, tuple(operation["x-roles"]))
+        for path, operations in doc["paths"].items()
+        for method, operation in operations.items()
+        if method in ("post", "put", "patch", "delete") and "requestBody" not in operation
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type"),
+    [("not json", "text/plain"), ('{"reason": "x"}', "application/json"), ("[1]", "application/json")],
+)
+def test_a_route_that_takes_no_body_refuses_one_naming_body(api, raw, content_type):
+    routes = _bodyless_writes(api)
+    assert {(m, p) for m, p, _ in routes} >= {
+        ("POST", "/customers/{customer_id}/erase"),
+        ("POST", "/customers/{customer_id}/exports"),
+        ("POST", "/me/exports"),
+        ("POST", "/email-confirmations/{token}"),
+        ("PUT", "/customers/{customer_id}/identities/{subject}"),
+        ("DELETE", "/customers/{customer_id}/identities/{subject}"),
+        ("DELETE", "/customers/{customer_id}"),
+    }
+    customer = api.create_customer()
+    for method, template, roles in routes:
+        caller = api if not roles or "staff" in roles else api.as_role(roles[0], customer["id"])
+        path = (
+            template.replace("{customer_id}", customer["id"])
+            .replace("{token}", "t")
+            .replace("{subject}", "user-1")
+        )
+        reply = caller.request(method, path, raw=raw, headers={"Content-Type": content_type})
+        problem = assert_problem(reply, 400, "body")
+        assert problem["errors"] == [{"field": "body", "message": "this route takes no body"}], path
+    assert api.get(f"/customers/{customer['id']}").status == 200  # neither erased nor deleted
+    assert api.get(f"/customers/{customer['id']}/identities").json["items"] == []
+
+
+@pytest.mark.parametrize("raw", ["", " \r\n\t "])
+def test_an_empty_or_blank_body_is_no_body(api, raw):
+    customer = api.create_customer()
+    reply = api.request("POST", f"/customers/{customer['id']}/exports", raw=raw)
+    assert reply.status == 202, reply.json
+    assert api.request("DELETE", f"/customers/{customer['id']}", raw=raw).status == 204

@@ -60,6 +60,7 @@ def test_the_same_key_with_another_body_is_422_and_the_first_response_stays(api)
     first = post_customer(api, {"name": "Åsa Öberg"})
     problem = assert_problem(post_customer(api, {"name": "Jyrki Mäkelä"}), 422, "Idempotency-Key")
     assert "different body" in problem["detail"]
+    assert problem["instance"] == "/customers"
     assert post_customer(api, {"name": "Åsa Öberg"}).body == first.body
     assert customer_ids(api) == [first.json["id"]]
 
@@ -169,8 +170,10 @@ def test_a_retry_while_the_first_request_still_runs_is_409(api):
     _in_progress(api, {"name": "Åsa Öberg"})
     problem = assert_problem(post_customer(api, {"name": "Åsa Öberg"}), 409)
     assert "still being processed" in problem["detail"]
+    assert problem["instance"] == "/customers"
     assert customer_ids(api) == []
-    assert_problem(post_customer(api, {"name": "Jyrki Mäkelä"}), 422, "Idempotency-Key")
+    reused = assert_problem(post_customer(api, {"name": "Jyrki Mäkelä"}), 422, "Idempotency-Key")
+    assert reused["instance"] == "/customers"
 
 
 def test_an_in_progress_record_whose_lambda_timed_out_no_longer_blocks(api):

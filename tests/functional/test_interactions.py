@@ -100,6 +100,19 @@ def test_every_bad_item_field_is_named(api, customer):
     assert_problem(_post(api, customer, {"type": "purchase", "channel": "web"}), 400, "currency", "items")
 
 
+def test_a_quantity_written_with_a_zero_fraction_is_that_integer_as_in_json_schema(api, customer):
+    # JSON Schema's integer is any number without a fractional part: generated clients send 51.0.
+    line = '{"sku": "A", "name": "a", "quantity": %s, "unit_price": "1.10"}'
+    raw = '{"type": "purchase", "channel": "web", "currency": "EUR", "items": [%s, %s]}'
+    reply = api.post(f"/customers/{customer['id']}/interactions", raw=raw % (line % "51.0", line % "2e0"))
+    assert reply.status == 201, reply.json
+    assert [item["quantity"] for item in reply.json["items"]] == [51, 2]
+    assert reply.json["amount"] == "58.30"
+    bad = ", ".join(line % value for value in ("51.5", "true", '"51"', "1e999999999"))
+    reply = api.post(f"/customers/{customer['id']}/interactions", raw=raw.replace("%s, %s", bad))
+    assert_problem(reply, 400, "items.0.quantity", "items.1.quantity", "items.2.quantity", "items.3.quantity")
+
+
 @pytest.mark.parametrize("kind", TYPES)
 def test_every_type_can_be_recorded(api, customer, kind):
     body = {"type": kind, "channel": "email"}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -219,3 +220,114 @@ def test_a_browser_on_an_allowed_origin_may_read_www_authenticate(api, origin_al
     assert reply.headers["access-control-allow-origin"] == origin_allowed
     exposed = {h.strip().lower() for h in reply.headers["access-control-expose-headers"].split(",")}
     assert {"www-authenticate", "etag", "location", "idempotent-replayed", "retry-after"} <= exposed
+
+
+# Each JSON type's own keywords: on another type JSON Schema ignores them (a `maxLength` on an
+# object limits nothing), and a name that is no keyword at all (`le`) is ignored everywhere.
+_KEYWORDS = {
+    "string": {"minLength", "maxLength", "pattern", "format"},
+    "object": {"properties", "required", "additionalProperties", "propertyNames"}
+    | {"minProperties", "maxProperties"},
+    "array": {"items", "prefixItems", "minItems", "maxItems", "uniqueItems"},
+    "integer": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
+    "number": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
+    "boolean": set(),
+    "null": set(),
+}
+_ANY_TYPE = {"type", "title", "description", "default", "examples", "enum", "const"}
+_ANY_TYPE |= {"anyOf", "oneOf", "allOf", "not", "$ref", "discriminator"}
+
+
+def _misplaced_keywords(node, where: str) -> list[str]:
+    found = []
+    if isinstance(node, dict):
+        kind = node.get("type")
+        if isinstance(kind, str):
+            found += [f"{where}: {key} on {kind}" for key in node if key not in _ANY_TYPE | _KEYWORDS[kind]]
+        for key, value in node.items():
+            if key in ("properties", "$defs") and isinstance(value, dict):
+                for name, schema in value.items():
+                    found += _misplaced_keywords(schema, f"{where}/{key}/{name}")
+            elif key not in ("examples", "default", "enum", "const"):
+                found += _misplaced_keywords(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _misplaced_keywords(value, f"{where}/{i}")
+    return found
+
+
+def test_every_constraint_in_the_document_is_a_keyword_of_the_type_it_constrains(api):
+    doc = api.get("/openapi.json", auth=False).json
+    parameters = {
+        f"{method} {path} {parameter['name']}": parameter["schema"]
+        for path, operations in doc["paths"].items()
+        for method, operation in operations.items()
+        for parameter in operation["parameters"]
+    }
+    found = _misplaced_keywords(doc["components"]["schemas"], "#/components/schemas")
+    found += [f for where, schema in parameters.items() for f in _misplaced_keywords(schema, where)]
+    assert found == []
+    names = doc["components"]["schemas"]["ProductPatch"]["properties"]["names"]
+    assert (names["minProperties"], names["maxProperties"]) == (1, 50)
+    quantity = doc["components"]["schemas"]["LineItemIn"]["properties"]["quantity"]
+    assert (quantity["exclusiveMinimum"], quantity["maximum"]) == (0, 1_000_000)
+
+
+def test_a_misplaced_keyword_is_found():
+    assert _misplaced_keywords({"type": "object", "maxLength": 50}, "names") == ["names: maxLength on object"]
+    assert _misplaced_keywords({"anyOf": [{"type": "integer", "le": 5}]}, "n") == ["n/anyOf/0: le on integer"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "fields"),
+    [
+        ("/products/SKU-1", {"currency": None, "active": None}, ["currency", "active"]),
+        ("/products/SKU-1", {"names": None, "price": None}, ["names", "price"]),
+        ("/products/SKU-1", {}, ["body"]),
+        ("/cases/cas_1", {}, ["body"]),
+        ("/cases/cas_1", {"status": None}, ["status"]),
+        ("/customers/cus_1", {"name": None, "tags": None}, ["name", "tags"]),
+    ],
+)
+def test_a_patch_the_server_refuses_as_null_or_empty_is_invalid_in_the_document_too(api, path, body, fields):
+    from tests.functional.contract import contract
+
+    assert_problem(api.patch(path, body), 400, *fields)
+    assert contract().request_body_errors("PATCH", contract().template(path), body)
+
+
+def test_a_patch_that_may_be_empty_or_clear_fields_is_accepted_as_the_document_says(api):
+    # The contract check fails any 200 whose body the document rejects.
+    customer = api.create_customer(email="asa@example.com")
+    assert api.patch(f"/customers/{customer['id']}", {}).status == 200
+    assert api.as_role("customer", customer["id"]).patch("/me", {}).status == 200
+    cleared = api.patch(f"/customers/{customer['id']}", {"email": None, "preferred_name": None})
+    assert cleared.status == 200 and cleared.json["email"] is None
+    doc = api.get("/openapi.json", auth=False).json["components"]["schemas"]
+    assert "minProperties" not in doc["CustomerPatch"] and "minProperties" not in doc["MePatch"]
+    assert doc["CasePatch"]["minProperties"] == doc["ProductPatch"]["minProperties"] == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "refused", "first"),
+    [
+        ("email=asa@example.com&q=asa", "q", "email"),
+        ("email=asa@example.com&tier=gold", "tier", "email"),
+        ("tier=platinum&q=ab", "tier", "q"),
+        ("q=ab&tier=platinum", "tier", "q"),
+    ],
+)
+def test_every_combination_of_customer_filters_the_server_refuses_is_described(api, query, refused, first):
+    problem = assert_problem(api.get(f"/customers?{query}"), 400, refused)
+    assert {"field": refused, "message": f"cannot be combined with {first}"} in problem["errors"]
+    described = api.get("/openapi.json", auth=False).json["paths"]["/customers"]["get"]["description"]
+    assert "`email`, `q` and `tier` exclude one another" in described
+
+
+def test_query_parameters_are_not_nullable_in_the_document(api):
+    doc = api.get("/openapi.json", auth=False).json
+    for path, operations in doc["paths"].items():
+        for operation in operations.values():
+            for parameter in operation["parameters"]:
+                schema = json.dumps(parameter["schema"])
+                assert '"null"' not in schema and '"default": null' not in schema, (path, parameter)

@@ -319,7 +319,7 @@ def test_a_cursor_of_another_list_is_400(api):
     assert_problem(api.get(f"/products?limit=1&cursor={cursor[:-2]}xx"), 400, "cursor")
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "colour=red"])
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "colour=red", "cursor=é.é"])
 def test_bad_page_parameters_are_400(api, query):
     assert_problem(api.get(f"/products?{query}"), 400)
 

@@ -53,12 +53,22 @@ def test_numbers_without_a_country_code_match_neither(text):
 @example(" 1.10 ")
 @example("+0.5")
 @example("-0")
+@example("-0.00")
+@example("-1")
 def test_every_decimal_string_the_server_takes_matches_the_documented_pattern(text):
+    # A price is taken if it fits some currency: CLF has the most minor-unit digits (4).
     try:
-        money.to_decimal(text)
+        money.parse_price(text, "CLF")
     except money.MoneyError:
         return
     assert re.search(DECIMAL_INPUT_PATTERN, text), text
+
+
+@pytest.mark.parametrize("text", ["-1", "-0.01", " -5 "])
+def test_a_negative_price_matches_neither_the_server_nor_the_pattern(text):
+    with pytest.raises(money.MoneyError):
+        money.parse_price(text, "EUR")
+    assert not re.search(DECIMAL_INPUT_PATTERN, text)
 
 
 @pytest.mark.parametrize(
