@@ -7,7 +7,7 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response
+from chalicelib.api.http import Call, api_route, page_response
 from chalicelib.api.schemas import Out, PageQuery
 from chalicelib.domain.audit import AuditEntry, mask
 from chalicelib.domain.clock import to_rfc3339
@@ -79,6 +79,4 @@ def customer_audit(call: Call, customer_id: str):
         call.query.cursor,
         lambda start: deps.audit_repository().of_customer(customer_id, call.query.limit, start),
     )
-    return json_response(
-        {"items": [AuditEntryOut.of(e) for e in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_response(page, AuditEntryOut.of)

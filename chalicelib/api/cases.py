@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response
+from chalicelib.api.http import Call, api_route, json_response, page_response
 from chalicelib.api.preconditions import etag, if_match
 from chalicelib.api.schemas import (
     CaseHistoryOut,
@@ -25,7 +25,7 @@ def _case_response(case):
 
 
 def _page(page):
-    return json_response({"items": [CaseOut.of(c) for c in page.items], "next_cursor": page.next_cursor})
+    return page_response(page, CaseOut.of)
 
 
 @api_route(
@@ -68,9 +68,7 @@ def get_case(call: Call, case_id: str):
 )
 def get_case_history(call: Call, case_id: str):
     page = deps.case_service().history(case_id, call.query.limit, call.query.cursor)
-    return json_response(
-        {"items": [CaseHistoryOut.of(h) for h in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_response(page, CaseHistoryOut.of)
 
 
 @api_route(

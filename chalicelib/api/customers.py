@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response
+from chalicelib.api.http import Call, api_route, json_response, page_response
 from chalicelib.api.preconditions import etag, if_match
 from chalicelib.api.schemas import (
     CustomerCreate,
@@ -73,7 +73,7 @@ def list_customers(call: Call):
         return _tier_page(q.tier, q.limit, q.cursor)
     else:
         page = service.list_newest(q.limit, q.cursor)
-    return json_response({"items": [CustomerOut.of(c) for c in page.items], "next_cursor": page.next_cursor})
+    return page_response(page, CustomerOut.of)
 
 
 def _tier_page(tier: str, limit: int, cursor: str | None):
@@ -157,6 +157,4 @@ def get_loyalty(call: Call, customer_id: str):
 )
 def list_habits(call: Call, customer_id: str):
     page = deps.loyalty_service().habits(customer_id, call.query.limit, call.query.cursor)
-    return json_response(
-        {"items": [PurchaseHabit.of(h) for h in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_response(page, PurchaseHabit.of)

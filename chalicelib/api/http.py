@@ -110,6 +110,11 @@ def to_json(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False, default=_json_default)
 
 
+def page_response(page: Any, out: Callable[[Any], Any]) -> Response:
+    """A list's answer: `{"items", "next_cursor"}`, each item of the page through `out`."""
+    return json_response({"items": [out(item) for item in page.items], "next_cursor": page.next_cursor})
+
+
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = "" if payload is None else to_json(payload)
     base = {"Content-Type": JSON} if payload is not None else {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response
+from chalicelib.api.http import Call, api_route, json_response, page_response
 from chalicelib.api.schemas import InteractionCreate, InteractionListQuery, InteractionOut, InteractionPage
 
 bp = Blueprint(__name__)
@@ -41,9 +41,7 @@ def create_interaction(call: Call, customer_id: str):
 def list_interactions(call: Call, customer_id: str):
     q = call.query
     page = deps.interaction_service().timeline(customer_id, q.type, q.limit, q.cursor)
-    return json_response(
-        {"items": [InteractionOut.of(i) for i in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_response(page, InteractionOut.of)
 
 
 @api_route(

@@ -12,7 +12,7 @@ from pydantic import Field, StrictBool
 
 from chalicelib.api import deps
 from chalicelib.api.email_confirmations import PendingEmailOut
-from chalicelib.api.http import Call, api_route, json_response
+from chalicelib.api.http import Call, api_route, json_response, page_response
 from chalicelib.api.preconditions import etag, if_match
 from chalicelib.api.schemas import (
     CaseOut,
@@ -180,9 +180,7 @@ def update_me(call: Call):
 def my_interactions(call: Call):
     q = call.query
     page = deps.interaction_service().timeline(call.principal.subject, q.type, q.limit, q.cursor)
-    return json_response(
-        {"items": [InteractionOut.of(i) for i in page.items], "next_cursor": page.next_cursor}
-    )
+    return page_response(page, InteractionOut.of)
 
 
 @api_route(
@@ -295,7 +293,7 @@ def file_complaint(call: Call):
 @erased_is_gone
 def my_cases(call: Call):
     page = deps.case_service().of_customer(call.principal.subject, call.query.limit, call.query.cursor)
-    return json_response({"items": [MyCaseOut.of(c) for c in page.items], "next_cursor": page.next_cursor})
+    return page_response(page, MyCaseOut.of)
 
 
 @api_route(

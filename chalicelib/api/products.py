@@ -7,7 +7,7 @@ from urllib.parse import quote, unquote
 from chalice import Blueprint
 
 from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response
+from chalicelib.api.http import Call, api_route, json_response, page_response
 from chalicelib.api.preconditions import etag, if_match
 from chalicelib.api.product_schemas import (
     ProductCreate,
@@ -53,7 +53,7 @@ def list_products(call: Call):
             raise ValidationFailed([FieldError("active", "customers see active products only")])
         active = True
     page = deps.product_service().list(call.query.limit, call.query.cursor, active)
-    return json_response({"items": [ProductOut.of(p) for p in page.items], "next_cursor": page.next_cursor})
+    return page_response(page, ProductOut.of)
 
 
 @api_route(
