@@ -25,10 +25,10 @@ class FrozenClock(Clock):
         self._at += delta
 
 
-def to_rfc3339(moment: datetime) -> str:
-    """UTC with millisecond precision and a `Z`: the one timestamp format of every response."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+def to_rfc3339(moment: datetime, timespec: str = "milliseconds") -> str:
+    """UTC with a `Z`: the one timestamp format. Responses show milliseconds; stored sort keys
+    use `timespec="microseconds"` so that they order exactly as the moments they hold."""
+    return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def parse_rfc3339(value: str) -> datetime:
