@@ -2,11 +2,11 @@
 
 from chalice import Chalice
 
+from chalicelib import wiring
 from chalicelib.api import (
     audit,
     cases,
     customers,
-    deps,
     email_confirmations,
     export,
     http,
@@ -19,6 +19,7 @@ from chalicelib.api import (
 )
 from chalicelib.api import docs as explorer
 from chalicelib.api import erasure as erasure_api
+from chalicelib.api.authentication import authenticate
 from chalicelib.api.middleware import http_middleware
 from chalicelib.config import get_settings
 from chalicelib.events import cases as case_events
@@ -29,7 +30,7 @@ from chalicelib.events import jobs as job_events
 settings = get_settings()
 app = Chalice(app_name="crm")
 app.api.binary_types = []
-http.configure(deps.authenticate, settings.max_body_bytes, lambda: {"now": deps.clock.now()})
+http.configure(authenticate, settings.max_body_bytes, lambda: {"now": wiring.clock.now()})
 app.register_middleware(http_middleware(settings.cors_allowed_origins, settings.max_body_bytes), "http")
 
 app.register_blueprint(openapi.bp)

@@ -260,11 +260,11 @@ def client(chalice_app, tables):
 def frozen_clock(monkeypatch):
     from datetime import datetime
 
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.domain.clock import FrozenClock
 
     clock = FrozenClock(datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
-    monkeypatch.setattr(deps, "clock", clock)
+    monkeypatch.setattr(wiring, "clock", clock)
     return clock
 
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, page_response
+from chalicelib import wiring
+from chalicelib.api.http import Call, api_route
+from chalicelib.api.responses import page_response
 from chalicelib.api.schemas import Out, PageQuery
 from chalicelib.domain.audit import AuditEntry, mask
 from chalicelib.domain.clock import to_rfc3339
@@ -72,11 +73,11 @@ class AuditPage(Out):
 def customer_audit(call: Call, customer_id: str):
     # The trail outlives the profile: a deleted or erased customer's is still readable (its
     # personal values masked, as every entry's are; erasure scrubs them too).
-    deps.customer_service().require_known(customer_id)
+    wiring.customer_service().require_known(customer_id)
     page = page_of(
-        deps.cursor_codec(),
+        wiring.cursor_codec(),
         f"audit:{customer_id}",
         call.query.cursor,
-        lambda start: deps.audit_repository().of_customer(customer_id, call.query.limit, start),
+        lambda start: wiring.audit_repository().of_customer(customer_id, call.query.limit, start),
     )
     return page_response(page, AuditEntryOut.of)

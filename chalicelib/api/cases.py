@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response, page_response
+from chalicelib import wiring
+from chalicelib.api.http import Call, api_route
 from chalicelib.api.preconditions import etag, if_match
+from chalicelib.api.responses import json_response, page_response
 from chalicelib.api.schemas import (
     CaseHistoryOut,
     CaseHistoryPage,
@@ -39,7 +40,7 @@ def _page(page):
 def list_cases(call: Call):
     q = call.query
     return _page(
-        deps.case_service().list(
+        wiring.case_service().list(
             status=q.status,
             severity=q.severity,
             assignee=q.assignee,
@@ -54,7 +55,7 @@ def list_cases(call: Call):
     bp, "/cases/{case_id}", "GET", summary="Read a case", response=CaseOut, errors=(404,), headers=("ETag",)
 )
 def get_case(call: Call, case_id: str):
-    return _case_response(deps.case_service().get(case_id))
+    return _case_response(wiring.case_service().get(case_id))
 
 
 @api_route(
@@ -67,7 +68,7 @@ def get_case(call: Call, case_id: str):
     errors=(404,),
 )
 def get_case_history(call: Call, case_id: str):
-    page = deps.case_service().history(case_id, call.query.limit, call.query.cursor)
+    page = wiring.case_service().history(case_id, call.query.limit, call.query.cursor)
     return page_response(page, CaseHistoryOut.of)
 
 
@@ -82,7 +83,7 @@ def get_case_history(call: Call, case_id: str):
     headers=("ETag",),
 )
 def update_case(call: Call, case_id: str):
-    case = deps.case_service().change(case_id, call.body.changes(), if_match(call.headers), call.actor)
+    case = wiring.case_service().change(case_id, call.body.changes(), if_match(call.headers), call.actor)
     return _case_response(case)
 
 
@@ -96,4 +97,4 @@ def update_case(call: Call, case_id: str):
     errors=(404,),
 )
 def list_customer_cases(call: Call, customer_id: str):
-    return _page(deps.case_service().of_customer(customer_id, call.query.limit, call.query.cursor))
+    return _page(wiring.case_service().of_customer(customer_id, call.query.limit, call.query.cursor))

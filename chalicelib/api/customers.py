@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response, page_response
+from chalicelib import wiring
+from chalicelib.api.http import Call, api_route
 from chalicelib.api.preconditions import etag, if_match
+from chalicelib.api.responses import json_response, page_response
 from chalicelib.api.schemas import (
     CustomerCreate,
     CustomerListQuery,
@@ -43,7 +44,7 @@ def _customer_response(
     headers=("Location", "ETag"),
 )
 def create_customer(call: Call):
-    customer = deps.customer_service().create(call.body.fields(), call.actor)
+    customer = wiring.customer_service().create(call.body.fields(), call.actor)
     return _customer_response(customer, 201, {"Location": f"/customers/{customer.id}"})
 
 
@@ -64,7 +65,7 @@ def create_customer(call: Call):
 )
 def list_customers(call: Call):
     q = call.query
-    service = deps.customer_service()
+    service = wiring.customer_service()
     if q.email is not None:
         page = service.find_by_email(q.email)
     elif q.q is not None:
@@ -77,8 +78,8 @@ def list_customers(call: Call):
 
 
 def _tier_page(tier: str, limit: int, cursor: str | None):
-    page = deps.loyalty_service().by_tier(tier, limit, cursor)
-    customers = deps.customer_service().get_many([view.customer_id for view in page.items])
+    page = wiring.loyalty_service().by_tier(tier, limit, cursor)
+    customers = wiring.customer_service().get_many([view.customer_id for view in page.items])
     base = get_settings().base_currency
     items = [
         CustomerOut.of(customers[view.customer_id], LoyaltySummary.of(view, base))
@@ -98,7 +99,7 @@ def _tier_page(tier: str, limit: int, cursor: str | None):
     headers=("ETag",),
 )
 def get_customer(call: Call, customer_id: str):
-    customer, view = deps.loyalty_service().customer_with_loyalty(customer_id)
+    customer, view = wiring.loyalty_service().customer_with_loyalty(customer_id)
     loyalty = LoyaltySummary.of(view, get_settings().base_currency)
     return _customer_response(customer, extra_body={"loyalty": loyalty})
 
@@ -114,7 +115,7 @@ def get_customer(call: Call, customer_id: str):
     headers=("ETag",),
 )
 def update_customer(call: Call, customer_id: str):
-    customer = deps.customer_service().update(
+    customer = wiring.customer_service().update(
         customer_id, call.body.changes(), if_match(call.headers), call.actor
     )
     return _customer_response(customer)
@@ -129,7 +130,7 @@ def update_customer(call: Call, customer_id: str):
     errors=(404, 409),
 )
 def delete_customer(call: Call, customer_id: str):
-    deps.customer_service().delete(customer_id, call.actor)
+    wiring.customer_service().delete(customer_id, call.actor)
     return json_response(None, 204)
 
 
@@ -142,7 +143,7 @@ def delete_customer(call: Call, customer_id: str):
     errors=(404,),
 )
 def get_loyalty(call: Call, customer_id: str):
-    view = deps.loyalty_service().detail(customer_id)
+    view = wiring.loyalty_service().detail(customer_id)
     return json_response(LoyaltyDetail.of(view, get_settings().base_currency))
 
 
@@ -156,5 +157,5 @@ def get_loyalty(call: Call, customer_id: str):
     errors=(404,),
 )
 def list_habits(call: Call, customer_id: str):
-    page = deps.loyalty_service().habits(customer_id, call.query.limit, call.query.cursor)
+    page = wiring.loyalty_service().habits(customer_id, call.query.limit, call.query.cursor)
     return page_response(page, PurchaseHabit.of)

@@ -10,8 +10,9 @@ from typing import Literal
 
 from chalice import Blueprint
 
-from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response
+from chalicelib import wiring
+from chalicelib.api.http import Call, api_route
+from chalicelib.api.responses import json_response
 from chalicelib.api.schemas import CustomerOut, Out
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.customers import Customer
@@ -60,7 +61,7 @@ NO_STORE = {"Cache-Control": "no-store"}
     error_headers=NO_STORE,
 )
 def describe_email_confirmation(call: Call, token: str):
-    found = deps.email_change_service().describe(token)
+    found = wiring.email_change_service().describe(token)
     return json_response({"status": found.status, "email": found.email}, 200, NO_STORE)
 
 
@@ -76,5 +77,5 @@ def describe_email_confirmation(call: Call, token: str):
     error_headers=NO_STORE,
 )
 def confirm_email(call: Call, token: str):
-    confirmation = deps.email_change_service().confirm(token)
+    confirmation = wiring.email_change_service().confirm(token)
     return json_response({"status": confirmation.status, "email": confirmation.email}, 200, NO_STORE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api import deps
+from chalicelib import wiring
 from chalicelib.api.http import Call, api_route
 from chalicelib.api.jobs import JobOut, accepted
 from chalicelib.domain.jobs import ERASURE
@@ -24,5 +24,5 @@ bp = Blueprint(__name__)
     headers=("Location",),
 )
 def erase_customer(call: Call, customer_id: str):
-    job = deps.job_service().request(ERASURE, customer_id, call.actor)
+    job = wiring.job_service().request(ERASURE, customer_id, call.actor)
     return accepted(job, f"/jobs/{job.id}")

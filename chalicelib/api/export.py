@@ -14,11 +14,12 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.api import deps
+from chalicelib import wiring
 from chalicelib.api.audit import AuditEntryOut
-from chalicelib.api.http import JSON, Call, api_route, to_json
+from chalicelib.api.http import Call, api_route
 from chalicelib.api.jobs import JobOut, accepted
 from chalicelib.api.me import erased_is_gone
+from chalicelib.api.responses import JSON, to_json
 from chalicelib.api.schemas import CaseOut, CustomerOut, InteractionOut, LoyaltyDetail, Out
 from chalicelib.config import get_settings
 from chalicelib.domain.clock import Deadline, to_rfc3339
@@ -61,7 +62,7 @@ def _all(page: Callable[[str | None], Any], deadline: Deadline | None) -> Iterat
 def _audit(customer_id: str, deadline: Deadline | None) -> Iterator[Any]:
     start = None
     while True:
-        items, start = deps.audit_repository().of_customer(customer_id, MAX_LIMIT, start)
+        items, start = wiring.audit_repository().of_customer(customer_id, MAX_LIMIT, start)
         yield from items
         if start is None:
             return
@@ -79,14 +80,14 @@ def _array(name: str, items: Iterable[Any], first: bool = False) -> Iterator[str
 def document_chunks(customer_id: str, deadline: Deadline | None = None) -> Iterator[str]:
     """The export document of the customer as JSON text, in pieces (NotFound before the first
     piece for an unknown customer). With a `deadline`, OutOfTime may stop it between pages."""
-    customer = deps.customer_service().get(customer_id)
+    customer = wiring.customer_service().get(customer_id)
     base = get_settings().base_currency
-    view = deps.loyalty_service().complete_view(customer_id)
-    timeline = deps.interaction_service()
-    cases = deps.case_service()
+    view = wiring.loyalty_service().complete_view(customer_id)
+    timeline = wiring.interaction_service()
+    cases = wiring.case_service()
     head = {
         "format": FORMAT,
-        "exported_at": to_rfc3339(deps.clock.now()),
+        "exported_at": to_rfc3339(wiring.clock.now()),
         "customer": CustomerOut.of(customer),
         "loyalty": LoyaltyDetail.of(view, base),
     }
@@ -173,7 +174,7 @@ def export_me(call: Call):
     headers=("Location",),
 )
 def start_customer_export(call: Call, customer_id: str):
-    job = deps.job_service().request(EXPORT, customer_id, call.actor)
+    job = wiring.job_service().request(EXPORT, customer_id, call.actor)
     return accepted(job, f"/jobs/{job.id}")
 
 
@@ -190,5 +191,5 @@ def start_customer_export(call: Call, customer_id: str):
 )
 @erased_is_gone
 def start_my_export(call: Call):
-    job = deps.job_service().request(EXPORT, call.principal.subject, call.actor)
+    job = wiring.job_service().request(EXPORT, call.principal.subject, call.actor)
     return accepted(job, f"/me/jobs/{job.id}")

@@ -10,27 +10,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from chalice import Blueprint, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from chalicelib.domain.audit import Actor
-from chalicelib.errors import (
-    BadRequest,
-    CrmError,
-    FieldError,
-    Forbidden,
-    NotFound,
-    NotLinked,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    ValidationFailed,
+from chalicelib.api.requests import (
+    check_path_parameters,
+    parse_json_body,
+    query_params,
+    refuse_body,
+    validate,
 )
-
-PROBLEM_JSON = "application/problem+json"
-JSON = "application/json"
+from chalicelib.api.responses import problem
+from chalicelib.domain.audit import Actor
+from chalicelib.errors import CrmError, Forbidden, NotLinked
 
 
 @dataclass(frozen=True)
@@ -78,183 +72,9 @@ class Call:
         return Actor(self.principal.subject, self.principal.role, self.route)
 
 
-class RequestFieldErrors(Exception):
-    """Raised by model validators that need several fields at once (e.g. prices and their
-    currency). Not a ValueError on purpose: pydantic lets it through, keeping its field names."""
-
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__(errors)
-        self.errors = errors
-
-
-def problem(error: CrmError, instance: str | None = None) -> Response:
-    body: dict[str, Any] = {
-        "type": f"urn:problem-type:crm:{error.type_slug}",
-        "title": error.title,
-        "status": error.status,
-        "detail": error.detail,
-    }
-    if instance:
-        body["instance"] = instance
-    if error.errors:
-        body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
-    return Response(
-        body=json.dumps(body, ensure_ascii=False),
-        status_code=error.status,
-        headers={"Content-Type": PROBLEM_JSON, **error.headers},
-    )
-
-
-def to_json(payload: Any) -> str:
-    """A response body's JSON: UTF-8 text (not ASCII escapes), decimals as strings."""
-    return json.dumps(payload, ensure_ascii=False, default=_json_default)
-
-
-def page_response(page: Any, out: Callable[[Any], Any]) -> Response:
-    """A list's answer: `{"items", "next_cursor"}`, each item of the page through `out`."""
-    return json_response({"items": [out(item) for item in page.items], "next_cursor": page.next_cursor})
-
-
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = "" if payload is None else to_json(payload)
-    base = {"Content-Type": JSON} if payload is not None else {}
-    return Response(body=body, status_code=status, headers={**base, **(headers or {})})
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def field_errors(error: ValidationError, tagged_union: bool = False) -> list[FieldError]:
-    found = []
-    for e in error.errors(include_url=False):
-        loc = list(e["loc"])
-        message = e["msg"].removeprefix("Value error, ")
-        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            tag = e["ctx"]["discriminator"].strip("'")
-            expected = e["ctx"].get("expected_tags", "")
-            found.append(FieldError(tag, f"must be one of {expected}" if expected else "is required"))
-            continue
-        if tagged_union and loc:
-            loc = loc[1:]  # a discriminated union puts the tag value first
-        if e["type"] == "extra_forbidden":
-            message = "is not a known field"
-        elif e["type"] == "missing":
-            message = "is required"
-        found.append(FieldError(".".join(str(part) for part in loc) or "body", message))
-    return found
-
-
-# Checks that need several fields (a price and its currency) run after the fields validated;
-# registered here for a model, they also run on the raw body when some field did not, so that
-# every bad field is named at once.
-RawCheck = Callable[[Any], list[FieldError]]
-_RAW_CHECKS: dict[int, RawCheck] = {}
-
-
-def check_raw_too(model: Any, check: RawCheck) -> None:
-    _RAW_CHECKS[id(model)] = check
-
-
-def validate(model: Any, data: Any, context: dict | None = None) -> Any:
-    from pydantic import TypeAdapter
-
-    adapter = model if isinstance(model, TypeAdapter) else None
-    try:
-        if adapter is not None:
-            return adapter.validate_python(data, context=context)
-        return model.model_validate(data, context=context)
-    except ValidationError as error:
-        errors = field_errors(error, tagged_union=adapter is not None)
-        check = _RAW_CHECKS.get(id(model))
-        if check is not None:
-            named = {e.field for e in errors}
-            errors += [e for e in check(data) if e.field not in named]
-        raise ValidationFailed(errors) from None
-    except RequestFieldErrors as error:
-        raise ValidationFailed(error.errors) from None
-
-
-def parse_json_body(headers: Any, raw: bytes | str | None, max_bytes: int) -> Any:
-    raw_bytes = raw.encode() if isinstance(raw, str) else (raw or b"")
-    if len(raw_bytes) > max_bytes:
-        raise PayloadTooLarge(f"The body is {len(raw_bytes)} bytes; the limit is {max_bytes}.")
-    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type != JSON and not (
-        content_type.startswith("application/") and content_type.endswith("+json")
-    ):
-        raise UnsupportedMediaType(
-            f"The body must be JSON sent as {JSON}, not {content_type or 'no Content-Type'}."
-        )
-    if not raw_bytes.strip():
-        raise BadRequest("The body is empty; a JSON object is expected.")
-    try:
-        document = json.loads(raw_bytes, parse_float=Decimal)
-    except RecursionError:
-        raise BadRequest(f"The body nests JSON deeper than {MAX_JSON_DEPTH} levels.") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadRequest(f"The body is not valid JSON: {error}.") from None
-    if _depth(document) > MAX_JSON_DEPTH:
-        raise BadRequest(f"The body nests JSON deeper than {MAX_JSON_DEPTH} levels.")
-    return document
-
-
-# No request body of this API nests deeper than a few levels; a bound keeps every later step
-# (validation, storage) far from Python's recursion limit.
-MAX_JSON_DEPTH = 32
-# An id in a path is a key of DynamoDB (at most 2,048 bytes for a partition key, 1,024 for a
-# sort key); no id of this API comes near this bound.
-MAX_PATH_PARAMETER_BYTES = 512
-
-
-def _depth(document: Any) -> int:
-    """How deeply `document` nests lists and objects, without recursion."""
-    deepest, pending = 0, [(document, 1)]
-    while pending:
-        value, level = pending.pop()
-        if isinstance(value, dict | list):
-            deepest = max(deepest, level)
-            if level <= MAX_JSON_DEPTH:
-                children = value.values() if isinstance(value, dict) else value
-                pending.extend((child, level + 1) for child in children)
-    return deepest
-
-
 _WRITES = ("POST", "PATCH", "PUT", "DELETE")
 # The methods whose bodies the HTTP middleware holds to the size limit (413).
 _SIZED = ("POST", "PATCH", "PUT")
-
-
-def refuse_body(raw: bytes | str | None) -> None:
-    """A route that declares no body takes none: a body sent to it would be silently ignored
-    (a reason for an erasure, a filter for an export). Nothing, or only whitespace, is none."""
-    if raw and raw.strip():
-        raise ValidationFailed(
-            [FieldError("body", "this route takes no body")],
-            "This route takes no request body: send none (an empty body).",
-        )
-
-
-def check_path_parameters(path_params: dict[str, str]) -> None:
-    """A path parameter becomes a key: DynamoDB refuses an empty or oversized one. An empty
-    one (`/customers//interactions`) matches no documented path, as on API Gateway: 404."""
-    empty = [name for name, value in path_params.items() if not value]
-    if empty:
-        raise NotFound(f"Nothing is at this path: {empty[0]} is empty.")
-    errors = [
-        FieldError(name, f"must be at most {MAX_PATH_PARAMETER_BYTES} bytes")
-        for name, value in path_params.items()
-        if len(value.encode()) > MAX_PATH_PARAMETER_BYTES
-    ]
-    if errors:
-        raise ValidationFailed(errors)
-
-
-def query_params(request: Any) -> dict[str, str]:
-    params = request.query_params or {}
-    return {name: params.getlist(name)[-1] for name in params} if params else {}
 
 
 Authenticator = Callable[[Any], Any]
@@ -385,7 +205,7 @@ def _run_once(
     call: Call, key: str, body: bytes | None, lambda_context: Any, run: Callable[[], Response]
 ) -> Response:
     """Run the view once per `Idempotency-Key` (see idempotency.py); its 4xx are remembered too."""
-    from chalicelib.api.idempotency import run_once
+    from chalicelib.api.idempotency import REPLAYED_HEADER, run_once
 
     def view_or_problem() -> Response:
         try:
@@ -412,7 +232,7 @@ def _run_once(
                 return None
         return None
 
-    return run_once(
+    outcome = run_once(
         caller=f"{principal.role}:{principal.subject}" if principal else "anonymous",
         # The path's parameters too: one key on two customers' timelines is two requests.
         route=" ".join([call.route, *(f"{k}={v}" for k, v in sorted(call.path_params.items()))]),
@@ -421,8 +241,14 @@ def _run_once(
         run=view_or_problem,
         lambda_context=lambda_context,
         owner=owner,
-        instance=call.path,
     )
+    record = outcome.record
+    response = Response(
+        body=record["body"], status_code=int(record["status"]), headers=dict(record["headers"])
+    )
+    if outcome.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return response
 
 
 def _implied_errors(path: str, method: str, roles: tuple[str, ...], query: Any, body: Any) -> set[int]:

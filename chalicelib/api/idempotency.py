@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -24,7 +25,7 @@ from chalice import Response
 
 from chalicelib.config import get_settings
 from chalicelib.domain import attempts
-from chalicelib.errors import CrmError, FieldError, Unprocessable, ValidationFailed
+from chalicelib.errors import Conflict, CrmError, FieldError, Unprocessable, ValidationFailed
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -36,13 +37,14 @@ _KEY_PREFIX = "crm-http"
 
 
 class _NotRemembered(Exception):
-    """Raised out of the idempotent function for a response that must not be stored (a 5xx, a
-    key reused with another body): Powertools then deletes the in-progress record instead,
-    and the response is returned as is."""
+    """Raised out of the idempotent function for an answer that must not be stored (a 5xx
+    response, a key reused with another body): Powertools then deletes the in-progress record
+    instead, and the answer is given as is."""
 
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
+    def __init__(self, *, record: dict[str, Any] | None = None, error: CrmError | None = None) -> None:
+        super().__init__(record["status"] if record else error)
+        self.record = record
+        self.error = error
 
 
 def check_key(key: str) -> None:
@@ -81,6 +83,15 @@ def request_data(*, caller: str, route: str, key: str, body: bytes) -> dict[str,
     }
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a keyed request answers: the stored response (`record`), and whether it is a
+    replay of an earlier attempt's rather than this one's."""
+
+    record: dict[str, Any]
+    replayed: bool
+
+
 def run_once(
     *,
     caller: str,
@@ -90,13 +101,13 @@ def run_once(
     run: Callable[[], Response],
     lambda_context: Any = None,
     owner: Callable[[dict[str, Any]], str | None] | None = None,
-    instance: str | None = None,
-) -> Response:
+) -> Outcome:
     """Run `run()` once per (caller, route, key) within 24 hours; replay its response after.
 
-    `owner(record)` names the customer whose data the stored response holds (or None): a
-    pointer to the record is then written under that customer, so erasure can find it.
-    `instance` (the request's path) goes into the problems answered here."""
+    Raises Unprocessable for a key reused with another body and Conflict while the first
+    request still runs. `owner(record)` names the customer whose data the stored response
+    holds (or None): a pointer to the record is then written under that customer, so
+    erasure can find it."""
     from aws_lambda_powertools.utilities.idempotency import idempotent_function
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
@@ -104,11 +115,8 @@ def run_once(
         IdempotencyValidationError,
     )
 
-    from chalicelib.api.http import problem
-    from chalicelib.errors import Conflict
-
     check_key(key)
-    ran: list[Response] = []
+    ran: list[dict[str, Any]] = []
 
     def execute(request: dict[str, Any]) -> dict[str, Any]:
         from chalicelib.store.idempotency import KeyReused
@@ -117,19 +125,14 @@ def run_once(
             seed = _seed(request)
         except KeyReused:
             # Not remembered: the first body's retry must still get its own answer.
-            raise _NotRemembered(_reused_key_problem(instance)) from None
-        else:
-            with attempts.repeatable(seed):
-                try:
-                    response = run()
-                except CrmError as error:  # the route handler converts these already; just in case
-                    response = problem(error, instance)
-        if not isinstance(response, Response):
-            response = Response(body=response)
-        ran.append(response)
-        if response.status_code >= 500:
-            raise _NotRemembered(response)
-        return _to_record(response)
+            raise _NotRemembered(error=_reused_key()) from None
+        with attempts.repeatable(seed):
+            response = run()
+        record = to_record(response if isinstance(response, Response) else Response(body=response))
+        ran.append(record)
+        if record["status"] >= 500:
+            raise _NotRemembered(record=record)
+        return record
 
     # Decorated per call (cheap): the config then carries this invocation's Lambda context
     # and concurrent requests on threads (local server, tests) share no mutable state.
@@ -143,50 +146,43 @@ def run_once(
     data = request_data(caller=caller, route=route, key=key, body=body)
     try:
         record = once(request=data)
-    except _NotRemembered as error:
-        return error.response
+    except _NotRemembered as outcome:
+        if outcome.error is not None:
+            raise outcome.error from None
+        return Outcome(outcome.record, replayed=False)
     except IdempotencyValidationError:
-        return _reused_key_problem(instance)
+        raise _reused_key() from None
     except IdempotencyPersistenceLayerError:
         if not ran:
             raise
         # The view ran (and committed) but its response could not be stored: answer it, and
         # let a retry run again under the same seed, which finds the write already done.
         _forget_in_progress(data)
-        return ran[0]
+        return Outcome(ran[0], replayed=False)
     except IdempotencyAlreadyInProgressError:
-        return problem(
-            Conflict(
-                f"A request with this {HEADER} is still being processed: retry in a moment.",
-                headers={"Retry-After": "1"},
-            ),
-            instance,
-        )
+        raise Conflict(
+            f"A request with this {HEADER} is still being processed: retry in a moment.",
+            headers={"Retry-After": "1"},
+        ) from None
     if ran and owner is not None:
         _point_to_record(owner(record), data)
-    response = _from_record(record)
-    if not ran:
-        response.headers[REPLAYED_HEADER] = "true"
-    return response
+    return Outcome(record, replayed=not ran)
 
 
 def _seed(request: dict[str, Any]) -> attempts.Seed:
     """The seed of this key's attempts: stored by the first, read back by every retry."""
-    from chalicelib.api import deps
+    from chalicelib import wiring
 
-    return deps.attempt_seeds().seed_for(record_id(request) or "", deps.clock.now(), request["body_sha256"])
+    return wiring.attempt_seeds().seed_for(
+        record_id(request) or "", wiring.clock.now(), request["body_sha256"]
+    )
 
 
-def _reused_key_problem(instance: str | None) -> Response:
-    from chalicelib.api.http import problem
-
-    return problem(
-        Unprocessable(
-            f"This {HEADER} was already used for a request with a different body: "
-            "send the same body to get the first response, or use a new key.",
-            errors=[FieldError(HEADER, "was used with a different body")],
-        ),
-        instance,
+def _reused_key() -> Unprocessable:
+    return Unprocessable(
+        f"This {HEADER} was already used for a request with a different body: "
+        "send the same body to get the first response, or use a new key.",
+        errors=[FieldError(HEADER, "was used with a different body")],
     )
 
 
@@ -209,19 +205,19 @@ def record_id(data: dict[str, Any]) -> str | None:
 def _point_to_record(customer_id: str | None, data: dict[str, Any]) -> None:
     if not customer_id:
         return
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.observability import logger
 
     found = record_id(data)
     if found is None:
         return
     try:
-        deps.idempotency_pointers().add(customer_id, found, deps.clock.now())
+        wiring.idempotency_pointers().add(customer_id, found, wiring.clock.now())
     except Exception:  # the response is stored; the record expires in 24 h anyway
         logger.exception("idempotency pointer not written", extra={"customer_id": customer_id})
 
 
-def _to_record(response: Response) -> dict[str, Any]:
+def to_record(response: Response) -> dict[str, Any]:
     body = response.body
     if body is None:
         text = ""
@@ -232,7 +228,3 @@ def _to_record(response: Response) -> dict[str, Any]:
     else:  # Chalice serialises other bodies as JSON
         text = json.dumps(body, separators=(",", ":"))
     return {"status": response.status_code, "headers": dict(response.headers or {}), "body": text}
-
-
-def _from_record(record: dict[str, Any]) -> Response:
-    return Response(body=record["body"], status_code=int(record["status"]), headers=dict(record["headers"]))

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from chalice import Blueprint
 
-from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response
+from chalicelib import wiring
+from chalicelib.api.http import Call, api_route
+from chalicelib.api.responses import json_response
 from chalicelib.api.schemas import Out
 from chalicelib.domain.clock import to_rfc3339
 
@@ -48,7 +49,7 @@ class IdentityList(Out):
     errors=(404,),
 )
 def list_identities(call: Call, customer_id: str):
-    identities = deps.identity_service().of_customer(customer_id)
+    identities = wiring.identity_service().of_customer(customer_id)
     return json_response({"items": [IdentityOut.of(i) for i in identities]})
 
 
@@ -63,7 +64,7 @@ def list_identities(call: Call, customer_id: str):
     also=((200, IdentityOut, "The user was already linked to this customer: nothing changed."),),
 )
 def link_identity(call: Call, customer_id: str, subject: str):
-    identity, created = deps.identity_service().link(customer_id, subject, call.actor)
+    identity, created = wiring.identity_service().link(customer_id, subject, call.actor)
     return json_response(IdentityOut.of(identity), 201 if created else 200)
 
 
@@ -76,5 +77,5 @@ def link_identity(call: Call, customer_id: str, subject: str):
     errors=(404,),
 )
 def unlink_identity(call: Call, customer_id: str, subject: str):
-    deps.identity_service().unlink(customer_id, subject, call.actor)
+    wiring.identity_service().unlink(customer_id, subject, call.actor)
     return json_response(None, 204)

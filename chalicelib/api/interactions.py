@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response, page_response
+from chalicelib import wiring
+from chalicelib.api.http import Call, api_route
+from chalicelib.api.responses import json_response, page_response
 from chalicelib.api.schemas import InteractionCreate, InteractionListQuery, InteractionOut, InteractionPage
 
 bp = Blueprint(__name__)
@@ -24,7 +25,7 @@ bp = Blueprint(__name__)
 )
 def create_interaction(call: Call, customer_id: str):
     fields = call.body.fields()
-    interaction = deps.interaction_service().record(customer_id, fields)
+    interaction = wiring.interaction_service().record(customer_id, fields)
     location = f"/customers/{customer_id}/interactions/{interaction.id}"
     return json_response(InteractionOut.of(interaction), 201, {"Location": location})
 
@@ -40,7 +41,7 @@ def create_interaction(call: Call, customer_id: str):
 )
 def list_interactions(call: Call, customer_id: str):
     q = call.query
-    page = deps.interaction_service().timeline(customer_id, q.type, q.limit, q.cursor)
+    page = wiring.interaction_service().timeline(customer_id, q.type, q.limit, q.cursor)
     return page_response(page, InteractionOut.of)
 
 
@@ -53,4 +54,4 @@ def list_interactions(call: Call, customer_id: str):
     errors=(404,),
 )
 def get_interaction(call: Call, customer_id: str, interaction_id: str):
-    return json_response(InteractionOut.of(deps.interaction_service().get(customer_id, interaction_id)))
+    return json_response(InteractionOut.of(wiring.interaction_service().get(customer_id, interaction_id)))

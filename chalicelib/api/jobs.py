@@ -9,9 +9,10 @@ from typing import Literal
 from chalice import Blueprint
 from pydantic import Field
 
-from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response
+from chalicelib import wiring
+from chalicelib.api.http import Call, api_route
 from chalicelib.api.me import erased_is_gone
+from chalicelib.api.responses import json_response
 from chalicelib.api.schemas import Out
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.jobs import COMPLETED, ERASURE, Job
@@ -51,9 +52,9 @@ class JobOut(Out):
         if job.status == COMPLETED and job.document_key is not None:
             from chalicelib.api.export import FORMAT
 
-            now = deps.clock.now()
+            now = wiring.clock.now()
             result = {
-                "download_url": deps.job_service().download_url(job, DOWNLOAD_URL_SECONDS),
+                "download_url": wiring.job_service().download_url(job, DOWNLOAD_URL_SECONDS),
                 "download_url_expires_at": to_rfc3339(now + timedelta(seconds=DOWNLOAD_URL_SECONDS)),
                 "size_bytes": job.size_bytes,
                 "format": FORMAT,
@@ -79,7 +80,7 @@ def accepted(job: Job, location: str):
 
 @api_route(bp, "/jobs/{job_id}", "GET", summary="A job (erasure or export)", response=JobOut, errors=(404,))
 def get_job(call: Call, job_id: str):
-    return json_response(JobOut.of(deps.job_service().get(job_id)))
+    return json_response(JobOut.of(wiring.job_service().get(job_id)))
 
 
 @api_route(
@@ -93,7 +94,7 @@ def get_job(call: Call, job_id: str):
 )
 @erased_is_gone
 def get_my_job(call: Call, job_id: str):
-    job = deps.job_service().get_of_customer(job_id, call.principal.subject)
+    job = wiring.job_service().get_of_customer(job_id, call.principal.subject)
     if job.kind == ERASURE and job.status == COMPLETED:
         raise Gone("This customer's personal data was erased.")
     return json_response(JobOut.of(job))

@@ -10,10 +10,11 @@ from typing import Annotated, Literal
 from chalice import Blueprint
 from pydantic import Field, StrictBool
 
-from chalicelib.api import deps
+from chalicelib import wiring
 from chalicelib.api.email_confirmations import PendingEmailOut
-from chalicelib.api.http import Call, api_route, json_response, page_response
+from chalicelib.api.http import Call, api_route
 from chalicelib.api.preconditions import etag, if_match
+from chalicelib.api.responses import json_response, page_response
 from chalicelib.api.schemas import (
     CaseOut,
     CustomerOut,
@@ -107,7 +108,7 @@ def erased_is_gone(view: Callable) -> Callable:
         try:
             return view(call, **path_params)
         except NotFound:
-            if deps.repositories()[0].erased_at(call.principal.subject):
+            if wiring.repositories()[0].erased_at(call.principal.subject):
                 raise Gone("This customer's personal data was erased.") from None
             raise
 
@@ -115,7 +116,7 @@ def erased_is_gone(view: Callable) -> Callable:
 
 
 def _me(call: Call):
-    return deps.customer_service().get(call.principal.subject)
+    return wiring.customer_service().get(call.principal.subject)
 
 
 @api_route(
@@ -130,7 +131,7 @@ def _me(call: Call):
 )
 @erased_is_gone
 def get_me(call: Call):
-    customer, view = deps.loyalty_service().customer_with_loyalty(call.principal.subject)
+    customer, view = wiring.loyalty_service().customer_with_loyalty(call.principal.subject)
     loyalty = LoyaltySummary.of(view, get_settings().base_currency)
     return json_response(CustomerOut.of(customer, loyalty), 200, {"ETag": etag(customer.version)})
 
@@ -156,7 +157,7 @@ def get_me(call: Call):
 )
 @erased_is_gone
 def update_me(call: Call):
-    customer, pending = deps.email_change_service().change_my_details(
+    customer, pending = wiring.email_change_service().change_my_details(
         call.principal.subject, call.body.changes(), if_match(call.headers), call.actor
     )
     if pending is not None:
@@ -179,7 +180,7 @@ def update_me(call: Call):
 @erased_is_gone
 def my_interactions(call: Call):
     q = call.query
-    page = deps.interaction_service().timeline(call.principal.subject, q.type, q.limit, q.cursor)
+    page = wiring.interaction_service().timeline(call.principal.subject, q.type, q.limit, q.cursor)
     return page_response(page, InteractionOut.of)
 
 
@@ -195,7 +196,7 @@ def my_interactions(call: Call):
 @erased_is_gone
 def my_interaction(call: Call, interaction_id: str):
     return json_response(
-        InteractionOut.of(deps.interaction_service().get(call.principal.subject, interaction_id))
+        InteractionOut.of(wiring.interaction_service().get(call.principal.subject, interaction_id))
     )
 
 
@@ -216,10 +217,10 @@ def place_order(call: Call):
     order = call.body
     customer = _me(call)
     # A retry after a lost answer: the order stands even if the catalogue changed since.
-    placed = deps.interaction_service().written_by_earlier_attempt(customer.id)
+    placed = wiring.interaction_service().written_by_earlier_attempt(customer.id)
     if placed is not None:
         return json_response(InteractionOut.of(placed), 201, {"Location": f"/me/interactions/{placed.id}"})
-    products = deps.product_service().get_many([line.sku for line in order.items])
+    products = wiring.product_service().get_many([line.sku for line in order.items])
     missing = [
         FieldError(f"items.{i}.sku", "is not a product we sell")
         for i, line in enumerate(order.items)
@@ -246,7 +247,7 @@ def place_order(call: Call):
     currency = currencies.pop()
     for item in items:
         money.parse_price(item["unit_price"], currency, at_most=None)  # the catalogue's own price
-    purchase = deps.interaction_service().record(
+    purchase = wiring.interaction_service().record(
         customer.id, {"type": "purchase", "channel": order.channel, "currency": currency, "items": items}
     )
     return json_response(InteractionOut.of(purchase), 201, {"Location": f"/me/interactions/{purchase.id}"})
@@ -267,7 +268,7 @@ def place_order(call: Call):
 @erased_is_gone
 def file_complaint(call: Call):
     c = call.body
-    complaint = deps.interaction_service().record(
+    complaint = wiring.interaction_service().record(
         call.principal.subject,
         {
             "type": "complaint",
@@ -292,7 +293,7 @@ def file_complaint(call: Call):
 )
 @erased_is_gone
 def my_cases(call: Call):
-    page = deps.case_service().of_customer(call.principal.subject, call.query.limit, call.query.cursor)
+    page = wiring.case_service().of_customer(call.principal.subject, call.query.limit, call.query.cursor)
     return page_response(page, MyCaseOut.of)
 
 
@@ -307,7 +308,7 @@ def my_cases(call: Call):
 )
 @erased_is_gone
 def my_case(call: Call, case_id: str):
-    case = deps.case_service().get(case_id)
+    case = wiring.case_service().get(case_id)
     if case.customer_id != call.principal.subject:
         # Another customer's case is answered exactly like a case that does not exist.
         raise NotFound(f"No case has the id {case_id!r}.")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from chalice import Response
 
-from chalicelib.api.http import problem
+from chalicelib.api.responses import problem
 from chalicelib.errors import CrmError, MethodNotAllowed, NotFound, PayloadTooLarge, UnsupportedMediaType
 from chalicelib.observability import logger
 

@@ -11,7 +11,8 @@ from chalice import Blueprint
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 
-from chalicelib.api.http import JSON, PROBLEM_JSON, ROUTES, Call, RouteSpec, api_route, json_response
+from chalicelib.api.http import ROUTES, Call, RouteSpec, api_route
+from chalicelib.api.responses import JSON, PROBLEM_JSON, json_response
 from chalicelib.api.schemas import Health, Problem
 
 bp = Blueprint(__name__)

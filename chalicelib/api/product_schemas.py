@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
-from chalicelib.api.http import RequestFieldErrors
+from chalicelib.api.requests import RequestFieldErrors
 from chalicelib.api.schemas import MoneyIn, MoneyOut, Name, NotNull, Out, PageQuery, Strict
 from chalicelib.domain import contact, money
 from chalicelib.domain.clock import to_rfc3339

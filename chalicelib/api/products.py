@@ -6,8 +6,8 @@ from urllib.parse import quote, unquote
 
 from chalice import Blueprint
 
-from chalicelib.api import deps
-from chalicelib.api.http import Call, api_route, json_response, page_response
+from chalicelib import wiring
+from chalicelib.api.http import Call, api_route
 from chalicelib.api.preconditions import etag, if_match
 from chalicelib.api.product_schemas import (
     ProductCreate,
@@ -16,6 +16,7 @@ from chalicelib.api.product_schemas import (
     ProductPage,
     ProductPatch,
 )
+from chalicelib.api.responses import json_response, page_response
 from chalicelib.errors import FieldError, ValidationFailed
 
 bp = Blueprint(__name__)
@@ -52,7 +53,7 @@ def list_products(call: Call):
         if active is False:
             raise ValidationFailed([FieldError("active", "customers see active products only")])
         active = True
-    page = deps.product_service().list(call.query.limit, call.query.cursor, active)
+    page = wiring.product_service().list(call.query.limit, call.query.cursor, active)
     return page_response(page, ProductOut.of)
 
 
@@ -67,7 +68,7 @@ def list_products(call: Call):
     headers=("ETag",),
 )
 def get_product(call: Call, sku: str):
-    return _product_response(deps.product_service().get(_sku(sku), active_only=not _is_staff(call)))
+    return _product_response(wiring.product_service().get(_sku(sku), active_only=not _is_staff(call)))
 
 
 @api_route(
@@ -82,7 +83,7 @@ def get_product(call: Call, sku: str):
     headers=("Location", "ETag"),
 )
 def create_product(call: Call):
-    product = deps.product_service().create(call.body.fields(), call.actor)
+    product = wiring.product_service().create(call.body.fields(), call.actor)
     return _product_response(product, 201, {"Location": f"/products/{quote(product.sku, safe='')}"})
 
 
@@ -97,7 +98,7 @@ def create_product(call: Call):
     headers=("ETag",),
 )
 def update_product(call: Call, sku: str):
-    product = deps.product_service().update(
+    product = wiring.product_service().update(
         _sku(sku), call.body.changes(), if_match(call.headers), call.actor
     )
     return _product_response(product)

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from chalicelib.api.http import RequestFieldErrors, check_raw_too
+from chalicelib.api.requests import RequestFieldErrors, check_raw_too
 from chalicelib.domain import contact, money
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.customers import Customer

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from chalice import Blueprint, Rate
 
-from chalicelib.api import deps
+from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.domain.clock import parse_rfc3339
 from chalicelib.domain.events import events_from_case_record
@@ -56,7 +56,7 @@ def _complaint(record: DynamoDBRecord) -> Interaction | None:
 def _open_case(record: DynamoDBRecord) -> None:
     complaint = _complaint(record)
     if complaint is not None:
-        case = deps.case_service().open_for_complaint(complaint)
+        case = wiring.case_service().open_for_complaint(complaint)
         if case is not None:
             logger.info("case opened", extra={"case_id": case.id, "severity": case.severity})
 
@@ -82,12 +82,12 @@ def _follow_up(record: SQSRecord) -> None:
     if link is not None:
         _send_confirmation_link(*link)
         return
-    case = deps.case_service().acknowledge(case_id)
+    case = wiring.case_service().acknowledge(case_id)
     logger.info("case followed up", extra={"case_id": case.id, "contact_status": case.contact_status})
 
 
 def _send_confirmation_link(customer_id: str, nonce: str) -> None:
-    outcome = deps.email_change_service().send_link(customer_id, nonce)
+    outcome = wiring.email_change_service().send_link(customer_id, nonce)
     logger.info("email confirmation followed up", extra={"customer_id": customer_id, "outcome": outcome})
 
 
@@ -99,7 +99,7 @@ def send_follow_ups(event):
 @bp.schedule(Rate(5, unit=Rate.MINUTES))
 def escalate_overdue_cases(event):
     """Every five minutes: escalate the active cases past a deadline (by_due index)."""
-    escalated = deps.case_service().escalate_overdue()
+    escalated = wiring.case_service().escalate_overdue()
     logger.info("overdue cases escalated", extra={"cases": escalated})
     return {"escalated": escalated}
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from chalice import Blueprint
 
-from chalicelib.api import deps
+from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.domain.events import events_from_customer_record
 from chalicelib.domain.jobs import EXPORT
@@ -34,21 +34,21 @@ bp = Blueprint(__name__)
 
 
 def _purge(customer_id: str) -> None:
-    customers, interactions = deps.repositories()
+    customers, interactions = wiring.repositories()
     # Strongly consistent: read just after the erasure, a stale tombstone would close the
     # erased customer's cases instead of deleting them.
     if customers.erased_at(customer_id, consistent=True):
         # Erased (GDPR): the same purge the erase request ran, again, in case it was cut short.
-        deps.erasure_service().purge(customer_id)
+        wiring.erasure_service().purge(customer_id)
         logger.info("erased customer data purged", extra={"customer_id": customer_id})
         return
-    deps.identity_repository().forget(customer_id)  # before the loyalty purge takes its pointers
-    deps.idempotency_pointers().forget(customer_id)
+    wiring.identity_repository().forget(customer_id)  # before the loyalty purge takes its pointers
+    wiring.idempotency_pointers().forget(customer_id)
     removed = interactions.delete_all_of(customer_id)
-    deps.loyalty_repository().delete_all_of(customer_id)
-    closed = deps.case_service().close_cases_of_deleted_customer(customer_id)
-    deps.export_documents().delete_all_of(customer_id)
-    deps.job_repository().delete_all_of(customer_id, EXPORT)
+    wiring.loyalty_repository().delete_all_of(customer_id)
+    closed = wiring.case_service().close_cases_of_deleted_customer(customer_id)
+    wiring.export_documents().delete_all_of(customer_id)
+    wiring.job_repository().delete_all_of(customer_id, EXPORT)
     logger.info(
         "customer data purged",
         extra={"customer_id": customer_id, "interactions": removed, "cases_closed": closed},
@@ -65,7 +65,7 @@ def _ask_for_confirmation_mail(data: dict) -> None:
     if new is None or new == nonce(data.get("OldImage")):
         return
     customer_id = data["NewImage"]["customer_id"]["S"]
-    deps.follow_up_queue().send({"type": "email.confirmation", "customer_id": customer_id, "nonce": new})
+    wiring.follow_up_queue().send({"type": "email.confirmation", "customer_id": customer_id, "nonce": new})
     logger.info("email confirmation asked for", extra={"customer_id": customer_id})
 
 

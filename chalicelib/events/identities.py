@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api import deps
+from chalicelib import wiring
 from chalicelib.observability import logger
 
 bp = Blueprint(__name__)
@@ -19,7 +19,7 @@ bp = Blueprint(__name__)
 
 @bp.lambda_function(name="link_customer_on_sign_up")
 def link_customer_on_sign_up(event, context):
-    done = deps.identity_service().on_sign_up(event)
+    done = wiring.identity_service().on_sign_up(event)
     if done.outcome == "another_pool":
         logger.warning("sign-up of a user pool this stage does not accept: ignored (see CRM_JWT_ISSUER)")
     elif done.outcome == "left_unlinked":

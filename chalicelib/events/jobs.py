@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from chalice import Blueprint
 
-from chalicelib.api import deps
+from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.domain.clock import Deadline
 from chalicelib.domain.jobs import RUNNING
@@ -46,7 +46,7 @@ def _start(record: DynamoDBRecord) -> None:
     if (image.get("status") or {}).get("S") != RUNNING:
         return
     job_id = image["id"]["S"]
-    deps.job_queue().send({"job_id": job_id})
+    wiring.job_queue().send({"job_id": job_id})
     logger.info("job queued", extra={"job_id": job_id})
 
 
@@ -69,12 +69,12 @@ def _run(record: SQSRecord, deadline: Deadline) -> None:
         raise BadJobMessage("a job message needs a JSON body with job_id") from None
     receives = int(record.attributes.approximate_receive_count or 1)
     try:
-        outcome = deps.job_service().run(job_id, deadline)
+        outcome = wiring.job_service().run(job_id, deadline)
     except Exception as error:
         if receives >= MAX_RECEIVES:
             # The error's own message may quote data: the reason names its type only.
             reason = f"The job failed {receives} times; the last error was {type(error).__name__}."
-            deps.job_service().fail(job_id, reason)
+            wiring.job_service().fail(job_id, reason)
             logger.exception("job failed", extra={"job_id": job_id, "receives": receives})
         else:
             logger.warning(
@@ -82,7 +82,7 @@ def _run(record: SQSRecord, deadline: Deadline) -> None:
                 extra={"job_id": job_id, "receives": receives, "error": type(error).__name__},
             )
             with contextlib.suppress(Exception):  # else the queue's visibility timeout applies
-                deps.job_queue().retry_later(record.receipt_handle, BACKOFF_S * 2 ** (receives - 1))
+                wiring.job_queue().retry_later(record.receipt_handle, BACKOFF_S * 2 ** (receives - 1))
         raise
     logger.info("job run", extra={"job_id": job_id, "outcome": outcome})
 

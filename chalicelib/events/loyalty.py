@@ -57,7 +57,7 @@ def parse(record: dict) -> InteractionChange:
 
 
 def handle_batch(raw_event: dict, context) -> dict:
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.services.loyalty import ConcurrentChange, UnknownCustomer
 
     failures: dict[str, Exception] = {}
@@ -68,7 +68,7 @@ def handle_batch(raw_event: dict, context) -> dict:
             changes.append(parse(record))
         except Exception as error:  # a record of a shape no stream delivers fails alone too
             failures[sequence] = error
-    failures.update(deps.loyalty_service().apply(changes))
+    failures.update(wiring.loyalty_service().apply(changes))
     expected = (PoisonRecord, UnknownCustomer, ConcurrentChange, TooLargeToStore)
 
     def report(record: DynamoDBRecord) -> None:
@@ -95,8 +95,8 @@ def update_loyalty(event):
 def refresh_loyalty_tiers(event):
     """Recency decays without writes: once a day, store the tier of the customers whose tier
     has changed since (and only those: the by_tier_review index names them)."""
-    from chalicelib.api import deps
+    from chalicelib import wiring
 
-    refreshed = deps.loyalty_service().refresh_due_tiers()
+    refreshed = wiring.loyalty_service().refresh_due_tiers()
     logger.info("loyalty tiers refreshed", extra={"customers": refreshed})
     return {"refreshed": refreshed}

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from chalicelib.api import deps
+from chalicelib import wiring
 from chalicelib.domain.events import Event
 from chalicelib.observability import logger
 
@@ -20,7 +20,7 @@ def publish_events_of(record: DynamoDBRecord, mapper: Mapper) -> None:
     raw = record.raw_event
     data = raw.get("dynamodb") or {}
     created = data.get("ApproximateCreationDateTime")
-    at = datetime.fromtimestamp(float(created), UTC) if created is not None else deps.clock.now()
+    at = datetime.fromtimestamp(float(created), UTC) if created is not None else wiring.clock.now()
     for event in mapper(
         raw.get("eventID") or data.get("SequenceNumber", ""),
         raw.get("eventName", ""),
@@ -28,5 +28,5 @@ def publish_events_of(record: DynamoDBRecord, mapper: Mapper) -> None:
         data.get("NewImage"),
         at,
     ):
-        deps.event_publisher().publish(event)
+        wiring.event_publisher().publish(event)
         logger.info("event published", extra={"event_type": event.type, "customer_id": event.subject})

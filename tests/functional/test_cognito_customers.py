@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from chalicelib.api import deps
+from chalicelib import wiring
+from chalicelib.api import authentication
 from chalicelib.auth import JWKSVerifier
 from tests.functional.conftest import Api, assert_problem
 from tests.unit.test_auth import (
@@ -35,10 +36,10 @@ def pool_key():
 @pytest.fixture(autouse=True)
 def cognito_stage(monkeypatch, pool_key):
     """The app as a cognito stage: tokens of the test pool, verified with its JWKS."""
-    settings = dataclasses.replace(deps.get_settings(), auth_mode="cognito", jwt_issuer=POOL_ISSUER)
+    settings = dataclasses.replace(wiring.get_settings(), auth_mode="cognito", jwt_issuer=POOL_ISSUER)
     verifier = JWKSVerifier(JWKS_URL, POOL_ISSUER, CLIENT_ID, fetch_jwks=lambda url: jwks_of((pool_key, KID)))
-    monkeypatch.setattr(deps, "get_settings", lambda: settings)
-    monkeypatch.setattr(deps, "_verifier", lambda: verifier)
+    monkeypatch.setattr(wiring, "get_settings", lambda: settings)
+    monkeypatch.setattr(authentication, "_verifier", lambda: verifier)
 
 
 def user_api(client, pool_key, sub: str, *, access: bool = False, groups=("customer",)) -> Api:
@@ -252,7 +253,7 @@ def test_concurrent_invocations_of_the_trigger_make_one_customer(client, pool_ke
             "triggerSource": "PostConfirmation_ConfirmSignUp",
             "request": {"userAttributes": {"sub": sub, "name": "Samtidig Kund"}},
         }
-        outcomes.append(deps.identity_service().on_sign_up(event).outcome)
+        outcomes.append(wiring.identity_service().on_sign_up(event).outcome)
 
     threads = [threading.Thread(target=invoke) for _ in range(4)]
     for thread in threads:

@@ -11,10 +11,10 @@ from tests.integration.streams import interaction_records
 
 
 def _add_notes(case_id: str, notes: list[str]) -> None:
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.domain.cases import add_note
 
-    repository = deps.case_repository()
+    repository = wiring.case_repository()
     before = after = repository.get(case_id)
     for note in notes:
         after = add_note(after, note, by="staff-1", at=before.opened_at)

@@ -222,7 +222,7 @@ def _shift_clock(monkeypatch, seconds: int) -> None:
     from aws_lambda_powertools.utilities.idempotency.persistence import base as persistence_base
     from aws_lambda_powertools.utilities.idempotency.persistence import datarecord, dynamodb
 
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.domain.clock import Clock
 
     class Later(real_dt.datetime):
@@ -238,7 +238,7 @@ def _shift_clock(monkeypatch, seconds: int) -> None:
         def now(self):
             return super().now() + real_dt.timedelta(seconds=seconds)
 
-    monkeypatch.setattr(deps, "clock", LaterClock())
+    monkeypatch.setattr(wiring, "clock", LaterClock())
 
 
 def test_a_key_is_remembered_for_24_hours(api, monkeypatch):

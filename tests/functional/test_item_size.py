@@ -20,23 +20,23 @@ NOTES = 26
 
 def _open_case(api: Api) -> tuple[dict, str]:
     """A customer and a case for their complaint, opened as the `open_cases` consumer would."""
-    from chalicelib.api import deps
+    from chalicelib import wiring
 
     customer = api.create_customer(name="Saša Kovačič", locale="sl")
     complaint = api.post(
         f"/customers/{customer['id']}/interactions",
         {"type": "complaint", "channel": "phone", "severity": "high", "subject": "Poškodovan paket"},
     ).json
-    interaction = deps.repositories()[1].get(customer["id"], complaint["id"])
-    return customer, deps.case_service().open_for_complaint(interaction).id
+    interaction = wiring.repositories()[1].get(customer["id"], complaint["id"])
+    return customer, wiring.case_service().open_for_complaint(interaction).id
 
 
 def _add_notes_directly(case_id: str, *notes: str):
     """Notes in one write of the case, as a PATCH writes its note (without a request each)."""
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.domain.cases import add_note
 
-    cases = deps.case_repository()
+    cases = wiring.case_repository()
     before = after = cases.get(case_id)
     for note in notes:
         after = add_note(after, note, by="staff-1", at=before.opened_at)

@@ -102,7 +102,7 @@ def test_cognito_rs256_tokens_are_verified_against_the_jwks(client, monkeypatch)
     import jwt
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from chalicelib.api import deps
+    from chalicelib.api import authentication
     from chalicelib.auth import JWKSVerifier
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -111,7 +111,7 @@ def test_cognito_rs256_tokens_are_verified_against_the_jwks(client, monkeypatch)
     verifier = JWKSVerifier(
         f"{issuer}/.well-known/jwks.json", issuer, "client-123", fetch_jwks=lambda url: {"keys": [jwk]}
     )
-    monkeypatch.setattr(deps, "_verifier", lambda: verifier)
+    monkeypatch.setattr(authentication, "_verifier", lambda: verifier)
     now = int(time.time())
     claims = {
         "sub": "u1",

@@ -381,11 +381,11 @@ def test_a_rejected_create_writes_no_audit_entry(api):
 
 
 def test_get_many_returns_the_known_products_by_sku_with_their_active_flag(api):
-    from chalicelib.api import deps
+    from chalicelib import wiring
 
     create(api, sku="SKU-A")
     create(api, sku="SKU-B", active=False, price="3.9")
-    found = deps.product_service().get_many(["SKU-A", "SKU-B", "SKU-NOPE", "SKU-A", "bad sku"])
+    found = wiring.product_service().get_many(["SKU-A", "SKU-B", "SKU-NOPE", "SKU-A", "bad sku"])
     assert set(found) == {"SKU-A", "SKU-B"}
     assert (found["SKU-B"].active, str(found["SKU-B"].price), found["SKU-B"].currency) == (
         False,

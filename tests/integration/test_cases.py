@@ -335,11 +335,11 @@ def test_a_closed_case_takes_no_more_changes(api, case_in):
 def test_a_cases_whole_history_is_listed_newest_first_and_the_case_keeps_its_latest_entries(
     api, case_in, frozen_clock
 ):
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.domain.cases import add_note
 
     case = case_in("in_progress")
-    repository = deps.case_repository()
+    repository = wiring.case_repository()
     before = after = repository.get(case["id"])
     for n in range(20):  # in one write: as 20 PATCHes would, without the requests
         frozen_clock.advance(timedelta(minutes=1))
@@ -365,7 +365,7 @@ def test_a_cases_whole_history_is_listed_newest_first_and_the_case_keeps_its_lat
 
 
 def test_deleting_a_customers_cases_also_deletes_history_written_while_it_runs(api, case_in, monkeypatch):
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.store.cases import CaseRepository
     from chalicelib.store.models import CaseHistoryModel, case_pk
 
@@ -381,7 +381,7 @@ def test_deleting_a_customers_cases_also_deletes_history_written_while_it_runs(a
 
     monkeypatch.setattr(CaseRepository, "_delete_history", and_then_a_note_comes)
 
-    assert deps.case_repository().delete_all_of(case["customer_id"]) == 1
+    assert wiring.case_repository().delete_all_of(case["customer_id"]) == 1
 
     assert walked == [case["id"], case["id"]]
     assert_problem(api.get(f"/cases/{case['id']}"), 404)

@@ -48,7 +48,7 @@ def test_a_removed_profile_record_purges_the_customers_timeline(client, staff_to
 
 
 def test_a_removed_profile_record_removes_the_customers_sign_in_links(client, staff_token):
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.config import get_settings
 
     api = Api(client, staff_token)
@@ -62,9 +62,9 @@ def test_a_removed_profile_record_removes_the_customers_sign_in_links(client, st
 
     response = client.lambda_.invoke("on_customer_change", _event_for(gone["id"]))
     assert response.payload == {"batchItemFailures": []}
-    identities, issuer = deps.identity_repository(), get_settings().jwt_issuer
+    identities, issuer = wiring.identity_repository(), get_settings().jwt_issuer
     assert identities.customer_for(issuer, "sub-gone") is None and identities.of_customer(gone["id"]) == []
-    assert deps.repositories()[0].email_change(gone["id"]) is None
+    assert wiring.repositories()[0].email_change(gone["id"]) is None
     assert identities.customer_for(issuer, "sub-kept") == kept["id"]
 
 
@@ -98,7 +98,7 @@ def test_the_purge_reads_the_sign_in_links_strongly_consistent(client, staff_tok
 
 @pytest.mark.dynamodb_local
 def test_links_racing_the_delete_of_their_customer_leave_no_lookup_behind(client, staff_token):
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.config import get_settings
     from chalicelib.domain.audit import Actor
     from chalicelib.errors import NotFound
@@ -111,11 +111,11 @@ def test_links_racing_the_delete_of_their_customer_leave_no_lookup_behind(client
     def link(n: int) -> None:
         barrier.wait()
         with contextlib.suppress(NotFound):  # the profile went first
-            deps.identity_service().link(gone["id"], f"sub-{n}", staff)
+            wiring.identity_service().link(gone["id"], f"sub-{n}", staff)
 
     def delete() -> None:
         barrier.wait()
-        deps.customer_service().delete(gone["id"], staff)
+        wiring.customer_service().delete(gone["id"], staff)
 
     with ThreadPoolExecutor(5) as pool:
         for future in [pool.submit(link, n) for n in range(4)] + [pool.submit(delete)]:
@@ -123,7 +123,7 @@ def test_links_racing_the_delete_of_their_customer_leave_no_lookup_behind(client
     assert client.lambda_.invoke("on_customer_change", _event_for(gone["id"])).payload == {
         "batchItemFailures": []
     }
-    identities, issuer = deps.identity_repository(), get_settings().jwt_issuer
+    identities, issuer = wiring.identity_repository(), get_settings().jwt_issuer
     assert [identities.customer_for(issuer, f"sub-{n}", consistent=True) for n in range(4)] == [None] * 4
 
 
@@ -207,13 +207,13 @@ def test_a_deleted_customers_cases_are_closed_once_however_often_the_record_come
 def test_a_case_changed_while_it_is_being_closed_is_read_again_and_closed_after_the_change(
     client, staff_token, monkeypatch
 ):
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.store.cases import CaseRepository
 
     api = Api(client, staff_token)
     customer = api.create_customer(name="Jyrki Mäkelä", locale="fi")
     [case] = _open_cases(client, api, customer, 1)
-    stale = deps.case_repository().get(case["id"])
+    stale = wiring.case_repository().get(case["id"])
     assert api.patch(f"/cases/{case['id']}", {"note": "Soitin asiakkaalle."}).status == 200
     assert api.delete(f"/customers/{customer['id']}").status == 204
     read = CaseRepository.get

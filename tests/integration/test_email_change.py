@@ -317,7 +317,7 @@ def test_redelivered_records_send_one_mail_and_a_refused_send_is_sent_again(
 
 @pytest.mark.dynamodb_local
 def test_concurrent_visits_of_one_link_apply_it_exactly_once(api, asa, pump):
-    from chalicelib.api import deps
+    from chalicelib import wiring
 
     customer, me = asa
     me.patch("/me", {"email": "ny@example.com"})
@@ -328,7 +328,7 @@ def test_concurrent_visits_of_one_link_apply_it_exactly_once(api, asa, pump):
 
     def visit() -> None:
         barrier.wait()
-        outcomes.append(deps.email_change_service().confirm(token).status)
+        outcomes.append(wiring.email_change_service().confirm(token).status)
 
     threads = [threading.Thread(target=visit) for _ in range(6)]
     for thread in threads:
@@ -343,7 +343,7 @@ def test_concurrent_visits_of_one_link_apply_it_exactly_once(api, asa, pump):
 
 @pytest.mark.dynamodb_local
 def test_concurrent_requests_of_one_customer_pass_the_limit_once(api, asa, pump):
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.domain.audit import Actor
     from chalicelib.errors import TooManyRequests
 
@@ -354,7 +354,7 @@ def test_concurrent_requests_of_one_customer_pass_the_limit_once(api, asa, pump)
     def ask(n: int) -> None:
         barrier.wait()
         try:
-            deps.email_change_service().change_my_details(
+            wiring.email_change_service().change_my_details(
                 customer["id"],
                 {"email": f"ny{n}@example.com"},
                 None,
@@ -370,7 +370,7 @@ def test_concurrent_requests_of_one_customer_pass_the_limit_once(api, asa, pump)
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["429"] * 5 + ["asked"]
-    change = deps.repositories()[0].email_change(customer["id"], consistent=True)
+    change = wiring.repositories()[0].email_change(customer["id"], consistent=True)
     assert len(change.recent_requests) == 1
     pump.drain()
     assert len(sent_mail()) == 1
@@ -379,7 +379,7 @@ def test_concurrent_requests_of_one_customer_pass_the_limit_once(api, asa, pump)
 def test_a_request_that_lands_while_staff_set_the_address_is_withdrawn_too(api, asa, pump, monkeypatch):
     """Staff read that nothing is pending; the customer's request commits; then the staff write:
     it is conditional on what it read, so it reads again and withdraws that request."""
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.domain.audit import Actor
     from chalicelib.store.customers import CustomerRepository
 
@@ -390,7 +390,7 @@ def test_a_request_that_lands_while_staff_set_the_address_is_withdrawn_too(api, 
         found = original(self, customer_id, consistent=consistent)
         reads.append(found)
         if len(reads) == 1:
-            deps.email_change_service().change_my_details(
+            wiring.email_change_service().change_my_details(
                 customer_id, {"email": "ny@example.com"}, None, Actor(customer_id, "customer", "PATCH /me")
             )
         return found
@@ -398,7 +398,7 @@ def test_a_request_that_lands_while_staff_set_the_address_is_withdrawn_too(api, 
     monkeypatch.setattr(CustomerRepository, "email_change", then_the_customer_asks)
     assert api.patch(f"/customers/{customer['id']}", {"email": "staff-set@example.com"}).status == 200
     assert reads[0] is None and reads[-1].email == "ny@example.com"  # staff read again
-    assert deps.repositories()[0].email_change(customer["id"]).withdrawn_at is not None
+    assert wiring.repositories()[0].email_change(customer["id"]).withdrawn_at is not None
     pump.drain()
     assert sent_mail() == []
     assert api.get(f"/customers/{customer['id']}").json["email"] == "staff-set@example.com"

@@ -282,6 +282,6 @@ def test_habits_and_guards_stored_before_habits_had_items_are_read_moved_and_nev
 
 
 def _scoring():
-    from chalicelib.api import deps
+    from chalicelib import wiring
 
-    return deps.loyalty_config(), get_settings().base_currency
+    return wiring.loyalty_config(), get_settings().base_currency

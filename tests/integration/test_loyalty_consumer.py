@@ -297,7 +297,7 @@ def _new_records(seen: list[dict]) -> list[dict]:
 def test_records_of_a_customer_whose_loyalty_is_being_purged_are_skipped_and_the_rest_applied(
     client, api, frozen_clock
 ):
-    from chalicelib.api import deps
+    from chalicelib import wiring
 
     gone, kept = api.create_customer(name="Gone"), api.create_customer(name="Kept")
     now = frozen_clock.now()
@@ -321,7 +321,7 @@ def test_records_of_a_customer_whose_loyalty_is_being_purged_are_skipped_and_the
     # interactions stream) and so are some of the loyalty guards, but not yet the guard of the
     # newest purchase (which holds the last purchase time) nor the aggregates.
     assert api.delete(f"/customers/{gone['id']}").status == 204
-    deps.repositories()[1].delete_all_of(gone["id"])
+    wiring.repositories()[1].delete_all_of(gone["id"])
     table = boto3.resource("dynamodb").Table(get_settings().customers_table)
     for p in bought[:-1]:
         table.delete_item(Key={"pk": f"CUSTOMER#{gone['id']}", "sk": f"APPLIED#{p['id']}"})

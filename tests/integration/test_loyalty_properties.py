@@ -77,10 +77,10 @@ interactions = st.lists(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(interactions=interactions, data=st.data())
 def test_any_order_and_duplication_gives_the_aggregates_computed_from_scratch(tables, interactions, data):
-    from chalicelib.api import deps
+    from chalicelib import wiring
     from chalicelib.domain.loyalty import contribution_of
 
-    customers, _ = deps.repositories()
+    customers, _ = wiring.repositories()
     customer_id = f"cus_PROP{next(_ids)}"
     customers.add(Customer(id=customer_id, name="Prop", created_at=START, updated_at=START))
     records, alive = [], []
@@ -107,7 +107,7 @@ def test_any_order_and_duplication_gives_the_aggregates_computed_from_scratch(ta
         if batch:
             assert handle_batch({"Records": batch}, None) == {"batchItemFailures": []}
 
-    stored = deps.loyalty_repository().with_all_habits(customer_id)
+    stored = wiring.loyalty_repository().with_all_habits(customer_id)
     expected = from_scratch(c for c in map(contribution_of, alive) if c is not None)
     assert (stored.aggregates if stored else from_scratch([])) == expected
     if stored:

@@ -1,4 +1,6 @@
-"""Collaborators of the routes, built lazily so cold starts and tests stay cheap.
+"""The composition root: settings, clock, repositories, queues, mail and the services built
+on them, for both entry points (the routes in api/ and the consumers in events/), each built
+lazily on first use so cold starts and tests stay cheap.
 
 `clock` is module state on purpose: tests freeze time by replacing it.
 """
@@ -9,7 +11,6 @@ from functools import lru_cache
 
 from chalicelib.config import get_settings
 from chalicelib.domain.clock import Clock
-from chalicelib.errors import Unauthorized
 
 clock: Clock = Clock()
 
@@ -76,27 +77,6 @@ def interaction_service():
 
     customers, interactions = repositories()
     return InteractionService(interactions, customers, cursor_codec(), clock)
-
-
-@lru_cache(maxsize=1)
-def _verifier():
-    from chalicelib.auth import verifier_for
-
-    return verifier_for(get_settings())
-
-
-def authenticate(authorization: str | None):
-    """The caller; a customer of an outside identity provider (Cognito) with their customer id
-    as subject, through the link of their user (or marked unlinked)."""
-    from chalicelib.auth import AuthError, bearer_token
-
-    try:
-        principal = _verifier().verify(bearer_token(authorization))
-    except AuthError as error:
-        raise Unauthorized(str(error)) from None
-    if principal.role == "customer" and principal.issuer is not None:
-        return identity_service().resolve(principal)
-    return principal
 
 
 @lru_cache(maxsize=1)
