@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,3 +286,44 @@ def token(role: str = "staff", subject: str = "staff-1", **kwargs) -> str:
 @pytest.fixture(scope="session")
 def staff_token() -> str:
     return token()
+
+
+_PRODUCTION_CODE = str(Path(__file__).resolve().parent.parent / "chalicelib")
+_LOCAL_STACK = str(Path(_PRODUCTION_CODE) / "local")
+
+
+def _called_from_production_code() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if path.startswith(_PRODUCTION_CODE) and not path.startswith(_LOCAL_STACK):
+            return True
+        frame = frame.f_back
+    return False
+
+
+@pytest.fixture(autouse=True)
+def no_scans(request):
+    """No request, consumer or job may Scan a table: every DynamoDB call that production code
+    (chalicelib/, but for the local stack's set-up) makes in a test with tables is checked.
+    Tests may scan to look at what was written."""
+    if "tables" not in request.fixturenames:
+        yield []
+        return
+    import botocore.client
+
+    scans: list[str] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        if operation_name == "Scan" and _called_from_production_code():
+            scans.append(api_params.get("TableName", "?"))
+        return original(self, operation_name, api_params)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    try:
+        yield scans
+    finally:
+        patch.undo()
+    assert not scans, f"production code scanned {scans}: use a Query or GetItem on a key or index"
