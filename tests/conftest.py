@@ -83,11 +83,30 @@ def pytest_unconfigure(config):
         server.stop()
 
 
+# Suites about the HTTP contract (parsing, problems, roles, the document, the fuzzer): their
+# DynamoDB calls are plain reads and writes that the suites about storage already run on
+# DynamoDB Local, so they run on moto only, which keeps `make test` within its budget.
+_CONTRACT_SUITES = {
+    "test_fuzz.py",
+    "test_http_errors.py",
+    "test_openapi_and_cors.py",
+    "test_docs.py",
+    "test_auth_http.py",
+    "test_security.py",
+    "test_smoke.py",
+    "test_consistent_reads.py",
+}
+
+
+def _moto_only(item) -> bool:
+    return bool(item.get_closest_marker("moto_only")) or item.path.name in _CONTRACT_SUITES
+
+
 def pytest_collection_modifyitems(config, items):
     local = config.getoption("dynamodb") == "local"
     kept, left_out = [], []
     for item in items:
-        if local and ("aws" not in item.fixturenames or item.get_closest_marker("moto_only")):
+        if local and ("aws" not in item.fixturenames or _moto_only(item)):
             left_out.append(item)
             continue
         if not local and item.get_closest_marker("dynamodb_local"):
