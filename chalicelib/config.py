@@ -42,6 +42,10 @@ class Settings:
     jwt_audience: str = "crm-api"
     jwks_url: str = ""
     cursor_secret: str = ""
+    # Keys that signed cursors before cursor_secret (a rotation): still accepted, never used
+    # to sign. Cursors older than cursor_max_age_s are refused.
+    cursor_previous_secrets: tuple[str, ...] = field(default_factory=tuple)
+    cursor_max_age_s: int = 24 * 60 * 60
     # Signs the email-confirmation links; the links point at public_base_url: the front end
     # whose page shows the change (GET) and confirms it (POST), e.g. https://shop.example.com;
     # locally, with no front end, the local API's URL.
@@ -87,6 +91,8 @@ class Settings:
             jwt_audience=env.get("CRM_JWT_AUDIENCE", defaults.jwt_audience),
             jwks_url=env.get("CRM_JWKS_URL", defaults.jwks_url),
             cursor_secret=env.get("CRM_CURSOR_SECRET", defaults.cursor_secret),
+            cursor_previous_secrets=_csv(env.get("CRM_CURSOR_PREVIOUS_SECRETS", "")),
+            cursor_max_age_s=int(env.get("CRM_CURSOR_MAX_AGE_SECONDS", defaults.cursor_max_age_s)),
             link_secret=env.get("CRM_LINK_SECRET", defaults.link_secret),
             public_base_url=env.get("CRM_PUBLIC_BASE_URL", defaults.public_base_url),
             cors_allowed_origins=_csv(env.get("CRM_CORS_ALLOWED_ORIGINS", "")),

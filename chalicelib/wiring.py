@@ -26,12 +26,13 @@ def repositories():
 
 @lru_cache(maxsize=1)
 def cursor_codec():
-    from chalicelib.store.pagination import CursorCodec
+    from chalicelib.api.cursors import CursorSigner
 
-    secret = get_settings().cursor_secret
-    if not secret:
+    settings = get_settings()
+    if not settings.cursor_secret:
         raise RuntimeError("CRM_CURSOR_SECRET is not set: page cursors cannot be signed")
-    return CursorCodec(secret)
+    keys = [*settings.cursor_previous_secrets, settings.cursor_secret]
+    return CursorSigner(keys, settings.cursor_max_age_s, lambda: clock.now())
 
 
 def customer_service():
