@@ -63,7 +63,7 @@ class Http:
 
 
 def lambda_context(function_name: str):
-    from chalicelib.local.pump import LambdaContext
+    from chalicelib.local.lambda_events import LambdaContext
 
     return LambdaContext(
         function_name=function_name,

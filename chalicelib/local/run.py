@@ -24,7 +24,7 @@ Control endpoint, on 127.0.0.1:CRM_CONTROL_PORT (see chalicelib/local/consumers.
                             200 when it returned, 404 for an unknown name, 500 if it raised
     POST /drain?timeout=S   200 once everything written before it has been consumed, else 504
     e.g. curl -X POST http://127.0.0.1:8001/schedules/<name>
-Schedules also run on their own: rate(...) at that rate, cron(...) once a day (see pump.py).
+Schedules also run on their own: rate(...) at that rate, cron(...) once a day (see pump_schedules.py).
 
 If the stack has an output `StreamFailureQueueUrl`, stream batches the pump gives up on are sent
 there (Lambda's on-failure destination); otherwise they are logged.

@@ -3,7 +3,7 @@ its case.
 
 On moto a rejected write is a cancelled TransactWriteItems, after which moto swaps in a copy of the
 table with a new stream shard object; an event pump that followed its old shard iterator never
-saw another record (chalicelib/local/pump.py). The stack runs on moto here, where that happened.
+saw another record (chalicelib/local/pump_streams.py). The stack runs on moto here, where that happened.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from chalicelib.local.pump import lambda_stream_record
+from chalicelib.local.lambda_events import lambda_stream_record
 from tests.conftest import aws_client
 
 _marks: dict[str, dict[str, str]] = {}  # table → shard id → iterator at the mark

@@ -19,7 +19,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
-from chalicelib.local import pump as pump_module
+from chalicelib.local import pump_streams
 from chalicelib.local.dynamodb_local import DynamoDBLocal, why_unavailable
 from chalicelib.local.pump import EventPump
 
@@ -504,7 +504,7 @@ def test_records_written_after_moto_rolls_back_a_transaction_the_pump_was_readin
     pump.poll_once()  # read and failed: waiting to be retried
     backend.tables[table] = saved
     _put(table, "after")  # the rolled-back record's sequence number, again
-    with caplog.at_level(logging.WARNING, logger=pump_module.__name__):
+    with caplog.at_level(logging.WARNING, logger=pump_streams.__name__):
         pump.drain()
 
     assert [_keys(records) for records in calls] == [["before"], ["rolled-back"], ["after"]]
@@ -694,7 +694,7 @@ def test_a_child_shard_that_appears_when_its_parent_closes_is_read_from_its_star
 
 
 def test_shards_are_listed_again_after_the_listing_interval_not_on_every_poll(monkeypatch):
-    monkeypatch.setattr(pump_module, "SHARD_LISTING_INTERVAL_S", 0.5)
+    monkeypatch.setattr(pump_streams, "SHARD_LISTING_INTERVAL_S", 0.5)
     streams = _FakeStreams()
     streams.add_shard("shardId-1")
     streams.add_shard("shardId-2")
@@ -770,7 +770,7 @@ def test_a_shard_trimmed_past_the_last_record_read_is_read_on_from_its_oldest_re
     streams.write("shardId-1", "a2", "a3", "a4")
     streams.trim("shardId-1", 2)  # a1 and a2 are gone: a2 was never read
 
-    with caplog.at_level(logging.WARNING, logger=pump_module.__name__):
+    with caplog.at_level(logging.WARNING, logger=pump_streams.__name__):
         pump.drain()
 
     assert [_keys(records) for records in calls] == [["a1"], ["a3", "a4"]]
@@ -778,7 +778,7 @@ def test_a_shard_trimmed_past_the_last_record_read_is_read_on_from_its_oldest_re
 
 
 def test_a_shard_that_leaves_the_stream_unfinished_no_longer_holds_back_its_child(monkeypatch, caplog):
-    monkeypatch.setattr(pump_module, "SHARD_LISTING_INTERVAL_S", 0.0)
+    monkeypatch.setattr(pump_streams, "SHARD_LISTING_INTERVAL_S", 0.0)
     streams = _FakeStreams()
     streams.add_shard("shardId-1")
     streams.write("shardId-1", "a1")
@@ -789,7 +789,7 @@ def test_a_shard_that_leaves_the_stream_unfinished_no_longer_holds_back_its_chil
     streams.add_shard("shardId-2", parent="shardId-1")
     streams.write("shardId-2", "b1")
 
-    with caplog.at_level(logging.WARNING, logger=pump_module.__name__):
+    with caplog.at_level(logging.WARNING, logger=pump_streams.__name__):
         pump.drain()
 
     assert [_keys(records) for records in calls] == [["a1"], ["b1"]]
@@ -840,7 +840,7 @@ def test_against_dynamodb_local_each_record_is_delivered_once_across_a_cancelled
 
     _cancelled_transaction(table, "cancelled", dynamodb)
     _put(table, "c", dynamodb=dynamodb)
-    with caplog.at_level(logging.WARNING, logger=pump_module.__name__):
+    with caplog.at_level(logging.WARNING, logger=pump_streams.__name__):
         pump.drain()
 
     assert [_keys(records) for records in calls] == [["a", "b"], ["c"]]

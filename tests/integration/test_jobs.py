@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from chalicelib.config import get_settings
-from chalicelib.local.pump import LambdaContext, lambda_sqs_record
+from chalicelib.local.lambda_events import LambdaContext, lambda_sqs_record
 from tests.functional.conftest import Api, assert_problem, bulk_interactions
 from tests.integration.streams import stream_records
 

@@ -350,6 +350,26 @@ def test_the_merge_template_is_deterministic(prod_sam):
     assert first == json.dumps(json.loads(first), indent=2, sort_keys=True) + "\n"
 
 
+def test_rendering_the_template_offline_builds_no_deployment_package(monkeypatch):
+    # infra.package names the zip before Chalice's build stage runs, relying on its packaging step
+    # to skip a deployment package whose filename is set: pinned here for the chalice version in
+    # requirements-dev.txt.
+    from chalice.deploy import packager
+
+    def build(*args: Any, **kwargs: Any) -> str:
+        raise AssertionError(
+            "Chalice built a deployment package while infra.package rendered the template offline: "
+            "its packaging step no longer skips a package whose filename is set (see _ZipNamedFirst)"
+        )
+
+    base = packager.BaseLambdaDeploymentPackager
+    for kind in (base, *base.__subclasses__()):
+        monkeypatch.setattr(kind, "create_deployment_package", build)
+    functions = _functions(chalice_sam("dev"))
+    assert functions
+    assert {properties["CodeUri"] for properties in functions.values()} == {"./deployment.zip"}
+
+
 def _with_consumer(sam: dict[str, Any], event: dict[str, Any], timeout: int = 30) -> dict[str, Any]:
     """`sam` with one more function, the way Chalice generates an event handler."""
     sam = copy.deepcopy(sam)

@@ -422,3 +422,23 @@ def test_local_times_follow_summer_time_in_europe_and_manila_time_in_the_philipp
     assert offsets["fi"] == {"+02:00", "+03:00"}
     assert offsets["en"] == {"+00:00", "+01:00"}
     assert offsets["tl"] == {"+08:00"}
+
+
+def test_demo_data_that_buys_an_unlisted_sku_fails_naming_the_file_the_customer_and_the_sku(monkeypatch):
+    from chalicelib.local import seed_data
+
+    read = seed_data._read
+
+    def edited(name: str) -> Any:
+        data = read(name)
+        if name == "customers.json":
+            data[0]["profile"]["one_offs"].append("SKU-NOT-LISTED")
+        return data
+
+    monkeypatch.setattr(seed_data, "_read", edited)
+    seed_data._demo.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"^customers\.json: Åsa Öberg buys SKU-NOT-LISTED in SEK"):
+            demo_customers()
+    finally:
+        seed_data._demo.cache_clear()
