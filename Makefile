@@ -71,4 +71,5 @@ deploy:
 	aws cloudformation deploy --template-file build/$(STAGE)/packaged.json --stack-name $(STACK_NAME) \
 		--capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
 		--parameter-overrides CursorSecret=$(CRM_CURSOR_SECRET) LinkSecret=$(CRM_LINK_SECRET) \
+		$(if $(CRM_CURSOR_PREVIOUS_SECRETS),PreviousCursorSecrets=$(CRM_CURSOR_PREVIOUS_SECRETS)) \
 		$(if $(CRM_ALARM_TOPIC_ARN),AlarmTopicArn=$(CRM_ALARM_TOPIC_ARN)) $(if $(CRM_USER_POOL_ARN),UserPoolArn=$(CRM_USER_POOL_ARN))

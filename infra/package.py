@@ -65,6 +65,7 @@ VISIBILITY_TIMEOUT_FACTOR = 6
 SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
 ALARM_TOPIC_PARAMETER = "AlarmTopicArn"
 CURSOR_SECRET_PARAMETER = "CursorSecret"
+PREVIOUS_CURSOR_SECRETS_PARAMETER = "PreviousCursorSecrets"
 LINK_SECRET_PARAMETER = "LinkSecret"
 # The Cognito post-confirmation trigger (chalicelib/events/identities.py) and who may invoke it.
 SIGN_UP_FUNCTION = "LinkCustomerOnSignUp"
@@ -417,6 +418,7 @@ def build_merge_template(
         **_stream_variables(declared),
         **_bucket_variables(declared),
         "CRM_CURSOR_SECRET": {"Ref": CURSOR_SECRET_PARAMETER},
+        "CRM_CURSOR_PREVIOUS_SECRETS": {"Ref": PREVIOUS_CURSOR_SECRETS_PARAMETER},
         "CRM_LINK_SECRET": {"Ref": LINK_SECRET_PARAMETER},
     }
     for name, function in functions.items():
@@ -494,6 +496,13 @@ def build_merge_template(
         "NoEcho": True,
         "MinLength": 32,
         "Description": "Key that signs page cursors (32+ random characters, e.g. `openssl rand -hex 32`).",
+    }
+    parameters[PREVIOUS_CURSOR_SECRETS_PARAMETER] = {
+        "Type": "String",
+        "NoEcho": True,
+        "Default": "",
+        "Description": "Keys that signed page cursors before CursorSecret, comma-separated, oldest "
+        "first: cursors they signed stay valid (for CRM_CURSOR_MAX_AGE_SECONDS) after a rotation.",
     }
     parameters[LINK_SECRET_PARAMETER] = {
         "Type": "String",

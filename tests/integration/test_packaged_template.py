@@ -447,12 +447,14 @@ def test_every_function_signs_cursors_and_links_with_secrets_given_at_deploy_tim
 
     template = render_template(stage)
     assert template["Parameters"]["CursorSecret"]["NoEcho"] is True
+    assert template["Parameters"]["PreviousCursorSecrets"]["NoEcho"] is True
     assert template["Parameters"]["LinkSecret"]["NoEcho"] is True
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
     assert functions
     for function in functions:
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["CRM_CURSOR_SECRET"] == {"Ref": "CursorSecret"}
+        assert variables["CRM_CURSOR_PREVIOUS_SECRETS"] == {"Ref": "PreviousCursorSecrets"}
         assert variables["CRM_LINK_SECRET"] == {"Ref": "LinkSecret"}
 
 
