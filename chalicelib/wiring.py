@@ -240,10 +240,32 @@ def job_queue():
     return SqsWorkQueue(settings.jobs_queue_name, settings.region)
 
 
-def _export_document(customer_id: str, deadline):
-    from chalicelib.api.export import document_chunks
+def audit_service():
+    from chalicelib.services.audit import AuditService
 
-    return document_chunks(customer_id, deadline)
+    return AuditService(audit_repository(), customer_service(), cursor_codec())
+
+
+def order_service():
+    from chalicelib.services.orders import OrderService
+
+    return OrderService(customer_service(), product_service(), interaction_service())
+
+
+def export_service():
+    from chalicelib.services.export import ExportService
+
+    return ExportService(
+        customer_service(), loyalty_service(), interaction_service(), case_service(), audit_service(), clock
+    )
+
+
+def _export_document(customer_id: str, deadline):
+    """The export document, in pieces: the customer's data (NotFound on the first piece for an
+    unknown customer) rendered by the API's models, as GET …/export answers it."""
+    from chalicelib.api.export_document import document_chunks
+
+    yield from document_chunks(export_service().gather(customer_id, deadline), get_settings().base_currency)
 
 
 def job_service():

@@ -5,18 +5,18 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib import wiring
-from chalicelib.api.http import Call, api_route
-from chalicelib.api.preconditions import etag, if_match
-from chalicelib.api.responses import json_response, page_response
-from chalicelib.api.schemas import (
+from chalicelib.api.case_schemas import (
     CaseHistoryOut,
     CaseHistoryPage,
     CaseListQuery,
     CaseOut,
     CasePage,
     CasePatch,
-    PageQuery,
 )
+from chalicelib.api.http import Call, api_route
+from chalicelib.api.preconditions import etag, if_match
+from chalicelib.api.responses import json_response, page_response
+from chalicelib.api.schemas import PageQuery
 
 bp = Blueprint(__name__)
 

@@ -5,21 +5,18 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib import wiring
-from chalicelib.api.http import Call, api_route
-from chalicelib.api.preconditions import etag, if_match
-from chalicelib.api.responses import json_response, page_response
-from chalicelib.api.schemas import (
+from chalicelib.api.customer_schemas import (
     CustomerCreate,
     CustomerListQuery,
     CustomerOut,
     CustomerPage,
     CustomerPatch,
-    HabitPage,
-    LoyaltyDetail,
-    LoyaltySummary,
-    PageQuery,
-    PurchaseHabit,
 )
+from chalicelib.api.http import Call, api_route
+from chalicelib.api.loyalty_schemas import HabitPage, LoyaltyDetail, LoyaltySummary, PurchaseHabit
+from chalicelib.api.preconditions import etag, if_match
+from chalicelib.api.responses import json_response, page_response
+from chalicelib.api.schemas import PageQuery
 from chalicelib.config import get_settings
 
 bp = Blueprint(__name__)

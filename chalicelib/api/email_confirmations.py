@@ -11,9 +11,10 @@ from typing import Literal
 from chalice import Blueprint
 
 from chalicelib import wiring
+from chalicelib.api.customer_schemas import CustomerOut
 from chalicelib.api.http import Call, api_route
 from chalicelib.api.responses import json_response
-from chalicelib.api.schemas import CustomerOut, Out
+from chalicelib.api.schemas import Out
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.customers import Customer
 from chalicelib.domain.email_change import EmailChange

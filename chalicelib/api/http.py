@@ -78,7 +78,13 @@ _SIZED = ("POST", "PATCH", "PUT")
 
 
 Authenticator = Callable[[Any], Any]
-_authenticate: Authenticator | None = None
+
+
+def _not_configured(authorization: Any) -> Any:
+    raise RuntimeError("api.http.configure() was not called: no route can authenticate")
+
+
+_authenticate: Authenticator = _not_configured
 _max_body_bytes = 1024 * 1024
 _validation_context: Callable[[], dict] = dict
 
@@ -122,7 +128,6 @@ def api_route(
             try:
                 principal = None
                 if roles:
-                    assert _authenticate is not None, "api.http.configure() was not called"
                     principal = _authenticate(request.headers.get("authorization"))
                     if principal.role not in roles:
                         raise Forbidden(f"This route is for the role(s) {', '.join(roles)}.")

@@ -6,8 +6,13 @@ from chalice import Blueprint
 
 from chalicelib import wiring
 from chalicelib.api.http import Call, api_route
+from chalicelib.api.interaction_schemas import (
+    InteractionCreate,
+    InteractionListQuery,
+    InteractionOut,
+    InteractionPage,
+)
 from chalicelib.api.responses import json_response, page_response
-from chalicelib.api.schemas import InteractionCreate, InteractionListQuery, InteractionOut, InteractionPage
 
 bp = Blueprint(__name__)
 

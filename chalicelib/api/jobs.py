@@ -10,6 +10,7 @@ from chalice import Blueprint
 from pydantic import Field
 
 from chalicelib import wiring
+from chalicelib.api.export_document import FORMAT
 from chalicelib.api.http import Call, api_route
 from chalicelib.api.me import erased_is_gone
 from chalicelib.api.responses import json_response
@@ -50,8 +51,6 @@ class JobOut(Out):
     def of(cls, job: Job) -> dict:
         result = None
         if job.status == COMPLETED and job.document_key is not None:
-            from chalicelib.api.export import FORMAT
-
             now = wiring.clock.now()
             result = {
                 "download_url": wiring.job_service().download_url(job, DOWNLOAD_URL_SECONDS),

@@ -8,50 +8,28 @@ from collections.abc import Callable
 from typing import Annotated, Literal
 
 from chalice import Blueprint
-from pydantic import Field, StrictBool
+from pydantic import Field
 
 from chalicelib import wiring
+from chalicelib.api.case_schemas import CaseOut, Severity
+from chalicelib.api.customer_schemas import CustomerDetailsPatch, CustomerOut
 from chalicelib.api.email_confirmations import PendingEmailOut
 from chalicelib.api.http import Call, api_route
+from chalicelib.api.interaction_schemas import InteractionListQuery, InteractionOut, InteractionPage
+from chalicelib.api.loyalty_schemas import LoyaltySummary
 from chalicelib.api.preconditions import etag, if_match
 from chalicelib.api.responses import json_response, page_response
-from chalicelib.api.schemas import (
-    CaseOut,
-    CustomerOut,
-    Email,
-    InteractionListQuery,
-    InteractionOut,
-    InteractionPage,
-    Locale,
-    LoyaltySummary,
-    Name,
-    NotNull,
-    Out,
-    PageQuery,
-    Phone,
-    Strict,
-    integer,
-)
+from chalicelib.api.schemas import Name, Out, PageQuery, Strict, integer
 from chalicelib.config import get_settings
-from chalicelib.domain import money
-from chalicelib.errors import FieldError, Gone, NotFound, Unprocessable
+from chalicelib.domain import products
+from chalicelib.errors import Gone, NotFound
 
 bp = Blueprint(__name__)
 ROLE = ("customer",)
 
 
-class MePatch(Strict):
+class MePatch(CustomerDetailsPatch):
     """What customers may change themselves; anything else is an unknown field (400)."""
-
-    name: Annotated[Name, NotNull] = None  # type: ignore[assignment]
-    preferred_name: Name | None = None
-    email: Email | None = None
-    phone: Phone | None = None
-    locale: Annotated[Locale, NotNull] = None  # type: ignore[assignment]
-    marketing_consent: Annotated[StrictBool, NotNull] = None  # type: ignore[assignment]
-
-    def changes(self) -> dict:
-        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class MyCaseOut(Out):
@@ -81,7 +59,8 @@ class MyCasePage(Out):
 
 
 class OrderLine(Strict):
-    sku: Annotated[str, Field(min_length=1, max_length=64)]
+    # Any sku: one that is not a product is named as such (422), whatever its shape.
+    sku: Annotated[str, Field(min_length=1, max_length=products.SKU_MAX_LENGTH)]
     quantity: integer(gt=0, le=1000)
 
 
@@ -89,13 +68,16 @@ class OrderIn(Strict):
     items: Annotated[list[OrderLine], Field(min_length=1, max_length=50)]
     channel: Literal["web", "mobile"]
 
+    def lines(self) -> list[products.OrderLine]:
+        return [products.OrderLine(line.sku, line.quantity) for line in self.items]
+
 
 class MyComplaintIn(Strict):
     """A complaint the customer files themselves (staff record complaints as interactions)."""
 
     subject: Name
     description: Annotated[str, Field(min_length=1, max_length=4000)]
-    severity: Literal["low", "medium", "high", "critical"] = "medium"
+    severity: Severity = "medium"
     channel: Literal["web", "mobile"] = "web"
 
 
@@ -108,15 +90,11 @@ def erased_is_gone(view: Callable) -> Callable:
         try:
             return view(call, **path_params)
         except NotFound:
-            if wiring.repositories()[0].erased_at(call.principal.subject):
+            if wiring.erasure_service().was_erased(call.principal.subject):
                 raise Gone("This customer's personal data was erased.") from None
             raise
 
     return guarded
-
-
-def _me(call: Call):
-    return wiring.customer_service().get(call.principal.subject)
 
 
 @api_route(
@@ -214,42 +192,7 @@ def my_interaction(call: Call, interaction_id: str):
 )
 @erased_is_gone
 def place_order(call: Call):
-    order = call.body
-    customer = _me(call)
-    # A retry after a lost answer: the order stands even if the catalogue changed since.
-    placed = wiring.interaction_service().written_by_earlier_attempt(customer.id)
-    if placed is not None:
-        return json_response(InteractionOut.of(placed), 201, {"Location": f"/me/interactions/{placed.id}"})
-    products = wiring.product_service().get_many([line.sku for line in order.items])
-    missing = [
-        FieldError(f"items.{i}.sku", "is not a product we sell")
-        for i, line in enumerate(order.items)
-        if line.sku not in products or not products[line.sku].active
-    ]
-    if missing:
-        raise Unprocessable("The order names products that are not in the catalogue.", errors=missing)
-    currencies = {products[line.sku].currency for line in order.items}
-    if len(currencies) > 1:
-        raise Unprocessable(
-            "One order is paid in one currency.",
-            errors=[FieldError("items", f"mixes currencies {sorted(currencies)}")],
-        )
-    language = customer.locale.split("-")[0]
-    items = [
-        {
-            "sku": line.sku,
-            "name": products[line.sku].names.get(language) or products[line.sku].names["en"],
-            "quantity": line.quantity,
-            "unit_price": products[line.sku].price,
-        }
-        for line in order.items
-    ]
-    currency = currencies.pop()
-    for item in items:
-        money.parse_price(item["unit_price"], currency, at_most=None)  # the catalogue's own price
-    purchase = wiring.interaction_service().record(
-        customer.id, {"type": "purchase", "channel": order.channel, "currency": currency, "items": items}
-    )
+    purchase = wiring.order_service().place(call.principal.subject, call.body.lines(), call.body.channel)
     return json_response(InteractionOut.of(purchase), 201, {"Location": f"/me/interactions/{purchase.id}"})
 
 

@@ -7,18 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from chalicelib.api.requests import RequestFieldErrors
-from chalicelib.api.schemas import MoneyIn, MoneyOut, Name, NotNull, Out, PageQuery, Strict
+from chalicelib.api.schemas import Currency, MoneyIn, MoneyOut, Name, NotNull, Out, PageQuery, Sku, Strict
 from chalicelib.domain import contact, money
 from chalicelib.domain.clock import to_rfc3339
+from chalicelib.domain.products import FALLBACK_LOCALE
 from chalicelib.errors import FieldError
 
 if TYPE_CHECKING:
     from chalicelib.domain.products import Product
 
-FALLBACK_LOCALE = "en"
 MAX_NAMES = 50
-
-Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
 
 
 def _canonical_locales(value: Any) -> Any:
@@ -56,15 +54,6 @@ Names = Annotated[
 ]
 
 
-def _known_currency(value: str) -> str:
-    if not money.is_currency(value):
-        raise ValueError("is not an ISO 4217 currency code")
-    return value
-
-
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_known_currency)]
-
-
 class ProductCreate(Strict):
     sku: Sku
     names: Names
@@ -74,10 +63,9 @@ class ProductCreate(Strict):
 
     @model_validator(mode="after")
     def _price_fits_currency(self) -> ProductCreate:
-        try:
-            money.parse_price(self.price, self.currency)
-        except money.MoneyError as error:
-            raise RequestFieldErrors([FieldError("price", str(error))]) from None
+        problems = money.price_problems(self.currency, {"price": self.price})
+        if problems:
+            raise RequestFieldErrors([FieldError(field, problem) for field, problem in problems])
         return self
 
     def fields(self) -> dict:

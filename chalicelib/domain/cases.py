@@ -18,8 +18,6 @@ TRANSITIONS: Mapping[str, tuple[str, ...]] = {
     "reopened": ("in_progress",),
     "closed": (),
 }
-# A case has been responded to once it left "open".
-RESPONDED = ("acknowledged", "in_progress", "resolved", "closed", "reopened")
 FIRST_RESPONSE = "first_response"
 RESOLUTION = "resolution"
 # Why a case is closed: staff closed it after resolving it, or its customer was deleted.
@@ -42,6 +40,15 @@ class TransitionError(ValueError):
             f"A case cannot go from {current} to {wanted}; from {current} it can go to: {options}."
         )
         self.current, self.wanted, self.allowed = current, wanted, allowed
+
+
+class MisfitFields(ValueError):
+    """A change of status without a field it needs, or with one it does not take; `problems`
+    are (field, problem) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field} {problem}" for field, problem in problems))
+        self.problems = problems
 
 
 class ClosedCase(ValueError):
@@ -161,16 +168,47 @@ def open_case(
     )
 
 
-def transition(case: Case, to: str, *, by: str, at: datetime, note: str | None = None, **changes) -> Case:
+def misfits(to: str | None, resolution: str | None, satisfaction: int | None) -> list[tuple[str, str]]:
+    """(field, problem) for the fields a change to status `to` (None: no change) needs and
+    lacks, or has and does not take: resolving takes a resolution, and only resolving does; a
+    satisfaction is only given with closing."""
+    problems = []
+    if to == "resolved" and not resolution:
+        problems.append(("resolution", "is required to resolve a case"))
+    if resolution is not None and to != "resolved":
+        problems.append(("resolution", "is only given with status resolved"))
+    if satisfaction is not None and to != "closed":
+        problems.append(("satisfaction", "is only given with status closed"))
+    return problems
+
+
+def transition(
+    case: Case,
+    to: str,
+    *,
+    by: str,
+    at: datetime,
+    note: str | None = None,
+    resolution: str | None = None,
+    satisfaction: int | None = None,
+) -> Case:
+    """The case moved to status `to`, with the fields that move takes (see `misfits`)."""
+    problems = misfits(to, resolution, satisfaction)
+    if problems:
+        raise MisfitFields(problems)
     if to not in TRANSITIONS[case.status]:
         raise TransitionError(case.status, to)
-    updates = dict(changes)
+    updates: dict = {}
     if to == "acknowledged" and case.acknowledged_at is None:
         updates["acknowledged_at"] = at
+    if to == "resolved":
+        updates["resolution"] = resolution
     if to == "reopened":
         updates["resolution"] = None
     if to == "closed":
         updates["closed_reason"] = CLOSED_RESOLVED
+        if satisfaction is not None:
+            updates["satisfaction"] = satisfaction
     return _with_entry(case, HistoryEntry(at, by, case.status, to, note), status=to, **updates)
 
 

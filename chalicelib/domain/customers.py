@@ -44,10 +44,6 @@ class Customer:
     def search_words(self) -> list[str]:
         return names.search_words(self.name, self.preferred_name)
 
-    @property
-    def greeting_name(self) -> str:
-        return self.preferred_name or self.name
-
     def with_changes(self, changes: dict, at: datetime) -> Customer:
         unknown = set(changes) - set(EDITABLE_FIELDS)
         if unknown:

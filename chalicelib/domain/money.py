@@ -8,7 +8,7 @@ with a `MoneyError` whose message can be shown to the API user.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import (
     Context,
     Decimal,
@@ -66,14 +66,23 @@ class MoneyError(ValueError):
 MAX_PRICE = Decimal("1000000000")
 
 
-def is_currency(code: str) -> bool:
+# The shape of a code, which clients can check; whether it names a currency, they cannot.
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+
+
+def is_currency(code: object) -> bool:
     return isinstance(code, str) and code in MINOR_UNITS
 
 
-def minor_units(currency: str) -> int:
-    if not is_currency(currency):
+def check_currency(code: str) -> str:
+    """`code` if it is a currency of MINOR_UNITS, else a MoneyError."""
+    if not is_currency(code):
         raise MoneyError("is not an ISO 4217 currency code")
-    return MINOR_UNITS[currency]
+    return code
+
+
+def minor_units(currency: str) -> int:
+    return MINOR_UNITS[check_currency(currency)]
 
 
 def to_decimal(value: object) -> Decimal:
@@ -121,6 +130,18 @@ def parse_price(value: object, currency: str, *, at_most: Decimal | None = MAX_P
     if at_most is not None and amount > at_most:
         raise MoneyError(f"must be at most {at_most:f}")
     return quantize(amount, currency).copy_abs()  # copy_abs turns -0 into 0
+
+
+def price_problems(currency: str, prices: Mapping[str, object]) -> list[tuple[str, str]]:
+    """(name, problem) for each of the named `prices` that is not a price of one unit in
+    `currency` (see parse_price), in their order."""
+    problems = []
+    for name, price in prices.items():
+        try:
+            parse_price(price, currency)
+        except MoneyError as error:
+            problems.append((name, str(error)))
+    return problems
 
 
 def format_money(amount: Decimal, currency: str) -> str:

@@ -12,11 +12,11 @@ from typing import Protocol
 from chalicelib.domain import audit, ids
 from chalicelib.domain import cases as rules
 from chalicelib.domain.audit import SYSTEM, Actor, AuditEntry
-from chalicelib.domain.cases import Case, ClosedCase, HistoryEntry, TransitionError
+from chalicelib.domain.cases import Case, ClosedCase, HistoryEntry, MisfitFields, TransitionError
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction
 from chalicelib.domain.messages import acknowledgement
-from chalicelib.errors import Conflict, FieldError, NotFound
+from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.services.versions import update_at_version
 from chalicelib.store.cases import CaseChanged, CaseRepository
 from chalicelib.store.customers import CustomerRepository
@@ -246,13 +246,20 @@ class CaseService:
             case = rules.assign(case, changes["assignee"], by=by, at=now)
         status = changes.get("status")
         if status is not None and status != case.status:
-            extra = {}
-            if status == "resolved":
-                extra["resolution"] = changes["resolution"]
-            if status == "closed" and changes.get("satisfaction") is not None:
-                extra["satisfaction"] = changes["satisfaction"]
             try:
-                case = rules.transition(case, status, by=by, at=now, note=changes.get("note"), **extra)
+                case = rules.transition(
+                    case,
+                    status,
+                    by=by,
+                    at=now,
+                    note=changes.get("note"),
+                    resolution=changes.get("resolution"),
+                    satisfaction=changes.get("satisfaction"),
+                )
+            except MisfitFields as misfits:
+                raise ValidationFailed(
+                    [FieldError(field, problem) for field, problem in misfits.problems]
+                ) from None
             except TransitionError as error:
                 raise Conflict(
                     str(error),

@@ -135,7 +135,7 @@ class CustomerService:
 
     def delete(self, customer_id: str, actor: Actor) -> None:
         """Remove the profile and its lookup entries now; its timeline is purged from the
-        customers stream (see chalicelib/events/customer_purge.py)."""
+        customers stream (see chalicelib/events/customer_stream.py)."""
 
         def write(customer: Customer) -> None:
             now = self._clock.now()

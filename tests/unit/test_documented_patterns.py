@@ -11,7 +11,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.api.schemas import DECIMAL_INPUT_PATTERN, E164_PATTERN, PHONE_INPUT_PATTERN
+from chalicelib.api.customer_schemas import E164_PATTERN, PHONE_INPUT_PATTERN
+from chalicelib.api.schemas import DECIMAL_INPUT_PATTERN
 from chalicelib.domain import money
 from chalicelib.domain.contact import ContactError, normalize_phone
 

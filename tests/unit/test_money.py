@@ -423,3 +423,24 @@ def test_format_money_never_writes_exponent_notation(currency, units, exponent):
 @given(st.integers(min_value=-(10**30), max_value=10**30))
 def test_every_int_converts_exactly(value):
     assert to_decimal(value) == value
+
+
+def test_check_currency_returns_a_known_code_and_refuses_others():
+    from chalicelib.domain.money import check_currency
+
+    assert check_currency("SEK") == "SEK"
+    for code in ("sek", "XAU", "BGN", 978):
+        with pytest.raises(MoneyError, match="is not an ISO 4217 currency code"):
+            check_currency(code)
+
+
+def test_price_problems_names_each_price_that_does_not_fit_its_currency():
+    from chalicelib.domain.money import price_problems
+
+    prices = {"a": "1.10", "b": "1.005", "c": "-1", "d": Decimal("1000000001")}
+    assert price_problems("EUR", prices) == [
+        ("b", "has more decimal places than EUR allows (2)"),
+        ("c", "must not be negative"),
+        ("d", "must be at most 1000000000"),
+    ]
+    assert price_problems("JPY", {"price": "5"}) == []
