@@ -6,15 +6,20 @@ from datetime import UTC, datetime
 
 import pytest
 
+from chalicelib.api.cursors import CursorSigner
 from chalicelib.domain.audit import Actor, AuditEntry
 from chalicelib.domain.clock import OutOfTime
 from chalicelib.errors import NotFound
 from chalicelib.services.audit import AuditService
 from chalicelib.services.export import ExportService
-from chalicelib.store.pagination import CursorCodec, Page
+from chalicelib.store.pagination import Page
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 STAFF = Actor("staff-1", "staff", "PATCH /customers/{customer_id}")
+
+
+def cursors() -> CursorSigner:
+    return CursorSigner(["s"], 3600, lambda: NOW)
 
 
 def entry(n: int) -> AuditEntry:
@@ -44,7 +49,7 @@ class KnownCustomers:
 
 
 def test_the_trail_is_read_a_page_at_a_time_with_signed_cursors():
-    service = AuditService(FakeTrail([entry(n) for n in range(3)]), KnownCustomers("cus_1"), CursorCodec("s"))
+    service = AuditService(FakeTrail([entry(n) for n in range(3)]), KnownCustomers("cus_1"), cursors())
     first = service.of_customer("cus_1", 2, None)
     assert [e.id for e in first.items] == ["aud_0", "aud_1"]
     second = service.of_customer("cus_1", 2, first.next_cursor)
@@ -53,12 +58,12 @@ def test_the_trail_is_read_a_page_at_a_time_with_signed_cursors():
 
 def test_the_trail_of_a_customer_that_never_was_is_not_found():
     with pytest.raises(NotFound):
-        AuditService(FakeTrail([]), KnownCustomers(), CursorCodec("s")).of_customer("cus_9", 10, None)
+        AuditService(FakeTrail([]), KnownCustomers(), cursors()).of_customer("cus_9", 10, None)
 
 
 def test_the_whole_trail_is_every_entry_across_pages():
     trail = FakeTrail([entry(n) for n in range(250)])
-    service = AuditService(trail, KnownCustomers("cus_1"), CursorCodec("s"))
+    service = AuditService(trail, KnownCustomers("cus_1"), cursors())
     assert len(list(service.whole_trail("cus_1"))) == 250
     assert trail.pages == 3
 
@@ -69,9 +74,7 @@ class Expired:
 
 
 def test_the_whole_trail_stops_between_pages_when_time_is_up():
-    service = AuditService(
-        FakeTrail([entry(n) for n in range(150)]), KnownCustomers("cus_1"), CursorCodec("s")
-    )
+    service = AuditService(FakeTrail([entry(n) for n in range(150)]), KnownCustomers("cus_1"), cursors())
     read = service.whole_trail("cus_1", Expired())
     with pytest.raises(OutOfTime):
         list(read)
