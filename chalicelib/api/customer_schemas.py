@@ -29,8 +29,8 @@ Email = Annotated[
 ]
 # What contact.normalize_phone accepts: a "+", then digits (the first not 0) among spaces, dots,
 # dashes, parentheses and "(0)" trunk prefixes, which are dropped. It does not count the digits
-# (2-15, checked by the server): counting them around optional "(0)"s takes a regex that
-# backtracks exponentially on a bad input, in every client that validates with it.
+# (2-15) nor know numbering plans, which the server checks: counting them around optional "(0)"s
+# takes a regex that backtracks exponentially on a bad input, in every client that validates with it.
 PHONE_INPUT_PATTERN = r"^\s*\+(?:[\s.()-]|\(\s*0\s*\))*[1-9][\s.()0-9-]*[0-9][\s.()-]*$"
 E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
 Phone = Annotated[
@@ -40,8 +40,10 @@ Phone = Annotated[
         {
             "type": "string",
             "pattern": PHONE_INPUT_PATTERN,
-            "description": "E.164 with its + (2-15 digits, the first not 0); spaces, dots, dashes, "
-            "parentheses and a (0) trunk prefix are removed. Returned compact (+46701234567).",
+            "description": "E.164 with its + (2-15 digits, the first not 0), a number that its "
+            "country's numbering plan has (libphonenumber's metadata: +10000000 is refused); spaces, "
+            "dots, dashes, parentheses and a (0) trunk prefix are removed. Returned compact "
+            "(+46701234567).",
             "examples": ["+46701234567", "+46 70-123 45 67", "+44 (0)20 7946 0958"],
         }
     ),
@@ -50,7 +52,14 @@ PhoneOut = Annotated[str, WithJsonSchema({"type": "string", "pattern": E164_PATT
 Locale = Annotated[
     str,
     BeforeValidator(checked(contact.normalize_locale)),
-    WithJsonSchema({"type": "string", "description": "BCP 47 language tag", "examples": ["sv", "fi-FI"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "BCP 47 language tag whose language, script, region and variants are in the "
+            "IANA language subtag registry (xx-YY is refused); returned in canonical case (sv-SE)",
+            "examples": ["sv", "fi-FI"],
+        }
+    ),
 ]
 Tag = Annotated[str, Field(min_length=1, max_length=40)]
 Tags = Annotated[list[Tag], Field(max_length=20)]

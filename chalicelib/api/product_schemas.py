@@ -26,8 +26,8 @@ def _canonical_locales(value: Any) -> Any:
     for key, name in value.items():
         try:
             locale = contact.normalize_locale(key)
-        except ValueError:
-            raise ValueError(f"{key!r} is not a BCP 47 language tag (such as en, sv, fi-FI)") from None
+        except ValueError as error:
+            raise ValueError(f"{key!r} {error}") from None
         if locale in names:
             raise ValueError(f"names the language {locale} twice")
         names[locale] = name
@@ -47,7 +47,7 @@ Names = Annotated[
     Field(min_length=1, max_length=MAX_NAMES),
     BeforeValidator(_canonical_locales),
     Field(
-        description='BCP 47 language tag → name (1–200 characters); must include "en"',
+        description='BCP 47 language tag of registered subtags → name (1–200 characters); must include "en"',
         json_schema_extra={"required": [FALLBACK_LOCALE], "examples": [{"en": "Ceramic mug", "sv": "Mugg"}]},
     ),
     AfterValidator(_has_fallback),

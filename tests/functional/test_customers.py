@@ -92,6 +92,16 @@ def test_every_invalid_field_is_named_at_once(api):
     assert api.get("/customers").json["items"] == []
 
 
+def test_a_phone_number_no_country_has_and_an_unregistered_locale_are_400_by_name(api):
+    reply = api.post("/customers", {"name": "Åsa Öberg", "phone": "+10000000", "locale": "xx-YY"})
+    errors = {e["field"]: e["message"] for e in assert_problem(reply, 400, "phone", "locale")["errors"]}
+    assert errors["phone"] == "is not a valid number for country code +1"
+    assert errors["locale"].startswith("must use registered subtags")
+    created = api.create_customer(name="Åsa Öberg", phone="+46 070-174 06 05", locale="SV-se")
+    assert (created["phone"], created["locale"]) == ("+46701740605", "sv-SE")
+    assert len(api.get("/customers").json["items"]) == 1
+
+
 def test_a_missing_or_blank_name_is_rejected(api):
     assert_problem(api.post("/customers", {}), 400, "name")
     assert_problem(api.post("/customers", {"name": "   "}), 400, "name")

@@ -18,6 +18,16 @@ from chalicelib.domain.contact import (
 EMAIL_MESSAGE = "is not a valid email address"
 PHONE_MESSAGE = re.escape("must be an E.164 phone number such as +46701234567")
 LOCALE_MESSAGE = "must be a BCP 47 language tag such as sv, fi, sl, tl or en-GB"
+UNREGISTERED_MESSAGE = re.escape("must use registered subtags (IANA language subtag registry)")
+# Valid numbers of the countries the CRM serves (and one of +1), written compact.
+VALID_NUMBERS = [
+    "+46701234567",
+    "+358401234567",
+    "+38641123456",
+    "+639171234567",
+    "+442079460958",
+    "+12015550123",
+]
 
 # --- email ----------------------------------------------------------------------------
 
@@ -150,13 +160,14 @@ def test_surrounding_whitespace_never_changes_an_address(address, padding):
         ("+46 70 123 45 67", "+46701234567"),
         ("+46-70-123-45-67", "+46701234567"),
         ("+46.70.123.45.67", "+46701234567"),
-        ("+1 (555) 010-9999", "+15550109999"),
+        ("+1 (201) 555-0123", "+12015550123"),
         ("  +358 40 1234567  ", "+358401234567"),
         ("+386\u00a041\u00a0123\u00a0456", "+38641123456"),
         ("+63 917 123 4567", "+639171234567"),
         ("+44 (0)20 7946 0958", "+442079460958"),
         ("+46 (0) 70 123 45 67", "+46701234567"),
-        ("+123456789012345", "+123456789012345"),
+        ("+49 30 901820", "+4930901820"),
+        ("+43 1 23456789012", "+43123456789012"),
     ],
 )
 def test_a_phone_number_with_a_plus_is_compacted_to_e164(value, expected):
@@ -195,14 +206,49 @@ def test_a_phone_number_that_is_not_a_string_is_rejected(value):
         normalize_phone(value)
 
 
-@given(
-    digits=st.from_regex(r"[1-9][0-9]{1,14}", fullmatch=True),
-    data=st.data(),
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("+46 70 174 06 05", "+46701740605"),  # Sweden, mobile
+        ("+46 8 123 456 78", "+46812345678"),  # Sweden, Stockholm
+        ("+358 40 555 0123", "+358405550123"),  # Finland, mobile
+        ("+358 9 1234 567", "+35891234567"),  # Finland, Helsinki
+        ("+386 41 555 102", "+38641555102"),  # Slovenia, mobile
+        ("+386 1 234 56 78", "+38612345678"),  # Slovenia, Ljubljana
+        ("+63 917 555 0142", "+639175550142"),  # the Philippines, mobile
+        ("+63 2 8123 4567", "+63281234567"),  # the Philippines, Metro Manila
+    ],
 )
-def test_separators_anywhere_after_the_plus_never_change_the_number(digits, data):
+def test_a_valid_number_of_a_served_country_is_normalised_to_e164(value, expected):
+    assert normalize_phone(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("+10000000", "is not a valid number for country code +1"),
+        ("+1 (555) 010-9999", "is not a valid number for country code +1"),  # no area code 555
+        ("+46 70 123", "is not a valid number for country code +46"),  # too short
+        ("+46 70 123 45 67 89", "is not a valid number for country code +46"),  # too long
+        ("+123456789012345", "is not a valid number for country code +1"),
+        ("+63 000 123 4567", "is not a valid number for country code +63"),
+        ("+999 123 456", "does not start with a country calling code in use, such as +46"),
+    ],
+)
+def test_a_number_with_the_shape_of_e164_but_no_such_number_is_rejected(value, message):
+    with pytest.raises(ContactError, match=f"^{re.escape(message)}$"):
+        normalize_phone(value)
+
+
+def test_a_trunk_zero_written_after_the_country_code_is_dropped():
+    assert normalize_phone("+46 070-123 45 67") == normalize_phone("+46 70-123 45 67") == "+46701234567"
+
+
+@given(number=st.sampled_from(VALID_NUMBERS), data=st.data())
+def test_separators_anywhere_after_the_plus_never_change_the_number(number, data):
     separators = st.text(alphabet=" -.\u00a0", max_size=2)
-    written = "+" + "".join(data.draw(separators) + digit for digit in digits)
-    assert normalize_phone(written) == "+" + digits
+    written = "+" + "".join(data.draw(separators) + digit for digit in number[1:])
+    assert normalize_phone(written) == number
 
 
 # --- locale ---------------------------------------------------------------------------
@@ -235,11 +281,38 @@ def test_separators_anywhere_after_the_plus_never_change_the_number(digits, data
         ("en-a-BBB-x-A-CCC", "en-a-bbb-x-a-ccc"),
         ("az-Arab-x-AZE-derbend", "az-Arab-x-aze-derbend"),
         ("tlh", "tlh"),
-        ("abcde", "abcde"),
+        ("art-lojban", "art-lojban"),
+        ("iw", "iw"),  # deprecated for "he", but registered: kept as written
     ],
 )
 def test_a_language_tag_gets_its_canonical_casing(value, expected):
     assert normalize_locale(value) == expected
+
+
+@pytest.mark.parametrize("value", ["sv-SE", "fil-PH", "tl", "fi", "sl", "en-GB"])
+def test_the_languages_the_crm_serves_are_registered(value):
+    assert normalize_locale(value) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "xx-YY",  # no language xx
+        "xx",
+        "abcde",
+        "sv-Abcd",  # no script Abcd
+        "en-UK",  # no region UK: Britain is GB
+        "en-000",
+        "sl-rozajx",  # no variant rozajx
+        "zh-xyz-HK",  # no extended language xyz
+        "zh-yue-cmn",  # two extended languages
+        "de-1901-1901",  # a variant twice
+        "en-a-bbb-a-ccc",  # an extension twice
+    ],
+)
+def test_a_well_formed_tag_with_an_unregistered_subtag_is_rejected(value):
+    with pytest.raises(ContactError, match=UNREGISTERED_MESSAGE):
+        normalize_locale(value)
 
 
 @pytest.mark.parametrize(
@@ -302,14 +375,7 @@ def _random_case(draw, text):
     return "".join(c.upper() if flip else c for c, flip in zip(text, flips, strict=True))
 
 
-@st.composite
-def language_tags(draw):
-    parts = [draw(st.from_regex(r"[a-z]{2,3}|[a-z]{5,8}", fullmatch=True))]
-    if len(parts[0]) <= 3:
-        parts += draw(st.lists(st.from_regex(r"[a-z]{3}", fullmatch=True), max_size=3))
-    parts += draw(st.lists(st.from_regex(r"[a-z]{4}", fullmatch=True), max_size=1))
-    parts += draw(st.lists(st.from_regex(r"[a-z]{2}|[0-9]{3}", fullmatch=True), max_size=1))
-    parts += draw(st.lists(st.from_regex(r"[a-z0-9]{5,8}|[0-9][a-z0-9]{3}", fullmatch=True), max_size=2))
+def _extensions(draw, parts):
     for singleton in draw(st.lists(st.sampled_from("abu0"), max_size=2, unique=True)):
         parts.append(singleton)
         parts += draw(st.lists(st.from_regex(r"[a-z0-9]{2,8}", fullmatch=True), min_size=1, max_size=2))
@@ -319,13 +385,53 @@ def language_tags(draw):
     return _random_case(draw, "-".join(parts))
 
 
-@given(language_tags())
-def test_any_well_formed_tag_is_accepted_whatever_its_casing(tag):
+@st.composite
+def language_tags(draw):
+    """Well-formed tags, with subtags mostly not registered."""
+    parts = [draw(st.from_regex(r"[a-z]{2,3}|[a-z]{5,8}", fullmatch=True))]
+    if len(parts[0]) <= 3:
+        parts += draw(st.lists(st.from_regex(r"[a-z]{3}", fullmatch=True), max_size=3))
+    parts += draw(st.lists(st.from_regex(r"[a-z]{4}", fullmatch=True), max_size=1))
+    parts += draw(st.lists(st.from_regex(r"[a-z]{2}|[0-9]{3}", fullmatch=True), max_size=1))
+    parts += draw(st.lists(st.from_regex(r"[a-z0-9]{5,8}|[0-9][a-z0-9]{3}", fullmatch=True), max_size=2))
+    return _extensions(draw, parts)
+
+
+def _some(draw, subtags, most=1):
+    return draw(st.lists(st.sampled_from(subtags), max_size=most, unique=True))
+
+
+@st.composite
+def registered_tags(draw):
+    """Valid tags: every language, extended language, script, region and variant registered."""
+    languages = ["sv", "fi", "sl", "tl", "fil", "en", "zh", "sr", "de", "hy", "es", "yue"]
+    parts = [draw(st.sampled_from(languages))]
+    if parts[0] == "zh":
+        parts += _some(draw, ["yue", "cmn", "nan"])
+    parts += _some(draw, ["latn", "hant", "cyrl", "arab"])
+    parts += _some(draw, ["se", "fi", "si", "ph", "gb", "tw", "419", "001"])
+    parts += _some(draw, ["rozaj", "biske", "1996", "1901", "arevela", "valencia", "hepburn"], most=2)
+    return _extensions(draw, parts)
+
+
+@given(registered_tags())
+def test_any_registered_tag_is_accepted_whatever_its_casing(tag):
     canonical = normalize_locale(tag)
     assert canonical.lower() == tag.lower()
     assert normalize_locale(tag.upper()) == canonical
     assert normalize_locale(tag.lower()) == canonical
     assert normalize_locale(canonical) == canonical
+
+
+@given(language_tags())
+def test_any_well_formed_tag_is_kept_or_refused_as_unregistered_never_as_malformed(tag):
+    try:
+        canonical = normalize_locale(tag)
+    except ContactError as error:
+        assert re.match(UNREGISTERED_MESSAGE, str(error))
+        return
+    assert canonical.lower() == tag.lower()
+    assert normalize_locale(tag.upper()) == canonical
 
 
 @given(language_tags())

@@ -26,7 +26,7 @@ REQUIRED = {
     "Nguyễn Văn An": ("en", "An"),
 }
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-PHONE_RANGES = ("+4670", "+35840", "+38641", "+63917", "+447700900")
+PHONE_RANGES = ("+4670", "+35840", "+38641", "+63917", "+442079460")
 PRICE = re.compile(r"^\d+\.\d{2}$")
 CUSTOMER_PATH = re.compile(r"^/customers/(?P<id>[^/]+)/interactions$")
 
@@ -442,3 +442,15 @@ def test_demo_data_that_buys_an_unlisted_sku_fails_naming_the_file_the_customer_
             demo_customers()
     finally:
         seed_data._demo.cache_clear()
+
+
+def test_every_demo_phone_and_locale_passes_the_apis_own_checks_unchanged():
+    from chalicelib.domain import contact
+
+    for body in demo_customers():
+        if body.get("phone"):
+            assert contact.normalize_phone(body["phone"]) == body["phone"], body["name"]
+        assert contact.normalize_locale(body["locale"]) == body["locale"], body["name"]
+    for product in demo_products():
+        for locale in product["names"]:
+            assert contact.normalize_locale(locale) == locale, product["sku"]
