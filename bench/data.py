@@ -17,8 +17,8 @@ from chalicelib.domain import ids
 from chalicelib.domain.customers import Customer
 from chalicelib.domain.interactions import Interaction, LineItem
 from chalicelib.domain.loyalty import Aggregates, Score
-from chalicelib.store.customers import _to_model as customer_model
-from chalicelib.store.customers import _token_models
+from chalicelib.store.customer_items import customer_item as customer_model
+from chalicelib.store.customer_items import token_items
 from chalicelib.store.interactions import _to_model as interaction_model
 from chalicelib.store.loyalty import _loyalty_item
 from chalicelib.store.models import CustomerModel, InteractionModel, LoyaltyModel, NameTokenModel
@@ -84,7 +84,7 @@ class CustomerWriter:
             for customer, tier in entries:
                 profiles.save(customer_model(customer))
                 self.items += 1
-                for token in _token_models(customer):
+                for token in token_items(customer):
                     tokens.save(token)
                     self.items += 1
                 if tier is not None:

@@ -6,7 +6,7 @@ then runs it again under the seed the first attempt stored: while it runs, `now(
 seed's time and every new id draws its random part from the seed, so the retry builds the
 same ids, timestamps and items. Each transaction of an attempt records a claim on the seed,
 named by what the transaction writes (`claim_for`), so the store tells a transaction that
-already committed from a new one (store/models.transaction). A seed without claims means
+already committed from a new one (store/transactions.py). A seed without claims means
 that nothing was committed: the next attempt then starts afresh, with the time it runs at.
 """
 

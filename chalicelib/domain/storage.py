@@ -20,8 +20,38 @@ class AlreadyExists(StorageError):
     """A record with that key (or unique value) exists already."""
 
 
+class EmailTaken(AlreadyExists):
+    """Another customer has the email address."""
+
+    def __init__(self, email: str | None) -> None:
+        super().__init__(email)
+        self.email = email
+
+
+class IdentityTaken(AlreadyExists):
+    """The sign-in identity is linked to another customer, `owner`."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(owner)
+        self.owner = owner
+
+
+class JobRunning(AlreadyExists):
+    """Another job of the kind runs for the customer (it started since it was looked for)."""
+
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(customer_id)
+        self.customer_id = customer_id
+
+
 class VersionConflict(StorageError):
-    """The record changed since it was read: a lost race, worth reading again."""
+    """The record changed since it was read: a lost race, worth reading again. Where a write
+    relied on several records, `record` may name the one that changed, so that a caller reads
+    again only that one."""
+
+    def __init__(self, *args: object, record: str | None = None) -> None:
+        super().__init__(*args)
+        self.record = record
 
 
 class ConditionFailed(StorageError):

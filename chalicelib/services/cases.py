@@ -7,18 +7,20 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
-from chalicelib.domain import audit, ids
+from chalicelib.domain import audit, ids, storage
 from chalicelib.domain import cases as rules
 from chalicelib.domain.audit import SYSTEM, Actor, AuditEntry
 from chalicelib.domain.cases import Case, ClosedCase, HistoryEntry, MisfitFields, TransitionError
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction
 from chalicelib.domain.messages import acknowledgement
+from chalicelib.domain.storage import VersionConflict
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
-from chalicelib.services.versions import update_at_version
-from chalicelib.store.cases import CaseChanged, CaseRepository
+from chalicelib.services.versions import retry_lost_races, update_at_version
+from chalicelib.store.cases import CaseRepository
 from chalicelib.store.customers import CustomerRepository
 from chalicelib.store.mail import REFUSED
 from chalicelib.store.pagination import CursorCodec, Page, page_of
@@ -36,10 +38,6 @@ class Mailer(Protocol):
 
 class WorkQueue(Protocol):
     def send(self, body: dict) -> None: ...
-
-
-class UnknownCase(Exception):
-    pass
 
 
 AUDITED_FIELDS = (
@@ -115,21 +113,20 @@ class CaseService:
         """Send the customer the acknowledgement of their case, record it on their timeline and
         move the case to acknowledged. Idempotent: only the delivery that claims the case sends
         the email (at most once); a later delivery finishes the recording without sending."""
-        for _ in range(MAX_ATTEMPTS):
+
+        def attempt() -> Case:
             case = self._cases.get(case_id)
             if case is None:
-                raise UnknownCase(case_id)
+                raise storage.NotFound(case_id)
             if case.contact_status is not None:
                 return case
-            try:
-                if case.ack_interaction_id is None:
-                    case = self._claim_and_send(case)
-                    if case.contact_status is not None:
-                        return case
-                return self._record_acknowledgement(case)
-            except CaseChanged:
-                continue
-        raise CaseChanged(case_id)
+            if case.ack_interaction_id is None:
+                case = self._claim_and_send(case)
+                if case.contact_status is not None:
+                    return case
+            return self._record_acknowledgement(case)
+
+        return retry_lost_races(attempt, VersionConflict(case_id), attempts=MAX_ATTEMPTS)
 
     def _claim_and_send(self, case: Case) -> Case:
         now = self._clock.now()
@@ -173,21 +170,23 @@ class CaseService:
 
     def _give_back(self, claimed: Case) -> None:
         """Remove our claim, re-reading when another change to the case came between."""
-        case = claimed
-        for _ in range(MAX_ATTEMPTS):
+        read: list[Case | None] = [claimed]  # as written; after a lost race, as read again
+
+        def attempt() -> None:
+            case = read.pop() if read else self._cases.get(claimed.id, consistent=True)
             if case is None or case.ack_interaction_id != claimed.ack_interaction_id:
                 return  # not ours any more
             unclaimed = replace(
                 case, ack_interaction_id=None, ack_subject=None, ack_text=None, ack_claimed_at=None
             )
-            try:
-                self._cases.update(case, unclaimed)
-                return
-            except CaseChanged:
-                case = self._cases.get(claimed.id, consistent=True)
-        # Still claimed: the error goes up with the claim kept, and a redelivery records the
-        # message as sent. Logged, so the one unsent acknowledgement can be found.
-        log.error("the acknowledgement of %s was refused by SES and stays claimed", claimed.id)
+            self._cases.update(case, unclaimed)
+
+        def still_claimed() -> None:
+            # The error goes up with the claim kept, and a redelivery records the message as
+            # sent. Logged, so the one unsent acknowledgement can be found.
+            log.error("the acknowledgement of %s was refused by SES and stays claimed", claimed.id)
+
+        retry_lost_races(attempt, still_claimed, attempts=MAX_ATTEMPTS)
 
     def _record_acknowledgement(self, case: Case) -> Case:
         now = self._clock.now()
@@ -236,9 +235,7 @@ class CaseService:
             after = self._apply(before, changes, actor.subject)
             return self._cases.update(before, after, audit=_audit(before, after, actor, self._clock.now()))
 
-        return update_at_version(
-            "case", lambda: self.get(case_id, consistent=True), write, if_match, CaseChanged
-        )
+        return update_at_version("case", lambda: self.get(case_id, consistent=True), write, if_match)
 
     def _apply(self, case: Case, changes: dict, by: str) -> Case:
         now = self._clock.now()
@@ -328,16 +325,14 @@ class CaseService:
                 return closed
 
     def _close_with_retries(self, case_id: str) -> bool:
-        for _ in range(MAX_ATTEMPTS):
+        def attempt() -> bool:
             case = self._cases.get(case_id, consistent=True)
             if case is None or case.status == "closed":
                 return False  # erased meanwhile, or closed by someone else
-            try:
-                self._close_for_deleted_customer(case, self._clock.now())
-                return True
-            except CaseChanged:
-                continue
-        raise CaseChanged(case_id)
+            self._close_for_deleted_customer(case, self._clock.now())
+            return True
+
+        return retry_lost_races(attempt, VersionConflict(case_id), attempts=MAX_ATTEMPTS)
 
     def _close_for_deleted_customer(self, case: Case, now: datetime) -> Case:
         after = rules.close_for_deleted_customer(case, at=now, contact_status=CUSTOMER_GONE)
@@ -350,17 +345,16 @@ class CaseService:
     def escalate_overdue(self) -> int:
         """Escalate every active case past its next deadline, once per missed deadline."""
         now = self._clock.now()
+
+        def escalate(case_id: str) -> bool:
+            case = self._cases.get(case_id)
+            after = rules.escalate(case, now) if case else None
+            if after is None:
+                return False
+            self._cases.update(case, after, audit=_audit(case, after, SYSTEM, now))
+            return True
+
         escalated = 0
         for case_id in list(self._cases.overdue(now)):
-            for _ in range(MAX_ATTEMPTS):
-                case = self._cases.get(case_id)
-                after = rules.escalate(case, now) if case else None
-                if after is None:
-                    break
-                try:
-                    self._cases.update(case, after, audit=_audit(case, after, SYSTEM, now))
-                    escalated += 1
-                    break
-                except CaseChanged:
-                    continue
+            escalated += retry_lost_races(partial(escalate, case_id), lambda: False, attempts=MAX_ATTEMPTS)
         return escalated

@@ -10,9 +10,10 @@ from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.contact import email_key
 from chalicelib.domain.customers import EDITABLE_FIELDS, Customer
+from chalicelib.domain.storage import EmailTaken, VersionConflict
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
-from chalicelib.services.versions import update_at_version
-from chalicelib.store.customers import CustomerRepository, EmailTaken, PendingChanged, VersionConflict
+from chalicelib.services.versions import retry_lost_races, update_at_version
+from chalicelib.store.customers import PENDING_EMAIL_CHANGE, CustomerRepository
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 if TYPE_CHECKING:
@@ -25,6 +26,11 @@ MAX_PENDING_READS = 3
 
 def _fields(customer: Customer) -> dict:
     return {name: getattr(customer, name) for name in EDITABLE_FIELDS}
+
+
+def pending_change_moved(conflict: Exception) -> bool:
+    """The lost race was to another request of the customer for a change of address."""
+    return isinstance(conflict, VersionConflict) and conflict.record == PENDING_EMAIL_CHANGE
 
 
 def _email_conflict(email: str | None) -> Conflict:
@@ -95,7 +101,6 @@ class CustomerService:
             lambda: self.get(customer_id, consistent=True),
             lambda before: self.write_update(before, changes, actor),
             if_match,
-            VersionConflict,
         )
 
     def write_update(
@@ -114,7 +119,8 @@ class CustomerService:
         if unchanged and not sets_email:
             return before
         changed = audit.diff(_fields(before), _fields(after), EDITABLE_FIELDS)
-        for _ in range(MAX_PENDING_READS):
+
+        def attempt() -> Customer:
             pending = self._customers.email_change(before.id, consistent=True) if sets_email else None
             live = pending is not None and pending.pending
             withdrawn = (audit.Change("pending_email", pending.email, None),) if live else ()
@@ -129,9 +135,11 @@ class CustomerService:
                 return self._customers.update(before, after, record)
             except EmailTaken:
                 raise _email_conflict(after.email) from None
-            except PendingChanged:
-                continue  # the customer asked for a change meanwhile: withdraw that one
-        raise VersionConflict(before.id)
+
+        # The customer asked for a change meanwhile: withdraw that one.
+        return retry_lost_races(
+            attempt, VersionConflict(before.id), attempts=MAX_PENDING_READS, retrying=pending_change_moved
+        )
 
     def delete(self, customer_id: str, actor: Actor) -> None:
         """Remove the profile and its lookup entries now; its timeline is purged from the
@@ -142,9 +150,7 @@ class CustomerService:
             record = audit.entry("customer", customer_id, "delete", actor, now, (), customer_id)
             self._customers.delete(customer, now, record)
 
-        update_at_version(
-            "customer", lambda: self.get(customer_id, consistent=True), write, None, VersionConflict
-        )
+        update_at_version("customer", lambda: self.get(customer_id, consistent=True), write, None)
 
     def list_newest(self, limit: int, cursor: str | None) -> Page[Customer]:
         scope = "customers"

@@ -24,10 +24,11 @@ from chalicelib.domain.email_change import (
     new_change,
 )
 from chalicelib.domain.messages import email_confirmation
+from chalicelib.domain.storage import EmailTaken, VersionConflict
 from chalicelib.errors import Conflict, FieldError, Gone, TooManyRequests, ValidationFailed
-from chalicelib.services.customers import CustomerService
-from chalicelib.services.versions import update_at_version
-from chalicelib.store.customers import CustomerRepository, EmailTaken, PendingChanged, VersionConflict
+from chalicelib.services.customers import CustomerService, pending_change_moved
+from chalicelib.services.versions import retry_lost_races, update_at_version
+from chalicelib.store.customers import CustomerRepository
 from chalicelib.store.mail import REFUSED
 
 CONFIRMATION_ROUTE = "POST /email-confirmations/{token}"
@@ -97,17 +98,18 @@ class EmailChangeService:
             if email is None or email_key(email) == before.email_key:
                 # No address, or the one the customer has (perhaps in another case): no mail.
                 return self._profiles.write_update(before, changes, actor, sets_email=True), None
-            for _ in range(MAX_ATTEMPTS):
-                try:
-                    return self._request(before, changes, email, actor)
-                except PendingChanged:
-                    continue  # another request of this customer came first: count it too
-            raise VersionConflict(customer_id)
+            # Another request of this customer came first: count it too.
+            return retry_lost_races(
+                lambda: self._request(before, changes, email, actor),
+                VersionConflict(customer_id),
+                attempts=MAX_ATTEMPTS,
+                retrying=pending_change_moved,
+            )
 
         def read() -> Customer:
             return self._profiles.get(customer_id, consistent=True)
 
-        return update_at_version("customer", read, write, if_match, VersionConflict)
+        return update_at_version("customer", read, write, if_match)
 
     def _request(
         self, before: Customer, changes: dict, email: str, actor: Actor
@@ -196,7 +198,8 @@ class EmailChangeService:
         link's visitor, never to the requester)."""
         claims = self._claims(token)
         customer_id = claims.customer_id
-        for _ in range(MAX_ATTEMPTS):
+
+        def attempt() -> Confirmation:
             customer, change = self._change_for(claims)
             if change.confirmed_at is not None:
                 return Confirmation("already_confirmed", change.email)
@@ -216,16 +219,20 @@ class EmailChangeService:
             )
             try:
                 self._customers.confirm_email_change(customer, after, change, now, record)
-                return Confirmation("confirmed", change.email)
             except EmailTaken:
                 raise Conflict(
                     "Another customer has this email address now, so it cannot become yours. "
                     "Ask for a change to another address.",
                     errors=[FieldError("email", "is already used by another customer")],
                 ) from None
-            except VersionConflict:
-                continue  # the profile changed, or a concurrent visit confirmed: read again
-        raise Conflict("The customer is being changed by other requests right now: retry.")
+            return Confirmation("confirmed", change.email)
+
+        # A lost race: the profile changed, or a concurrent visit confirmed. Read again.
+        return retry_lost_races(
+            attempt,
+            Conflict("The customer is being changed by other requests right now: retry."),
+            attempts=MAX_ATTEMPTS,
+        )
 
     def _claims(self, token: str) -> LinkClaims:
         try:

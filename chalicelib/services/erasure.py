@@ -55,9 +55,10 @@ from chalicelib.domain.audit import PII_FIELDS, Actor
 from chalicelib.domain.clock import Clock, Deadline
 from chalicelib.domain.jobs import EXPORT
 from chalicelib.errors import Conflict, NotFound
+from chalicelib.services.versions import retry_lost_races
 from chalicelib.store.audit import AuditRepository
 from chalicelib.store.cases import CaseRepository
-from chalicelib.store.customers import CustomerRepository, VersionConflict
+from chalicelib.store.customers import CustomerRepository
 from chalicelib.store.exports import ExportDocuments
 from chalicelib.store.idempotency import IdempotencyPointers
 from chalicelib.store.identities import IdentityRepository
@@ -102,19 +103,21 @@ class ErasureService:
         With a `deadline`, OutOfTime means: call again to go on."""
         anonymous_id = self._new_anonymous_id()
         copied: set[str] = set()  # SKUs whose habits are copied under the anonymous id
-        for _ in range(MAX_ATTEMPTS):
+
+        def step_1() -> None:
+            nonlocal copied
             # Strongly consistent: the erasure's transaction is conditional on what is read.
             customer = self._customers.get(customer_id, consistent=True)
             if customer is None:
                 if self._customers.erased_at(customer_id, consistent=True):
-                    break  # step 1 is done: resume with step 2
+                    return  # step 1 is done: resume with step 2
                 if self._customers.was_deleted(customer_id, consistent=True):
                     # Deleted before: the profile and loyalty are gone, the closed cases and
                     # the audit trail remain. Step 1 marks the tombstone erased.
                     now = self._clock.now()
                     record = audit.entry("customer", customer_id, "erase", actor, now, (), customer_id)
                     self._customers.mark_erased(customer_id, now, record)
-                    break
+                    return
                 self._loyalty.forget_anonymous_habits(anonymous_id, copied)
                 raise NotFound(f"No customer has the id {customer_id!r}.")
             stored = self._loyalty.get(customer_id, consistent=True)
@@ -135,14 +138,14 @@ class ErasureService:
                     customer_id, anonymous_id, _skus_and_numbers, copied
                 )
             record = audit.entry("customer", customer_id, "erase", actor, now, (), customer_id)
-            try:
-                self._customers.erase(customer, now, record, stored.version if stored else None, anonymous)
-                break
-            except VersionConflict:
-                continue  # the profile or the aggregates changed meanwhile: read again
-        else:
+            self._customers.erase(customer, now, record, stored.version if stored else None, anonymous)
+
+        def give_up() -> None:
             self._loyalty.forget_anonymous_habits(anonymous_id, copied)
             raise Conflict("The customer is being changed by other requests right now: retry.")
+
+        # Read again after a lost race: the profile or the aggregates changed meanwhile.
+        retry_lost_races(step_1, give_up, attempts=MAX_ATTEMPTS)
         self.purge(customer_id, deadline)
 
     def purge(self, customer_id: str, deadline: Deadline | None = None) -> None:

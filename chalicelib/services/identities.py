@@ -12,15 +12,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from chalicelib.auth import Principal
-from chalicelib.domain import audit
+from chalicelib.domain import audit, storage
 from chalicelib.domain.audit import Actor, AuditEntry
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.contact import ContactError, normalize_email, normalize_locale
 from chalicelib.domain.customers import DEFAULT_LOCALE, Customer
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.services.customers import CustomerService
-from chalicelib.store.customers import VersionConflict
-from chalicelib.store.identities import Identity, IdentityRepository, IdentityTaken, NoSuchCustomer, storable
+from chalicelib.services.versions import retry_lost_races
+from chalicelib.store.identities import Identity, IdentityRepository, storable
 
 if TYPE_CHECKING:
     from pynamodb.transactions import TransactWrite
@@ -67,11 +67,11 @@ class IdentityService:
         record = _audit("link_identity", customer_id, actor, now, None, subject)
         try:
             created = self._identities.link(identity, record)
-        except NoSuchCustomer:
+        except storage.NotFound:
             raise NotFound(f"No customer has the id {customer_id!r}.") from None
-        except IdentityTaken as taken:
+        except storage.IdentityTaken as taken:
             raise Conflict(
-                f"This user is linked to customer {taken.args[0]}: unlink it there first.",
+                f"This user is linked to customer {taken.owner}: unlink it there first.",
                 errors=[FieldError("subject", "is linked to another customer")],
             ) from None
         if not created:
@@ -110,7 +110,8 @@ class IdentityService:
         attributes = event["request"]["userAttributes"]
         subject = str(attributes["sub"])
         email = _verified_email(attributes)
-        for _ in range(MAX_SIGN_UP_ATTEMPTS):
+
+        def attempt() -> SignUp:
             linked = self._identities.customer_for(issuer, subject, consistent=True)
             if linked is not None:
                 return SignUp("already_linked", linked)
@@ -122,22 +123,25 @@ class IdentityService:
                 record = _audit("link_identity", owner, SIGN_UP_ACTOR, now, None, subject)
                 try:
                     created = self._identities.link(Identity(owner, issuer, subject, now, "sign-up"), record)
-                except NoSuchCustomer:
-                    continue  # deleted meanwhile: look again
-                except IdentityTaken as taken:  # a concurrent invocation linked it
-                    return SignUp("already_linked", str(taken.args[0]))
+                except storage.IdentityTaken as taken:  # a concurrent invocation linked it
+                    return SignUp("already_linked", taken.owner)
                 return SignUp("linked" if created else "already_linked", owner)
 
-            def with_link(t: TransactWrite, customer: Customer, now: datetime = now) -> None:
+            def with_link(t: TransactWrite, customer: Customer) -> None:
                 record = _audit("link_identity", customer.id, SIGN_UP_ACTOR, now, None, subject)
                 self._identities.add_link(t, Identity(customer.id, issuer, subject, now, "sign-up"), record)
 
-            try:
-                customer = self._customers.create(_profile(attributes, email), SIGN_UP_ACTOR, also=with_link)
-            except (Conflict, VersionConflict):
-                continue  # the address became a customer's, or the user got linked, meanwhile
+            customer = self._customers.create(_profile(attributes, email), SIGN_UP_ACTOR, also=with_link)
             return SignUp("created", customer.id)
-        raise Conflict("The sign-up kept racing other changes to the same records: retry.")
+
+        # Lost races: the owner was deleted meanwhile (NotFound), the address became a
+        # customer's (Conflict) or the user got linked (VersionConflict) meanwhile. Look again.
+        return retry_lost_races(
+            attempt,
+            Conflict("The sign-up kept racing other changes to the same records: retry."),
+            attempts=MAX_SIGN_UP_ATTEMPTS,
+            lost=(storage.NotFound, Conflict, storage.VersionConflict),
+        )
 
     def _customer_with(self, email: str) -> str | None:
         found = self._customers.find_by_email(email).items

@@ -9,10 +9,11 @@ from datetime import datetime
 from chalicelib.domain import attempts, ids
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction, LineItem, excess_returns, quantities, unreturnable
+from chalicelib.domain.storage import Gone
 from chalicelib.errors import Conflict, FieldError, NotFound, Unprocessable
-from chalicelib.services.versions import MAX_ATTEMPTS
+from chalicelib.services.versions import retry_lost_races
 from chalicelib.store.customers import CustomerRepository
-from chalicelib.store.interactions import CustomerGone, InteractionRepository, PurchaseChanged
+from chalicelib.store.interactions import InteractionRepository
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 
@@ -64,25 +65,26 @@ class InteractionService:
             items=items,
             **fields,
         )
+
+        def add_return() -> Interaction:
+            purchase = self._purchase_for(interaction)
+            returned = quantities(interaction.items)
+            after = replace(
+                purchase,
+                returned={
+                    sku: purchase.returned.get(sku, 0) + returned.get(sku, 0)
+                    for sku in set(purchase.returned) | set(returned)
+                },
+            )
+            return self._interactions.add(interaction, purchase_after_return=after)
+
         try:
             if interaction.type != "return":
                 return self._interactions.add(interaction)
-            for _ in range(MAX_ATTEMPTS):
-                purchase = self._purchase_for(interaction)
-                returned = quantities(interaction.items)
-                after = replace(
-                    purchase,
-                    returned={
-                        sku: purchase.returned.get(sku, 0) + returned.get(sku, 0)
-                        for sku in set(purchase.returned) | set(returned)
-                    },
-                )
-                try:
-                    return self._interactions.add(interaction, purchase_after_return=after)
-                except PurchaseChanged:
-                    continue
-            raise Conflict("The purchase is being returned by other requests right now: retry.")
-        except CustomerGone:
+            return retry_lost_races(
+                add_return, Conflict("The purchase is being returned by other requests right now: retry.")
+            )
+        except Gone:
             raise NotFound(f"No customer has the id {customer_id!r}.") from None
 
     def _purchase_for(self, ret: Interaction) -> Interaction:

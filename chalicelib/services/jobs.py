@@ -17,11 +17,13 @@ from chalicelib.domain import attempts, ids
 from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock, Deadline, OutOfTime
 from chalicelib.domain.jobs import ERASURE, EXPORT, JOB, RUNNING, Job, new_job
+from chalicelib.domain.storage import JobRunning
 from chalicelib.errors import NotFound, ServiceBusy
 from chalicelib.services.erasure import ErasureService
+from chalicelib.services.versions import retry_lost_races
 from chalicelib.store.customers import CustomerRepository
 from chalicelib.store.exports import ExportDocuments
-from chalicelib.store.jobs import JobRepository, JobRunning
+from chalicelib.store.jobs import JobRepository
 from chalicelib.store.queues import SqsWorkQueue
 
 # An erasure that needs more invocations than this is stopped (failed): it is not making the
@@ -69,7 +71,8 @@ class JobService:
             earlier = self._jobs.get(upcoming, consistent=True) if upcoming else None
             if earlier is not None:
                 return earlier
-        for _ in range(3):
+
+        def attempt() -> Job:
             marked = self._jobs.marked_running(customer_id, kind)
             if marked is not None and marked.status == RUNNING and not marked.expired(self._clock.now()):
                 return marked
@@ -78,12 +81,16 @@ class JobService:
             ):
                 raise NotFound(f"No customer has the id {customer_id!r}.")
             job = new_job(kind, customer_id, actor, self._clock.now())
-            try:
-                self._jobs.add(job, replacing=marked.id if marked is not None else None)
-            except JobRunning:
-                continue  # another request started one just now: that one is the answer
+            self._jobs.add(job, replacing=marked.id if marked is not None else None)
             return job
-        raise ServiceBusy("Other requests for this job kept coming first; nothing was started. Retry.")
+
+        # JobRunning: another request started one just now, and that one is the answer.
+        return retry_lost_races(
+            attempt,
+            ServiceBusy("Other requests for this job kept coming first; nothing was started. Retry."),
+            attempts=3,
+            lost=JobRunning,
+        )
 
     def get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)

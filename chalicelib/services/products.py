@@ -10,10 +10,11 @@ from chalicelib.domain import audit, money
 from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.products import EDITABLE_FIELDS, Product
+from chalicelib.domain.storage import AlreadyExists
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.services.versions import update_at_version
 from chalicelib.store.pagination import CursorCodec, Page, page_of
-from chalicelib.store.products import ProductExists, ProductRepository, VersionConflict
+from chalicelib.store.products import ProductRepository
 
 
 def _audited(product: Product) -> dict:
@@ -55,7 +56,7 @@ class ProductService:
         )
         try:
             return self._products.add(product, record)
-        except ProductExists:
+        except AlreadyExists:
             raise Conflict(
                 f"A product with the sku {product.sku!r} already exists.",
                 errors=[FieldError("sku", "is already used by another product")],
@@ -89,9 +90,7 @@ class ProductService:
                 before, after, audit.entry("product", sku, "update", actor, now, changed)
             )
 
-        return update_at_version(
-            "product", lambda: self.get(sku, consistent=True), write, if_match, VersionConflict
-        )
+        return update_at_version("product", lambda: self.get(sku, consistent=True), write, if_match)
 
     def list(self, limit: int, cursor: str | None, active: bool | None = None) -> Page[Product]:
         """The catalogue sorted by sku; `active` keeps only active (True) or inactive (False)

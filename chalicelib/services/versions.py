@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+from chalicelib.domain.storage import VersionConflict
 from chalicelib.errors import Conflict, PreconditionFailed
 
 # A write loses a race only to a rival that committed: this many attempts let that many
@@ -20,6 +21,29 @@ class Versioned(Protocol):
 
 V = TypeVar("V", bound=Versioned)
 R = TypeVar("R")
+Lost = type[Exception] | tuple[type[Exception], ...]
+
+
+def retry_lost_races(
+    attempt: Callable[[], R],
+    give_up: Exception | Callable[[], R],
+    *,
+    attempts: int = MAX_ATTEMPTS,
+    lost: Lost = VersionConflict,
+    retrying: Callable[[Exception], bool] = lambda _: True,
+) -> R:
+    """Call `attempt` (a read, a decision and a write conditional on what was read) again
+    while it loses a race to another writer (raises `lost`, for which `retrying` holds), at
+    most `attempts` times; then raise `give_up`, or answer what it returns."""
+    for _ in range(attempts):
+        try:
+            return attempt()
+        except lost as error:
+            if not retrying(error):
+                raise
+    if isinstance(give_up, Exception):
+        raise give_up
+    return give_up()
 
 
 def update_at_version(
@@ -27,11 +51,11 @@ def update_at_version(
     read: Callable[[], V],
     write: Callable[[V], R],
     if_match: int | None,
-    lost_race: type[Exception],
 ) -> R:
-    """`write(before)` must write conditionally on `before.version` and raise `lost_race`
+    """`write(before)` must write conditionally on `before.version` and raise VersionConflict
     when another change came first."""
-    for _ in range(MAX_ATTEMPTS):
+
+    def attempt() -> R:
         before = read()
         if if_match is not None and before.version != if_match:
             raise PreconditionFailed(
@@ -39,9 +63,13 @@ def update_at_version(
             )
         try:
             return write(before)
-        except lost_race:
+        except VersionConflict:
             if if_match is not None:
                 raise PreconditionFailed(
                     f"The {what} was changed by another request: re-read it and retry."
                 ) from None
-    raise Conflict(f"The {what} is being changed by other requests right now: retry.")
+            raise
+
+    return retry_lost_races(
+        attempt, Conflict(f"The {what} is being changed by other requests right now: retry.")
+    )

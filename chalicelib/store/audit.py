@@ -9,8 +9,10 @@ from typing import Any
 
 from chalicelib.domain.audit import Actor, AuditEntry, Change
 from chalicelib.domain.clock import Deadline, parse_rfc3339, to_rfc3339
-from chalicelib.store.models import AUDIT_PREFIX, BATCH_WRITE_ITEMS, AuditModel, customer_pk
-from chalicelib.store.pagination import Key, collect
+from chalicelib.store.keys import AUDIT_PREFIX, customer_pk
+from chalicelib.store.models import AuditModel
+from chalicelib.store.pagination import Key, newest_under
+from chalicelib.store.transactions import BATCH_WRITE_ITEMS
 
 
 def _partition(entry: AuditEntry) -> str:
@@ -62,15 +64,9 @@ class AuditRepository:
     def of_customer(
         self, customer_id: str, limit: int, start: Key | None
     ) -> tuple[list[AuditEntry], Key | None]:
-        rows = AuditModel.query(
-            customer_pk(customer_id),
-            AuditModel.sk.startswith(AUDIT_PREFIX),
-            scan_index_forward=False,
-            limit=limit + 1,
-            last_evaluated_key=start,
+        return newest_under(
+            AuditModel, customer_pk(customer_id), AUDIT_PREFIX, limit=limit, start=start, to_domain=_to_domain
         )
-        items, next_key = collect(rows, limit, lambda i: {"pk": {"S": i.pk}, "sk": {"S": i.sk}})
-        return [_to_domain(i) for i in items], next_key
 
     def scrub(self, customer_id: str, fields: Iterable[str], deadline: Deadline | None = None) -> int:
         """Replace the before/after values of `fields` by null in every entry under the

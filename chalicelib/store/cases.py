@@ -19,23 +19,14 @@ from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.cases import ACTIVE_STATUSES, Case, HistoryEntry
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.interactions import Interaction
+from chalicelib.domain.storage import VersionConflict
 from chalicelib.store.audit import audit_item
+from chalicelib.store.customer_items import check_profile_exists
 from chalicelib.store.interactions import _to_model as interaction_item
-from chalicelib.store.models import (
-    ACTIVE_QUEUE,
-    HISTORY_PREFIX,
-    ITEM_LIMIT,
-    PROFILE_SK,
-    CaseHistoryModel,
-    CaseModel,
-    CustomerModel,
-    case_pk,
-    customer_pk,
-    failed_conditions,
-    history_sk,
-    transaction,
-)
-from chalicelib.store.pagination import Key, collect
+from chalicelib.store.keys import ACTIVE_QUEUE, HISTORY_PREFIX, case_pk, history_sk
+from chalicelib.store.models import CaseHistoryModel, CaseModel
+from chalicelib.store.pagination import Key, newest_under, query_page
+from chalicelib.store.transactions import ITEM_LIMIT, failed_conditions, transaction, versioned_transaction
 
 # Sorts after every real due time: "cases due before X" never includes a case without a deadline.
 _NO_DEADLINE = "9999-12-31T23:59:59.999Z"
@@ -44,10 +35,6 @@ _NO_DEADLINE = "9999-12-31T23:59:59.999Z"
 RECENT_ENTRIES = 20
 RECENT_BYTES = 32 * 1024
 MAX_ATTEMPTS = 3
-
-
-class CaseChanged(Exception):
-    """The case changed since it was read."""
 
 
 def _time(value: str | None) -> datetime | None:
@@ -187,12 +174,7 @@ class CaseRepository:
         is there already) or "no_customer" (deleted or erased meanwhile: no case is opened)."""
         try:
             with transaction(self._region) as t:
-                t.condition_check(
-                    CustomerModel,
-                    customer_pk(case.customer_id),
-                    PROFILE_SK,
-                    condition=CustomerModel.pk.exists(),
-                )
+                check_profile_exists(t, case.customer_id)
                 t.save(_to_model(case), condition=CaseModel.id.does_not_exist())
                 for seq, entry in _new_entries(None, case):
                     t.save(_history_item(case.id, seq, entry))
@@ -228,32 +210,26 @@ class CaseRepository:
         item.version = before.version
         # The case item is bounded (its copy of the history is): only an entry can be too big.
         too_large = f"A history entry of case {before.id} would be larger than {ITEM_LIMIT}."
-        try:
-            with transaction(self._region, too_large) as t:
-                t.save(item)
-                for seq, entry in _new_entries(before, after):
-                    t.save(_history_item(after.id, seq, entry))
-                if timeline_entry is not None:
-                    t.save(interaction_item(timeline_entry))
-                if audit is not None:
-                    t.save(audit_item(audit))
-        except TransactWriteError as error:
-            if not any(failed_conditions(error)):
-                raise  # not a lost race: no condition failed
-            raise CaseChanged(before.id) from error
+        with versioned_transaction(self._region, before.id, too_large) as t:
+            t.save(item)
+            for seq, entry in _new_entries(before, after):
+                t.save(_history_item(after.id, seq, entry))
+            if timeline_entry is not None:
+                t.save(interaction_item(timeline_entry))
+            if audit is not None:
+                t.save(audit_item(audit))
         return _to_domain(item)
 
     def history(self, case_id: str, limit: int, start: Key | None) -> tuple[list[HistoryEntry], Key | None]:
         """A page of the case's history, newest first."""
-        rows = CaseHistoryModel.query(
+        return newest_under(
+            CaseHistoryModel,
             case_pk(case_id),
-            CaseHistoryModel.sk.startswith(HISTORY_PREFIX),
-            scan_index_forward=False,
-            limit=limit + 1,
-            last_evaluated_key=start,
+            HISTORY_PREFIX,
+            limit=limit,
+            start=start,
+            to_domain=_history_domain,
         )
-        items, next_key = collect(rows, limit, lambda i: {"pk": {"S": i.pk}, "sk": {"S": i.sk}})
-        return [_history_domain(i) for i in items], next_key
 
     def whole_history(self, case_id: str) -> tuple[HistoryEntry, ...]:
         """Every entry of the case's history, oldest first (read a page at a time)."""
@@ -287,22 +263,28 @@ class CaseRepository:
         condition = None
         for f in filters:
             condition = f if condition is None else condition & f
-        rows = index.query(
+        return query_page(
+            index.query,
             partition,
             range_condition,
-            filter_condition=condition,
-            last_evaluated_key=start,
+            limit=limit,
+            start=start,
+            key_of=lambda i: _key(i, index.Meta.index_name),
+            to_domain=_to_domain,
             page_size=min(limit + 1, 100),
+            filter_condition=condition,
         )
-        items, next_key = collect(rows, limit, lambda i: _key(i, index.Meta.index_name))
-        return [_to_domain(i) for i in items], next_key
 
     def of_customer(self, customer_id: str, limit: int, start: Key | None) -> tuple[list[Case], Key | None]:
-        rows = CaseModel.by_customer.query(
-            customer_id, scan_index_forward=False, limit=limit + 1, last_evaluated_key=start
+        return query_page(
+            CaseModel.by_customer.query,
+            customer_id,
+            limit=limit,
+            start=start,
+            key_of=lambda i: _key(i, "by_customer"),
+            to_domain=_to_domain,
+            scan_index_forward=False,
         )
-        items, next_key = collect(rows, limit, lambda i: _key(i, "by_customer"))
-        return [_to_domain(i) for i in items], next_key
 
     def overdue(self, now: datetime) -> Iterable[str]:
         """Ids of active cases whose next deadline has passed."""
@@ -330,7 +312,7 @@ class CaseRepository:
                         raise
                     item = self._current(item.id)
             else:
-                raise CaseChanged(listed.id)
+                raise VersionConflict(listed.id)
         return removed
 
     def _current(self, case_id: str) -> CaseModel | None:

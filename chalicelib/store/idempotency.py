@@ -19,15 +19,9 @@ from pynamodb.exceptions import PutError
 from chalicelib.config import get_settings
 from chalicelib.domain.attempts import Seed
 from chalicelib.domain.clock import to_rfc3339
-from chalicelib.store.models import (
-    ATTEMPT_LIFETIME_S,
-    IDEMPOTENCY_PREFIX,
-    SEED_PREFIX,
-    AttemptModel,
-    IdempotencyPointerModel,
-    customer_pk,
-    error_code,
-)
+from chalicelib.store.keys import IDEMPOTENCY_PREFIX, customer_pk
+from chalicelib.store.models import ATTEMPT_LIFETIME_S, SEED_PREFIX, AttemptModel, IdempotencyPointerModel
+from chalicelib.store.transactions import error_code
 
 
 @lru_cache(maxsize=4)

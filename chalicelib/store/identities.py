@@ -16,30 +16,16 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.storage import IdentityTaken, NotFound
 from chalicelib.store.audit import audit_item
-from chalicelib.store.models import (
-    IDENTITY_PREFIX,
-    PROFILE_SK,
-    CustomerModel,
-    IdentityModel,
-    IdentityPointerModel,
-    customer_pk,
-    failed_conditions,
-    identity_key,
-    transaction,
-)
+from chalicelib.store.customer_items import check_profile_exists
+from chalicelib.store.keys import IDENTITY_PREFIX, customer_pk, identity_key
+from chalicelib.store.models import IdentityModel, IdentityPointerModel
+from chalicelib.store.transactions import failed_conditions, transaction
 
 LOOKUP_SK = "IDENTITY"
 # DynamoDB's partition key limit is 2,048 bytes; a Cognito `sub` is a 36-character UUID.
 MAX_KEY_BYTES = 1024
-
-
-class IdentityTaken(Exception):
-    """The identity is linked to another customer."""
-
-
-class NoSuchCustomer(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -95,20 +81,15 @@ class IdentityRepository:
         The check that the profile exists is part of the transaction, and DynamoDB serializes
         it with the delete or erasure of that profile (also a transaction on it): a link
         either commits before the profile goes, and its pointer is there for the purge that
-        follows (`forget`), or fails as NoSuchCustomer."""
+        follows (`forget`), or fails as NotFound."""
         try:
             with transaction(self._region) as t:
-                t.condition_check(
-                    CustomerModel,
-                    customer_pk(identity.customer_id),
-                    PROFILE_SK,
-                    condition=CustomerModel.pk.exists(),
-                )
+                check_profile_exists(t, identity.customer_id)
                 self.add_link(t, identity, audit)
         except TransactWriteError as error:
             failed = failed_conditions(error)
             if failed and failed[0]:
-                raise NoSuchCustomer(identity.customer_id) from error
+                raise NotFound(identity.customer_id) from error
             owner = self.customer_for(identity.issuer, identity.subject, consistent=True)
             if owner == identity.customer_id:
                 return False

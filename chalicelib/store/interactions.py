@@ -9,25 +9,11 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from chalicelib.domain import money
 from chalicelib.domain.clock import Deadline, parse_rfc3339, to_rfc3339
 from chalicelib.domain.interactions import Interaction, LineItem
-from chalicelib.store.models import (
-    BATCH_WRITE_ITEMS,
-    PROFILE_SK,
-    CustomerModel,
-    InteractionModel,
-    LineItemAttribute,
-    customer_pk,
-    failed_conditions,
-    transaction,
-)
-from chalicelib.store.pagination import Key, collect
-
-
-class CustomerGone(Exception):
-    pass
-
-
-class PurchaseChanged(Exception):
-    """The purchase a return names changed (or went away) since it was read."""
+from chalicelib.domain.storage import Gone, VersionConflict
+from chalicelib.store.customer_items import check_profile_exists
+from chalicelib.store.models import InteractionModel, LineItemAttribute
+from chalicelib.store.pagination import Key, keys_of, query_page
+from chalicelib.store.transactions import BATCH_WRITE_ITEMS, failed_conditions, transaction
 
 
 def _to_domain(item: InteractionModel) -> Interaction:
@@ -101,17 +87,13 @@ class InteractionRepository:
             return None
 
     def add(self, interaction: Interaction, purchase_after_return: Interaction | None = None) -> Interaction:
-        """Write the interaction while its customer exists; a return also records its
-        quantities on the purchase, conditional on the purchase's version."""
+        """Write the interaction while its customer exists (else Gone); a return also records
+        its quantities on the purchase, conditional on the purchase's version (else
+        VersionConflict: the purchase changed, or went away, since it was read)."""
         item = _to_model(interaction)
         try:
             with transaction(self._region) as t:
-                t.condition_check(
-                    CustomerModel,
-                    customer_pk(interaction.customer_id),
-                    PROFILE_SK,
-                    condition=CustomerModel.pk.exists(),
-                )
+                check_profile_exists(t, interaction.customer_id)
                 t.save(item, condition=InteractionModel.id.does_not_exist())
                 if purchase_after_return is not None:
                     t.update(
@@ -121,27 +103,29 @@ class InteractionRepository:
         except TransactWriteError as error:
             failed = failed_conditions(error)
             if failed[:1] == [True]:
-                raise CustomerGone(interaction.customer_id) from error
+                raise Gone(interaction.customer_id) from error
             if purchase_after_return is not None and any(failed):
-                raise PurchaseChanged(purchase_after_return.id) from error
+                raise VersionConflict(purchase_after_return.id) from error
             raise
         return _to_domain(item)
 
     def timeline(
         self, customer_id: str, type_: str | None, limit: int, start: Key | None
     ) -> tuple[list[Interaction], Key | None]:
-        if type_:
-            rows = InteractionModel.by_type.query(
-                f"{customer_id}#{type_}", scan_index_forward=False, limit=limit + 1, last_evaluated_key=start
-            )
-            key_of = _type_key
-        else:
-            rows = InteractionModel.query(
-                customer_id, scan_index_forward=False, limit=limit + 1, last_evaluated_key=start
-            )
-            key_of = _key
-        items, next_key = collect(rows, limit, key_of)
-        return [_to_domain(i) for i in items], next_key
+        query, partition, key_of = (
+            (InteractionModel.by_type.query, f"{customer_id}#{type_}", _type_key)
+            if type_
+            else (InteractionModel.query, customer_id, _key)
+        )
+        return query_page(
+            query,
+            partition,
+            limit=limit,
+            start=start,
+            key_of=key_of,
+            to_domain=_to_domain,
+            scan_index_forward=False,
+        )
 
     def delete_all_of(self, customer_id: str, deadline: Deadline | None = None) -> int:
         """Remove a customer's whole timeline, a page at a time (used after the profile is gone).
@@ -156,9 +140,5 @@ class InteractionRepository:
         return removed
 
 
-def _key(item: InteractionModel) -> Key:
-    return {"customer_id": {"S": item.customer_id}, "id": {"S": item.id}}
-
-
-def _type_key(item: InteractionModel) -> Key:
-    return {**_key(item), "customer_type": {"S": item.customer_type}}
+_key = keys_of("customer_id", "id")
+_type_key = keys_of("customer_id", "id", "customer_type")

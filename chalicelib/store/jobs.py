@@ -11,13 +11,9 @@ from chalicelib.config import get_settings
 from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.jobs import COMPLETED, FAILED, RUNNING, Job
-from chalicelib.store.models import (
-    RUNNING_JOB_PREFIX,
-    JobModel,
-    RunningJobModel,
-    failed_conditions,
-    transaction,
-)
+from chalicelib.domain.storage import JobRunning
+from chalicelib.store.models import RUNNING_JOB_PREFIX, JobModel, RunningJobModel
+from chalicelib.store.transactions import failed_conditions, transaction
 
 
 def _to_domain(item: JobModel) -> Job:
@@ -38,10 +34,6 @@ def _to_domain(item: JobModel) -> Job:
     )
 
 
-class JobRunning(Exception):
-    """Another job of the kind runs for the customer (it started since it was looked for)."""
-
-
 def _running_key(customer_id: str, kind: str) -> str:
     return f"{RUNNING_JOB_PREFIX}{kind}#{customer_id}"
 
@@ -51,7 +43,7 @@ class JobRepository:
         """Write the running job and mark it as the customer's running job of its kind, in one
         transaction conditional on no other being marked (or on the mark naming `replacing`, a
         job found finished, or having expired); else `JobRunning`. Under an Idempotency-Key
-        the transaction also carries the attempt's claim (store/models.transaction), so a
+        the transaction also carries the attempt's claim (store/transactions.py), so a
         retry after a lost answer knows the job was written."""
         mark = RunningJobModel(
             _running_key(job.customer_id, job.kind), job_id=job.id, expires_at=job.expires_at

@@ -27,9 +27,10 @@ from chalicelib.config import get_settings
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.products import Product, is_sku
+from chalicelib.domain.storage import AlreadyExists
 from chalicelib.store.audit import audit_item
-from chalicelib.store.models import failed_conditions, transaction
-from chalicelib.store.pagination import Key, collect
+from chalicelib.store.pagination import Key, keys_of, query_page
+from chalicelib.store.transactions import failed_conditions, transaction, versioned_transaction
 
 _settings = get_settings()
 
@@ -51,14 +52,6 @@ class ProductModel(Model):
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     version = VersionAttribute()
-
-
-class ProductExists(Exception):
-    pass
-
-
-class VersionConflict(Exception):
-    """The product changed since it was read."""
 
 
 def _to_domain(item: ProductModel) -> Product:
@@ -90,10 +83,6 @@ def _to_model(product: Product) -> ProductModel:
     return item
 
 
-def _key(item: ProductModel) -> Key:
-    return {"pk": {"S": item.pk}, "sk": {"S": item.sk}}
-
-
 class ProductRepository:
     def __init__(self, region: str) -> None:
         self._region = region
@@ -120,7 +109,7 @@ class ProductRepository:
                 t.save(audit_item(audit))
         except TransactWriteError as error:
             if any(failed_conditions(error)):
-                raise ProductExists(product.sku) from error
+                raise AlreadyExists(product.sku) from error
             raise
         return _to_domain(item)
 
@@ -128,25 +117,20 @@ class ProductRepository:
         """Write `after` if the stored product is still `before` (same version)."""
         item = _to_model(after)
         item.version = before.version
-        try:
-            with transaction(self._region) as t:
-                t.save(item)
-                t.save(audit_item(audit))
-        except TransactWriteError as error:
-            if not any(failed_conditions(error)):
-                raise  # not a lost race: no condition failed
-            raise VersionConflict(after.sku) from error
+        with versioned_transaction(self._region, after.sku) as t:
+            t.save(item)
+            t.save(audit_item(audit))
         return _to_domain(item)
 
     def list(self, limit: int, start: Key | None, active: bool | None) -> tuple[list[Product], Key | None]:
         """Products sorted by sku; `active` filters the catalogue partition (a FilterExpression,
         not an index: the catalogue is small)."""
-        rows = ProductModel.query(
+        return query_page(
+            ProductModel.query,
             CATALOGUE_PK,
+            limit=limit,
+            start=start,
+            key_of=keys_of("pk", "sk"),
+            to_domain=_to_domain,
             filter_condition=(ProductModel.active == active) if active is not None else None,
-            limit=limit + 1,
-            page_size=limit + 1,
-            last_evaluated_key=start,
         )
-        items, next_key = collect(rows, limit, _key)
-        return [_to_domain(i) for i in items], next_key

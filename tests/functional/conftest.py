@@ -116,7 +116,7 @@ def bulk_customers(count: int, prefix: str = "Kund") -> list[str]:
 
     from chalicelib.domain import ids
     from chalicelib.domain.customers import Customer
-    from chalicelib.store.customers import _to_model
+    from chalicelib.store.customer_items import customer_item
     from chalicelib.store.models import CustomerModel
 
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -127,7 +127,7 @@ def bulk_customers(count: int, prefix: str = "Kund") -> list[str]:
             customer = Customer(
                 id=ids.new_id(ids.CUSTOMER, at), name=f"{prefix} {i}", created_at=at, updated_at=at, version=1
             )
-            batch.save(_to_model(customer))
+            batch.save(customer_item(customer))
             created.append(customer.id)
     return created
 

@@ -20,9 +20,9 @@ def break_after_commit(monkeypatch):
     """`break_after_commit()`: the next TransactWriteItems reaches DynamoDB and commits, then its
     answer is lost as a read timeout. Returns the operations sent from then on."""
     from chalicelib.config import get_settings
-    from chalicelib.store import models
+    from chalicelib.store import transactions
 
-    dynamodb = models.connection(get_settings().region).client
+    dynamodb = transactions.connection(get_settings().region).client
     sent = dynamodb._make_api_call
     plan = {"armed": False, "before": False}
     calls: list[str] = []

@@ -32,9 +32,9 @@ def conflicts(client, monkeypatch):
     """`conflicts(n, reasons)`: the next n TransactWriteItems are cancelled with `reasons`
     before they reach DynamoDB; returns the calls made from then on (True: cancelled)."""
     from chalicelib.config import get_settings
-    from chalicelib.store import models
+    from chalicelib.store import transactions
 
-    dynamodb = models.connection(get_settings().region).client
+    dynamodb = transactions.connection(get_settings().region).client
     sent = dynamodb._make_api_call
     calls: list[bool] = []
     plan = {"left": 0, "reasons": ["None"]}

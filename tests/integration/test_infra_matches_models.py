@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pynamodb.models import Model
 
 from chalicelib.config import get_settings
 from chalicelib.store import models
@@ -27,9 +28,7 @@ def _tables() -> dict[str, dict]:
 
 def _model_classes() -> list[type]:
     return [
-        m
-        for m in vars(models).values()
-        if isinstance(m, type) and issubclass(m, models.Model) and m is not models.Model
+        m for m in vars(models).values() if isinstance(m, type) and issubclass(m, Model) and m is not Model
     ]
 
 

@@ -13,7 +13,8 @@ from chalicelib.config import get_settings
 from chalicelib.domain.interactions import Interaction
 from chalicelib.errors import TooLargeToStore
 from chalicelib.store.interactions import _to_model
-from chalicelib.store.models import InteractionModel, transaction
+from chalicelib.store.models import InteractionModel
+from chalicelib.store.transactions import transaction
 
 AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

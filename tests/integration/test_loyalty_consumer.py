@@ -339,14 +339,14 @@ def test_records_of_a_customer_whose_loyalty_is_being_purged_are_skipped_and_the
 
 
 def test_a_customer_whose_writes_keep_failing_fails_only_their_own_records(client, api, monkeypatch):
-    from chalicelib.store import models
+    from chalicelib.store import transactions
     from tests.functional.test_transaction_conflicts import _cancelled
 
     stuck, fine = api.create_customer(name="Stuck"), api.create_customer(name="Fine")
     for who in (stuck, fine, stuck):
         api.post(f"/customers/{who['id']}/interactions", purchase("10.00"))
     records = interaction_records()
-    dynamodb = models.connection(get_settings().region).client
+    dynamodb = transactions.connection(get_settings().region).client
     sent = dynamodb._make_api_call
 
     def conflicting(operation_name, api_params):

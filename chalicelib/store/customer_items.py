@@ -1,0 +1,71 @@
+"""How a customer is stored: the profile item and its name-search entries, both ways, and the
+condition that a profile exists, for the writes that need their customer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.customers import Customer
+from chalicelib.store.keys import CUSTOMERS_LIST_PK, PROFILE_SK, customer_pk, name_token_keys
+from chalicelib.store.models import CustomerModel, NameTokenModel
+
+if TYPE_CHECKING:
+    from pynamodb.transactions import TransactWrite
+
+
+def customer_from_item(item: CustomerModel) -> Customer:
+    return Customer(
+        id=item.id,
+        name=item.name,
+        preferred_name=item.preferred_name,
+        email=item.email,
+        phone=item.phone,
+        locale=item.locale,
+        marketing_consent=bool(item.marketing_consent),
+        tags=tuple(item.tags or ()),
+        attributes=dict(item.attributes.as_dict() if item.attributes else {}),
+        created_at=parse_rfc3339(item.created_at),
+        updated_at=parse_rfc3339(item.updated_at),
+        version=int(item.version or 0),
+    )
+
+
+def customer_item(customer: Customer) -> CustomerModel:
+    item = CustomerModel(
+        pk=customer_pk(customer.id),
+        sk=PROFILE_SK,
+        list_pk=CUSTOMERS_LIST_PK,
+        list_sk=customer.id,
+        id=customer.id,
+        name=customer.name,
+        preferred_name=customer.preferred_name,
+        email=customer.email,
+        phone=customer.phone,
+        locale=customer.locale,
+        marketing_consent=customer.marketing_consent,
+        tags=list(customer.tags),
+        search_words=customer.search_words,
+        created_at=to_rfc3339(customer.created_at),
+        updated_at=to_rfc3339(customer.updated_at),
+    )
+    item.attributes = dict(customer.attributes)
+    if customer.version:
+        item.version = customer.version
+    return item
+
+
+def token_items(customer: Customer) -> list[NameTokenModel]:
+    words = customer.search_words
+    return [
+        NameTokenModel(*name_token_keys(word, customer.id), customer_id=customer.id, words=words)
+        for word in words
+    ]
+
+
+def check_profile_exists(t: TransactWrite, customer_id: str) -> None:
+    """In `t`: the condition that the customer's profile exists. DynamoDB serializes it with
+    the transaction that deletes or erases the profile: the write commits before, or fails."""
+    t.condition_check(
+        CustomerModel, customer_pk(customer_id), PROFILE_SK, condition=CustomerModel.pk.exists()
+    )

@@ -1,0 +1,142 @@
+"""PynamoDB models: the storage shape of every table, a module a table (the customers table's
+loyalty items in loyalty.py). The transactions that write them are in store/transactions.py.
+
+Table and index names match infra/resources.json (a test compares them). The customers table
+holds several item kinds under generic `pk`/`sk` keys:
+
+    pk                  sk                  item
+    CUSTOMER#<id>       PROFILE             the profile (sparse GSI by_created: list_pk/list_sk)
+    CUSTOMER#<id>       LOYALTY             loyalty aggregates (sparse GSIs by_tier, by_tier_review)
+    CUSTOMER#<id>       APPLIED#<interaction>[#<part>]  what the loyalty consumer applied for one
+                                            interaction (or one later part of a large purchase)
+    CUSTOMER#<id>       HABIT#<sku>         the customer's habit of buying one SKU (sparse GSI by_habit_due)
+    CUSTOMER#<id>       DELETED             tombstone of a deleted customer (id and time only)
+    CUSTOMER#<id>       IDEMPOTENCY#<rec>   pointer to an idempotency record with the customer's data
+    ANONYMOUS#<anon id> LOYALTY             an erased customer's loyalty aggregates, anonymised
+    ANONYMOUS#<anon id> HABIT#<sku>         one of their habits, anonymised
+    CUSTOMER#<id>       AUDIT#<entry>       the audit trail of the customer and their cases
+    CUSTOMER#<id>       EMAIL_CHANGE        a pending change of email address (self-service)
+    CUSTOMER#<id>       IDENTITY#<iss>#<sub>  pointer to a sign-in identity linked to the customer
+    IDENTITY#<iss>#<sub> IDENTITY           which customer a sign-in identity (Cognito user) is
+    CASE#<case id>      HISTORY#<seq>       one entry of a case's history (seq: 10 digits)
+    EMAIL#<email key>   EMAIL               uniqueness and lookup of an email address
+    NAME#<2 letters>    <word>#<id>         one entry per search word of a profile's names
+
+Jobs (GDPR erasure and export) have a table of their own, keyed by job id, with GSI by_customer
+(customer_id, id) and a TTL; its stream (new images) starts them.
+
+Interactions live under their customer: pk customer_id, sk id (a ULID of occurred_at), so one
+Query returns a timeline newest first; GSI by_type ("<customer>#<type>", id) filters by type.
+"""
+
+from __future__ import annotations
+
+from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' callers import them from here
+    ACTIVE_QUEUE,
+    ANONYMOUS_PREFIX,
+    APPLIED_PREFIX,
+    AUDIT_PREFIX,
+    CASE_PREFIX,
+    CUSTOMERS_LIST_PK,
+    EMAIL_CHANGE_SK,
+    HABIT_PREFIX,
+    HISTORY_PREFIX,
+    IDEMPOTENCY_PREFIX,
+    IDENTITY_PREFIX,
+    LOYALTY_SK,
+    PROFILE_SK,
+    TIER_REVIEW_PK,
+    TOMBSTONE_SK,
+    applied_sk,
+    case_pk,
+    customer_pk,
+    email_pk,
+    habit_sk,
+    history_sk,
+    identity_key,
+    name_token_keys,
+)
+from chalicelib.store.models.attempts import ATTEMPT_LIFETIME_S, SEED_PREFIX, AttemptModel
+from chalicelib.store.models.cases import (
+    CaseModel,
+    CasesByAssigneeIndex,
+    CasesByCustomerIndex,
+    CasesByDueIndex,
+    CasesByStatusIndex,
+)
+from chalicelib.store.models.customers import (
+    AuditModel,
+    ByCreatedIndex,
+    CaseHistoryModel,
+    CustomerModel,
+    EmailChangeModel,
+    EmailLookupModel,
+    IdempotencyPointerModel,
+    IdentityModel,
+    IdentityPointerModel,
+    NameTokenModel,
+    TombstoneModel,
+)
+from chalicelib.store.models.interactions import ByTypeIndex, InteractionModel, LineItemAttribute
+from chalicelib.store.models.jobs import RUNNING_JOB_PREFIX, JobModel, JobsByCustomerIndex, RunningJobModel
+from chalicelib.store.models.loyalty import (
+    AnonymousAggregatesModel,
+    AnonymousHabitModel,
+    AppliedModel,
+    ByTierIndex,
+    ByTierReviewIndex,
+    HabitModel,
+    HabitsByDueIndex,
+    LoyaltyModel,
+)
+
+__all__ = [
+    "ATTEMPT_LIFETIME_S",
+    "RUNNING_JOB_PREFIX",
+    "SEED_PREFIX",
+    "AnonymousAggregatesModel",
+    "AnonymousHabitModel",
+    "AppliedModel",
+    "AttemptModel",
+    "AuditModel",
+    "ByCreatedIndex",
+    "ByTierIndex",
+    "ByTierReviewIndex",
+    "ByTypeIndex",
+    "CaseHistoryModel",
+    "CaseModel",
+    "CasesByAssigneeIndex",
+    "CasesByCustomerIndex",
+    "CasesByDueIndex",
+    "CasesByStatusIndex",
+    "CustomerModel",
+    "EmailChangeModel",
+    "EmailLookupModel",
+    "HabitModel",
+    "HabitsByDueIndex",
+    "IdempotencyPointerModel",
+    "IdentityModel",
+    "IdentityPointerModel",
+    "InteractionModel",
+    "JobModel",
+    "JobsByCustomerIndex",
+    "LineItemAttribute",
+    "LoyaltyModel",
+    "NameTokenModel",
+    "RunningJobModel",
+    "TombstoneModel",
+]
+
+# Moved to store/transactions.py; store/loyalty.py (being split) still imports them from here.
+# Looked up on first use: transactions.py imports the models.
+_IN_TRANSACTIONS = frozenset(
+    {"BATCH_WRITE_ITEMS", "ITEM_LIMIT", "connection", "error_code", "failed_conditions", "transaction"}
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _IN_TRANSACTIONS:
+        from chalicelib.store import transactions
+
+        return getattr(transactions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
