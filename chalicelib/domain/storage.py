@@ -26,3 +26,27 @@ class VersionConflict(StorageError):
 
 class ConditionFailed(StorageError):
     """A condition of the write does not hold, and will not by retrying the same write."""
+
+
+class EmailTaken(AlreadyExists):
+    """Another customer has the email address."""
+
+    def __init__(self, email: str | None) -> None:
+        super().__init__(email)
+        self.email = email
+
+
+class IdentityTaken(AlreadyExists):
+    """The sign-in identity is linked to another customer, `owner`."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(owner)
+        self.owner = owner
+
+
+class JobRunning(AlreadyExists):
+    """A job of that kind runs for the customer already."""
+
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(customer_id)
+        self.customer_id = customer_id

@@ -17,9 +17,9 @@ from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction
 from chalicelib.domain.messages import acknowledgement
 from chalicelib.errors import Conflict, FieldError, NotFound
+from chalicelib.services.ports import Cases, ProfileReader
 from chalicelib.services.versions import update_at_version
-from chalicelib.store.cases import CaseChanged, CaseRepository
-from chalicelib.store.customers import CustomerRepository
+from chalicelib.store.cases import CaseChanged
 from chalicelib.store.mail import REFUSED
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
@@ -67,8 +67,8 @@ def _audit(
 class CaseService:
     def __init__(
         self,
-        cases: CaseRepository,
-        customers: CustomerRepository,
+        cases: Cases,
+        customers: ProfileReader,
         clock: Clock,
         sla: Mapping[str, tuple[timedelta, timedelta]],
         mailer: Callable[[], Mailer],

@@ -11,8 +11,9 @@ from chalicelib.domain.clock import Clock
 from chalicelib.domain.contact import email_key
 from chalicelib.domain.customers import EDITABLE_FIELDS, Customer
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.services.ports import Customers
 from chalicelib.services.versions import update_at_version
-from chalicelib.store.customers import CustomerRepository, EmailTaken, PendingChanged, VersionConflict
+from chalicelib.store.customers import EmailTaken, PendingChanged, VersionConflict
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def _email_conflict(email: str | None) -> Conflict:
 class CustomerService:
     def __init__(
         self,
-        customers: CustomerRepository,
+        customers: Customers,
         cursors: CursorCodec,
         clock: Clock,
         new_id: Callable[[], str] = lambda: ids.new_id(ids.CUSTOMER),

@@ -26,8 +26,9 @@ from chalicelib.domain.email_change import (
 from chalicelib.domain.messages import email_confirmation
 from chalicelib.errors import Conflict, FieldError, Gone, TooManyRequests, ValidationFailed
 from chalicelib.services.customers import CustomerService
+from chalicelib.services.ports import EmailChanges
 from chalicelib.services.versions import update_at_version
-from chalicelib.store.customers import CustomerRepository, EmailTaken, PendingChanged, VersionConflict
+from chalicelib.store.customers import EmailTaken, PendingChanged, VersionConflict
 from chalicelib.store.mail import REFUSED
 
 CONFIRMATION_ROUTE = "POST /email-confirmations/{token}"
@@ -64,7 +65,7 @@ def _expired(at: datetime) -> Gone:
 class EmailChangeService:
     def __init__(
         self,
-        customers: CustomerRepository,
+        customers: EmailChanges,
         profiles: CustomerService,
         links: ConfirmationLinks,
         clock: Clock,

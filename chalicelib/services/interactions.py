@@ -10,17 +10,17 @@ from chalicelib.domain import attempts, ids
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction, LineItem, excess_returns, quantities, unreturnable
 from chalicelib.errors import Conflict, FieldError, NotFound, Unprocessable
+from chalicelib.services.ports import Interactions, ProfileReader
 from chalicelib.services.versions import MAX_ATTEMPTS
-from chalicelib.store.customers import CustomerRepository
-from chalicelib.store.interactions import CustomerGone, InteractionRepository, PurchaseChanged
+from chalicelib.store.interactions import CustomerGone, PurchaseChanged
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 
 class InteractionService:
     def __init__(
         self,
-        interactions: InteractionRepository,
-        customers: CustomerRepository,
+        interactions: Interactions,
+        customers: ProfileReader,
         cursors: CursorCodec,
         clock: Clock,
         new_id: Callable[[datetime], str] = lambda at: ids.new_id(ids.INTERACTION, at),

@@ -11,9 +11,10 @@ from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.products import EDITABLE_FIELDS, Product
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.services.ports import Products
 from chalicelib.services.versions import update_at_version
 from chalicelib.store.pagination import CursorCodec, Page, page_of
-from chalicelib.store.products import ProductExists, ProductRepository, VersionConflict
+from chalicelib.store.products import ProductExists, VersionConflict
 
 
 def _audited(product: Product) -> dict:
@@ -40,7 +41,7 @@ def _priced(product: Product, changed: set[str]) -> Product:
 
 
 class ProductService:
-    def __init__(self, products: ProductRepository, cursors: CursorCodec, clock: Clock) -> None:
+    def __init__(self, products: Products, cursors: CursorCodec, clock: Clock) -> None:
         self._products = products
         self._cursors = cursors
         self._clock = clock
