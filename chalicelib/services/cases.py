@@ -19,9 +19,8 @@ from chalicelib.domain.interactions import Interaction
 from chalicelib.domain.messages import acknowledgement
 from chalicelib.domain.storage import VersionConflict
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.services.ports import Cases, ProfileReader
 from chalicelib.services.versions import retry_lost_races, update_at_version
-from chalicelib.store.cases import CaseRepository
-from chalicelib.store.customers import CustomerRepository
 from chalicelib.store.mail import REFUSED
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
@@ -65,8 +64,8 @@ def _audit(
 class CaseService:
     def __init__(
         self,
-        cases: CaseRepository,
-        customers: CustomerRepository,
+        cases: Cases,
+        customers: ProfileReader,
         clock: Clock,
         sla: Mapping[str, tuple[timedelta, timedelta]],
         mailer: Callable[[], Mailer],

@@ -12,8 +12,9 @@ from chalicelib.domain.contact import email_key
 from chalicelib.domain.customers import EDITABLE_FIELDS, Customer
 from chalicelib.domain.storage import EmailTaken, VersionConflict
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.services.ports import Customers
 from chalicelib.services.versions import retry_lost_races, update_at_version
-from chalicelib.store.customers import PENDING_EMAIL_CHANGE, CustomerRepository
+from chalicelib.store.customers import PENDING_EMAIL_CHANGE
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def _email_conflict(email: str | None) -> Conflict:
 class CustomerService:
     def __init__(
         self,
-        customers: CustomerRepository,
+        customers: Customers,
         cursors: CursorCodec,
         clock: Clock,
         new_id: Callable[[], str] = lambda: ids.new_id(ids.CUSTOMER),

@@ -27,8 +27,8 @@ from chalicelib.domain.messages import email_confirmation
 from chalicelib.domain.storage import EmailTaken, VersionConflict
 from chalicelib.errors import Conflict, FieldError, Gone, TooManyRequests, ValidationFailed
 from chalicelib.services.customers import CustomerService, pending_change_moved
+from chalicelib.services.ports import EmailChanges
 from chalicelib.services.versions import retry_lost_races, update_at_version
-from chalicelib.store.customers import CustomerRepository
 from chalicelib.store.mail import REFUSED
 
 CONFIRMATION_ROUTE = "POST /email-confirmations/{token}"
@@ -65,7 +65,7 @@ def _expired(at: datetime) -> Gone:
 class EmailChangeService:
     def __init__(
         self,
-        customers: CustomerRepository,
+        customers: EmailChanges,
         profiles: CustomerService,
         links: ConfirmationLinks,
         clock: Clock,

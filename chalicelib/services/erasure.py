@@ -55,16 +55,17 @@ from chalicelib.domain.audit import PII_FIELDS, Actor
 from chalicelib.domain.clock import Clock, Deadline
 from chalicelib.domain.jobs import EXPORT
 from chalicelib.errors import Conflict, NotFound
+from chalicelib.services.ports import (
+    AuditTrail,
+    CaseRemains,
+    CustomerRemains,
+    Documents,
+    ErasableCustomers,
+    ErasableLoyalty,
+    Forgetting,
+    JobRemains,
+)
 from chalicelib.services.versions import retry_lost_races
-from chalicelib.store.audit import AuditRepository
-from chalicelib.store.cases import CaseRepository
-from chalicelib.store.customers import CustomerRepository
-from chalicelib.store.exports import ExportDocuments
-from chalicelib.store.idempotency import IdempotencyPointers
-from chalicelib.store.identities import IdentityRepository
-from chalicelib.store.interactions import InteractionRepository
-from chalicelib.store.jobs import JobRepository
-from chalicelib.store.loyalty import LoyaltyRepository
 
 MAX_ATTEMPTS = 3
 ANONYMOUS = "anon"
@@ -73,16 +74,16 @@ ANONYMOUS = "anon"
 class ErasureService:
     def __init__(
         self,
-        customers: CustomerRepository,
-        interactions: InteractionRepository,
-        cases: CaseRepository,
-        loyalty: LoyaltyRepository,
-        audit_trail: AuditRepository,
-        idempotency: IdempotencyPointers,
+        customers: ErasableCustomers,
+        interactions: CustomerRemains,
+        cases: CaseRemains,
+        loyalty: ErasableLoyalty,
+        audit_trail: AuditTrail,
+        idempotency: Forgetting,
         clock: Clock,
-        jobs: JobRepository,
-        documents: ExportDocuments,
-        identities: IdentityRepository | None = None,
+        jobs: JobRemains,
+        documents: Documents,
+        identities: Forgetting | None = None,
         new_anonymous_id: Callable[[], str] = lambda: ids.new_id(ANONYMOUS),
     ) -> None:
         self._identities = identities

@@ -19,8 +19,9 @@ from chalicelib.domain.contact import ContactError, normalize_email, normalize_l
 from chalicelib.domain.customers import DEFAULT_LOCALE, Customer
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.services.customers import CustomerService
+from chalicelib.services.ports import Identities
 from chalicelib.services.versions import retry_lost_races
-from chalicelib.store.identities import Identity, IdentityRepository, storable
+from chalicelib.store.identities import Identity, storable
 
 if TYPE_CHECKING:
     from pynamodb.transactions import TransactWrite
@@ -38,9 +39,7 @@ def pool_issuer(region: str, user_pool_id: str) -> str:
 
 
 class IdentityService:
-    def __init__(
-        self, identities: IdentityRepository, customers: CustomerService, clock: Clock, issuer: str
-    ) -> None:
+    def __init__(self, identities: Identities, customers: CustomerService, clock: Clock, issuer: str) -> None:
         self._identities = identities
         self._customers = customers
         self._clock = clock

@@ -11,17 +11,16 @@ from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction, LineItem, excess_returns, quantities, unreturnable
 from chalicelib.domain.storage import Gone
 from chalicelib.errors import Conflict, FieldError, NotFound, Unprocessable
+from chalicelib.services.ports import Interactions, ProfileReader
 from chalicelib.services.versions import retry_lost_races
-from chalicelib.store.customers import CustomerRepository
-from chalicelib.store.interactions import InteractionRepository
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 
 class InteractionService:
     def __init__(
         self,
-        interactions: InteractionRepository,
-        customers: CustomerRepository,
+        interactions: Interactions,
+        customers: ProfileReader,
         cursors: CursorCodec,
         clock: Clock,
         new_id: Callable[[datetime], str] = lambda at: ids.new_id(ids.INTERACTION, at),

@@ -20,11 +20,8 @@ from chalicelib.domain.jobs import ERASURE, EXPORT, JOB, RUNNING, Job, new_job
 from chalicelib.domain.storage import JobRunning
 from chalicelib.errors import NotFound, ServiceBusy
 from chalicelib.services.erasure import ErasureService
+from chalicelib.services.ports import Documents, Jobs, ProfileReader, WorkQueue
 from chalicelib.services.versions import retry_lost_races
-from chalicelib.store.customers import CustomerRepository
-from chalicelib.store.exports import ExportDocuments
-from chalicelib.store.jobs import JobRepository
-from chalicelib.store.queues import SqsWorkQueue
 
 # An erasure that needs more invocations than this is stopped (failed): it is not making the
 # progress every invocation should (each one deletes at least a batch before it hands on).
@@ -44,12 +41,12 @@ class ExportTooSlow(RuntimeError):
 class JobService:
     def __init__(
         self,
-        jobs: JobRepository,
-        customers: CustomerRepository,
+        jobs: Jobs,
+        customers: ProfileReader,
         clock: Clock,
-        queue: Callable[[], SqsWorkQueue],
+        queue: Callable[[], WorkQueue],
         erasure: Callable[[], ErasureService],
-        documents: Callable[[], ExportDocuments],
+        documents: Callable[[], Documents],
         export_document: DocumentWriter,
     ) -> None:
         self._jobs = jobs

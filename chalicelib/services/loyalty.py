@@ -12,6 +12,7 @@ from chalicelib.domain.clock import Clock
 from chalicelib.domain.customers import Customer
 from chalicelib.domain.loyalty import Aggregates, Contribution, LoyaltyConfig, Score, SkuHabit, parts_of
 from chalicelib.errors import FieldError, NotFound, ValidationFailed
+from chalicelib.services.ports import Loyalty
 from chalicelib.store.loyalty import (
     MAX_BYTES_PER_WRITE,
     MAX_ITEMS_PER_WRITE,
@@ -21,7 +22,6 @@ from chalicelib.store.loyalty import (
     HabitKey,
     Loaded,
     LoyaltyChanged,
-    LoyaltyRepository,
     StoredHabit,
     StoredLoyalty,
     guard_bytes,
@@ -104,7 +104,7 @@ def _in_order(habits: Iterable[SkuHabit]) -> tuple[SkuHabit, ...]:
 class LoyaltyService:
     def __init__(
         self,
-        repository: LoyaltyRepository,
+        repository: Loyalty,
         clock: Clock,
         config: LoyaltyConfig,
         base_currency: str,

@@ -12,9 +12,9 @@ from chalicelib.domain.clock import Clock
 from chalicelib.domain.products import EDITABLE_FIELDS, Product
 from chalicelib.domain.storage import AlreadyExists
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
+from chalicelib.services.ports import Products
 from chalicelib.services.versions import update_at_version
 from chalicelib.store.pagination import CursorCodec, Page, page_of
-from chalicelib.store.products import ProductRepository
 
 
 def _audited(product: Product) -> dict:
@@ -41,7 +41,7 @@ def _priced(product: Product, changed: set[str]) -> Product:
 
 
 class ProductService:
-    def __init__(self, products: ProductRepository, cursors: CursorCodec, clock: Clock) -> None:
+    def __init__(self, products: Products, cursors: CursorCodec, clock: Clock) -> None:
         self._products = products
         self._cursors = cursors
         self._clock = clock

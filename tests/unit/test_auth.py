@@ -773,6 +773,7 @@ def test_concurrent_first_verifications_fetch_the_keys_once(
     assert len(calls) == 1
 
 
+@pytest.mark.loopback  # its own key-set server, on 127.0.0.1
 def test_the_default_fetcher_gets_a_key_set_over_http(
     rsa_key: rsa.RSAPrivateKey,
 ) -> None:

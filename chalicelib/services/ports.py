@@ -1,0 +1,309 @@
+"""What the services need of storage, mail and queues: one Protocol per role a repository plays,
+with only the methods the services call. The PynamoDB repositories in store/ implement them, and
+so do the in-memory fakes of the unit tests (tests/unit/fakes.py).
+
+Every repository answers what it could not do with the exceptions of domain/storage.py.
+`Transaction` is the store's transaction as a repository hands it to a collaborator that adds
+to it (a sign-in link written with the customer it names): the services only pass it on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from chalicelib.domain.audit import AuditEntry
+    from chalicelib.domain.cases import Case, HistoryEntry
+    from chalicelib.domain.clock import Deadline
+    from chalicelib.domain.customers import Customer
+    from chalicelib.domain.email_change import EmailChange
+    from chalicelib.domain.interactions import Interaction
+    from chalicelib.domain.jobs import Job
+    from chalicelib.domain.loyalty import Aggregates, Contribution, Score, SkuHabit
+    from chalicelib.domain.products import Product
+    from chalicelib.store.identities import Identity
+    from chalicelib.store.loyalty import Guard as LoyaltyGuard
+    from chalicelib.store.loyalty import GuardKey, HabitKey, Loaded, StoredHabit, StoredLoyalty
+
+Key = dict[str, Any]  # where a page starts: opaque to the services, signed into cursors
+Transaction = Any
+
+
+class ProfileReader(Protocol):
+    """Whether a customer is there, for the services that only ask that."""
+
+    def get(self, customer_id: str, *, consistent: bool = False) -> Customer | None: ...
+
+    def was_deleted(self, customer_id: str, *, consistent: bool = False) -> bool: ...
+
+
+class Customers(ProfileReader, Protocol):
+    def get_many(self, customer_ids: list[str]) -> dict[str, Customer]: ...
+
+    def add(
+        self,
+        customer: Customer,
+        audit: AuditEntry | None = None,
+        also: Callable[[Transaction], None] | None = None,
+    ) -> Customer: ...
+
+    def update(self, before: Customer, after: Customer, audit: AuditEntry | None = None) -> Customer: ...
+
+    def update_setting_email(
+        self, before: Customer, after: Customer, audit: AuditEntry | None, pending: EmailChange | None
+    ) -> Customer: ...
+
+    def email_change(self, customer_id: str, *, consistent: bool = False) -> EmailChange | None: ...
+
+    def withdraw_email_change(
+        self, before: Customer, pending: EmailChange, at: datetime, audit: AuditEntry
+    ) -> None: ...
+
+    def delete(self, customer: Customer, deleted_at: datetime, audit: AuditEntry | None = None) -> None: ...
+
+    def by_email(self, key: str) -> Customer | None: ...
+
+    def list_newest(self, limit: int, start: Key | None) -> tuple[list[Customer], Key | None]: ...
+
+    def search(
+        self, query_words: list[str], limit: int, start: Key | None
+    ) -> tuple[list[Customer], Key | None]: ...
+
+
+class EmailChanges(Protocol):
+    """A customer's own change of address, pending until its link is confirmed."""
+
+    def get(self, customer_id: str, *, consistent: bool = False) -> Customer | None: ...
+
+    def email_change(self, customer_id: str, *, consistent: bool = False) -> EmailChange | None: ...
+
+    def request_email_change(
+        self,
+        before: Customer,
+        after: Customer,
+        change: EmailChange,
+        audit: AuditEntry,
+        replacing: EmailChange | None,
+    ) -> Customer: ...
+
+    def confirm_email_change(
+        self, before: Customer, after: Customer, change: EmailChange, at: datetime, audit: AuditEntry
+    ) -> Customer: ...
+
+    def claim_confirmation_mail(self, change: EmailChange, at: datetime) -> bool: ...
+
+    def give_back_confirmation_mail(self, change: EmailChange, claimed_at: datetime) -> None: ...
+
+
+class ErasableCustomers(ProfileReader, Protocol):
+    def erased_at(self, customer_id: str, *, consistent: bool = False) -> str | None: ...
+
+    def mark_erased(self, customer_id: str, erased_at: datetime, audit: AuditEntry) -> None: ...
+
+    def erase(
+        self,
+        customer: Customer,
+        erased_at: datetime,
+        audit: AuditEntry,
+        loyalty_version: int | None,
+        anonymous: dict | None,
+    ) -> None: ...
+
+
+class Interactions(Protocol):
+    def get(
+        self, customer_id: str, interaction_id: str, *, consistent: bool = False
+    ) -> Interaction | None: ...
+
+    def add(
+        self, interaction: Interaction, purchase_after_return: Interaction | None = None
+    ) -> Interaction: ...
+
+    def timeline(
+        self, customer_id: str, type_: str | None, limit: int, start: Key | None
+    ) -> tuple[list[Interaction], Key | None]: ...
+
+
+class Cases(Protocol):
+    def create(self, case: Case, audit: AuditEntry | None = None) -> str: ...
+
+    def get(self, case_id: str, *, consistent: bool = False) -> Case | None: ...
+
+    def update(
+        self,
+        before: Case,
+        after: Case,
+        timeline_entry: Interaction | None = None,
+        audit: AuditEntry | None = None,
+    ) -> Case: ...
+
+    def history(
+        self, case_id: str, limit: int, start: Key | None
+    ) -> tuple[list[HistoryEntry], Key | None]: ...
+
+    def whole_history(self, case_id: str) -> tuple[HistoryEntry, ...]: ...
+
+    def list(
+        self,
+        *,
+        status: str | None,
+        severity: str | None,
+        assignee: str | None,
+        due_before: datetime | None,
+        limit: int,
+        start: Key | None,
+    ) -> tuple[list[Case], Key | None]: ...
+
+    def of_customer(
+        self, customer_id: str, limit: int, start: Key | None
+    ) -> tuple[list[Case], Key | None]: ...
+
+    def overdue(self, now: datetime) -> Iterable[str]: ...
+
+
+class Products(Protocol):
+    def get(self, sku: str, consistent: bool = False) -> Product | None: ...
+
+    def get_many(self, skus: Iterable[str]) -> dict[str, Product]: ...
+
+    def add(self, product: Product, audit: AuditEntry) -> Product: ...
+
+    def update(self, before: Product, after: Product, audit: AuditEntry) -> Product: ...
+
+    def list(
+        self, limit: int, start: Key | None, active: bool | None
+    ) -> tuple[list[Product], Key | None]: ...
+
+
+class Loyalty(Protocol):
+    def load(
+        self, customer_ids: Iterable[str], guards: Iterable[GuardKey] = (), habits: Iterable[HabitKey] = ()
+    ) -> Loaded: ...
+
+    def save(
+        self,
+        customer_id: str,
+        before: StoredLoyalty | None,
+        aggregates: Aggregates,
+        scored: Score,
+        review_at: datetime | None,
+        now: datetime,
+        guards: list[tuple[LoyaltyGuard | None, LoyaltyGuard]],
+        habits: list[tuple[StoredHabit | None, SkuHabit | None]] = (),
+    ) -> None: ...
+
+    def applied_purchases(self, customer_id: str) -> list[Contribution]: ...
+
+    def get(self, customer_id: str, *, consistent: bool = False) -> StoredLoyalty | None: ...
+
+    def get_with_profile(self, customer_id: str) -> tuple[Customer | None, StoredLoyalty | None]: ...
+
+    def first_habits(self, customer_id: str, limit: int) -> list[SkuHabit]: ...
+
+    def habits_page(
+        self, customer_id: str, limit: int, start: Key | None, kept: Mapping[str, SkuHabit]
+    ) -> tuple[list[SkuHabit], Key | None]: ...
+
+    def with_all_habits(self, customer_id: str) -> StoredLoyalty | None: ...
+
+    def due_for_review(self, now: datetime) -> Iterable[str]: ...
+
+    def refresh_tier(
+        self, before: StoredLoyalty, scored: Score, review_at: datetime | None, now: datetime
+    ) -> bool: ...
+
+    def by_tier(self, tier: str, limit: int, start: Key | None) -> tuple[list[StoredLoyalty], Key | None]: ...
+
+
+class ErasableLoyalty(Protocol):
+    def get(self, customer_id: str, *, consistent: bool = False) -> StoredLoyalty | None: ...
+
+    def copy_habits_anonymously(
+        self,
+        customer_id: str,
+        anonymous_id: str,
+        scrub: Callable[[dict], dict],
+        previously: set[str] = frozenset(),
+    ) -> set[str]: ...
+
+    def forget_anonymous_habits(self, anonymous_id: str, skus: Iterable[str]) -> None: ...
+
+    def delete_all_of(self, customer_id: str, deadline: Deadline | None = None) -> int: ...
+
+
+class Identities(Protocol):
+    def customer_for(self, issuer: str, subject: str, *, consistent: bool = False) -> str | None: ...
+
+    def add_link(self, t: Transaction, identity: Identity, audit: AuditEntry | None = None) -> None: ...
+
+    def link(self, identity: Identity, audit: AuditEntry | None = None) -> bool: ...
+
+    def unlink(
+        self, customer_id: str, issuer: str, subject: str, audit: AuditEntry | None = None
+    ) -> bool: ...
+
+    def of_customer(self, customer_id: str, *, consistent: bool = False) -> list[Identity]: ...
+
+
+class Jobs(Protocol):
+    def add(self, job: Job, replacing: str | None = None) -> None: ...
+
+    def get(self, job_id: str, *, consistent: bool = False) -> Job | None: ...
+
+    def marked_running(self, customer_id: str, kind: str) -> Job | None: ...
+
+    def complete(
+        self, job_id: str, at: datetime, document_key: str | None = None, size_bytes: int | None = None
+    ) -> bool: ...
+
+    def fail(self, job_id: str, at: datetime, reason: str) -> bool: ...
+
+    def handed_on(self, job_id: str) -> bool: ...
+
+
+class Documents(Protocol):
+    """Export documents (an S3 bucket)."""
+
+    def key(self, customer_id: str, job_id: str) -> str: ...
+
+    def write(self, key: str, chunks: Iterable[str], filename: str) -> int: ...
+
+    def download_url(self, key: str, expires_in: int) -> str: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def delete_all_of(self, customer_id: str) -> int: ...
+
+
+class CustomerRemains(Protocol):
+    """What an erasure deletes or scrubs per customer, from any store that keeps some."""
+
+    def delete_all_of(self, customer_id: str, deadline: Deadline | None = None) -> int: ...
+
+
+class CaseRemains(Protocol):
+    def delete_all_of(self, customer_id: str) -> int: ...
+
+
+class JobRemains(Protocol):
+    def delete_all_of(self, customer_id: str, kind: str) -> int: ...
+
+
+class AuditTrail(Protocol):
+    def scrub(self, customer_id: str, fields: Iterable[str], deadline: Deadline | None = None) -> int: ...
+
+
+class Forgetting(Protocol):
+    """Records kept per customer that go with them (idempotency records, sign-in links)."""
+
+    def forget(self, customer_id: str) -> int: ...
+
+
+class Mailer(Protocol):
+    def send(self, to: str, subject: str, text: str) -> str: ...
+
+
+class WorkQueue(Protocol):
+    def send(self, body: dict) -> None: ...
