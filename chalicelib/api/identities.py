@@ -14,7 +14,7 @@ from chalicelib.api.schemas import Out
 from chalicelib.domain.clock import to_rfc3339
 
 if TYPE_CHECKING:  # PynamoDB stays out of the import of app.py
-    from chalicelib.store.identities import Identity
+    from chalicelib.domain.identities import Identity
 
 bp = Blueprint(__name__)
 PATH = "/customers/{customer_id}/identities"

@@ -54,5 +54,11 @@ class VersionConflict(StorageError):
         self.record = record
 
 
+class MailRefused(StorageError):
+    """The mail service refused the message or could not be reached: it was not taken, so
+    sending it again is safe. (An ambiguous failure, such as a read timeout after sending, is
+    not this: the message may have been taken.)"""
+
+
 class ConditionFailed(StorageError):
     """A condition of the write does not hold, and will not by retrying the same write."""

@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Protocol
 
 from chalicelib.domain import audit, ids, storage
 from chalicelib.domain import cases as rules
@@ -17,11 +16,10 @@ from chalicelib.domain.cases import Case, ClosedCase, HistoryEntry, MisfitFields
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction
 from chalicelib.domain.messages import acknowledgement
-from chalicelib.domain.storage import VersionConflict
+from chalicelib.domain.storage import MailRefused, VersionConflict
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
-from chalicelib.services.ports import Cases, ProfileReader
+from chalicelib.services.ports import Cases, Mailer, ProfileReader, WorkQueue
 from chalicelib.services.versions import retry_lost_races, update_at_version
-from chalicelib.store.mail import REFUSED
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 MAX_ATTEMPTS = 3
@@ -29,14 +27,6 @@ log = logging.getLogger(__name__)
 NO_EMAIL = "no_email_address"
 CUSTOMER_GONE = "customer_deleted"
 ACKNOWLEDGED_BY_EMAIL = "acknowledged_by_email"
-
-
-class Mailer(Protocol):
-    def send(self, to: str, subject: str, text: str) -> str: ...
-
-
-class WorkQueue(Protocol):
-    def send(self, body: dict) -> None: ...
 
 
 AUDITED_FIELDS = (
@@ -159,7 +149,7 @@ class CaseService:
         claimed = self._cases.update(case, claimed)
         try:
             self._mailer().send(customer.email, message.subject, message.text)
-        except REFUSED as refused:
+        except MailRefused as refused:
             # SES did not take it: give the claim back, so the redelivery sends it (and the
             # timeline never says "Acknowledgement emailed." for a message that was not). An
             # ambiguous failure (a read timeout: SES may have it) keeps the claim: never twice.

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 from chalicelib.domain import audit
 from chalicelib.domain.audit import Actor
@@ -24,21 +24,16 @@ from chalicelib.domain.email_change import (
     new_change,
 )
 from chalicelib.domain.messages import email_confirmation
-from chalicelib.domain.storage import EmailTaken, VersionConflict
+from chalicelib.domain.storage import EmailTaken, MailRefused, VersionConflict
 from chalicelib.errors import Conflict, FieldError, Gone, TooManyRequests, ValidationFailed
 from chalicelib.services.customers import CustomerService, pending_change_moved
-from chalicelib.services.ports import EmailChanges
+from chalicelib.services.ports import EmailChanges, Mailer
 from chalicelib.services.versions import retry_lost_races, update_at_version
-from chalicelib.store.mail import REFUSED
 
 CONFIRMATION_ROUTE = "POST /email-confirmations/{token}"
 # A pending change that keeps changing under a request (the same customer's concurrent
 # requests) is read again this many times before the request is told to retry.
 MAX_ATTEMPTS = 3
-
-
-class Mailer(Protocol):
-    def send(self, to: str, subject: str, text: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -170,7 +165,7 @@ class EmailChangeService:
             return "already_sent"
         try:
             self._mailer().send(change.email, message.subject, message.text)
-        except REFUSED:
+        except MailRefused:
             # SES did not take it: give the claim back so the redelivered message sends it. An
             # ambiguous failure (a read timeout) keeps the claim: never two links.
             self._customers.give_back_confirmation_mail(change, now)

@@ -17,11 +17,12 @@ from chalicelib.domain.audit import Actor, AuditEntry
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.contact import ContactError, normalize_email, normalize_locale
 from chalicelib.domain.customers import DEFAULT_LOCALE, Customer
+from chalicelib.domain.identities import Identity
 from chalicelib.errors import Conflict, FieldError, NotFound, ValidationFailed
 from chalicelib.services.customers import CustomerService
 from chalicelib.services.ports import Identities
 from chalicelib.services.versions import retry_lost_races
-from chalicelib.store.identities import Identity, storable
+from chalicelib.store.keys import storable
 
 if TYPE_CHECKING:
     from pynamodb.transactions import TransactWrite

@@ -19,11 +19,11 @@ if TYPE_CHECKING:
     from chalicelib.domain.clock import Deadline
     from chalicelib.domain.customers import Customer
     from chalicelib.domain.email_change import EmailChange
+    from chalicelib.domain.identities import Identity
     from chalicelib.domain.interactions import Interaction
     from chalicelib.domain.jobs import Job
     from chalicelib.domain.loyalty import Aggregates, Contribution, Score, SkuHabit
     from chalicelib.domain.products import Product
-    from chalicelib.store.identities import Identity
     from chalicelib.store.loyalty import Guard as LoyaltyGuard
     from chalicelib.store.loyalty import GuardKey, HabitKey, Loaded, StoredHabit, StoredLoyalty
 

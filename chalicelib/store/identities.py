@@ -8,37 +8,20 @@ removed with the customer (one Query on the customer's partition, never a Scan).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.identities import Identity
 from chalicelib.domain.storage import IdentityTaken, NotFound
 from chalicelib.store.audit import audit_item
 from chalicelib.store.customer_items import check_profile_exists
-from chalicelib.store.keys import IDENTITY_PREFIX, customer_pk, identity_key
+from chalicelib.store.keys import IDENTITY_PREFIX, customer_pk, identity_key, storable
 from chalicelib.store.models import IdentityModel, IdentityPointerModel
 from chalicelib.store.transactions import failed_conditions, transaction
 
 LOOKUP_SK = "IDENTITY"
-# DynamoDB's partition key limit is 2,048 bytes; a Cognito `sub` is a 36-character UUID.
-MAX_KEY_BYTES = 1024
-
-
-@dataclass(frozen=True)
-class Identity:
-    customer_id: str
-    issuer: str
-    subject: str
-    linked_at: datetime
-    linked_by: str
-
-
-def storable(issuer: str, subject: str) -> bool:
-    return len(identity_key(issuer, subject).encode()) <= MAX_KEY_BYTES
 
 
 class IdentityRepository:

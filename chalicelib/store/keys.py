@@ -63,3 +63,13 @@ def identity_key(issuer: str, subject: str) -> str:
 
 def name_token_keys(word: str, customer_id: str) -> tuple[str, str]:
     return f"NAME#{word[:2]}", f"{word}#{customer_id}"
+
+
+# DynamoDB's partition key limit is 2,048 bytes; a Cognito `sub` is a 36-character UUID.
+MAX_IDENTITY_KEY_BYTES = 1024
+
+
+def storable(issuer: str, subject: str) -> bool:
+    """Whether the identity's key fits DynamoDB's key limits (an issuer and subject that do not
+    can be linked to no one)."""
+    return len(identity_key(issuer, subject).encode()) <= MAX_IDENTITY_KEY_BYTES

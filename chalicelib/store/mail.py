@@ -6,9 +6,11 @@ from functools import cached_property
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
+from chalicelib.domain.storage import MailRefused
+
 # SES or the network said no: the message was not taken. Anything else (a read timeout after
 # sending) may have been taken: a sender that must never mail twice treats it as sent.
-REFUSED = (ClientError, EndpointConnectionError, ConnectTimeoutError)
+_REFUSED = (ClientError, EndpointConnectionError, ConnectTimeoutError)
 
 
 class SesMailer:
@@ -23,12 +25,15 @@ class SesMailer:
         return boto3.client("ses", region_name=self._region)
 
     def send(self, to: str, subject: str, text: str) -> str:
-        response = self._client.send_email(
-            Source=self._sender,
-            Destination={"ToAddresses": [to]},
-            Message={
-                "Subject": {"Data": subject, "Charset": "UTF-8"},
-                "Body": {"Text": {"Data": text, "Charset": "UTF-8"}},
-            },
-        )
+        try:
+            response = self._client.send_email(
+                Source=self._sender,
+                Destination={"ToAddresses": [to]},
+                Message={
+                    "Subject": {"Data": subject, "Charset": "UTF-8"},
+                    "Body": {"Text": {"Data": text, "Charset": "UTF-8"}},
+                },
+            )
+        except _REFUSED as error:
+            raise MailRefused(f"SES did not take the message: {error}") from error
         return response["MessageId"]

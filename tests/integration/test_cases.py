@@ -467,10 +467,9 @@ def _follow_up_event(case_id: str) -> dict:
 
 
 def test_an_acknowledgement_ses_refused_is_not_recorded_and_is_sent_on_redelivery(client, api, monkeypatch):
+    import botocore.client
     from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
     from botocore.exceptions import ClientError
-
-    from chalicelib.store.mail import SesMailer
 
     customer = api.create_customer(email="liisa@example.fi", locale="fi")
     complain(api, customer)
@@ -478,19 +477,19 @@ def test_an_acknowledgement_ses_refused_is_not_recorded_and_is_sent_on_redeliver
         "batchItemFailures": []
     }
     case = the_case(api, customer)
-    send = SesMailer.send
+    call = botocore.client.BaseClient._make_api_call
     refusals = [
         ClientError(
             {"Error": {"Code": "Throttling", "Message": "Maximum sending rate exceeded."}}, "SendEmail"
         )
     ]
 
-    def flaky_send(self, *args, **kwargs):
-        if refusals:
+    def flaky_send(self, operation_name, api_params):
+        if operation_name == "SendEmail" and refusals:
             raise refusals.pop()
-        return send(self, *args, **kwargs)
+        return call(self, operation_name, api_params)
 
-    monkeypatch.setattr(SesMailer, "send", flaky_send)
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", flaky_send)
 
     # A whole batch failed: the invocation fails, and SQS delivers the message again.
     with pytest.raises(BatchProcessingError):

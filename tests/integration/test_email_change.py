@@ -283,9 +283,8 @@ def test_clearing_the_address_or_sending_the_current_one_applies_at_once(api, as
 def test_redelivered_records_send_one_mail_and_a_refused_send_is_sent_again(
     client, api, asa, pump, monkeypatch
 ):
+    import botocore.client
     from botocore.exceptions import ClientError
-
-    from chalicelib.store.mail import SesMailer
 
     _, me = asa
     me.patch("/me", {"email": "ny@example.com"})
@@ -294,15 +293,17 @@ def test_redelivered_records_send_one_mail_and_a_refused_send_is_sent_again(
         assert client.lambda_.invoke("on_customer_change", {"Records": records}).payload == {
             "batchItemFailures": []
         }
-    original, calls = SesMailer.send, []
+    original, calls = botocore.client.BaseClient._make_api_call, []
 
-    def throttled_once(self, to, subject, text):
-        calls.append(to)
-        if len(calls) == 1:
-            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "SendEmail")
-        return original(self, to, subject, text)
+    def throttled_once(self, operation_name, api_params):
+        if operation_name == "SendEmail":
+            calls.extend(api_params["Destination"]["ToAddresses"])
+            if len(calls) == 1:
+                throttling = {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}
+                raise ClientError(throttling, operation_name)
+        return original(self, operation_name, api_params)
 
-    monkeypatch.setattr(SesMailer, "send", throttled_once)
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", throttled_once)
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=get_settings().follow_up_queue_name)["QueueUrl"]
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "0"})

@@ -7,10 +7,10 @@ import itertools
 from datetime import timedelta
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
 
 from chalicelib.domain.audit import Actor
 from chalicelib.domain.interactions import Interaction
+from chalicelib.domain.storage import MailRefused
 from chalicelib.errors import Conflict, NotFound, PreconditionFailed
 from chalicelib.services.cases import CaseService
 from chalicelib.services.customers import CustomerService
@@ -96,7 +96,7 @@ def test_a_refused_acknowledgement_gives_its_claim_back_so_the_redelivery_sends_
     case = service.open_for_complaint(_complaint(customer.id, clock))
     store.mailer.refuse_next()
 
-    with pytest.raises(EndpointConnectionError):
+    with pytest.raises(MailRefused):
         service.acknowledge(case.id)
     assert service.get(case.id).ack_interaction_id is None
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
 
 from chalicelib.domain.audit import Actor
 from chalicelib.domain.email_change import ConfirmationLinks, EmailChangeLimits
+from chalicelib.domain.storage import MailRefused
 from chalicelib.errors import Conflict, Gone, TooManyRequests, ValidationFailed
 from chalicelib.services.customers import CustomerService
 from chalicelib.services.email_change import EmailChangeService
@@ -59,7 +59,7 @@ def test_a_refused_link_is_given_back_and_sent_on_the_redelivery(service, store,
     _, change = service.change_my_details(anna.id, {"email": "new@example.se"}, None, ME)
     store.mailer.refuse_next()
 
-    with pytest.raises(EndpointConnectionError):
+    with pytest.raises(MailRefused):
         service.send_link(anna.id, change.nonce)
     assert service.send_link(anna.id, change.nonce) == "sent"
 

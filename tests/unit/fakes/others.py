@@ -6,13 +6,12 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
-from botocore.exceptions import EndpointConnectionError
-
 from chalicelib.domain import storage
 from chalicelib.domain.audit import AuditEntry, Change
 from chalicelib.domain.clock import Deadline
+from chalicelib.domain.identities import Identity
 from chalicelib.domain.jobs import COMPLETED, FAILED, RUNNING, Job
-from chalicelib.store.identities import Identity
+from chalicelib.domain.storage import MailRefused
 from tests.unit.fakes.base import FakeTransaction, Rivals
 from tests.unit.fakes.customers import FakeCustomers
 
@@ -185,7 +184,7 @@ class FakeMailer:
     def send(self, to: str, subject: str, text: str) -> str:
         if self._refusals:
             self._refusals -= 1
-            raise EndpointConnectionError(endpoint_url="https://email.example")
+            raise MailRefused("refused by the fake")
         self.sent.append((to, subject, text))
         return f"msg-{len(self.sent)}"
 
