@@ -32,7 +32,7 @@ from chalicelib.errors import FieldError
 from chalicelib.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 if TYPE_CHECKING:
-    from chalicelib.domain.loyalty import SkuHabit
+    from chalicelib.domain.loyalty.habits import SkuHabit
     from chalicelib.services.loyalty import LoyaltyView
 
 
