@@ -16,11 +16,12 @@ from chalicelib.config import get_settings
 from chalicelib.domain import ids
 from chalicelib.domain.customers import Customer
 from chalicelib.domain.interactions import Interaction, LineItem
-from chalicelib.domain.loyalty import Aggregates, Score
+from chalicelib.domain.loyalty.aggregates import Aggregates
+from chalicelib.domain.loyalty.scoring import Score
 from chalicelib.store.customer_items import customer_item as customer_model
 from chalicelib.store.customer_items import token_items
 from chalicelib.store.interactions import _to_model as interaction_model
-from chalicelib.store.loyalty import _loyalty_item
+from chalicelib.store.loyalty_items import loyalty_item
 from chalicelib.store.models import CustomerModel, InteractionModel, LoyaltyModel, NameTokenModel
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -40,7 +41,7 @@ def loyalty_model(customer_id: str, tier: str, score: int) -> LoyaltyModel:
     scored = Score(
         recency_days=None, recency_score=0, frequency_score=0, monetary_score=0, score=score, tier=tier
     )
-    item = _loyalty_item(customer_id, Aggregates(), scored, None, EPOCH)
+    item = loyalty_item(customer_id, Aggregates(), scored, None, EPOCH)
     item.version = 1  # batch writes do not set a VersionAttribute; Model.save would
     return item
 

@@ -104,7 +104,7 @@ def loyalty_repository():
 def loyalty_config():
     import os
 
-    from chalicelib.domain.loyalty import LoyaltyConfig
+    from chalicelib.domain.loyalty.config import LoyaltyConfig
 
     return LoyaltyConfig.from_env(os.environ)
 

@@ -12,7 +12,7 @@ from chalicelib.domain import money
 from chalicelib.domain.clock import to_rfc3339
 
 if TYPE_CHECKING:
-    from chalicelib.domain.loyalty import SkuHabit
+    from chalicelib.domain.loyalty.habits import SkuHabit
     from chalicelib.services.loyalty import LoyaltyView
 
 Tier = Literal["bronze", "silver", "gold", "platinum"]

@@ -32,7 +32,17 @@ def to_rfc3339(moment: datetime, timespec: str = "milliseconds") -> str:
 
 
 def parse_rfc3339(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    """The moment a timestamp with an offset names, in UTC. ValueError for one without an
+    offset, which RFC 3339 requires: it would otherwise be read as this machine's local time."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp {value!r} has no UTC offset")
+    return moment.astimezone(UTC)
+
+
+def require_aware(moment: datetime, what: str) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware")
 
 
 class OutOfTime(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from chalicelib.domain.clock import to_rfc3339
@@ -36,20 +37,19 @@ class Event:
 
 def _s(image: Mapping | None, name: str) -> str | None:
     value = (image or {}).get(name)
-    return value.get("S") if isinstance(value, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 def _n(image: Mapping | None, name: str) -> int | None:
     value = (image or {}).get(name)
-    if isinstance(value, Mapping) and "N" in value:
-        return int(value["N"])
-    return None
+    return int(value) if isinstance(value, Decimal) else None
 
 
 def events_from_customer_record(
     record_id: str, event_name: str, old: Mapping | None, new: Mapping | None, at: datetime
 ) -> list[Event]:
-    """Events implied by one stream record of the customers table."""
+    """Events implied by one stream record of the customers table (its images as plain
+    values: store/attribute_values.py reads them)."""
     sk = _s(new, "sk") or _s(old, "sk")
     if sk == "LOYALTY" and event_name in ("INSERT", "MODIFY"):
         old_tier = _s(old, "tier") or DEFAULT_TIER
@@ -77,7 +77,7 @@ def events_from_customer_record(
 def events_from_case_record(
     record_id: str, event_name: str, old: Mapping | None, new: Mapping | None, at: datetime
 ) -> list[Event]:
-    """Events implied by one stream record of the cases table."""
+    """Events implied by one stream record of the cases table (its images as plain values)."""
     if event_name != "MODIFY":
         return []
     before, after = _n(old, "escalation_level") or 0, _n(new, "escalation_level") or 0
@@ -106,6 +106,4 @@ def events_from_case_record(
 
 def _list(image: Mapping | None, name: str) -> list[str]:
     value = (image or {}).get(name)
-    if isinstance(value, Mapping) and "L" in value:
-        return [v.get("S", "") for v in value["L"]]
-    return []
+    return [v if isinstance(v, str) else "" for v in value] if isinstance(value, list) else []

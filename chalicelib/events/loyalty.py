@@ -8,15 +8,18 @@ fails that customer's records only."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from chalice import Blueprint, Rate
 
 from chalicelib.config import get_settings
-from chalicelib.domain.loyalty import PoisonRecord, contribution_of
+from chalicelib.domain import storage
+from chalicelib.domain.loyalty.contributions import PoisonRecord, contribution_of
 from chalicelib.errors import TooLargeToStore
 from chalicelib.events.batch import process_raw
 from chalicelib.observability import logger
+from chalicelib.store.attribute_values import UnreadableImage, plain_image
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -25,6 +28,14 @@ if TYPE_CHECKING:
 
 
 bp = Blueprint(__name__)
+
+
+def read_image(image: dict | None) -> dict | None:
+    """A stream image (or its keys) as plain values; PoisonRecord when it is not a map."""
+    try:
+        return plain_image(image)
+    except UnreadableImage as error:
+        raise PoisonRecord(str(error)) from None
 
 
 def parse(record: dict) -> InteractionChange:
@@ -36,21 +47,21 @@ def parse(record: dict) -> InteractionChange:
     if name not in ("INSERT", "MODIFY", "REMOVE"):
         raise PoisonRecord(f"unknown eventName {name!r}")
     removed = name == "REMOVE"
-    image = data.get("OldImage") if removed else data.get("NewImage")
-    keys = data.get("Keys") or {}
-    try:
-        customer_id = keys["customer_id"]["S"]
-        interaction_id = keys["id"]["S"]
-        version = int((image or {}).get("version", {}).get("N", "0"))
-    except (KeyError, TypeError, ValueError) as error:
-        raise PoisonRecord(f"record keys or version unreadable: {error}") from None
+    keys = read_image(data.get("Keys") or {})
+    image = read_image(data.get("OldImage") if removed else data.get("NewImage"))
+    customer_id, interaction_id = keys.get("customer_id"), keys.get("id")
+    version = (image or {}).get("version", Decimal(0))
+    if not isinstance(customer_id, str) or not isinstance(interaction_id, str):
+        raise PoisonRecord("record keys unreadable: customer_id and id must be strings")
+    if not isinstance(version, Decimal) or version != version.to_integral_value():
+        raise PoisonRecord("version unreadable: it must be a whole number")
     if image is None:
         raise PoisonRecord("the stream record carries no image (the stream must be NEW_AND_OLD_IMAGES)")
     return service.InteractionChange(
         record_id=data.get("SequenceNumber", ""),
         customer_id=customer_id,
         interaction_id=interaction_id,
-        version=version,
+        version=int(version),
         contribution=contribution_of(image),
         removed=removed,
     )
@@ -58,7 +69,6 @@ def parse(record: dict) -> InteractionChange:
 
 def handle_batch(raw_event: dict, context) -> dict:
     from chalicelib import wiring
-    from chalicelib.services.loyalty import ConcurrentChange, UnknownCustomer
 
     failures: dict[str, Exception] = {}
     changes = []
@@ -69,7 +79,7 @@ def handle_batch(raw_event: dict, context) -> dict:
         except Exception as error:  # a record of a shape no stream delivers fails alone too
             failures[sequence] = error
     failures.update(wiring.loyalty_service().apply(changes))
-    expected = (PoisonRecord, UnknownCustomer, ConcurrentChange, TooLargeToStore)
+    expected = (PoisonRecord, storage.NotFound, storage.VersionConflict, TooLargeToStore)
 
     def report(record: DynamoDBRecord) -> None:
         failure = failures.get(record.dynamodb.sequence_number if record.dynamodb else "")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from chalicelib import wiring
 from chalicelib.domain.events import Event
 from chalicelib.observability import logger
+from chalicelib.store.attribute_values import plain_image
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -24,8 +25,8 @@ def publish_events_of(record: DynamoDBRecord, mapper: Mapper) -> None:
     for event in mapper(
         raw.get("eventID") or data.get("SequenceNumber", ""),
         raw.get("eventName", ""),
-        data.get("OldImage"),
-        data.get("NewImage"),
+        plain_image(data.get("OldImage")),
+        plain_image(data.get("NewImage")),
         at,
     ):
         wiring.event_publisher().publish(event)

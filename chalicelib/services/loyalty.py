@@ -7,25 +7,32 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from chalicelib.domain import loyalty
+from chalicelib.domain import storage
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.customers import Customer
-from chalicelib.domain.loyalty import Aggregates, Contribution, LoyaltyConfig, Score, SkuHabit, parts_of
+from chalicelib.domain.loyalty.aggregates import Aggregates, RemainingMismatch
+from chalicelib.domain.loyalty.aggregates import apply as apply_contributions
+from chalicelib.domain.loyalty.config import TIERS, LoyaltyConfig
+from chalicelib.domain.loyalty.contributions import Contribution, parts_of
+from chalicelib.domain.loyalty.habits import SkuHabit
+from chalicelib.domain.loyalty.scoring import Score, score, tier_changes_at
 from chalicelib.errors import FieldError, NotFound, ValidationFailed
+from chalicelib.services.loyalty_writes import (
+    GuardWrite,
+    guard_write,
+    keys_to_read,
+    latest_per_interaction,
+    touched,
+    transactions,
+)
 from chalicelib.services.ports import Loyalty
-from chalicelib.store.loyalty import (
-    MAX_BYTES_PER_WRITE,
+from chalicelib.store.loyalty_items import (
     MAX_ITEMS_PER_WRITE,
-    CustomerMissing,
     Guard,
     GuardKey,
-    HabitKey,
     Loaded,
-    LoyaltyChanged,
     StoredHabit,
     StoredLoyalty,
-    guard_bytes,
-    habit_bytes,
     legacy_part,
 )
 from chalicelib.store.pagination import CursorCodec, Page, page_of
@@ -50,14 +57,6 @@ class InteractionChange:
     removed: bool
 
 
-class UnknownCustomer(Exception):
-    pass
-
-
-class ConcurrentChange(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class LoyaltyView:
     customer_id: str
@@ -66,35 +65,6 @@ class LoyaltyView:
     updated_at: datetime | None
     # In `SkuHabit.order`: the first HABITS_SHOWN of them, or all (`complete_view`).
     habits: tuple[SkuHabit, ...] = ()
-
-
-def _latest_per_interaction(changes: list[InteractionChange]) -> dict[str, InteractionChange]:
-    latest: dict[str, InteractionChange] = {}
-    for change in changes:
-        seen = latest.get(change.interaction_id)
-        if seen is None or (change.version, change.removed) >= (seen.version, seen.removed):
-            latest[change.interaction_id] = change
-    return latest
-
-
-def _keys_to_read(changes: Iterable[InteractionChange]) -> tuple[list[GuardKey], list[HabitKey]]:
-    """The guards and habits a batch needs, as far as its records tell: the guard of each part
-    and the habit of each SKU of what the records carry."""
-    guards: list[GuardKey] = []
-    habits: list[HabitKey] = []
-    for change in changes:
-        assert change.contribution is not None
-        parts = len(parts_of(change.contribution))
-        guards += [(change.customer_id, change.interaction_id, part) for part in range(parts)]
-        habits += [(change.customer_id, sku) for sku in sorted(change.contribution.skus)]
-    return guards, habits
-
-
-def _touched(read: Guard | None, new: Guard) -> set[str]:
-    return loyalty.touched_skus(
-        [new.contribution] if new.contribution else [],
-        [read.contribution] if read and read.contribution else [],
-    )
 
 
 def _in_order(habits: Iterable[SkuHabit]) -> tuple[SkuHabit, ...]:
@@ -132,7 +102,7 @@ class LoyaltyService:
             by_customer.setdefault(change.customer_id, []).append(change)
         if not by_customer:
             return {}
-        loaded = self._repository.load(by_customer, *_keys_to_read(counted))
+        loaded = self._repository.load(by_customer, *keys_to_read(counted))
         failures: dict[str, Exception] = {}
         for customer_id, group in by_customer.items():
             error = self._apply_group(customer_id, group, loaded)
@@ -171,11 +141,12 @@ class LoyaltyService:
                     )
                 self._apply_customer(customer_id, group, loaded)
                 return None
-            except CustomerMissing:
-                return UnknownCustomer(customer_id)
-            except LoyaltyChanged:
-                error = ConcurrentChange(customer_id)
-            except loyalty.RemainingMismatch as mismatch:
+            except storage.ConditionFailed:
+                # No profile: `_apply_group` tells a deleted customer from one that never was.
+                return storage.NotFound(customer_id)
+            except storage.VersionConflict as conflict:
+                error = conflict
+            except RemainingMismatch as mismatch:
                 # The guards queried after the read disagree with the aggregates read: they
                 # changed in between. Read again, as for a lost race.
                 error = mismatch
@@ -191,18 +162,16 @@ class LoyaltyService:
         # Later parts first: a guard written before purchases were split holds them until its
         # part 0 is written again, so theirs must be written no later than that.
         writes.sort(key=lambda write: -write[1].part)
-        for chunk in self._transactions(customer_id, writes, loaded):
+        for chunk in transactions(customer_id, writes, loaded):
             self._write_chunk(customer_id, chunk, loaded)
 
-    def _writes(
-        self, customer_id: str, group: list[InteractionChange], loaded: Loaded
-    ) -> list[tuple[Guard | None, Guard]]:
+    def _writes(self, customer_id: str, group: list[InteractionChange], loaded: Loaded) -> list[GuardWrite]:
         """The guards to write (what each read, what it becomes) and, read first when the
         records did not tell, every guard and habit they touch."""
         while True:
-            writes: list[tuple[Guard | None, Guard]] = []
+            writes: list[GuardWrite] = []
             guards_missing: set[GuardKey] = set()
-            for change in _latest_per_interaction(group).values():
+            for change in latest_per_interaction(group).values():
                 head_key = (customer_id, change.interaction_id, 0)
                 if head_key not in loaded.guards:
                     guards_missing.add(head_key)
@@ -219,94 +188,29 @@ class LoyaltyService:
                     read = loaded.guards[key]
                     if read is None and head is not None:
                         read = legacy_part(head, part)
-                    write = self._guard_write(change, part, count, new_parts, read)
+                    write = guard_write(change, part, count, new_parts, read)
                     if write is not None:
                         writes.append(write)
             habits_missing = {
                 (customer_id, sku)
                 for read, new in writes
-                for sku in _touched(read, new)
+                for sku in touched(read, new)
                 if (customer_id, sku) not in loaded.habits
             }
             if not guards_missing and not habits_missing:
                 return writes
             loaded.update(self._repository.load([], guards_missing, habits_missing))
 
-    @staticmethod
-    def _guard_write(
-        change: InteractionChange,
-        part: int,
-        count: int,
-        new_parts: tuple[Contribution, ...],
-        read: Guard | None,
-    ) -> tuple[Guard | None, Guard] | None:
-        if read is not None and (
-            read.removed or (not change.removed and read.applied_version >= change.version)
-        ):
-            return None
-        contribution = None if change.removed or part >= len(new_parts) else new_parts[part]
-        if read is None and contribution is None and not change.removed:
-            return None  # a part this version does not have, and no earlier one applied
-        new = Guard(
-            change.interaction_id,
-            change.version,
-            contribution,
-            change.removed,
-            part=part,
-            parts=count if part == 0 else 1,
-        )
-        unchanged = read is not None and read.contribution == new.contribution and not new.removed
-        if unchanged and (part or (read.stored and read.parts >= count)):
-            return None
-        return read, new
-
-    def _transactions(
-        self, customer_id: str, writes: list[tuple[Guard | None, Guard]], loaded: Loaded
-    ) -> list[list[tuple[Guard | None, Guard]]]:
-        """The guard writes in groups that fit one transaction each, with their habits: at most
-        MAX_ITEMS_PER_WRITE guards and habits and MAX_BYTES_PER_WRITE bytes."""
-        chunks: list[list[tuple[Guard | None, Guard]]] = [[]]
-        skus: set[str] = set()
-        items = size = 0
-
-        def cost(read: Guard | None, new: Guard) -> tuple[set[str], int, int]:
-            fresh = _touched(read, new) - skus
-            habits = sum(self._habit_bytes(customer_id, sku, read, new, loaded) for sku in fresh)
-            return fresh, 1 + len(fresh), guard_bytes(customer_id, new) + habits
-
-        for read, new in writes:
-            fresh, more_items, more_bytes = cost(read, new)
-            full = items + more_items > MAX_ITEMS_PER_WRITE or size + more_bytes > MAX_BYTES_PER_WRITE
-            if chunks[-1] and full:
-                chunks.append([])
-                skus, items, size = set(), 0, 0
-                fresh, more_items, more_bytes = cost(read, new)
-            chunks[-1].append((read, new))
-            skus |= fresh
-            items += more_items
-            size += more_bytes
-        return [chunk for chunk in chunks if chunk]
-
-    @staticmethod
-    def _habit_bytes(customer_id: str, sku: str, read: Guard | None, new: Guard, loaded: Loaded) -> int:
-        # The habit is named after one of these: the stored one or a line of a purchase.
-        stored = loaded.habits.get((customer_id, sku))
-        names = [stored.habit.name] if stored else []
-        for guard in (read, new):
-            if guard is not None and guard.contribution is not None:
-                names += [line.name for line in guard.contribution.lines if line.sku == sku]
-        return habit_bytes(customer_id, sku, max(names, key=lambda n: len(n.encode()), default=""))
-
-    def _write_chunk(self, customer_id: str, chunk: list[tuple[Guard | None, Guard]], loaded: Loaded) -> None:
+    def _write_chunk(self, customer_id: str, chunk: list[GuardWrite], loaded: Loaded) -> None:
         before = loaded.loyalty[customer_id]
-        touched = sorted(set().union(*(_touched(read, new) for read, new in chunk)))
-        current = {sku: loaded.habits[(customer_id, sku)] for sku in touched}
+        skus = sorted(set().union(*(touched(read, new) for read, new in chunk)))
+        current = {sku: loaded.habits[(customer_id, sku)] for sku in skus}
         aggregates = replace(
             before.aggregates if before else Aggregates(),
             skus={sku: stored.habit for sku, stored in current.items() if stored is not None},
         )
         overrides = {(new.interaction_id, new.part): new for _, new in chunk}
-        aggregates = loyalty.apply(
+        aggregates = apply_contributions(
             aggregates,
             [new.contribution for _, new in chunk if new.contribution],
             [read.contribution for read, _ in chunk if read and read.contribution],
@@ -314,13 +218,13 @@ class LoyaltyService:
         )
         habits = [
             (current[sku], aggregates.skus.get(sku))
-            for sku in touched
+            for sku in skus
             if (current[sku].habit if current[sku] else None) != aggregates.skus.get(sku)
         ]
         aggregates = replace(aggregates, skus={})
         now = self._clock.now()
         scored = self._score(aggregates, now)
-        review = loyalty.tier_changes_at(aggregates, now, self._config, self._base_currency)
+        review = tier_changes_at(aggregates, now, self._config, self._base_currency)
         self._repository.save(customer_id, before, aggregates, scored, review, now, chunk, habits)
         for _, new in chunk:
             loaded.guards[(customer_id, new.interaction_id, new.part)] = new
@@ -342,7 +246,7 @@ class LoyaltyService:
             aggregates = replace(before.aggregates, skus=left)
             now = self._clock.now()
             scored = self._score(aggregates, now)
-            review = loyalty.tier_changes_at(aggregates, now, self._config, self._base_currency)
+            review = tier_changes_at(aggregates, now, self._config, self._base_currency)
             habits = [(None, kept[sku]) for sku in moving]
             self._repository.save(customer_id, before, aggregates, scored, review, now, [], habits)
             for sku in moving:
@@ -366,7 +270,7 @@ class LoyaltyService:
         return purchases.values()
 
     def _score(self, aggregates: Aggregates, now: datetime) -> Score:
-        return loyalty.score(aggregates, now, self._config, self._base_currency)
+        return score(aggregates, now, self._config, self._base_currency)
 
     def customer_with_loyalty(self, customer_id: str) -> tuple[Customer, LoyaltyView]:
         """A customer and their loyalty summary as of now, read together (one request)."""
@@ -426,15 +330,15 @@ class LoyaltyService:
                 if stored is None:
                     break
                 scored = self._score(stored.aggregates, now)
-                review = loyalty.tier_changes_at(stored.aggregates, now, self._config, self._base_currency)
+                review = tier_changes_at(stored.aggregates, now, self._config, self._base_currency)
                 if self._repository.refresh_tier(stored, scored, review, now):
                     refreshed += 1
                     break
         return refreshed
 
     def by_tier(self, tier: str, limit: int, cursor: str | None) -> Page[LoyaltyView]:
-        if tier not in loyalty.TIERS:
-            raise ValidationFailed([FieldError("tier", f"must be one of {', '.join(loyalty.TIERS)}")])
+        if tier not in TIERS:
+            raise ValidationFailed([FieldError("tier", f"must be one of {', '.join(TIERS)}")])
         assert self._cursors is not None
         scope = f"customers?tier={tier}"
         page = page_of(

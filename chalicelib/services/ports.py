@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from chalicelib.domain.identities import Identity
     from chalicelib.domain.interactions import Interaction
     from chalicelib.domain.jobs import Job
-    from chalicelib.domain.loyalty import Aggregates, Contribution, Score, SkuHabit
+    from chalicelib.domain.loyalty.aggregates import Aggregates
+    from chalicelib.domain.loyalty.contributions import Contribution
+    from chalicelib.domain.loyalty.habits import SkuHabit
+    from chalicelib.domain.loyalty.scoring import Score
     from chalicelib.domain.products import Product
     from chalicelib.store.loyalty import Guard as LoyaltyGuard
     from chalicelib.store.loyalty import GuardKey, HabitKey, Loaded, StoredHabit, StoredLoyalty

@@ -12,24 +12,43 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import replace
+from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib.domain.clock import Deadline, parse_rfc3339, to_rfc3339
+from chalicelib.domain import storage
+from chalicelib.domain.clock import Deadline
 from chalicelib.domain.customers import Customer
-from chalicelib.domain.loyalty import SKUS_PER_PART, Aggregates, Contribution, Score, SkuHabit, parts_of
+from chalicelib.domain.loyalty.aggregates import Aggregates
+from chalicelib.domain.loyalty.contributions import Contribution
+from chalicelib.domain.loyalty.habits import SkuHabit
+from chalicelib.domain.loyalty.scoring import Score
 from chalicelib.store.customers import customer_from_item
+from chalicelib.store.loyalty_items import (
+    Guard,
+    GuardKey,
+    HabitKey,
+    Loaded,
+    StoredHabit,
+    StoredLoyalty,
+    customer_of,
+    guard_item,
+    guard_of,
+    habit_item,
+    legacy_part,
+    loyalty_item,
+    loyalty_of,
+    review_key,
+    stored_habit_of,
+    tier_key,
+)
 from chalicelib.store.models import (
     ANONYMOUS_PREFIX,
     APPLIED_PREFIX,
     AUDIT_PREFIX,
-    BATCH_WRITE_ITEMS,
     HABIT_PREFIX,
     IDEMPOTENCY_PREFIX,
-    ITEM_LIMIT,
     LOYALTY_SK,
     PROFILE_SK,
     TIER_REVIEW_PK,
@@ -40,206 +59,19 @@ from chalicelib.store.models import (
     HabitModel,
     LoyaltyModel,
     applied_sk,
-    connection,
     customer_pk,
-    failed_conditions,
     habit_sk,
-    transaction,
 )
 from chalicelib.store.pagination import Key, collect
+from chalicelib.store.transactions import (
+    BATCH_WRITE_ITEMS,
+    ITEM_LIMIT,
+    connection,
+    failed_conditions,
+    transaction,
+)
 
 BATCH_GET_LIMIT = 100
-# One transaction holds at most 100 items: the aggregates and a profile check, then guards and
-# habits. A part's change needs its guard and at most 2 × SKUS_PER_PART habits, so it fits.
-MAX_ITEMS_PER_WRITE = 98
-# ... and at most 4 MB: what guards and habits may take beside an aggregates item (< 400 KB).
-MAX_BYTES_PER_WRITE = 3_500_000
-assert 1 + 2 * SKUS_PER_PART <= MAX_ITEMS_PER_WRITE
-
-GuardKey = tuple[str, str, int]  # customer id, interaction id, part
-HabitKey = tuple[str, str]  # customer id, SKU
-
-
-@dataclass(frozen=True)
-class StoredLoyalty:
-    customer_id: str
-    # `skus` holds the habits still kept inside the aggregates item (written before habits had
-    # items of their own); usually none. `sku_count` counts all.
-    aggregates: Aggregates
-    tier: str
-    score: int
-    updated_at: datetime
-    version: int
-
-
-@dataclass(frozen=True)
-class StoredHabit:
-    habit: SkuHabit
-    version: int
-
-
-@dataclass(frozen=True)
-class Guard:
-    interaction_id: str
-    applied_version: int
-    contribution: Contribution | None
-    removed: bool
-    part: int = 0
-    # On part 0: how many parts of the interaction have guards.
-    parts: int = 1
-    # False for a part read out of a guard written before purchases were split (see
-    # `legacy_part`): there is no item to condition on.
-    stored: bool = True
-    # On such a guard's part 0: the whole purchase it applied (`contribution` is its part 0).
-    whole: Contribution | None = None
-
-
-@dataclass
-class Loaded:
-    """What one read found; a key that was asked for and is absent maps to None."""
-
-    loyalty: dict[str, StoredLoyalty | None]
-    guards: dict[GuardKey, Guard | None]
-    habits: dict[HabitKey, StoredHabit | None]
-
-    def update(self, other: Loaded) -> None:
-        self.loyalty.update(other.loyalty)
-        self.guards.update(other.guards)
-        self.habits.update(other.habits)
-
-
-class CustomerMissing(Exception):
-    """The customer's profile does not exist (never did, or was deleted)."""
-
-
-class LoyaltyChanged(Exception):
-    """The aggregates, a habit or a guard changed since they were read."""
-
-
-def _loyalty(item: LoyaltyModel) -> StoredLoyalty:
-    return StoredLoyalty(
-        customer_id=item.customer_id,
-        aggregates=Aggregates.from_dict(json.loads(item.aggregates)),
-        tier=item.tier,
-        score=int(item.score),
-        updated_at=parse_rfc3339(item.updated_at),
-        version=int(item.version),
-    )
-
-
-def _guard(item: AppliedModel) -> Guard:
-    interaction_id, _, part = item.sk.removeprefix(APPLIED_PREFIX).partition("#")
-    contribution = Contribution.from_dict(json.loads(item.contribution)) if item.contribution else None
-    parts, whole = int(item.parts or 1), None
-    if contribution is not None and not part and len(contribution.skus) > SKUS_PER_PART:
-        # Written before purchases were split: this one guard applied the whole purchase.
-        whole = contribution
-        split = parts_of(whole)
-        contribution, parts = split[0], len(split)
-    return Guard(
-        interaction_id=interaction_id,
-        applied_version=int(item.applied_version),
-        contribution=contribution,
-        removed=bool(item.removed),
-        part=int(part or 0),
-        parts=parts,
-        whole=whole,
-    )
-
-
-def legacy_part(guard: Guard, part: int) -> Guard | None:
-    """Part `part` of an interaction whose guard (part 0) was written before purchases were
-    split, and so holds all of a purchase of more than SKUS_PER_PART SKUs: what that guard
-    applied for the SKUs of that part. None for a guard that needs no splitting."""
-    if guard.whole is None or part == 0:
-        return None
-    split = parts_of(guard.whole)
-    return Guard(
-        guard.interaction_id,
-        guard.applied_version,
-        split[part] if part < len(split) else None,
-        guard.removed,
-        part=part,
-        stored=False,
-    )
-
-
-def _habit(item: HabitModel) -> StoredHabit:
-    return StoredHabit(SkuHabit.from_dict(json.loads(item.habit)), int(item.version))
-
-
-def _customer_of(pk: str) -> str:
-    return pk.split("#", 1)[1]
-
-
-def loyalty_from_item(item: LoyaltyModel) -> StoredLoyalty:
-    return _loyalty(item)
-
-
-def _rfc(moment: datetime) -> str:
-    # Fixed width (four-digit years, microseconds), so these strings sort as the times do.
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def due_key(habit: SkuHabit) -> str:
-    """The by_habit_due sort key: the order of `SkuHabit.order`, as a string."""
-    if habit.next_expected_at is not None:
-        return f"0#{_rfc(habit.next_expected_at)}#{habit.sku}"
-    return f"1#{_rfc(habit.last_purchase_at)}#{habit.sku}"
-
-
-def _habit_item(customer_id: str, habit: SkuHabit, version: int | None) -> HabitModel:
-    item = HabitModel(
-        customer_pk(customer_id),
-        habit_sk(habit.sku),
-        habit=json.dumps(habit.to_dict(), ensure_ascii=False, sort_keys=True),
-        habit_pk=customer_id,
-        habit_due_sk=due_key(habit),
-    )
-    if version is not None:
-        item.version = version
-    return item
-
-
-def _guard_item(customer_id: str, guard: Guard) -> AppliedModel:
-    return AppliedModel(
-        customer_pk(customer_id),
-        applied_sk(guard.interaction_id, guard.part),
-        applied_version=guard.applied_version,
-        contribution=(
-            json.dumps(guard.contribution.to_dict(), ensure_ascii=False) if guard.contribution else None
-        ),
-        removed=guard.removed,
-        parts=guard.parts if guard.part == 0 and guard.parts > 1 else None,
-    )
-
-
-def _value_bytes(value: Mapping[str, Any]) -> int:
-    """DynamoDB's size of an AttributeValue, rounded up (numbers at their widest)."""
-    if "S" in value:
-        return len(value["S"].encode())
-    if "N" in value:
-        return 21
-    if "M" in value:
-        return 3 + sum(len(k.encode()) + _value_bytes(v) + 1 for k, v in value["M"].items())
-    if "L" in value:
-        return 3 + sum(_value_bytes(v) + 1 for v in value["L"])
-    return 1
-
-
-def _item_bytes(item) -> int:
-    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.serialize().items()) + 100
-
-
-def guard_bytes(customer_id: str, guard: Guard) -> int:
-    return _item_bytes(_guard_item(customer_id, guard))
-
-
-def habit_bytes(customer_id: str, sku: str, name: str) -> int:
-    """At least the size of a habit item of that SKU and name, whatever its numbers."""
-    moment = datetime(2000, 1, 1, tzinfo=UTC)
-    widest = SkuHabit(sku, name, 10**15, 10**15, moment, moment, "int_" + "0" * 60)
-    return _item_bytes(_habit_item(customer_id, widest, 10**15))
 
 
 class LoyaltyRepository:
@@ -279,12 +111,12 @@ class LoyaltyRepository:
             if PROFILE_SK in by_sk
             else None
         )
-        loyalty = _loyalty(LoyaltyModel.from_raw_data(by_sk[LOYALTY_SK])) if LOYALTY_SK in by_sk else None
+        loyalty = loyalty_of(LoyaltyModel.from_raw_data(by_sk[LOYALTY_SK])) if LOYALTY_SK in by_sk else None
         return profile, loyalty
 
     def get(self, customer_id: str, *, consistent: bool = False) -> StoredLoyalty | None:
         try:
-            return _loyalty(
+            return loyalty_of(
                 LoyaltyModel.get(customer_pk(customer_id), LOYALTY_SK, consistent_read=consistent)
             )
         except DoesNotExist:
@@ -309,14 +141,14 @@ class LoyaltyRepository:
             habits=dict.fromkeys(habits),
         )
         for raw in self._batch_get(keys, consistent=True):
-            customer_id, sk = _customer_of(raw["pk"]["S"]), raw["sk"]["S"]
+            customer_id, sk = customer_of(raw["pk"]["S"]), raw["sk"]["S"]
             if sk == LOYALTY_SK:
-                loaded.loyalty[customer_id] = _loyalty(LoyaltyModel.from_raw_data(raw))
+                loaded.loyalty[customer_id] = loyalty_of(LoyaltyModel.from_raw_data(raw))
             elif sk.startswith(APPLIED_PREFIX):
-                guard = _guard(AppliedModel.from_raw_data(raw))
+                guard = guard_of(AppliedModel.from_raw_data(raw))
                 loaded.guards[(customer_id, guard.interaction_id, guard.part)] = guard
             elif sk.startswith(HABIT_PREFIX):
-                loaded.habits[(customer_id, sk.removeprefix(HABIT_PREFIX))] = _habit(
+                loaded.habits[(customer_id, sk.removeprefix(HABIT_PREFIX))] = stored_habit_of(
                     HabitModel.from_raw_data(raw)
                 )
         return loaded
@@ -329,7 +161,7 @@ class LoyaltyRepository:
             customer_pk(customer_id), AppliedModel.sk.startswith(APPLIED_PREFIX), consistent_read=True
         )
         for item in query:
-            guard = _guard(item)
+            guard = guard_of(item)
             guards[(guard.interaction_id, guard.part)] = guard
         for (interaction_id, _), guard in list(guards.items()):
             for later in range(1, guard.parts if guard.whole else 0):
@@ -353,8 +185,10 @@ class LoyaltyRepository:
     ) -> None:
         """Write the aggregates (keeping `aggregates.skus` inside the item: normally none), the
         habits (None: the SKU has none left) and the guards in one transaction, while the
-        customer exists and the aggregates, each habit and each guard are still what was read."""
-        item = _loyalty_item(customer_id, aggregates, scored, review_at, now)
+        customer exists and the aggregates, each habit and each guard are still what was read:
+        ConditionFailed when the customer has no profile, VersionConflict when one of the rest
+        changed since it was read."""
+        item = loyalty_item(customer_id, aggregates, scored, review_at, now)
         if before is not None:
             item.version = before.version
         too_large = f"The loyalty aggregates of customer {customer_id} would be over {ITEM_LIMIT}."
@@ -370,19 +204,20 @@ class LoyaltyRepository:
                         if read is None or not read.stored
                         else AppliedModel.applied_version == read.applied_version
                     )
-                    t.save(_guard_item(customer_id, new), condition=condition)
+                    t.save(guard_item(customer_id, new), condition=condition)
                 for read_habit, habit in habits:
                     version = read_habit.version if read_habit else None
                     if habit is not None:
-                        t.save(_habit_item(customer_id, habit, version))
+                        t.save(habit_item(customer_id, habit, version))
                     elif read_habit is not None:
-                        t.delete(_habit_item(customer_id, read_habit.habit, version))
+                        t.delete(habit_item(customer_id, read_habit.habit, version))
         except TransactWriteError as error:
             failed = failed_conditions(error)
             if failed[:1] == [True]:
-                raise CustomerMissing(customer_id) from error
+                # Never created, or deleted: the store cannot tell (services/loyalty.py asks).
+                raise storage.ConditionFailed(customer_id) from error
             if any(failed):
-                raise LoyaltyChanged(customer_id) from error
+                raise storage.VersionConflict(customer_id) from error
             raise
 
     def refresh_tier(
@@ -390,7 +225,7 @@ class LoyaltyRepository:
     ) -> bool:
         """Store a recomputed tier and score; False if the aggregates changed meanwhile. The
         habits are not touched: the score does not depend on them."""
-        item = _loyalty_item(before.customer_id, before.aggregates, scored, review_at, now)
+        item = loyalty_item(before.customer_id, before.aggregates, scored, review_at, now)
         item.version = before.version
         try:
             with transaction(self._region) as t:
@@ -404,22 +239,22 @@ class LoyaltyRepository:
     def due_for_review(self, now: datetime) -> Iterable[str]:
         """Customers whose tier changes by now through recency alone."""
         for item in LoyaltyModel.by_tier_review.query(
-            TIER_REVIEW_PK, LoyaltyModel.review_at <= _review_key(now)
+            TIER_REVIEW_PK, LoyaltyModel.review_at <= review_key(now)
         ):
-            yield _customer_of(item.pk)
+            yield customer_of(item.pk)
 
     def by_tier(self, tier: str, limit: int, start: Key | None) -> tuple[list[StoredLoyalty], Key | None]:
         rows = LoyaltyModel.by_tier.query(
             tier, scan_index_forward=False, limit=limit + 1, last_evaluated_key=start
         )
-        items, next_key = collect(rows, limit, _tier_key)
-        return [_loyalty(i) for i in items], next_key
+        items, next_key = collect(rows, limit, tier_key)
+        return [loyalty_of(i) for i in items], next_key
 
     def first_habits(self, customer_id: str, limit: int) -> list[SkuHabit]:
         """The customer's first `limit` habits in `SkuHabit.order`: next expected purchase
         first (one Query of GSI by_habit_due)."""
         rows = HabitModel.by_habit_due.query(customer_id, limit=limit)
-        return [_habit(item).habit for item in rows]
+        return [stored_habit_of(item).habit for item in rows]
 
     def habits_page(
         self, customer_id: str, limit: int, start: Key | None, kept: Mapping[str, SkuHabit]
@@ -433,7 +268,7 @@ class LoyaltyRepository:
             limit=limit + 1,
             last_evaluated_key=start,
         )
-        found = {h.sku: h for h in (_habit(item).habit for item in rows)}
+        found = {h.sku: h for h in (stored_habit_of(item).habit for item in rows)}
         extra = {sku: h for sku, h in kept.items() if after is None or sku > after}
         merged = sorted((extra | found).values(), key=lambda h: h.sku)
         # Stop where the stored items stop: beyond, a `kept` habit could come before the next one.
@@ -451,7 +286,7 @@ class LoyaltyRepository:
             customer_pk(customer_id), HabitModel.sk.startswith(HABIT_PREFIX), consistent_read=True
         )
         for item in query:
-            yield _habit(item).habit
+            yield stored_habit_of(item).habit
 
     def with_all_habits(self, customer_id: str) -> StoredLoyalty | None:
         """The aggregates with every habit in `aggregates.skus`."""
@@ -508,33 +343,3 @@ class LoyaltyRepository:
                 if deadline is not None and removed % BATCH_WRITE_ITEMS == 0:
                     deadline.check()
         return removed
-
-
-def _review_key(moment: datetime) -> str:
-    return to_rfc3339(moment)
-
-
-def _loyalty_item(
-    customer_id: str, aggregates: Aggregates, scored: Score, review_at: datetime | None, now: datetime
-) -> LoyaltyModel:
-    return LoyaltyModel(
-        customer_pk(customer_id),
-        LOYALTY_SK,
-        customer_id=customer_id,
-        aggregates=json.dumps(aggregates.to_dict(), sort_keys=True),
-        tier=scored.tier,
-        tier_sk=f"{scored.score:03d}#{customer_id}",
-        score=scored.score,
-        review_pk=TIER_REVIEW_PK if review_at else None,
-        review_at=_review_key(review_at) if review_at else None,
-        updated_at=to_rfc3339(now),
-    )
-
-
-def _tier_key(item: LoyaltyModel) -> Key:
-    return {
-        "pk": {"S": item.pk},
-        "sk": {"S": item.sk},
-        "tier": {"S": item.tier},
-        "tier_sk": {"S": item.tier_sk},
-    }

@@ -160,7 +160,8 @@ def test_a_purchase_of_100_skus_is_written_in_parts_and_its_removal_takes_every_
 def test_a_purchase_cut_off_after_its_first_transaction_is_completed_by_the_redelivery_and_counted_once(
     client, api, monkeypatch
 ):
-    from chalicelib.store.loyalty import LoyaltyChanged, LoyaltyRepository
+    from chalicelib.domain.storage import VersionConflict
+    from chalicelib.store.loyalty import LoyaltyRepository
 
     c = api.create_customer(name="Åsa Öberg")
     api.post(f"/customers/{c['id']}/interactions", _purchase(range(100), quantity=3))
@@ -169,7 +170,7 @@ def test_a_purchase_cut_off_after_its_first_transaction_is_completed_by_the_rede
 
     def first_only(self, *args, **kwargs):
         if saved:
-            raise LoyaltyChanged("another write came first")
+            raise VersionConflict("another write came first")
         saved.append(save(self, *args, **kwargs))
 
     monkeypatch.setattr(LoyaltyRepository, "save", first_only)
@@ -234,15 +235,18 @@ def test_habits_and_guards_stored_before_habits_had_items_are_read_moved_and_nev
 ):
     """The former layout: every habit inside the aggregates item, and one guard holding a
     whole purchase, however many SKUs it had."""
-    from chalicelib.domain.loyalty import contribution_of, from_scratch, score
-    from chalicelib.store.loyalty import _loyalty_item
+    from chalicelib.domain.loyalty.aggregates import from_scratch
+    from chalicelib.domain.loyalty.contributions import contribution_of
+    from chalicelib.domain.loyalty.scoring import score
+    from chalicelib.events.loyalty import read_image
+    from chalicelib.store.loyalty_items import loyalty_item
     from chalicelib.store.models import AppliedModel, InteractionModel, LoyaltyModel
 
     c = api.create_customer(name="Mojca Žagar")
     big = api.post(f"/customers/{c['id']}/interactions", _purchase(range(50))).json
     api.post(f"/customers/{c['id']}/interactions", _purchase(range(50, 51)))
     records = interaction_records()
-    contributions = [contribution_of(r["dynamodb"]["NewImage"]) for r in records]
+    contributions = [contribution_of(read_image(r["dynamodb"]["NewImage"])) for r in records]
     aggregates = from_scratch(contributions)
     for contribution in contributions:
         AppliedModel(
@@ -251,7 +255,7 @@ def test_habits_and_guards_stored_before_habits_had_items_are_read_moved_and_nev
             applied_version=1,
             contribution=json.dumps(contribution.to_dict()),
         ).save()
-    item = _loyalty_item(
+    item = loyalty_item(
         c["id"], aggregates, score(aggregates, frozen_clock.now(), *_scoring()), None, frozen_clock.now()
     )
     former = aggregates.to_dict()

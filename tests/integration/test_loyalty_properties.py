@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.domain.customers import Customer
-from chalicelib.domain.loyalty import from_scratch
-from chalicelib.events.loyalty import handle_batch
+from chalicelib.domain.loyalty.aggregates import from_scratch
+from chalicelib.events.loyalty import handle_batch, read_image
 
 _ids = itertools.count()
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -78,7 +78,7 @@ interactions = st.lists(
 @given(interactions=interactions, data=st.data())
 def test_any_order_and_duplication_gives_the_aggregates_computed_from_scratch(tables, interactions, data):
     from chalicelib import wiring
-    from chalicelib.domain.loyalty import contribution_of
+    from chalicelib.domain.loyalty.contributions import contribution_of
 
     customers, _ = wiring.repositories()
     customer_id = f"cus_PROP{next(_ids)}"
@@ -108,7 +108,7 @@ def test_any_order_and_duplication_gives_the_aggregates_computed_from_scratch(ta
             assert handle_batch({"Records": batch}, None) == {"batchItemFailures": []}
 
     stored = wiring.loyalty_repository().with_all_habits(customer_id)
-    expected = from_scratch(c for c in map(contribution_of, alive) if c is not None)
+    expected = from_scratch(c for c in (contribution_of(read_image(i)) for i in alive) if c is not None)
     assert (stored.aggregates if stored else from_scratch([])) == expected
     if stored:
         assert sum(stored.aggregates.net_spend.values(), Decimal(0)) == sum(

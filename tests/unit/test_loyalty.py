@@ -9,19 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.domain.loyalty import (
-    TIERS,
-    Aggregates,
-    Contribution,
-    Line,
-    LoyaltyConfig,
-    PoisonRecord,
-    apply,
-    contribution_of,
-    from_scratch,
-    score,
-    tier_changes_at,
-)
+from chalicelib.domain.loyalty.aggregates import Aggregates, apply, from_scratch
+from chalicelib.domain.loyalty.config import TIERS, LoyaltyConfig
+from chalicelib.domain.loyalty.contributions import Contribution, Line, PoisonRecord, contribution_of
+from chalicelib.domain.loyalty.scoring import score, tier_changes_at
+from chalicelib.events.loyalty import read_image
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -72,6 +64,11 @@ def roundtrip(aggregates: Aggregates) -> Aggregates:
 
 
 # --- contribution_of ------------------------------------------------------------------
+
+
+def contribution_of_image(image: dict | None) -> Contribution | None:
+    """What the loyalty consumer makes of a stream image: AttributeValues read, then the rules."""
+    return contribution_of(read_image(image))
 
 
 def purchase_image(**changes: dict | None) -> dict:
@@ -127,7 +124,7 @@ def item(sku: dict | None = None, quantity: dict | None = None) -> dict:
 
 
 def test_a_purchase_image_contributes_its_amount_and_lines():
-    contribution = contribution_of(purchase_image())
+    contribution = contribution_of_image(purchase_image())
     assert contribution == Contribution(
         interaction_id="int_1",
         kind="purchase",
@@ -149,7 +146,7 @@ def test_a_return_image_contributes_its_refund_but_no_lines():
         amount={"S": "2.20"},
         returned=None,
     )
-    contribution = contribution_of(image)
+    contribution = contribution_of_image(image)
     assert contribution == Contribution(
         "int_2", "return", datetime(2026, 5, 1, 10, tzinfo=UTC), "EUR", Decimal("2.20")
     )
@@ -157,7 +154,7 @@ def test_a_return_image_contributes_its_refund_but_no_lines():
 
 
 def test_an_amount_stored_as_a_number_is_read_too():
-    assert contribution_of(purchase_image(amount={"N": "4.4"})).amount == Decimal("4.40")
+    assert contribution_of_image(purchase_image(amount={"N": "4.4"})).amount == Decimal("4.40")
 
 
 @pytest.mark.parametrize("kind", ["complaint", "inquiry", "feedback", "visit"])
@@ -171,11 +168,11 @@ def test_interactions_without_money_contribute_nothing(kind):
         "severity": {"S": "high"},
         "subject": {"S": "Late delivery"},
     }
-    assert contribution_of(image) is None
+    assert contribution_of_image(image) is None
 
 
 def test_no_image_contributes_nothing():
-    assert contribution_of(None) is None
+    assert contribution_of_image(None) is None
 
 
 @pytest.mark.parametrize(
@@ -202,18 +199,57 @@ def test_no_image_contributes_nothing():
         ({"items": {"L": [item(sku={"S": "A"})]}}, "items.0.quantity is missing"),
         ({"items": {"L": [item({"S": "A"}, {"N": "0"})]}}, "not a positive whole number"),
         ({"items": {"L": [item({"S": "A"}, {"N": "1.5"})]}}, "not a positive whole number"),
-        ({"items": {"L": [item({"S": "A"}, {"N": "x"})]}}, "not a positive whole number"),
+        ({"items": {"L": [item({"S": "A"}, {"N": "x"})]}}, "items.0.quantity is not of type Number"),
         ({"items": {"L": [item({"S": "Å" * 257}, {"N": "1"})]}}, "sku is longer than 512 bytes"),
     ],
 )
 def test_a_malformed_purchase_is_a_poison_record(changes, reason):
     with pytest.raises(PoisonRecord, match=reason):
-        contribution_of(purchase_image(**changes))
+        contribution_of_image(purchase_image(**changes))
 
 
 def test_a_malformed_return_is_a_poison_record_too():
     with pytest.raises(PoisonRecord, match="amount is missing"):
-        contribution_of(purchase_image(type={"S": "return"}, amount=None))
+        contribution_of_image(purchase_image(type={"S": "return"}, amount=None))
+
+
+def test_a_value_that_is_not_an_attribute_value_is_a_poison_record_where_it_is_read_and_only_there():
+    with pytest.raises(PoisonRecord, match=r"items\.1\.name is not of type String"):
+        contribution_of_image(
+            purchase_image(
+                items={"L": [item({"S": "A"}, {"N": "1"}), {"M": {"sku": {"S": "B"}, "name": {"X": "?"}}}]}
+            )
+        )
+    with pytest.raises(PoisonRecord, match="amount is not of type String or Number"):
+        contribution_of_image(purchase_image(amount="4.40"))
+    # DynamoDB Local's stream delivers an empty map as {}: `returned` is not read.
+    assert contribution_of_image(purchase_image(returned={})) == contribution_of_image(purchase_image())
+    with pytest.raises(PoisonRecord, match="not a map"):
+        read_image([{"S": "A"}])
+
+
+def test_the_rules_read_an_interaction_as_plain_values():
+    interaction = {
+        "id": "int_1",
+        "type": "purchase",
+        "occurred_at": "2026-05-01T12:00:00+02:00",
+        "currency": "EUR",
+        "amount": Decimal("4.4"),
+        "items": [{"sku": "A", "name": "Apple", "quantity": Decimal(2)}],
+        "returned": {},
+    }
+    assert contribution_of(interaction) == Contribution(
+        "int_1",
+        "purchase",
+        datetime(2026, 5, 1, 10, tzinfo=UTC),
+        "EUR",
+        Decimal("4.40"),
+        (Line("A", "Apple", 2),),
+    )
+    with pytest.raises(PoisonRecord, match=r"items\.0\.quantity is not of type Number"):
+        contribution_of(interaction | {"items": [{"sku": "A", "name": "Apple", "quantity": "2"}]})
+    with pytest.raises(PoisonRecord, match="amount is not of type String or Number"):
+        contribution_of(interaction | {"amount": 4.4})
 
 
 def test_a_poison_record_is_a_value_error():
@@ -717,7 +753,7 @@ def test_the_anonymous_copy_drops_names_and_purchase_ids_but_keeps_every_sku_wha
 
 
 def test_a_purchase_of_more_skus_than_a_part_holds_is_split_by_sku_with_the_amount_in_part_0():
-    from chalicelib.domain.loyalty import SKUS_PER_PART, parts_of
+    from chalicelib.domain.loyalty.contributions import SKUS_PER_PART, parts_of
 
     lines = [(f"S{n:03d}", f"name {n}", 1) for n in reversed(range(100))] + [("S000", "again", 2)]
     whole = purchase("p1", day(0), "100.00", lines=tuple(lines))
@@ -768,15 +804,15 @@ def test_applying_parts_one_at_a_time_with_only_their_habits_at_hand_equals_comp
     touches only."""
     from dataclasses import replace
 
-    from chalicelib.domain import loyalty
+    from chalicelib.domain.loyalty import aggregates, contributions
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loyalty, "SKUS_PER_PART", 2)
+        patch.setattr(contributions, "SKUS_PER_PART", 2)
         guards: dict[tuple[str, int], Contribution] = {}
         alive: dict[str, Contribution] = {}
         numbers, habits = Aggregates(), {}
         for op, whole in history:
-            new_parts = loyalty.parts_of(whole) if op == "put" else ()
+            new_parts = contributions.parts_of(whole) if op == "put" else ()
             old_count = max((part + 1 for iid, part in guards if iid == whole.interaction_id), default=0)
             for part in reversed(range(max(len(new_parts), old_count))):
                 key = (whole.interaction_id, part)
@@ -784,7 +820,7 @@ def test_applying_parts_one_at_a_time_with_only_their_habits_at_hand_equals_comp
                 new = new_parts[part] if part < len(new_parts) else None
                 if new is not None:
                     guards[key] = new
-                touched = loyalty.touched_skus([new] if new else [], [read] if read else [])
+                touched = aggregates.touched_skus([new] if new else [], [read] if read else [])
                 at_hand = replace(numbers, skus={s: habits[s] for s in touched if s in habits})
                 remaining = [c for c in guards.values() if c.kind == "purchase"]
                 out = apply(at_hand, [new] if new else [], [read] if read else [], remaining.copy)

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from chalicelib.domain.audit import Actor
-from chalicelib.domain.loyalty import Contribution, Line, LoyaltyConfig
+from chalicelib.domain.loyalty.config import LoyaltyConfig
+from chalicelib.domain.loyalty.contributions import Contribution, Line
 from chalicelib.errors import NotFound, ValidationFailed
 from chalicelib.services.customers import CustomerService
 from chalicelib.services.loyalty import InteractionChange, LoyaltyService

@@ -126,17 +126,3 @@ __all__ = [
     "RunningJobModel",
     "TombstoneModel",
 ]
-
-# Moved to store/transactions.py; store/loyalty.py (being split) still imports them from here.
-# Looked up on first use: transactions.py imports the models.
-_IN_TRANSACTIONS = frozenset(
-    {"BATCH_WRITE_ITEMS", "ITEM_LIMIT", "connection", "error_code", "failed_conditions", "transaction"}
-)
-
-
-def __getattr__(name: str) -> object:
-    if name in _IN_TRANSACTIONS:
-        from chalicelib.store import transactions
-
-        return getattr(transactions, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,10 @@ from datetime import datetime
 from chalicelib.domain import storage
 from chalicelib.domain.clock import Deadline
 from chalicelib.domain.customers import Customer
-from chalicelib.domain.loyalty import Aggregates, Contribution, Score, SkuHabit
+from chalicelib.domain.loyalty.aggregates import Aggregates
+from chalicelib.domain.loyalty.contributions import Contribution
+from chalicelib.domain.loyalty.habits import SkuHabit
+from chalicelib.domain.loyalty.scoring import Score
 from chalicelib.store.loyalty import Guard, GuardKey, HabitKey, Loaded, StoredHabit, StoredLoyalty
 from tests.unit.fakes.base import Key, Rivals, page
 from tests.unit.fakes.customers import FakeCustomers
