@@ -199,6 +199,12 @@ def attempt_seeds():
     return AttemptSeeds()
 
 
+def keyed_requests():
+    from chalicelib.services.keyed_requests import KeyedRequests
+
+    return KeyedRequests(attempt_seeds(), idempotency_pointers(), clock)
+
+
 def erasure_service():
     from chalicelib.services.erasure import ErasureService
 

@@ -119,7 +119,7 @@ def run_once(
     ran: list[dict[str, Any]] = []
 
     def execute(request: dict[str, Any]) -> dict[str, Any]:
-        from chalicelib.store.idempotency import KeyReused
+        from chalicelib.domain.storage import KeyReused
 
         try:
             seed = _seed(request)
@@ -173,9 +173,7 @@ def _seed(request: dict[str, Any]) -> attempts.Seed:
     """The seed of this key's attempts: stored by the first, read back by every retry."""
     from chalicelib import wiring
 
-    return wiring.attempt_seeds().seed_for(
-        record_id(request) or "", wiring.clock.now(), request["body_sha256"]
-    )
+    return wiring.keyed_requests().seed(record_id(request) or "", request["body_sha256"])
 
 
 def _reused_key() -> Unprocessable:
@@ -212,7 +210,7 @@ def _point_to_record(customer_id: str | None, data: dict[str, Any]) -> None:
     if found is None:
         return
     try:
-        wiring.idempotency_pointers().add(customer_id, found, wiring.clock.now())
+        wiring.keyed_requests().remember_owner(customer_id, found)
     except Exception:  # the response is stored; the record expires in 24 h anyway
         logger.exception("idempotency pointer not written", extra={"customer_id": customer_id})
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.domain import ids
+from chalicelib.domain.clock import to_rfc3339
 
 # Personal data: shown masked in the audit view, and scrubbed from it when a customer is erased.
 PII_FIELDS = frozenset(
@@ -62,7 +63,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     if isinstance(value, datetime):
-        return value.isoformat()
+        return to_rfc3339(value)
     if isinstance(value, Mapping):
         return dict(value)
     return value

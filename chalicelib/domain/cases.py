@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.interactions import SEVERITIES
 
 STATUSES = ("open", "acknowledged", "in_progress", "resolved", "closed", "reopened")
@@ -248,7 +249,7 @@ def escalate(case: Case, now: datetime) -> Case | None:
         return None
     which, due = deadline
     label = "first response" if which == FIRST_RESPONSE else "resolution"
-    note = f"Escalated to level {case.escalation_level + 1}: the {label} was due {due.isoformat()}."
+    note = f"Escalated to level {case.escalation_level + 1}: the {label} was due {to_rfc3339(due)}."
     return _with_entry(
         case,
         HistoryEntry(now, "system", None, None, note),

@@ -44,6 +44,11 @@ class JobRunning(AlreadyExists):
         self.customer_id = customer_id
 
 
+class KeyReused(AlreadyExists):
+    """An earlier attempt with this Idempotency-Key and another body committed (its response
+    was never stored, so the idempotency record cannot tell): this one must not run."""
+
+
 class VersionConflict(StorageError):
     """The record changed since it was read: a lost race, worth reading again. Where a write
     relied on several records, `record` may name the one that changed, so that a caller reads

@@ -20,6 +20,7 @@ from chalicelib.domain.interactions import Interaction
 from chalicelib.events.batch import process
 from chalicelib.events.publishing import publish_events_of
 from chalicelib.observability import logger
+from chalicelib.store.attribute_values import plain_image
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -36,10 +37,10 @@ def _complaint(record: DynamoDBRecord) -> Interaction | None:
     raw = record.raw_event
     if raw.get("eventName") != "INSERT":
         return None
-    image = (raw.get("dynamodb") or {}).get("NewImage") or {}
-    if (image.get("type") or {}).get("S") != "complaint":
+    image = plain_image((raw.get("dynamodb") or {}).get("NewImage")) or {}
+    if image.get("type") != "complaint":
         return None
-    text = {name: (value or {}).get("S") for name, value in image.items()}
+    text = {name: value for name, value in image.items() if isinstance(value, str)}
     opened = text.get("occurred_at") or text.get("created_at")
     return Interaction(
         id=text["id"],

@@ -21,10 +21,10 @@ from chalice import Blueprint
 from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.domain.events import events_from_customer_record
-from chalicelib.domain.jobs import EXPORT
 from chalicelib.events.batch import process
 from chalicelib.events.publishing import publish_events_of
 from chalicelib.observability import logger
+from chalicelib.store.attribute_values import plain_image
 from chalicelib.store.keys import EMAIL_CHANGE_SK, PROFILE_SK
 
 if TYPE_CHECKING:
@@ -34,24 +34,18 @@ bp = Blueprint(__name__)
 
 
 def _purge(customer_id: str) -> None:
-    customers, interactions = wiring.repositories()
-    # Strongly consistent: read just after the erasure, a stale tombstone would close the
-    # erased customer's cases instead of deleting them.
-    if customers.erased_at(customer_id, consistent=True):
-        # Erased (GDPR): the same purge the erase request ran, again, in case it was cut short.
-        wiring.erasure_service().purge(customer_id)
+    close_cases = wiring.case_service().close_cases_of_deleted_customer
+    purged = wiring.erasure_service().after_deletion(customer_id, close_cases)
+    if purged.erased:
         logger.info("erased customer data purged", extra={"customer_id": customer_id})
         return
-    wiring.identity_repository().forget(customer_id)  # before the loyalty purge takes its pointers
-    wiring.idempotency_pointers().forget(customer_id)
-    removed = interactions.delete_all_of(customer_id)
-    wiring.loyalty_repository().delete_all_of(customer_id)
-    closed = wiring.case_service().close_cases_of_deleted_customer(customer_id)
-    wiring.export_documents().delete_all_of(customer_id)
-    wiring.job_repository().delete_all_of(customer_id, EXPORT)
     logger.info(
         "customer data purged",
-        extra={"customer_id": customer_id, "interactions": removed, "cases_closed": closed},
+        extra={
+            "customer_id": customer_id,
+            "interactions": purged.interactions,
+            "cases_closed": purged.cases_closed,
+        },
     )
 
 
@@ -59,12 +53,13 @@ def _ask_for_confirmation_mail(data: dict) -> None:
     """Once per nonce: the claim and the confirmation rewrite the item with the same nonce."""
 
     def nonce(image: dict | None) -> str | None:
-        return ((image or {}).get("nonce") or {}).get("S")
+        value = (plain_image(image) or {}).get("nonce")
+        return value if isinstance(value, str) else None
 
     new = nonce(data.get("NewImage"))
     if new is None or new == nonce(data.get("OldImage")):
         return
-    customer_id = data["NewImage"]["customer_id"]["S"]
+    customer_id = plain_image(data["NewImage"])["customer_id"]
     wiring.follow_up_queue().send({"type": "email.confirmation", "customer_id": customer_id, "nonce": new})
     logger.info("email confirmation asked for", extra={"customer_id": customer_id})
 
@@ -72,10 +67,10 @@ def _ask_for_confirmation_mail(data: dict) -> None:
 def _handle(record: DynamoDBRecord) -> None:
     raw = record.raw_event
     data = raw.get("dynamodb") or {}
-    keys = data.get("Keys") or {}
-    sk = (keys.get("sk") or {}).get("S")
+    keys = plain_image(data.get("Keys")) or {}
+    sk = keys.get("sk")
     if raw.get("eventName") == "REMOVE" and sk == PROFILE_SK:
-        _purge(keys["pk"]["S"].split("#", 1)[1])
+        _purge(keys["pk"].split("#", 1)[1])
         return
     if sk == EMAIL_CHANGE_SK:
         _ask_for_confirmation_mail(data)

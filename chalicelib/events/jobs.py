@@ -20,6 +20,7 @@ from chalicelib.domain.clock import Deadline
 from chalicelib.domain.jobs import RUNNING
 from chalicelib.events.batch import process
 from chalicelib.observability import logger
+from chalicelib.store.attribute_values import plain_image
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -42,10 +43,10 @@ def _start(record: DynamoDBRecord) -> None:
     raw = record.raw_event
     if raw.get("eventName") != "INSERT":
         return
-    image = (raw.get("dynamodb") or {}).get("NewImage") or {}
-    if (image.get("status") or {}).get("S") != RUNNING:
+    image = plain_image((raw.get("dynamodb") or {}).get("NewImage")) or {}
+    job_id = image.get("id")
+    if image.get("status") != RUNNING or not isinstance(job_id, str):
         return
-    job_id = image["id"]["S"]
     wiring.job_queue().send({"job_id": job_id})
     logger.info("job queued", extra={"job_id": job_id})
 

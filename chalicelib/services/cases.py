@@ -257,7 +257,6 @@ class CaseService:
 
     def history(self, case_id: str, limit: int, cursor: str | None) -> Page[HistoryEntry]:
         """The case's whole history, newest first, a page at a time."""
-        assert self._cursors is not None
         self.get(case_id)
         return page_of(
             self._cursors,
@@ -272,7 +271,6 @@ class CaseService:
         return replace(case, history=entries, history_count=len(entries))
 
     def list(self, *, status, severity, assignee, due_before, limit: int, cursor: str | None) -> Page[Case]:
-        assert self._cursors is not None
         scope = f"cases?status={status}&severity={severity}&assignee={assignee}&due_before={due_before}"
         return page_of(
             self._cursors,
@@ -289,7 +287,6 @@ class CaseService:
         )
 
     def of_customer(self, customer_id: str, limit: int, cursor: str | None) -> Page[Case]:
-        assert self._cursors is not None
         if self._customers.get(customer_id) is None:
             raise NotFound(f"No customer has the id {customer_id!r}.")
         scope = f"cases:{customer_id}"

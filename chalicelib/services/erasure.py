@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.domain import audit, ids
@@ -69,6 +70,16 @@ from chalicelib.services.versions import retry_lost_races
 
 MAX_ATTEMPTS = 3
 ANONYMOUS = "anon"
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What purging a deleted customer did: `erased` (a GDPR erasure's purge ran again), or how
+    many timeline entries it removed and cases it closed."""
+
+    erased: bool
+    interactions: int = 0
+    cases_closed: int = 0
 
 
 class ErasureService:
@@ -163,6 +174,26 @@ class ErasureService:
         self._audit.scrub(customer_id, PII_FIELDS, deadline)
         self._documents.delete_all_of(customer_id)
         self._jobs.delete_all_of(customer_id, EXPORT)
+
+    def after_deletion(self, customer_id: str, close_cases: Callable[[str], int]) -> Purged:
+        """What goes with a deleted profile (run from the customers stream; idempotent): the
+        timeline, loyalty, sign-in links, stored responses and exports go, and `close_cases`
+        closes the customer's cases, which stay for the record. An erased customer's purge
+        runs again instead, in case the erasure was cut short."""
+        # Strongly consistent: read just after an erasure, a stale tombstone would close the
+        # erased customer's cases instead of deleting them.
+        if self._customers.erased_at(customer_id, consistent=True):
+            self.purge(customer_id)
+            return Purged(erased=True)
+        if self._identities is not None:
+            self._identities.forget(customer_id)  # before the loyalty purge takes its pointers
+        self._idempotency.forget(customer_id)
+        removed = self._interactions.delete_all_of(customer_id)
+        self._loyalty.delete_all_of(customer_id)
+        closed = close_cases(customer_id)
+        self._documents.delete_all_of(customer_id)
+        self._jobs.delete_all_of(customer_id, EXPORT)
+        return Purged(erased=False, interactions=removed, cases_closed=closed)
 
     def erasable_remains(self, customer_id: str) -> bool:
         """A deleted customer not yet erased: their cases and audit trail can be erased."""

@@ -3,6 +3,7 @@ in effect, read a customer's loyalty and habits as of now, and refresh tiers tha
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,6 +27,7 @@ from chalicelib.services.loyalty_writes import (
     transactions,
 )
 from chalicelib.services.ports import Loyalty
+from chalicelib.services.versions import retry_lost_races
 from chalicelib.store.loyalty_items import (
     MAX_ITEMS_PER_WRITE,
     Guard,
@@ -128,31 +130,34 @@ class LoyaltyService:
     def _apply_with_retries(
         self, customer_id: str, group: list[InteractionChange], loaded: Loaded
     ) -> Exception | None:
-        error: Exception | None = None
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                if attempt:
-                    loaded.update(
-                        self._repository.load(
-                            [customer_id],
-                            [k for k in loaded.guards if k[0] == customer_id],
-                            [k for k in loaded.habits if k[0] == customer_id],
-                        )
-                    )
-                self._apply_customer(customer_id, group, loaded)
-                return None
-            except storage.ConditionFailed:
-                # No profile: `_apply_group` tells a deleted customer from one that never was.
-                return storage.NotFound(customer_id)
-            except storage.VersionConflict as conflict:
-                error = conflict
-            except RemainingMismatch as mismatch:
-                # The guards queried after the read disagree with the aggregates read: they
-                # changed in between. Read again, as for a lost race.
-                error = mismatch
-            except Exception as unexpected:  # TooLargeToStore, ServiceBusy, throttling, a bug
-                return unexpected
-        return error
+        lost: list[Exception] = []
+
+        def attempt() -> None:
+            if lost:  # read this customer's items again
+                guards = [k for k in loaded.guards if k[0] == customer_id]
+                habits = [k for k in loaded.habits if k[0] == customer_id]
+                loaded.update(self._repository.load([customer_id], guards, habits))
+            self._apply_customer(customer_id, group, loaded)
+
+        def remember(error: Exception) -> bool:
+            lost.append(error)
+            return True
+
+        try:
+            # A RemainingMismatch is a lost race too: the guards queried after the read
+            # disagree with the aggregates read, so they changed in between.
+            return retry_lost_races(
+                attempt,
+                lambda: lost[-1],
+                attempts=MAX_ATTEMPTS,
+                lost=(storage.VersionConflict, RemainingMismatch),
+                retrying=remember,
+            )
+        except storage.ConditionFailed:
+            # No profile: `_apply_group` tells a deleted customer from one that never was.
+            return storage.NotFound(customer_id)
+        except Exception as unexpected:  # TooLargeToStore, ServiceBusy, throttling, a bug
+            return unexpected
 
     def _apply_customer(self, customer_id: str, group: list[InteractionChange], loaded: Loaded) -> None:
         before = loaded.loyalty[customer_id]
@@ -300,7 +305,6 @@ class LoyaltyService:
     def habits(self, customer_id: str, limit: int, cursor: str | None) -> Page[SkuHabit]:
         """A customer's habits in SKU order, a page at a time (404 for an unknown customer)."""
         _, stored = self.customer_with_loyalty(customer_id)
-        assert self._cursors is not None
         kept = stored.aggregates.skus if stored else {}
         return page_of(
             self._cursors,
@@ -325,21 +329,24 @@ class LoyaltyService:
         now = self._clock.now()
         refreshed = 0
         for customer_id in list(self._repository.due_for_review(now)):
-            for _ in range(MAX_ATTEMPTS):
-                stored = self._repository.get(customer_id)
-                if stored is None:
-                    break
-                scored = self._score(stored.aggregates, now)
-                review = tier_changes_at(stored.aggregates, now, self._config, self._base_currency)
-                if self._repository.refresh_tier(stored, scored, review, now):
-                    refreshed += 1
-                    break
+            refreshed += retry_lost_races(
+                functools.partial(self._refresh, customer_id, now), lambda: False, attempts=MAX_ATTEMPTS
+            )
         return refreshed
+
+    def _refresh(self, customer_id: str, now: datetime) -> bool:
+        stored = self._repository.get(customer_id)
+        if stored is None:
+            return False
+        scored = self._score(stored.aggregates, now)
+        review = tier_changes_at(stored.aggregates, now, self._config, self._base_currency)
+        if not self._repository.refresh_tier(stored, scored, review, now):
+            raise storage.VersionConflict(customer_id)
+        return True
 
     def by_tier(self, tier: str, limit: int, cursor: str | None) -> Page[LoyaltyView]:
         if tier not in TIERS:
             raise ValidationFailed([FieldError("tier", f"must be one of {', '.join(TIERS)}")])
-        assert self._cursors is not None
         scope = f"customers?tier={tier}"
         page = page_of(
             self._cursors, scope, cursor, lambda start: self._repository.by_tier(tier, limit, start)

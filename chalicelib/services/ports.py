@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from chalicelib.domain.attempts import Seed
     from chalicelib.domain.audit import AuditEntry
     from chalicelib.domain.cases import Case, HistoryEntry
     from chalicelib.domain.clock import Deadline
@@ -310,3 +311,11 @@ class Mailer(Protocol):
 
 class WorkQueue(Protocol):
     def send(self, body: dict) -> None: ...
+
+
+class AttemptSeeds(Protocol):
+    def seed_for(self, record_id: str, now: datetime, body_sha256: str) -> Seed: ...
+
+
+class ResponsePointers(Protocol):
+    def add(self, customer_id: str, record_id: str, at: datetime) -> None: ...

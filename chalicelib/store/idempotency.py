@@ -18,7 +18,8 @@ from pynamodb.exceptions import PutError
 
 from chalicelib.config import get_settings
 from chalicelib.domain.attempts import Seed
-from chalicelib.domain.clock import to_rfc3339
+from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.storage import KeyReused
 from chalicelib.store.keys import IDEMPOTENCY_PREFIX, customer_pk
 from chalicelib.store.models import ATTEMPT_LIFETIME_S, SEED_PREFIX, AttemptModel, IdempotencyPointerModel
 from chalicelib.store.transactions import error_code
@@ -67,11 +68,6 @@ class IdempotencyPointers:
         return len(record_ids)
 
 
-class KeyReused(Exception):
-    """An earlier attempt with this key and another body committed (its response was never
-    stored, so Powertools cannot tell): this one must not run."""
-
-
 class AttemptSeeds:
     """One seed per keyed request (the Powertools record id names it), kept for 24 hours after
     its last attempt (see domain/attempts.py)."""
@@ -89,7 +85,7 @@ class AttemptSeeds:
             fresh = AttemptModel(
                 key,
                 expiration=epoch + ATTEMPT_LIFETIME_S,
-                at=now.isoformat(),
+                at=to_rfc3339(now, timespec="microseconds"),
                 nonce=os.urandom(16).hex(),
                 body_sha256=body_sha256,
             )
@@ -98,7 +94,7 @@ class AttemptSeeds:
                     raise KeyReused(record_id)
                 # A chain of retries keeps the seed for 24 hours after the last of them.
                 stored.update(actions=[AttemptModel.expiration.set(epoch + ATTEMPT_LIFETIME_S)])
-                first_at = datetime.fromisoformat(stored.at or "")
+                first_at = parse_rfc3339(stored.at or "")
                 return Seed(key, bytes.fromhex(stored.nonce or ""), first_at, True)
             # Replaced only as it was read, so two attempts never take one another's seed.
             unchanged = (

@@ -33,7 +33,10 @@ from chalicelib.store.pagination import Key
 MAX_ITEMS_PER_WRITE = 98
 # ... and at most 4 MB: what guards and habits may take beside an aggregates item (< 400 KB).
 MAX_BYTES_PER_WRITE = 3_500_000
-assert 1 + 2 * SKUS_PER_PART <= MAX_ITEMS_PER_WRITE
+if 1 + 2 * SKUS_PER_PART > MAX_ITEMS_PER_WRITE:
+    raise RuntimeError(
+        f"SKUS_PER_PART {SKUS_PER_PART} makes a part's change too many items for a transaction"
+    )
 
 GuardKey = tuple[str, str, int]  # customer id, interaction id, part
 HabitKey = tuple[str, str]  # customer id, SKU

@@ -97,11 +97,15 @@ def newest_under(
 
 
 def page_of(
-    codec: CursorCodec,
+    codec: CursorCodec | None,
     scope: str,
     cursor: str | None,
     fetch: Callable[[Key | None], tuple[list[T], Key | None]],
 ) -> Page[T]:
     """One page of a list: the cursor decoded for its scope, the next one encoded for it."""
+    if codec is None:
+        raise RuntimeError(
+            f"{scope}: this service was built without cursors (wiring.py), so it lists nothing"
+        )
     items, next_key = fetch(codec.decode(scope, cursor) if cursor else None)
     return Page(items, codec.encode(scope, next_key) if next_key else None)

@@ -157,3 +157,27 @@ def test_an_expired_job_is_not_found(jobs, anna, clock):
 
     with pytest.raises(NotFound):
         jobs.get(job.id)
+
+
+def test_a_deleted_customers_timeline_links_and_exports_go_and_their_cases_are_closed(
+    erasure, store, anna, clock
+):
+    store.idempotency.records[anna.id] = ["req-1"]
+    store.customers.delete(anna, clock.now())
+    closed: list[str] = []
+
+    purged = erasure.after_deletion(anna.id, lambda customer_id: closed.append(customer_id) or 2)
+
+    assert (purged.erased, purged.cases_closed) == (False, 2)
+    assert closed == [anna.id]
+    assert store.idempotency.records == {}
+
+
+def test_an_erased_customers_deletion_runs_the_erasure_purge_again_and_closes_nothing(erasure, store, anna):
+    erasure.erase(anna.id, STAFF)
+    store.idempotency.records[anna.id] = ["req-2"]
+
+    purged = erasure.after_deletion(anna.id, lambda customer_id: pytest.fail("no case is closed"))
+
+    assert purged.erased
+    assert store.idempotency.records == {}
