@@ -21,12 +21,13 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 run: $(INSTALLED)
 	$(PYTHON) -m chalicelib.local.run
 
-# The whole suite on moto, then the suites that touch DynamoDB again on DynamoDB Local (skipped,
-# with the reason, where Java 17 or npm is missing). Workers: many moto tests wait on
+# Every test runs once: the storage suites (integration and functional tests that touch
+# DynamoDB) on DynamoDB Local, where DynamoDB's own rules hold (on moto, with the reason, where
+# Java 17 or npm is missing), and the rest on moto. Workers: many moto tests wait on
 # subprocesses and sockets (4 finish first on 2 cores); DynamoDB Local is one JVM (3).
 test: $(INSTALLED)
-	$(PYTHON) -m pytest -q -n 4 --dist loadfile
-	$(PYTHON) -m pytest -q -n 3 --dist loadfile --dynamodb=local tests/integration tests/functional
+	$(PYTHON) -m pytest -q -n 4 --dist loadfile --suites=others
+	$(PYTHON) -m pytest -q -n 3 --dist loadfile --dynamodb=local
 
 token: $(INSTALLED)
 	@$(PYTHON) -m chalicelib.local.token $(if $(CUSTOMER),--customer $(CUSTOMER))

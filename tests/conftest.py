@@ -2,10 +2,13 @@
 boto3 or the app; moto in-process with the resources deployed from infra/.
 
 `--dynamodb=moto` (the default) keeps DynamoDB in moto too; `--dynamodb=local` puts the tables
-and their streams on DynamoDB Local (started by the session, one per worker) while SQS, SES and
-CloudFormation stay in moto. With `--dynamodb=local` only the tests that touch DynamoDB run
-(those using the `aws` fixture), and tests marked `moto_only` are left out. Tests marked
-`dynamodb_local` exercise rules only DynamoDB Local enforces and are skipped on moto.
+and their streams on DynamoDB Local (started by the session, one for all workers) while SQS,
+SES, S3 and CloudFormation stay in moto. `--suites` picks the tests: `storage` (the integration
+and functional tests that touch DynamoDB, but for the HTTP-contract suites: what DynamoDB
+enforces), `others`, or `all`. `--dynamodb=local` runs the storage suites; where DynamoDB Local
+cannot run (no Java 17 or npm) they run on moto instead, and the header says why. Tests marked
+`moto_only` rely on moto itself and never count as storage suites; tests marked
+`dynamodb_local` exercise rules only DynamoDB enforces and are skipped on moto.
 """
 
 from __future__ import annotations
@@ -48,6 +51,13 @@ def pytest_addoption(parser):
         choices=("moto", "local"),
         default="moto",
         help="where the tables live: moto (default) or DynamoDB Local (needs Java 17 and npm)",
+    )
+    parser.addoption(
+        "--suites",
+        choices=("all", "storage", "others"),
+        default=None,
+        help="which tests: the storage suites (integration and functional tests that touch "
+        "DynamoDB), the others, or all; default: storage with --dynamodb=local, else all",
     )
 
 
@@ -102,11 +112,37 @@ def _moto_only(item) -> bool:
     return bool(item.get_closest_marker("moto_only")) or item.path.name in _CONTRACT_SUITES
 
 
+_STORAGE_FOLDERS = ("integration", "functional")
+
+
+def _is_storage_suite(item) -> bool:
+    """A test of what DynamoDB enforces (conditions, transactions, item sizes, streams): an
+    integration or functional test that touches the tables, but for the contract suites."""
+    return item.path.parent.name in _STORAGE_FOLDERS and "aws" in item.fixturenames and not _moto_only(item)
+
+
+def _backend(config) -> str:
+    """Where the tables are: DynamoDB Local when asked for and it can run here, else moto."""
+    if config.getoption("dynamodb") == "local" and not os.environ.get(_UNAVAILABLE):
+        return "local"
+    return "moto"
+
+
+def pytest_report_header(config):
+    if config.getoption("dynamodb") == "local" and os.environ.get(_UNAVAILABLE):
+        return [
+            f"DynamoDB Local cannot run here ({os.environ[_UNAVAILABLE]}): the storage suites run on "
+            "moto, and the tests that need DynamoDB's own rules are skipped"
+        ]
+    return []
+
+
 def pytest_collection_modifyitems(config, items):
-    local = config.getoption("dynamodb") == "local"
+    suites = config.getoption("suites") or ("storage" if config.getoption("dynamodb") == "local" else "all")
+    local = _backend(config) == "local"
     kept, left_out = [], []
     for item in items:
-        if local and ("aws" not in item.fixturenames or _moto_only(item)):
+        if suites != "all" and (suites == "storage") != _is_storage_suite(item):
             left_out.append(item)
             continue
         if not local and item.get_closest_marker("dynamodb_local"):
@@ -119,7 +155,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def dynamodb_backend(request) -> str:
-    return request.config.getoption("dynamodb")
+    return _backend(request.config)
 
 
 @pytest.fixture(scope="session")
@@ -130,8 +166,6 @@ def aws(dynamodb_backend):
 
     url = None
     if dynamodb_backend == "local":
-        if os.environ.get(_UNAVAILABLE):
-            pytest.skip(f"DynamoDB Local cannot run here: {os.environ[_UNAVAILABLE]}")
         url = os.environ[_SHARED_URL]
         os.environ.update(stack.dynamodb_environment(url))
     # moto would put its own fake credentials in the environment: ours name the worker.
