@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
 
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.clock import Deadline
-from chalicelib.store.pagination import MAX_LIMIT, CursorCodec, Key, Page, page_of
-
-
-class AuditTrail(Protocol):
-    def of_customer(
-        self, customer_id: str, limit: int, start: Key | None
-    ) -> tuple[list[AuditEntry], Key | None]: ...
-
-
-class KnownCustomers(Protocol):
-    def require_known(self, customer_id: str) -> None: ...
+from chalicelib.services.ports import AuditTrail, KnownCustomers
+from chalicelib.store.pagination import MAX_LIMIT, CursorCodec, Page, page_of
 
 
 class AuditService:

@@ -296,7 +296,19 @@ class JobRemains(Protocol):
 
 
 class AuditTrail(Protocol):
+    """A customer's audit trail: read a page at a time, and scrubbed of personal data at erasure."""
+
+    def of_customer(
+        self, customer_id: str, limit: int, start: Key | None
+    ) -> tuple[list[AuditEntry], Key | None]: ...
+
     def scrub(self, customer_id: str, fields: Iterable[str], deadline: Deadline | None = None) -> int: ...
+
+
+class KnownCustomers(Protocol):
+    """Raises NotFound for a customer who never was (a deleted one's trail is still theirs)."""
+
+    def require_known(self, customer_id: str) -> None: ...
 
 
 class Forgetting(Protocol):
