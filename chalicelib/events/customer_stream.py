@@ -52,14 +52,15 @@ def _purge(customer_id: str) -> None:
 def _ask_for_confirmation_mail(data: dict) -> None:
     """Once per nonce: the claim and the confirmation rewrite the item with the same nonce."""
 
-    def nonce(image: dict | None) -> str | None:
-        value = (plain_image(image) or {}).get("nonce")
+    def nonce(image: dict) -> str | None:
+        value = image.get("nonce")
         return value if isinstance(value, str) else None
 
-    new = nonce(data.get("NewImage"))
-    if new is None or new == nonce(data.get("OldImage")):
+    after = plain_image(data.get("NewImage")) or {}
+    new = nonce(after)
+    if new is None or new == nonce(plain_image(data.get("OldImage")) or {}):
         return
-    customer_id = plain_image(data["NewImage"])["customer_id"]
+    customer_id = after["customer_id"]
     wiring.follow_up_queue().send({"type": "email.confirmation", "customer_id": customer_id, "nonce": new})
     logger.info("email confirmation asked for", extra={"customer_id": customer_id})
 
