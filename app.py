@@ -16,6 +16,7 @@ from chalicelib.api import (
     me,
     openapi,
     products,
+    segments,
 )
 from chalicelib.api import docs as explorer
 from chalicelib.api import erasure as erasure_api
@@ -26,6 +27,7 @@ from chalicelib.events import cases as case_events
 from chalicelib.events import customer_stream, loyalty
 from chalicelib.events import identities as identity_events
 from chalicelib.events import jobs as job_events
+from chalicelib.events import segments as segment_events
 
 settings = get_settings()
 app = Chalice(app_name="crm")
@@ -46,8 +48,10 @@ app.register_blueprint(erasure_api.bp)
 app.register_blueprint(identities.bp)
 app.register_blueprint(jobs.bp)
 app.register_blueprint(products.bp)
+app.register_blueprint(segments.bp)
 app.register_blueprint(customer_stream.bp)
 app.register_blueprint(loyalty.bp)
 app.register_blueprint(case_events.bp)
 app.register_blueprint(identity_events.bp)
 app.register_blueprint(job_events.bp)
+app.register_blueprint(segment_events.bp)

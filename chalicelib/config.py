@@ -56,6 +56,7 @@ class Settings:
     events_queue_name: str = "crm-local-events.fifo"
     follow_up_queue_name: str = "crm-local-follow-ups"
     jobs_queue_name: str = "crm-local-jobs"
+    segments_queue_name: str = "crm-local-segments"
     # The cloud stages get the bucket's name from the stack (infra/package.py); locally it is
     # the name infra/resources.json gives it in moto's account and region.
     exports_bucket: str = "crm-local-exports-123456789012-eu-north-1"
@@ -79,6 +80,7 @@ class Settings:
             jobs_table=env.get("CRM_JOBS_TABLE", defaults.jobs_table),
             jobs_stream_arn=env.get("CRM_JOBS_STREAM_ARN", defaults.jobs_stream_arn),
             jobs_queue_name=env.get("CRM_JOBS_QUEUE_NAME", defaults.jobs_queue_name),
+            segments_queue_name=env.get("CRM_SEGMENTS_QUEUE_NAME", defaults.segments_queue_name),
             exports_bucket=env.get("CRM_EXPORTS_BUCKET", defaults.exports_bucket),
             cases_stream_arn=env.get("CRM_CASES_STREAM_ARN", defaults.cases_stream_arn),
             follow_up_queue_name=env.get("CRM_FOLLOW_UP_QUEUE_NAME", defaults.follow_up_queue_name),

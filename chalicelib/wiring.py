@@ -220,6 +220,7 @@ def erasure_service():
         job_repository(),
         export_documents(),
         identity_repository(),
+        segments=segment_service(),
     )
 
 
@@ -280,4 +281,33 @@ def job_service():
     customers, _ = repositories()
     return JobService(
         job_repository(), customers, clock, job_queue, erasure_service, export_documents, _export_document
+    )
+
+
+@lru_cache(maxsize=1)
+def segment_repository():
+    from chalicelib.store.segments import SegmentRepository
+
+    return SegmentRepository(get_settings().region)
+
+
+def segments_queue():
+    from chalicelib.store.queues import SqsWorkQueue
+
+    settings = get_settings()
+    return SqsWorkQueue(settings.segments_queue_name, settings.region)
+
+
+def segment_service():
+    from chalicelib.services.segments import SegmentService
+
+    customers, _ = repositories()
+    return SegmentService(
+        segment_repository(),
+        customers,
+        loyalty_repository(),
+        case_repository(),
+        segments_queue,
+        clock,
+        cursor_codec(),
     )

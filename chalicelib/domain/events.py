@@ -51,6 +51,22 @@ def events_from_customer_record(
     """Events implied by one stream record of the customers table (its images as plain
     values: store/attribute_values.py reads them)."""
     sk = _s(new, "sk") or _s(old, "sk")
+    if sk and sk.startswith("SEGMENT#") and event_name in ("INSERT", "REMOVE"):
+        image = new if event_name == "INSERT" else old
+        customer_id = _s(image, "customer_id") or ""
+        return [
+            Event(
+                id=record_id,
+                type="segment.joined" if event_name == "INSERT" else "segment.left",
+                occurred_at=at,
+                subject=customer_id,
+                data={
+                    "segment_id": _s(image, "segment_id"),
+                    "customer_id": customer_id,
+                    "time": to_rfc3339(at),
+                },
+            )
+        ]
     if sk == "LOYALTY" and event_name in ("INSERT", "MODIFY"):
         old_tier = _s(old, "tier") or DEFAULT_TIER
         new_tier = _s(new, "tier") or DEFAULT_TIER

@@ -19,6 +19,7 @@ from chalicelib.domain.events import events_from_case_record
 from chalicelib.domain.interactions import Interaction
 from chalicelib.events.batch import process
 from chalicelib.events.publishing import publish_events_of
+from chalicelib.events.segments import queue_changes_of_cases
 from chalicelib.observability import logger
 from chalicelib.store.attribute_values import plain_image
 
@@ -113,4 +114,5 @@ def _publish(record: DynamoDBRecord) -> None:
     stream_arn=get_settings().cases_stream_arn, batch_size=100, starting_position="TRIM_HORIZON"
 )
 def on_case_change(event):
+    queue_changes_of_cases(event.to_dict().get("Records", []))  # segments' open_complaints
     return process(event, _publish, "streams")

@@ -6,7 +6,11 @@
   run the erasure's purge again, which deletes the cases too;
 - a changed loyalty tier: publish `loyalty.tier_changed` on the events queue;
 - a new pending change of email address (a new nonce): ask the follow-up queue to mail its
-  confirmation link (`{"type": "email.confirmation", "customer_id", "nonce"}`).
+  confirmation link (`{"type": "email.confirmation", "customer_id", "nonce"}`);
+- a membership of a segment joined or left: publish `segment.joined` / `segment.left`;
+- for the batch as a whole: queue the segment evaluations its profile and loyalty changes
+  call for, and the backfill or clean-up of a segment created, changed or deleted
+  (events/segments.py).
 
 Every step is idempotent (deleting what is gone, closing only what is not closed, conditional
 on the case's version; publishing with the record's id as the de-duplication id), so a
@@ -23,6 +27,7 @@ from chalicelib.config import get_settings
 from chalicelib.domain.events import events_from_customer_record
 from chalicelib.events.batch import process
 from chalicelib.events.publishing import publish_events_of
+from chalicelib.events.segments import queue_changes_of_customers
 from chalicelib.observability import logger
 from chalicelib.store.attribute_values import plain_image
 from chalicelib.store.keys import EMAIL_CHANGE_SK, PROFILE_SK
@@ -83,4 +88,7 @@ def _handle(record: DynamoDBRecord) -> None:
     stream_arn=get_settings().customers_stream_arn, batch_size=100, starting_position="TRIM_HORIZON"
 )
 def on_customer_change(event):
+    # First, for the batch as a whole (all of it is delivered again if this fails; queueing
+    # an evaluation twice changes nothing): the segment evaluations the batch calls for.
+    queue_changes_of_customers(event.to_dict().get("Records", []))
     return process(event, _handle, "streams")

@@ -96,8 +96,10 @@ class ErasureService:
         documents: Documents,
         identities: Forgetting | None = None,
         new_anonymous_id: Callable[[], str] = lambda: ids.new_id(ANONYMOUS),
+        segments: Forgetting | None = None,
     ) -> None:
         self._identities = identities
+        self._segments = segments
         self._customers = customers
         self._interactions = interactions
         self._cases = cases
@@ -167,6 +169,7 @@ class ErasureService:
             # First: the loyalty purge below removes every item under the customer, the
             # pointers that find the sign-in links included.
             self._identities.forget(customer_id)
+        self._leave_segments(customer_id)
         self._idempotency.forget(customer_id)
         self._interactions.delete_all_of(customer_id, deadline)
         self._cases.delete_all_of(customer_id)
@@ -187,6 +190,7 @@ class ErasureService:
             return Purged(erased=True)
         if self._identities is not None:
             self._identities.forget(customer_id)  # before the loyalty purge takes its pointers
+        self._leave_segments(customer_id)
         self._idempotency.forget(customer_id)
         removed = self._interactions.delete_all_of(customer_id)
         self._loyalty.delete_all_of(customer_id)
@@ -194,6 +198,11 @@ class ErasureService:
         self._documents.delete_all_of(customer_id)
         self._jobs.delete_all_of(customer_id, EXPORT)
         return Purged(erased=False, interactions=removed, cases_closed=closed)
+
+    def _leave_segments(self, customer_id: str) -> None:
+        # Before the loyalty purge takes the memberships: leaving counts each one down.
+        if self._segments is not None:
+            self._segments.forget(customer_id)
 
     def erasable_remains(self, customer_id: str) -> bool:
         """A deleted customer not yet erased: their cases and audit trail can be erased."""

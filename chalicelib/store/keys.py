@@ -28,6 +28,21 @@ EMAIL_CHANGE_SK = "EMAIL_CHANGE"
 IDENTITY_PREFIX = "IDENTITY#"
 
 
+# Segments: the definitions' partition, each segment's own items, a customer's memberships.
+SEGMENTS_PK = "SEGMENTS"
+SEGMENT_PREFIX = "SEGMENT#"
+SEGMENT_MARKER_SK = "SEGMENTS"
+SEGMENT_REVIEW_PREFIX = "segments#"
+
+
+def segment_pk(segment_id: str) -> str:
+    return f"{SEGMENT_PREFIX}{segment_id}"
+
+
+def membership_sk(segment_id: str) -> str:
+    return f"{SEGMENT_PREFIX}{segment_id}"
+
+
 CASE_PREFIX = "CASE#"
 HISTORY_PREFIX = "HISTORY#"
 
