@@ -290,8 +290,8 @@ def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool, api_pro
             finally:
                 logger.setLevel(level)
             steps.done(
-                f"demo data: {counts['products']} products, {counts['customers']} customers"
-                f" and {counts['interactions']} interactions"
+                f"demo data: {counts['products']} products, {counts['customers']} customers,"
+                f" {counts['interactions']} interactions and {counts['segments']} segments"
             )
             if consumers is None:
                 consumers = start_consumers()

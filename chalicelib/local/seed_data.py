@@ -1,18 +1,12 @@
-"""Demo data for a local stack, seeded through the public HTTP API.
-
-Nothing here touches a table directly: every product, customer and interaction goes
-through `POST /products`, `POST /customers` and `POST /customers/{id}/interactions`, so the demo data
-obeys exactly the same validation as real traffic. The transport is injected as a
-`post(path, json_body) -> (status_code, response_json)` callable: a Chalice test
-client, `requests` against `chalice local`, or a fake in unit tests.
+"""Demo data for a local stack, seeded through the public HTTP API (`POST /products`,
+`/customers`, `/customers/{id}/interactions`, `/segments`), so it obeys the same validation as
+real traffic. The transport is injected: `post(path, json_body) -> (status, response_json)`.
 
 The data lives in `demo/`: the catalogue (`products.json`), the customers and the habits their
-histories follow (`customers.json`), notes and subjects per language (`texts/<language>.json`).
-The customers write in Swedish, Finnish, Slovenian, Tagalog and English, each in their own
-language. Histories buy from a small, stable catalogue, so that purchase habits (the same SKU
-bought again at roughly regular intervals) are visible in the data.
-
-Everything is deterministic for a given `seed` and `now`.
+histories follow (`customers.json`), notes and subjects per language (`texts/<language>.json`),
+segments (`segments.json`). The customers write in Swedish, Finnish, Slovenian, Tagalog and
+English. Histories buy from a small, stable catalogue, so that purchase habits (the same SKU
+bought again at roughly regular intervals) are visible. Deterministic for a `seed` and `now`.
 
 Bodies returned by `demo_interactions` may carry two private keys that are not part
 of the API contract and are removed by `seed` before posting:
@@ -396,4 +390,11 @@ def seed(post: Post, *, now: datetime | None = None, seed: int = 7, workers: int
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         counts = pool.map(_post_history, [post] * len(ids), ids, histories)
         interactions = sum(counts)
-    return {"products": len(products), "customers": len(ids), "interactions": interactions}
+    # Last, so that each segment is built by walking the customers, as a new one would be.
+    segments = [_post_created(post, "/segments", body) for body in _read("segments.json")]
+    return {
+        "products": len(products),
+        "customers": len(ids),
+        "interactions": interactions,
+        "segments": len(segments),
+    }

@@ -74,8 +74,8 @@ class SegmentService:
         segment = Segment(ids.new_id(SEGMENT, now), name, description, rules, BUILDING, 1, now, now)
         return self._segments.add(segment)
 
-    def get(self, segment_id: str, *, consistent: bool = False) -> Segment:
-        segment = self._segments.get(segment_id, consistent=consistent)
+    def get(self, segment_id: str, *, consistent: bool = False, counted: bool = True) -> Segment:
+        segment = self._segments.get(segment_id, consistent=consistent, counted=counted)
         if segment is None:
             raise NotFound(f"No segment has the id {segment_id!r}.")
         return segment
@@ -115,7 +115,7 @@ class SegmentService:
     def members(self, segment_id: str, limit: int, cursor: str | None) -> Page[MemberView]:
         """A page of members: one Query of the segment's index (more only where the page
         crosses from one shard to the next) and one BatchGetItem of their profiles."""
-        self.get(segment_id)
+        self.get(segment_id, counted=False)
         page = page_of(
             self._cursors,
             f"segments/{segment_id}/members",
@@ -175,7 +175,7 @@ class SegmentService:
         """One page of a backfill: queue the next page first (the walk goes on while this page
         is evaluated), evaluate this page's customers against the segment, count the page
         done once, and mark the segment ready when every page is."""
-        segment = self._segments.get(segment_id, consistent=True)
+        segment = self._segments.get(segment_id, consistent=True, counted=False)
         if segment is None or segment.build != build:
             return "superseded"
         if self._segments.page_done(segment_id, build, page):
@@ -215,7 +215,7 @@ class SegmentService:
     def drop(self, segment_id: str) -> bool:
         """Remove up to DROP_BATCH members of a deleted segment; True when none is left (else
         another message goes on)."""
-        if self._segments.get(segment_id, consistent=True) is not None:
+        if self._segments.get(segment_id, consistent=True, counted=False) is not None:
             return True  # not deleted after all (a stale record): nothing to drop
         left = DROP_BATCH
         for shard in range(MEMBER_SHARDS):

@@ -105,12 +105,13 @@ class SegmentRepository:
             t.save(SegmentBuildModel(segment_pk(segment.id), build=segment.build, pages_done=0))
         return _segment(item)
 
-    def get(self, segment_id: str, *, consistent: bool = False) -> Segment | None:
+    def get(self, segment_id: str, *, consistent: bool = False, counted: bool = True) -> Segment | None:
+        """The definition; with `counted`, its member count too (one more request)."""
         try:
             item = SegmentModel.get(SEGMENTS_PK, segment_id, consistent_read=consistent)
         except DoesNotExist:
             return None
-        return _segment(item, self.member_counts([segment_id]))
+        return _segment(item, self.member_counts([segment_id]) if counted else None)
 
     def update(self, before: Segment, after: Segment) -> Segment:
         """VersionConflict unless the stored definition is still `before`; a new build resets
@@ -265,8 +266,8 @@ class SegmentRepository:
         evaluation came between) and each join on the customer's profile (ConditionFailed: the
         customer is gone)."""
         changes = [(sid, at) for sid, at in sorted(joins.items())] + [(sid, None) for sid in sorted(leaves)]
-        if not changes and review_at == read.review_at and read.evaluations is not None:
-            return
+        if not changes and review_at == read.review_at:
+            return  # nothing to write (and no marker left behind for a customer who is gone)
         evaluations = read.evaluations
         shard = shard_of(customer_id, MEMBER_SHARDS)
         for start in range(0, max(len(changes), 1), CHANGES_PER_WRITE):

@@ -68,6 +68,12 @@ ROLE_MATRIX = {
     ("GET", "/products/{sku}"): {"staff", "customer"},
     ("POST", "/products"): {"staff"},
     ("PATCH", "/products/{sku}"): {"staff"},
+    ("POST", "/segments"): {"staff"},
+    ("GET", "/segments"): {"staff"},
+    ("GET", "/segments/{segment_id}"): {"staff"},
+    ("PATCH", "/segments/{segment_id}"): {"staff"},
+    ("DELETE", "/segments/{segment_id}"): {"staff"},
+    ("GET", "/segments/{segment_id}/members"): {"staff"},
 }
 
 

@@ -49,10 +49,15 @@ def _events() -> list[dict]:
 
 
 def test_a_new_segment_is_built_from_the_existing_customers_and_lists_its_members(api, pump):
-    swedes = [api.create_customer(name="Åsa Öberg", locale="sv-SE"), api.create_customer(name="Lars", locale="sv")]
+    swedes = [
+        api.create_customer(name="Åsa Öberg", locale="sv-SE"),
+        api.create_customer(name="Lars", locale="sv"),
+    ]
     api.create_customer(name="Jyrki Mäkelä", locale="fi")
     pump.drain()
-    reply = api.post("/segments", {"name": "Svenska kunder", "description": "sv", "rules": {"locales": ["sv"]}})
+    reply = api.post(
+        "/segments", {"name": "Svenska kunder", "description": "sv", "rules": {"locales": ["sv"]}}
+    )
     assert reply.status == 201, reply.json
     created = reply.json
     assert created["id"].startswith("seg_") and created["status"] == "building"
@@ -78,7 +83,8 @@ def test_the_backfill_walks_every_page_of_customers_and_counts_exactly(api, pump
     pump.drain()
     segment = _segment(api, {"tags_any": ["vip", "gold"]})
     pump.drain()
-    assert api.get(f"/segments/{segment['id']}").json == {**api.get(f"/segments/{segment['id']}").json, "status": "ready", "member_count": 5}
+    built = api.get(f"/segments/{segment['id']}").json
+    assert (built["status"], built["member_count"]) == ("ready", 5)
     assert _members(api, segment, limit=2) == set(ids[1::2])
 
 
@@ -96,7 +102,10 @@ def test_membership_follows_profile_changes_and_publishes_joined_and_left(api, p
     assert api.get(f"/segments/{segment['id']}").json["member_count"] == 0
     events = [e for e in _events() if e["type"].startswith("segment.")]
     assert [e["type"] for e in events] == ["segment.joined", "segment.left"]
-    assert events[0]["data"]["segment_id"] == segment["id"] and events[0]["data"]["customer_id"] == customer["id"]
+    assert (
+        events[0]["data"]["segment_id"] == segment["id"]
+        and events[0]["data"]["customer_id"] == customer["id"]
+    )
 
 
 def test_repurchase_due_and_inactivity_change_membership_with_time_alone(api, pump, frozen_clock):
@@ -169,7 +178,9 @@ def test_new_rules_rebuild_the_segment_and_a_deleted_segment_is_gone(api, pump):
     finn = api.create_customer(name="Jyrki", locale="fi")
     segment = _segment(api, {"locales": ["sv"]})
     pump.drain()
-    reply = api.patch(f"/segments/{segment['id']}", {"rules": {"locales": ["fi"]}}, headers={"If-Match": '"v1"'})
+    reply = api.patch(
+        f"/segments/{segment['id']}", {"rules": {"locales": ["fi"]}}, headers={"If-Match": '"v1"'}
+    )
     assert reply.status == 200, reply.json
     assert reply.json["status"] == "building" and reply.headers["etag"] == '"v2"'
     pump.drain()

@@ -152,7 +152,13 @@ def test_seed_reports_what_it_created() -> None:
         "products": len(fake.products),
         "customers": len(fake.customers),
         "interactions": len(fake.interactions),
+        "segments": len([path for path in fake.paths if path == "/segments"]),
     }
+
+
+def test_segments_are_posted_last_so_that_each_is_built_from_every_customer(api: FakeApi) -> None:
+    segments = [i for i, path in enumerate(api.paths) if path == "/segments"]
+    assert len(segments) >= 3 and min(segments) == len(api.paths) - len(segments)
 
 
 def test_every_type_and_every_channel_appears_at_least_five_times(api: FakeApi) -> None:

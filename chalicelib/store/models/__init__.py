@@ -21,6 +21,10 @@ holds several item kinds under generic `pk`/`sk` keys:
     CASE#<case id>      HISTORY#<seq>       one entry of a case's history (seq: 10 digits)
     EMAIL#<email key>   EMAIL               uniqueness and lookup of an email address
     NAME#<2 letters>    <word>#<id>         one entry per search word of a profile's names
+    SEGMENTS            <segment id>        a segment's definition (segments.py)
+    SEGMENT#<id>        COUNT#<n>, BUILD, PAGE#<build>#<page>  its member counters and backfill
+    CUSTOMER#<id>       SEGMENT#<segment id>  a membership (sparse GSI by_segment)
+    CUSTOMER#<id>       SEGMENTS            the customer's evaluation marker (GSI by_segment_review)
 
 Jobs (GDPR erasure and export) have a table of their own, keyed by job id, with GSI by_customer
 (customer_id, id) and a TTL; its stream (new images) starts them.
@@ -89,6 +93,18 @@ from chalicelib.store.models.loyalty import (
     HabitsByDueIndex,
     LoyaltyModel,
 )
+from chalicelib.store.models.segments import (
+    BySegmentIndex,
+    BySegmentReviewIndex,
+    CustomerSegmentItem,
+    MembershipModel,
+    SegmentBuildModel,
+    SegmentCountModel,
+    SegmentMarkerModel,
+    SegmentModel,
+    SegmentPageModel,
+    SegmentStatusModel,
+)
 
 __all__ = [
     "ATTEMPT_LIFETIME_S",
@@ -100,6 +116,8 @@ __all__ = [
     "AttemptModel",
     "AuditModel",
     "ByCreatedIndex",
+    "BySegmentIndex",
+    "BySegmentReviewIndex",
     "ByTierIndex",
     "ByTierReviewIndex",
     "ByTypeIndex",
@@ -110,6 +128,7 @@ __all__ = [
     "CasesByDueIndex",
     "CasesByStatusIndex",
     "CustomerModel",
+    "CustomerSegmentItem",
     "EmailChangeModel",
     "EmailLookupModel",
     "HabitModel",
@@ -122,7 +141,14 @@ __all__ = [
     "JobsByCustomerIndex",
     "LineItemAttribute",
     "LoyaltyModel",
+    "MembershipModel",
     "NameTokenModel",
     "RunningJobModel",
+    "SegmentBuildModel",
+    "SegmentCountModel",
+    "SegmentMarkerModel",
+    "SegmentModel",
+    "SegmentPageModel",
+    "SegmentStatusModel",
     "TombstoneModel",
 ]

@@ -20,6 +20,7 @@ from tests.unit.fakes.others import (
     FakeQueue,
 )
 from tests.unit.fakes.records import FakeCases, FakeInteractions, FakeProducts
+from tests.unit.fakes.segments import FakeSegments
 
 __all__ = [
     "FakeAuditTrail",
@@ -34,6 +35,7 @@ __all__ = [
     "FakeMailer",
     "FakeProducts",
     "FakeQueue",
+    "FakeSegments",
     "FakeStore",
     "FakeTransaction",
     "page",
@@ -59,3 +61,5 @@ class FakeStore:
         self.mailer = FakeMailer()
         self.follow_ups = FakeQueue()
         self.job_queue = FakeQueue()
+        self.segments = FakeSegments(self.customers)
+        self.segments_queue = FakeQueue()
