@@ -22,7 +22,14 @@ from chalicelib.store.customer_items import customer_item as customer_model
 from chalicelib.store.customer_items import token_items
 from chalicelib.store.interactions import _to_model as interaction_model
 from chalicelib.store.loyalty_items import loyalty_item
-from chalicelib.store.models import CustomerModel, InteractionModel, LoyaltyModel, NameTokenModel
+from chalicelib.store.models import (
+    CustomerModel,
+    InteractionModel,
+    LoyaltyModel,
+    MembershipModel,
+    NameTokenModel,
+    SegmentModel,
+)
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 # Filler names never start with this letter, so the search query's partition holds only the
@@ -104,6 +111,37 @@ def write_interactions(interactions: Iterable[Interaction]) -> int:
     return count
 
 
+def write_segment(segment_id: str, members: list[str]) -> None:
+    """A segment with these members (items written directly, as the consumer would leave them)."""
+    from chalicelib.domain.clock import to_rfc3339
+    from chalicelib.domain.segments import MEMBER_SHARDS, shard_of
+    from chalicelib.store.keys import customer_pk, membership_sk
+
+    joined = to_rfc3339(EPOCH)
+    definition = SegmentModel(
+        sk=segment_id,
+        name="Bench",
+        rules='{"never_purchased": true}',
+        status="ready",
+        build=1,
+        created_at=joined,
+        updated_at=joined,
+    )
+    definition.save()  # version 1
+    with MembershipModel.batch_write() as batch:
+        for customer_id in members:
+            batch.save(
+                MembershipModel(
+                    customer_pk(customer_id),
+                    membership_sk(segment_id),
+                    segment_id=segment_id,
+                    customer_id=customer_id,
+                    member_pk=f"{segment_id}#{shard_of(customer_id, MEMBER_SHARDS)}",
+                    joined_at=joined,
+                )
+            )
+
+
 def filler_name(rng: random.Random) -> str:
     """One word (one search entry) that does not start with the query's initial."""
     return rng.choice(_FILLER_INITIALS).upper() + "".join(
@@ -179,6 +217,9 @@ def purchase_batch(
 
 # -- the scale data set --------------------------------------------------------------------
 
+# The members page's segment: every customer of the small size, at both sizes (so the table
+# grows a hundredfold around a segment of the same size).
+SCALE_SEGMENT = "seg_01BENCH000000000000000000"
 SCALE_FIXED_SET = 40  # customers found by the search and listed by the tier: fixed at every size
 SCALE_TIMELINE = 100  # the target customer's interactions: fixed at every size
 
@@ -198,7 +239,7 @@ class ScaleData:
         rng = self.rng
         target = new_customer("Target Kund", EPOCH)
         self.writer.write([(target, None)])
-        self.writer.write(
+        fixed = self.writer.write(
             (
                 new_customer(
                     f"Vik{''.join(rng.choice('abcdefghijklmnopqrstuwxyz') for _ in range(4))} "
@@ -209,7 +250,10 @@ class ScaleData:
             )
             for i in range(SCALE_FIXED_SET)
         )
-        self.writer.write(filler_customers(rng, small - self.writer.items, EPOCH + timedelta(days=1)))
+        filler = self.writer.write(
+            filler_customers(rng, small - self.writer.items, EPOCH + timedelta(days=1))
+        )
+        write_segment(SCALE_SEGMENT, [target.id, *fixed, *filler])
         self.interactions += write_interactions(
             new_interaction(target.id, EPOCH - timedelta(hours=i), note=f"note {i}")
             for i in range(SCALE_TIMELINE)

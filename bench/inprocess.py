@@ -392,6 +392,7 @@ def scale(
         "timeline page": f"/customers/{target}/interactions?limit=25",
         "name search": "/customers?q=vik&limit=25",
         "tier listing": "/customers?tier=platinum&limit=25",
+        "segment members": f"/segments/{data.SCALE_SEGMENT}/members?limit=25",
     }
     details: dict[tuple[str, str], dict] = {}
 
