@@ -221,3 +221,12 @@ def test_segments_are_for_staff_only(api):
     customer = api.as_role("customer", "someone")
     assert_problem(customer.get("/segments"), 403)
     assert_problem(api.get("/segments/seg_nope"), 404)
+
+
+def test_a_retried_create_with_the_same_idempotency_key_makes_one_segment(api):
+    body = {"name": "VIP", "rules": {"tags_any": ["vip"]}}
+    key = {"Idempotency-Key": "5b1f0c7e-segments-1"}
+    first, again = api.post("/segments", body, headers=key), api.post("/segments", body, headers=key)
+    assert first.status == again.status == 201 and first.json["id"] == again.json["id"]
+    assert [s["id"] for s in api.get("/segments").json["items"]] == [first.json["id"]]
+    assert_problem(api.post("/segments", {**body, "name": "Other"}, headers=key), 422)
