@@ -134,9 +134,10 @@ class SegmentService:
         """Queue the customers for evaluation (`case_ids`: cases just changed, read again
         strongly consistent, since the index that lists a customer's cases lags)."""
         customers, cases = sorted(set(customer_ids)), sorted(set(case_ids))
-        for start in range(0, len(customers), EVALUATE_BATCH):
-            chunk = customers[start : start + EVALUATE_BATCH]
-            self._queue().send({"type": "evaluate", "customer_ids": chunk, "case_ids": cases})
+        self._queue().send_many(
+            {"type": "evaluate", "customer_ids": customers[start : start + EVALUATE_BATCH], "case_ids": cases}
+            for start in range(0, len(customers), EVALUATE_BATCH)
+        )
         return len(customers)
 
     def build_started(self, segment_id: str, build: int) -> None:
@@ -264,6 +265,8 @@ class SegmentService:
     ) -> int:
         now = self._clock.now()
         read = self._segments.memberships(customer_id)
+        if not segments and not read.joined:
+            return 0  # nothing to evaluate against, nothing to leave
         facts = self._facts(customer_id, segments, hints)
         wanted = {s.id for s in segments if facts is not None and matches(s.rules, facts, now)}
         # Only the segments read: a membership of one created since is its backfill's business.

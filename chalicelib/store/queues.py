@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import cached_property
 
 from chalicelib.domain.events import Event
+
+
+class QueueRefused(RuntimeError):
+    pass
 
 
 class _Queue:
@@ -42,6 +47,21 @@ class SqsWorkQueue(_Queue):
 
     def send(self, body: dict) -> None:
         self._client.send_message(QueueUrl=self._url, MessageBody=json.dumps(body, sort_keys=True))
+
+    def send_many(self, bodies: Iterable[dict]) -> None:
+        """In SendMessageBatch requests of 10; any entry SQS refuses is an error (the caller's
+        work is retried: sending a message twice is harmless where this is used)."""
+        bodies = list(bodies)
+        for start in range(0, len(bodies), 10):
+            entries = [
+                {"Id": str(n), "MessageBody": json.dumps(body, sort_keys=True)}
+                for n, body in enumerate(bodies[start : start + 10])
+            ]
+            failed = self._client.send_message_batch(QueueUrl=self._url, Entries=entries).get("Failed")
+            if failed:
+                raise QueueRefused(
+                    f"SQS refused {len(failed)} of {len(entries)} messages: {failed[0].get('Code')}"
+                )
 
     def retry_later(self, receipt_handle: str, seconds: int) -> None:
         """Let a received message be received again after `seconds` (instead of the queue's

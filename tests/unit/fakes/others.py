@@ -195,3 +195,6 @@ class FakeQueue:
 
     def send(self, body: dict) -> None:
         self.messages.append(body)
+
+    def send_many(self, bodies) -> None:
+        self.messages.extend(bodies)
