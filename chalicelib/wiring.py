@@ -220,7 +220,7 @@ def erasure_service():
         job_repository(),
         export_documents(),
         identity_repository(),
-        segments=segment_service(),
+        segments=membership_service(),
     )
 
 
@@ -291,6 +291,13 @@ def segment_repository():
     return SegmentRepository(get_settings().region)
 
 
+@lru_cache(maxsize=1)
+def membership_repository():
+    from chalicelib.store.segment_members import MembershipRepository
+
+    return MembershipRepository(get_settings().region)
+
+
 def segments_queue():
     from chalicelib.store.queues import SqsWorkQueue
 
@@ -302,12 +309,19 @@ def segment_service():
     from chalicelib.services.segments import SegmentService
 
     customers, _ = repositories()
-    return SegmentService(
+    return SegmentService(segment_repository(), membership_repository(), customers, clock, cursor_codec())
+
+
+def membership_service():
+    from chalicelib.services.segment_membership import MembershipService
+
+    customers, _ = repositories()
+    return MembershipService(
         segment_repository(),
+        membership_repository(),
         customers,
         loyalty_repository(),
         case_repository(),
         segments_queue,
         clock,
-        cursor_codec(),
     )

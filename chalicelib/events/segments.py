@@ -7,7 +7,8 @@ batch, and a segment's new rules or deletion starts its backfill or clean-up."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from chalice import Blueprint, Rate
@@ -16,7 +17,7 @@ from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.events.batch import process
 from chalicelib.observability import logger
-from chalicelib.store.attribute_values import plain_image
+from chalicelib.store.attribute_values import UnreadableImage, plain_image
 from chalicelib.store.keys import LOYALTY_SK, PROFILE_SK, SEGMENTS_PK
 
 if TYPE_CHECKING:
@@ -32,14 +33,16 @@ class BadSegmentMessage(ValueError):
     pass
 
 
-def _images(record: dict) -> tuple[str, dict, dict, dict]:
-    data = record.get("dynamodb") or {}
-    return (
-        record.get("eventName", ""),
-        plain_image(data.get("Keys")) or {},
-        plain_image(data.get("OldImage")) or {},
-        plain_image(data.get("NewImage")) or {},
-    )
+def _images(records: Iterable[dict]) -> Iterator[tuple[str, dict, dict, dict]]:
+    """Each record's event name, keys, old and new image; a record no stream delivers (an
+    image that is not a map) is skipped here: the consumer's own step reports it."""
+    for record in records:
+        data = record.get("dynamodb") or {}
+        try:
+            images = [plain_image(data.get(part)) or {} for part in ("Keys", "OldImage", "NewImage")]
+        except UnreadableImage:
+            continue
+        yield (record.get("eventName", ""), *images)
 
 
 def queue_changes_of_customers(records: Iterable[dict]) -> None:
@@ -47,14 +50,15 @@ def queue_changes_of_customers(records: Iterable[dict]) -> None:
     segments created, given new rules or deleted."""
     customers: set[str] = set()
     service = None
-    for record in records:
-        name, keys, old, new = _images(record)
+    for name, keys, old, new in _images(records):
         pk, sk = str(keys.get("pk", "")), keys.get("sk")
         if pk == SEGMENTS_PK:
-            service = service or wiring.segment_service()
+            service = service or wiring.membership_service()
             if name == "REMOVE":
                 service.segment_deleted(str(sk))
-            elif name == "INSERT" or old.get("build") != new.get("build"):
+            elif isinstance(new.get("build"), Decimal) and (
+                name == "INSERT" or old.get("build") != new["build"]
+            ):
                 service.build_started(str(sk), int(new["build"]))
             continue
         if name == "REMOVE" or not pk.startswith("CUSTOMER#"):
@@ -64,22 +68,21 @@ def queue_changes_of_customers(records: Iterable[dict]) -> None:
         ):
             customers.add(pk.removeprefix("CUSTOMER#"))
     if customers:
-        (service or wiring.segment_service()).customers_changed(customers)
+        (service or wiring.membership_service()).customers_changed(customers)
 
 
 def queue_changes_of_cases(records: Iterable[dict]) -> None:
     """From a batch of the cases stream: the customers whose case opened or changed status."""
     customers: set[str] = set()
     cases: set[str] = set()
-    for record in records:
-        name, _, old, new = _images(record)
+    for name, _, old, new in _images(records):
         image = new or old
         changed = name in ("INSERT", "REMOVE") or old.get("status") != new.get("status")
         if changed and isinstance(image.get("customer_id"), str) and isinstance(image.get("id"), str):
             customers.add(image["customer_id"])
             cases.add(image["id"])
     if customers:
-        wiring.segment_service().customers_changed(customers, cases)
+        wiring.membership_service().customers_changed(customers, cases)
 
 
 def _work(record: SQSRecord) -> None:
@@ -100,7 +103,7 @@ def _work(record: SQSRecord) -> None:
             'a segments message needs a JSON body with type "evaluate" (customer_ids), "build" '
             '(segment_id, build, page, start) or "drop" (segment_id)'
         ) from None
-    service = wiring.segment_service()
+    service = wiring.membership_service()
     if kind == "evaluate":
         changed = service.evaluate(customer_ids, case_ids)
         logger.info(
@@ -127,6 +130,6 @@ def maintain_segments(event):
 @bp.schedule(Rate(1, unit=Rate.HOURS))
 def review_segments(event):
     """Every hour: queue the customers whose repurchase or inactivity threshold has passed."""
-    queued = wiring.segment_service().review_due()
+    queued = wiring.membership_service().review_due()
     logger.info("segment reviews queued", extra={"customers": queued})
     return {"queued": queued}

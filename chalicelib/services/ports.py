@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from chalicelib.domain.segments import Segment
     from chalicelib.store.loyalty import Guard as LoyaltyGuard
     from chalicelib.store.loyalty import GuardKey, HabitKey, Loaded, StoredHabit, StoredLoyalty
-    from chalicelib.store.segments import Member, Memberships
+    from chalicelib.store.segment_members import Change, Member, Memberships
+    from chalicelib.store.segments import Progress
 
 Key = dict[str, Any]  # where a page starts: opaque to the services, signed into cursors
 Transaction = Any
@@ -260,21 +261,18 @@ class SegmentStore(Protocol):
 
     def mark_page_done(self, segment_id: str, build: int, page: int, now: datetime) -> None: ...
 
-    def progress(self, segment_id: str) -> tuple[int, int, int | None] | None: ...
+    def progress(self, segment_id: str) -> Progress | None: ...
 
     def mark_ready(self, segment_id: str, build: int) -> bool: ...
 
     def remove_segment_items(self, segment_id: str) -> int: ...
 
+
+class MembershipStore(Protocol):
     def memberships(self, customer_id: str) -> Memberships: ...
 
     def write_memberships(
-        self,
-        customer_id: str,
-        read: Memberships,
-        joins: dict[str, datetime],
-        leaves: Iterable[str],
-        review_at: datetime | None,
+        self, customer_id: str, read: Memberships, changes: list[Change], review_at: datetime | None
     ) -> None: ...
 
     def members(self, segment_id: str, limit: int, start: Key | None) -> tuple[list[Member], Key | None]: ...

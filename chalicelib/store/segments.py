@@ -1,37 +1,28 @@
-"""Segment repository: definitions, member counts, backfill progress, and the memberships of
-each customer, written in transactions conditional on the customer's evaluation marker so two
-evaluations of one customer cannot interleave (the later one fails and reads again)."""
+"""Segment repository: definitions, member counts and backfill progress. The memberships are
+store/segment_members.py's."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
 
 from chalicelib.domain import storage
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
-from chalicelib.domain.segments import MEMBER_SHARDS, REVIEW_SHARDS, Rules, Segment, shard_of
+from chalicelib.domain.segments import MEMBER_SHARDS, Rules, Segment
 from chalicelib.store.keys import (
     CUSTOMERS_LIST_PK,
-    PROFILE_SK,
-    SEGMENT_MARKER_SK,
     SEGMENT_PREFIX,
-    SEGMENT_REVIEW_PREFIX,
     SEGMENTS_PK,
-    customer_pk,
-    membership_sk,
     segment_pk,
 )
 from chalicelib.store.models import CustomerModel
 from chalicelib.store.models.segments import (
-    CustomerSegmentItem,
-    MembershipModel,
     SegmentBuildModel,
     SegmentCountModel,
-    SegmentMarkerModel,
     SegmentModel,
     SegmentPageModel,
     SegmentStatusModel,
@@ -39,24 +30,21 @@ from chalicelib.store.models.segments import (
 from chalicelib.store.pagination import Key, keys_of, query_page
 from chalicelib.store.transactions import failed_conditions, transaction, versioned_transaction
 
-# A transaction holds 100 items: the marker, the profile check, two per membership change.
-CHANGES_PER_WRITE = 49
 PAGE_GUARD_LIFETIME = timedelta(days=14)
 
 
 @dataclass(frozen=True)
-class Member:
-    customer_id: str
-    joined_at: datetime
+class Progress:
+    """A backfill: its build, the pages counted done, their number once the walk has reached
+    the last customer, and when a page was last counted."""
 
+    build: int
+    pages_done: int
+    pages_total: int | None
+    updated_at: datetime | None
 
-@dataclass(frozen=True)
-class Memberships:
-    """A customer's memberships as one evaluation read them, with the marker's count."""
-
-    evaluations: int | None  # None: never evaluated
-    joined: dict[str, datetime]
-    review_at: datetime | None
+    def complete(self, build: int) -> bool:
+        return self.build == build and self.pages_total is not None and self.pages_done >= self.pages_total
 
 
 def _segment(item: SegmentModel, counts: dict[str, int] | None = None) -> Segment:
@@ -88,8 +76,9 @@ def _item(segment: Segment) -> SegmentModel:
     )
 
 
-def _count_key(segment_id: str, shard: int) -> tuple[str, str]:
-    return segment_pk(segment_id), f"COUNT#{shard}"
+def count_key(segment_id: str, shard: int) -> tuple[str, str]:
+    """A counter of its own partition: the shards of one segment's count are written at once."""
+    return f"{segment_pk(segment_id)}#COUNT#{shard}", "COUNT"
 
 
 class SegmentRepository:
@@ -102,8 +91,13 @@ class SegmentRepository:
         item = _item(segment)
         with transaction(self._region) as t:
             t.save(item, condition=SegmentModel.sk.does_not_exist())
-            t.save(SegmentBuildModel(segment_pk(segment.id), build=segment.build, pages_done=0))
+            t.save(self._new_build(segment))
         return _segment(item)
+
+    @staticmethod
+    def _new_build(segment: Segment) -> SegmentBuildModel:
+        at = to_rfc3339(segment.updated_at)
+        return SegmentBuildModel(segment_pk(segment.id), build=segment.build, pages_done=0, updated_at=at)
 
     def get(self, segment_id: str, *, consistent: bool = False, counted: bool = True) -> Segment | None:
         """The definition; with `counted`, its member count too (one more request)."""
@@ -111,18 +105,28 @@ class SegmentRepository:
             item = SegmentModel.get(SEGMENTS_PK, segment_id, consistent_read=consistent)
         except DoesNotExist:
             return None
-        return _segment(item, self.member_counts([segment_id]) if counted else None)
+        return _segment(item, self.member_counts([segment_id], consistent=True) if counted else None)
 
     def update(self, before: Segment, after: Segment) -> Segment:
-        """VersionConflict unless the stored definition is still `before`; a new build resets
-        the backfill's progress in the same transaction."""
-        item = _item(after)
-        item.version = before.version
+        """VersionConflict unless the stored definition is still `before`. Only what a change
+        sets is written (the status only with a new build: the end of a build sets it too); a
+        new build resets the backfill's progress in the same transaction."""
+        item = SegmentModel(SEGMENTS_PK, before.id, version=before.version)
+        actions = [
+            SegmentModel.name.set(after.name),
+            SegmentModel.description.set(after.description)
+            if after.description
+            else SegmentModel.description.remove(),
+            SegmentModel.rules.set(_item(after).rules),
+            SegmentModel.updated_at.set(to_rfc3339(after.updated_at)),
+        ]
+        if after.build != before.build:
+            actions += [SegmentModel.build.set(after.build), SegmentModel.status.set(after.status)]
         with versioned_transaction(self._region, before.id) as t:
-            t.save(item)
+            t.update(item, actions=actions, condition=SegmentModel.build == before.build)
             if after.build != before.build:
-                t.save(SegmentBuildModel(segment_pk(after.id), build=after.build, pages_done=0))
-        return _segment(item, {after.id: before.member_count})
+                t.save(self._new_build(after))
+        return replace(after, version=before.version + 1, member_count=before.member_count)
 
     def delete(self, segment: Segment) -> None:
         try:
@@ -150,13 +154,13 @@ class SegmentRepository:
         """Every definition (strongly consistent): what each customer is evaluated against."""
         return [_segment(i) for i in SegmentModel.query(SEGMENTS_PK, consistent_read=True)]
 
-    def member_counts(self, segment_ids: Iterable[str]) -> dict[str, int]:
+    def member_counts(self, segment_ids: Iterable[str], *, consistent: bool = False) -> dict[str, int]:
         """Each segment's members: the sum of its counter shards (BatchGetItem)."""
         ids = list(dict.fromkeys(segment_ids))
-        keys = [_count_key(sid, shard) for sid in ids for shard in range(MEMBER_SHARDS)]
+        keys = [count_key(sid, shard) for sid in ids for shard in range(MEMBER_SHARDS)]
         counts = dict.fromkeys(ids, 0)
-        for item in SegmentCountModel.batch_get(keys):
-            sid = item.pk.removeprefix(SEGMENT_PREFIX)
+        for item in SegmentCountModel.batch_get(keys, consistent_read=consistent):
+            sid = item.pk.removeprefix(SEGMENT_PREFIX).split("#", 1)[0]
             counts[sid] = counts.get(sid, 0) + int(item.members)
         return counts
 
@@ -194,7 +198,10 @@ class SegmentRepository:
                 t.save(guard, condition=SegmentPageModel.sk.does_not_exist())
                 t.update(
                     SegmentBuildModel(segment_pk(segment_id)),
-                    actions=[SegmentBuildModel.pages_done.add(1)],
+                    actions=[
+                        SegmentBuildModel.pages_done.add(1),
+                        SegmentBuildModel.updated_at.set(to_rfc3339(now)),
+                    ],
                     condition=SegmentBuildModel.build == build,
                 )
         except TransactWriteError as error:
@@ -205,14 +212,14 @@ class SegmentRepository:
                 raise storage.ConditionFailed(segment_id) from error
             raise
 
-    def progress(self, segment_id: str) -> tuple[int, int, int | None] | None:
-        """The current build, its pages done and (once known) its number of pages."""
+    def progress(self, segment_id: str) -> Progress | None:
         try:
             item = SegmentBuildModel.get(segment_pk(segment_id), "BUILD", consistent_read=True)
         except DoesNotExist:
             return None
         total = int(item.pages_total) if item.pages_total is not None else None
-        return int(item.build), int(item.pages_done), total
+        at = parse_rfc3339(item.updated_at) if item.updated_at else None
+        return Progress(int(item.build), int(item.pages_done), total, at)
 
     def mark_ready(self, segment_id: str, build: int) -> bool:
         """The build's end changes no definition: the version (the ETag) stays."""
@@ -230,141 +237,11 @@ class SegmentRepository:
     def remove_segment_items(self, segment_id: str) -> int:
         """The counters, progress and page guards of a deleted segment."""
         removed = 0
-        with SegmentCountModel.batch_write() as batch:
-            for item in SegmentCountModel.query(segment_pk(segment_id), attributes_to_get=["pk", "sk"]):
+        with SegmentPageModel.batch_write() as batch:
+            for item in SegmentPageModel.query(segment_pk(segment_id), attributes_to_get=["pk", "sk"]):
                 batch.delete(item)
                 removed += 1
+        with SegmentCountModel.batch_write() as batch:
+            for shard in range(MEMBER_SHARDS):
+                batch.delete(SegmentCountModel(*count_key(segment_id, shard)))
         return removed
-
-    # Memberships
-
-    def memberships(self, customer_id: str) -> Memberships:
-        """The customer's memberships and marker, strongly consistent (one Query)."""
-        joined: dict[str, datetime] = {}
-        evaluations, review_at = None, None
-        rows = CustomerSegmentItem.query(
-            customer_pk(customer_id), CustomerSegmentItem.sk.startswith("SEGMENT"), consistent_read=True
-        )
-        for row in rows:
-            if row.sk == SEGMENT_MARKER_SK:
-                evaluations = int(row.evaluations or 0)
-                review_at = parse_rfc3339(row.segment_review_at) if row.segment_review_at else None
-            elif row.segment_id and row.joined_at:
-                joined[row.segment_id] = parse_rfc3339(row.joined_at)
-        return Memberships(evaluations, joined, review_at)
-
-    def write_memberships(
-        self,
-        customer_id: str,
-        read: Memberships,
-        joins: dict[str, datetime],
-        leaves: Iterable[str],
-        review_at: datetime | None,
-    ) -> None:
-        """Apply one evaluation's changes, in transactions of CHANGES_PER_WRITE, each conditional
-        on the marker still counting what this evaluation read (VersionConflict if another
-        evaluation came between) and each join on the customer's profile (ConditionFailed: the
-        customer is gone)."""
-        changes = [(sid, at) for sid, at in sorted(joins.items())] + [(sid, None) for sid in sorted(leaves)]
-        if not changes and review_at == read.review_at:
-            return  # nothing to write (and no marker left behind for a customer who is gone)
-        evaluations = read.evaluations
-        shard = shard_of(customer_id, MEMBER_SHARDS)
-        for start in range(0, max(len(changes), 1), CHANGES_PER_WRITE):
-            chunk = changes[start : start + CHANGES_PER_WRITE]
-            try:
-                with transaction(self._region) as t:
-                    if any(at is not None for _, at in chunk):
-                        t.condition_check(
-                            CustomerModel,
-                            customer_pk(customer_id),
-                            PROFILE_SK,
-                            condition=CustomerModel.pk.exists(),
-                        )
-                    self._marker(t, customer_id, evaluations, review_at)
-                    for segment_id, at in chunk:
-                        self._change(t, customer_id, segment_id, at, shard)
-            except TransactWriteError as error:
-                failed = failed_conditions(error)
-                if failed[:1] == [True] and any(at is not None for _, at in chunk):
-                    raise storage.ConditionFailed(customer_id) from error
-                if any(failed):
-                    raise storage.VersionConflict(customer_id) from error
-                raise
-            evaluations = (evaluations or 0) + 1
-
-    @staticmethod
-    def _marker(t, customer_id: str, evaluations: int | None, review_at: datetime | None) -> None:
-        review = (
-            [
-                SegmentMarkerModel.segment_review_pk.set(
-                    f"{SEGMENT_REVIEW_PREFIX}{shard_of(customer_id, REVIEW_SHARDS)}"
-                ),
-                SegmentMarkerModel.segment_review_at.set(to_rfc3339(review_at)),
-            ]
-            if review_at is not None
-            else [
-                SegmentMarkerModel.segment_review_pk.remove(),
-                SegmentMarkerModel.segment_review_at.remove(),
-            ]
-        )
-        t.update(
-            SegmentMarkerModel(customer_pk(customer_id), SEGMENT_MARKER_SK),
-            actions=[SegmentMarkerModel.evaluations.set((evaluations or 0) + 1), *review],
-            condition=(
-                SegmentMarkerModel.pk.does_not_exist()
-                if evaluations is None
-                else SegmentMarkerModel.evaluations == evaluations
-            ),
-        )
-
-    @staticmethod
-    def _change(t, customer_id: str, segment_id: str, joined_at: datetime | None, shard: int) -> None:
-        membership = MembershipModel(customer_pk(customer_id), membership_sk(segment_id))
-        if joined_at is None:
-            t.delete(membership, condition=MembershipModel.pk.exists())
-        else:
-            membership.segment_id = segment_id
-            membership.customer_id = customer_id
-            membership.member_pk = f"{segment_id}#{shard}"
-            membership.joined_at = to_rfc3339(joined_at)
-            t.save(membership, condition=MembershipModel.pk.does_not_exist())
-        t.update(
-            SegmentCountModel(*_count_key(segment_id, shard)),
-            actions=[SegmentCountModel.members.add(-1 if joined_at is None else 1)],
-        )
-
-    def members(self, segment_id: str, limit: int, start: Key | None) -> tuple[list[Member], Key | None]:
-        """A page of the segment's members, shard after shard: one Query of GSI by_segment for
-        a page within one shard, one more each time the page runs past a shard's end."""
-        shard = int(start["shard"]) if start else 0
-        key = start.get("key") if start else None
-        found: list[Member] = []
-        while True:
-            rows = MembershipModel.by_segment.query(
-                f"{segment_id}#{shard}", limit=limit - len(found), last_evaluated_key=key
-            )
-            found += [Member(row.customer_id, parse_rfc3339(row.joined_at)) for row in rows]
-            key = rows.last_evaluated_key
-            if key is not None:
-                return found, {"shard": shard, "key": key}
-            shard += 1
-            if shard == MEMBER_SHARDS:
-                return found, None
-            if len(found) == limit:
-                return found, {"shard": shard, "key": None}
-
-    def members_of_shard(self, segment_id: str, shard: int) -> Iterator[str]:
-        for row in MembershipModel.by_segment.query(
-            f"{segment_id}#{shard}", attributes_to_get=["customer_id"]
-        ):
-            yield row.customer_id
-
-    def due_for_review(self, now: datetime) -> Iterator[str]:
-        """Customers a time-driven condition may have changed for by now (GSI by_segment_review)."""
-        for shard in range(REVIEW_SHARDS):
-            rows = SegmentMarkerModel.by_segment_review.query(
-                f"{SEGMENT_REVIEW_PREFIX}{shard}", SegmentMarkerModel.segment_review_at <= to_rfc3339(now)
-            )
-            for row in rows:
-                yield row.pk.removeprefix("CUSTOMER#")

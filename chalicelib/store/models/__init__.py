@@ -22,7 +22,8 @@ holds several item kinds under generic `pk`/`sk` keys:
     EMAIL#<email key>   EMAIL               uniqueness and lookup of an email address
     NAME#<2 letters>    <word>#<id>         one entry per search word of a profile's names
     SEGMENTS            <segment id>        a segment's definition (segments.py)
-    SEGMENT#<id>        COUNT#<n>, BUILD, PAGE#<build>#<page>  its member counters and backfill
+    SEGMENT#<id>        BUILD, PAGE#<build>#<page>  its backfill's progress and page guards
+    SEGMENT#<id>#COUNT#<n>  COUNT           one shard of its member count
     CUSTOMER#<id>       SEGMENT#<segment id>  a membership (sparse GSI by_segment)
     CUSTOMER#<id>       SEGMENTS            the customer's evaluation marker (GSI by_segment_review)
 

@@ -56,6 +56,7 @@ class SegmentBuildModel(Model):
     build = NumberAttribute()
     pages_done = NumberAttribute(default=0)
     pages_total = NumberAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)  # when the build started, then each page counted
 
 
 class SegmentPageModel(Model):
@@ -71,8 +72,9 @@ class SegmentPageModel(Model):
 
 
 class SegmentCountModel(Model):
-    """pk SEGMENT#<id>, sk COUNT#<shard>: members of the segment in that shard. The sum over
-    the shards is the member count; the membership writes add to one shard each."""
+    """pk SEGMENT#<id>#COUNT#<shard>, sk COUNT: members of the segment in that shard, each
+    shard a partition of its own. The sum over the shards is the member count; a membership
+    write adds to one shard."""
 
     class Meta(TableMeta):
         table_name = settings.customers_table

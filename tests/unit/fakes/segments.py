@@ -3,13 +3,14 @@ keeps them: every membership write conditional on the customer's evaluation coun
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 
 from chalicelib.domain import storage
 from chalicelib.domain.segments import MEMBER_SHARDS, Segment, shard_of
-from chalicelib.store.segments import Member, Memberships
+from chalicelib.store.segment_members import Change, Member, Memberships
+from chalicelib.store.segments import Progress
 from tests.unit.fakes.base import Key, Rivals, page
 from tests.unit.fakes.customers import FakeCustomers
 
@@ -34,20 +35,21 @@ class FakeSegments:
         if segment.id in self.definitions:
             raise storage.AlreadyExists(segment.id)
         self.definitions[segment.id] = segment
-        self.builds[segment.id] = {"build": segment.build, "done": 0, "total": None}
+        self.builds[segment.id] = {"build": segment.build, "done": 0, "total": None, "at": segment.updated_at}
         return self._view(segment)
 
     def get(self, segment_id: str, *, consistent: bool = False, counted: bool = True) -> Segment | None:
         segment = self.definitions.get(segment_id)
-        return self._view(segment) if segment else None
+        return (self._view(segment) if counted else segment) if segment else None
 
     def update(self, before: Segment, after: Segment) -> Segment:
         stored = self.definitions.get(before.id)
-        if stored is None or stored.version != before.version:
+        if stored is None or stored.version != before.version or stored.build != before.build:
             raise storage.VersionConflict(before.id)
-        self.definitions[after.id] = replace(after, version=before.version + 1)
+        status = after.status if after.build != before.build else stored.status
+        self.definitions[after.id] = replace(after, status=status, version=before.version + 1)
         if after.build != before.build:
-            self.builds[after.id] = {"build": after.build, "done": 0, "total": None}
+            self.builds[after.id] = {"build": after.build, "done": 0, "total": None, "at": after.updated_at}
         return self._view(self.definitions[after.id])
 
     def delete(self, segment: Segment) -> None:
@@ -81,10 +83,11 @@ class FakeSegments:
             raise storage.ConditionFailed(segment_id)
         self.pages_done.add((segment_id, build, page_no))
         progress["done"] += 1
+        progress["at"] = now
 
-    def progress(self, segment_id: str) -> tuple[int, int, int | None] | None:
+    def progress(self, segment_id: str) -> Progress | None:
         p = self.builds.get(segment_id)
-        return (p["build"], p["done"], p["total"]) if p else None
+        return Progress(p["build"], p["done"], p["total"], p["at"]) if p else None
 
     def mark_ready(self, segment_id: str, build: int) -> bool:
         segment = self.definitions.get(segment_id)
@@ -105,28 +108,27 @@ class FakeSegments:
         )
 
     def write_memberships(
-        self,
-        customer_id: str,
-        read: Memberships,
-        joins: dict[str, datetime],
-        leaves: Iterable[str],
-        review_at: datetime | None,
+        self, customer_id: str, read: Memberships, changes: list[Change], review_at: datetime | None
     ) -> None:
-        leaves = list(leaves)
-        if not joins and not leaves and review_at == read.review_at:
+        if not changes and review_at == read.review_at:
             return
         self.rivals.run()
         if self.evaluations.get(customer_id) != read.evaluations:
             raise storage.VersionConflict(customer_id)
-        if joins and self.customers.get(customer_id) is None:
+        if any(c.joined_at for c in changes) and self.customers.get(customer_id) is None:
             raise storage.ConditionFailed(customer_id)
+        for change in changes:
+            stored = self.definitions.get(change.segment_id)
+            if change.checked and (stored.build if stored else None) != change.build:
+                raise storage.VersionConflict(customer_id, record="segments")
         current = self.joined.setdefault(customer_id, {})
-        for segment_id, at in joins.items():
-            current[segment_id] = at
-            self.counts[segment_id] = self.counts.get(segment_id, 0) + 1
-        for segment_id in leaves:
-            del current[segment_id]
-            self.counts[segment_id] = self.counts.get(segment_id, 0) - 1
+        for change in changes:
+            sid = change.segment_id
+            if change.joined_at is not None:
+                current[sid] = change.joined_at
+            else:
+                del current[sid]
+            self.counts[sid] = self.counts.get(sid, 0) + (1 if change.joined_at is not None else -1)
         self.evaluations[customer_id] = (read.evaluations or 0) + 1
         if review_at is None:
             self.review_at.pop(customer_id, None)
@@ -135,11 +137,16 @@ class FakeSegments:
         self.writes += 1
 
     def members(self, segment_id: str, limit: int, start: Key | None) -> tuple[list[Member], Key | None]:
+        shard = start["shard"] if start else 0
         rows = sorted(
-            (Member(cid, joined[segment_id]) for cid, joined in self.joined.items() if segment_id in joined),
-            key=lambda m: (shard_of(m.customer_id, MEMBER_SHARDS), m.customer_id),
+            Member(cid, joined[segment_id])
+            for cid, joined in self.joined.items()
+            if segment_id in joined and shard_of(cid, MEMBER_SHARDS) == shard
         )
-        return page(rows, limit, start, lambda m: m.customer_id)
+        found, key = page(rows, limit, start.get("key") if start else None, lambda m: m.customer_id)
+        if key is not None:
+            return found, {"shard": shard, "key": key}
+        return found, ({"shard": shard + 1, "key": None} if shard + 1 < MEMBER_SHARDS else None)
 
     def members_of_shard(self, segment_id: str, shard: int) -> Iterator[str]:
         for cid, joined in sorted(self.joined.items()):
