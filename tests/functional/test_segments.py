@@ -230,3 +230,22 @@ def test_a_retried_create_with_the_same_idempotency_key_makes_one_segment(api):
     assert first.status == again.status == 201 and first.json["id"] == again.json["id"]
     assert [s["id"] for s in api.get("/segments").json["items"]] == [first.json["id"]]
     assert_problem(api.post("/segments", {**body, "name": "Other"}, headers=key), 422)
+
+
+def test_an_erased_customer_leaves_every_segment(api, pump):
+    customer = api.create_customer(name="Saša Kovačič", tags=["vip"], email="sasa@example.com")
+    segment = _segment(api, {"tags_any": ["vip"]})
+    pump.drain()
+    assert api.get(f"/segments/{segment['id']}").json["member_count"] == 1
+    assert api.post(f"/customers/{customer['id']}/erase").status == 202
+    pump.drain()
+    assert _members(api, segment) == set()
+    assert api.get(f"/segments/{segment['id']}").json["member_count"] == 0
+
+
+def test_bad_new_rules_are_a_400_and_change_nothing(api):
+    segment = _segment(api, {"tags_any": ["vip"]})
+    assert_problem(api.patch(f"/segments/{segment['id']}", {"rules": {"tiers": []}}), 400, "rules.tiers")
+    assert_problem(api.patch(f"/segments/{segment['id']}", {"rules": None}), 400, "rules")
+    assert_problem(api.patch(f"/segments/{segment['id']}", {}), 400)
+    assert api.get(f"/segments/{segment['id']}").json["version"] == 1
