@@ -26,6 +26,14 @@ TIER_REVIEW_PK = "loyalty"
 # A customer's pending change of email address (self-service), until confirmed or replaced.
 EMAIL_CHANGE_SK = "EMAIL_CHANGE"
 IDENTITY_PREFIX = "IDENTITY#"
+# Co-purchases: a customer's guards (BOUGHT#<sku>, PAIRED#<sku>#<chunk>) and each SKU's
+# anonymous counts under PRODUCT#<sku> (BUYERS, PAIR#<other sku>).
+BOUGHT_PREFIX = "BOUGHT#"
+PAIRED_PREFIX = "PAIRED#"
+PRODUCT_PREFIX = "PRODUCT#"
+BUYERS_SK = "BUYERS"
+PAIR_PREFIX = "PAIR#"
+POPULAR_PK = "popular"
 
 
 CASE_PREFIX = "CASE#"
