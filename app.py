@@ -26,7 +26,6 @@ from chalicelib.events import cases as case_events
 from chalicelib.events import customer_stream, loyalty
 from chalicelib.events import identities as identity_events
 from chalicelib.events import jobs as job_events
-from chalicelib.events import recommendations as recommendation_events
 
 settings = get_settings()
 app = Chalice(app_name="crm")
@@ -49,7 +48,6 @@ app.register_blueprint(jobs.bp)
 app.register_blueprint(products.bp)
 app.register_blueprint(customer_stream.bp)
 app.register_blueprint(loyalty.bp)
-app.register_blueprint(recommendation_events.bp)
 app.register_blueprint(case_events.bp)
 app.register_blueprint(identity_events.bp)
 app.register_blueprint(job_events.bp)

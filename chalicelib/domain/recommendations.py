@@ -64,11 +64,13 @@ def recommend(
     active: set[str],
     now: datetime,
     window_days: int,
+    also_bought: Iterable[str] = (),
 ) -> list[Recommendation]:
     """Repurchases due first, soonest first; then SKUs bought with the customer's (never bought
-    by them) by confidence. Only active SKUs, never one whose every unit came back."""
+    by them: neither in `habits` nor in `also_bought`) by confidence. Only active SKUs, never
+    one whose every unit came back."""
     habits = list(habits)
-    bought = {h.sku for h in habits}
+    bought = {h.sku for h in habits} | set(also_bought)
     kept = [h for h in habits if h.sku in active and not fully_returned(h, returned)]
     due = sorted(
         (h for h in kept if is_repurchase_due(h, now, window_days)),

@@ -24,12 +24,16 @@ from chalicelib.services.ports import CoPurchases, Interactions, Loyalty, Produc
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 PARTNERS_PER_WRITE = 48  # what one transaction holds (store/co_purchases.py)
-# A customer's recommendations read the pairs of their most recently bought SKUs, and the
-# best pairs of each: a bounded number of Queries per request.
+# A customer's recommendations are built from a bounded number of reads: their first habits
+# (due soonest first), the best pairs of their most recently bought SKUs, their returns, the
+# catalogue entries of all those SKUs; or, with no purchase, the most-bought SKUs. The ranked
+# list is then paged by offset (a signed cursor), at most RANKED long.
 SOURCES = 10
 PAIRS_PER_SOURCE = 20
 HABITS_READ = 100
 RETURNS_PAGE = 100
+RETURNS_PAGES = 10
+RANKED = 100
 
 
 @dataclass(frozen=True)
@@ -145,18 +149,27 @@ class RecommendationService:
         ]
         return Page(items, page.next_cursor)
 
-    def for_customer(self, customer_id: str, limit: int) -> Page[Recommended]:
-        """A customer's recommendations, ranked (domain/recommendations.py), as one page."""
+    def for_customer(self, customer_id: str, limit: int, cursor: str | None = None) -> Page[Recommended]:
+        """A customer's recommendations, ranked (domain/recommendations.py), a page at a time."""
         customer, _ = self._loyalty.get_with_profile(customer_id)
         if customer is None:
             raise NotFound(f"No customer has the id {customer_id!r}.")
+        return page_of(
+            self._cursors,
+            f"recommendations:{customer_id}",
+            cursor,
+            lambda start: _offset_page(self._ranked(customer_id), limit, start),
+        )
+
+    def _ranked(self, customer_id: str) -> list[Recommended]:
         habits = self._loyalty.first_habits(customer_id, HABITS_READ)
         if not habits:
-            most_bought, _ = self._counts.popular(limit + PAIRS_PER_SOURCE, None)
+            most_bought = self._counts.popular(RANKED)
             catalogue = self._products.get_many(sku for sku, _ in most_bought)
             ranked = popular(most_bought, {s for s, p in catalogue.items() if p.active})
-            return Page([Recommended(catalogue[r.sku], r) for r in ranked[:limit]], None)
-        sources = [h.sku for h in sorted(habits, key=lambda h: h.last_purchase_at, reverse=True)[:SOURCES]]
+            return [Recommended(catalogue[r.sku], r) for r in ranked]
+        recent = sorted(habits, key=lambda h: (h.last_purchase_at, h.sku), reverse=True)
+        sources = [h.sku for h in recent[:SOURCES]]
         buyers = self._counts.buyers(sources)
         related = [
             Related(other, source, count, buyers.get(source, 0))
@@ -166,18 +179,44 @@ class RecommendationService:
         catalogue = self._products.get_many([h.sku for h in habits] + [r.sku for r in related])
         active = {sku for sku, product in catalogue.items() if product.active}
         ranked = recommend(
-            habits, related, self._returned(customer_id), active, self._clock.now(), self._window_days
+            habits,
+            related,
+            self._returned(customer_id),
+            active,
+            self._clock.now(),
+            self._window_days,
+            also_bought=self._bought_beyond(customer_id, habits, related),
         )
-        return Page([Recommended(catalogue[r.sku], r) for r in ranked[:limit]], None)
+        return [Recommended(catalogue[r.sku], r) for r in ranked[:RANKED]]
+
+    def _bought_beyond(self, customer_id: str, habits: list, related: list[Related]) -> set[str]:
+        """Of the candidates, those the customer bought among the habits not read (a customer of
+        more than HABITS_READ SKUs): one BatchGetItem of their habit items."""
+        if len(habits) < HABITS_READ:
+            return set()
+        candidates = {r.sku for r in related} - {h.sku for h in habits}
+        loaded = self._loyalty.load([], habits=[(customer_id, sku) for sku in sorted(candidates)])
+        return {sku for (_, sku), habit in loaded.habits.items() if habit is not None}
 
     def _returned(self, customer_id: str) -> dict[str, int]:
-        """Units returned per SKU, from the customer's returns (a Query of GSI by_type)."""
+        """Units returned per SKU, from the customer's newest returns (Queries of GSI by_type,
+        at most RETURNS_PAGES of them: a request's reads stay bounded)."""
         returned: dict[str, int] = {}
         start = None
-        while True:
+        for _ in range(RETURNS_PAGES):
             page, start = self._interactions.timeline(customer_id, "return", RETURNS_PAGE, start)
             for interaction in page:
                 for line in interaction.items:
                     returned[line.sku] = returned.get(line.sku, 0) + line.quantity
             if start is None:
-                return returned
+                break
+        return returned
+
+
+def _offset_page(
+    ranked: list[Recommended], limit: int, start: dict | None
+) -> tuple[list[Recommended], dict | None]:
+    """A page of a ranked list by position: the cursor holds the offset of the next item."""
+    offset = int((start or {}).get("offset", 0))
+    end = offset + limit
+    return ranked[offset:end], {"offset": end} if end < len(ranked) else None

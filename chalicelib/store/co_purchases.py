@@ -17,13 +17,15 @@ from chalicelib.store.keys import (
     BUYERS_SK,
     PAIR_PREFIX,
     PAIRED_PREFIX,
-    POPULAR_PK,
+    POPULAR_PREFIX,
+    POPULAR_SHARDS,
     PRODUCT_PREFIX,
     PROFILE_SK,
     customer_pk,
+    popular_pk,
 )
 from chalicelib.store.models import BoughtModel, BuyersModel, CustomerModel, PairModel
-from chalicelib.store.pagination import Key
+from chalicelib.store.pagination import Key, query_page
 from chalicelib.store.transactions import failed_conditions, transaction
 
 # A transaction holds at most 100 items: the profile check, the guard, two per partner.
@@ -81,7 +83,7 @@ class CoPurchaseRepository:
                 if buyer:
                     t.update(
                         BuyersModel(product_pk(sku), BUYERS_SK),
-                        actions=[BuyersModel.buyers.add(1), BuyersModel.popular_pk.set(POPULAR_PK)],
+                        actions=[BuyersModel.buyers.add(1), BuyersModel.popular_pk.set(popular_pk(sku))],
                     )
                 for one, other in [(sku, p) for p in partners] + [(p, sku) for p in partners]:
                     t.update(
@@ -108,20 +110,35 @@ class CoPurchaseRepository:
     ) -> tuple[list[tuple[str, int]], Key | None]:
         """The SKUs bought with `sku` by at least `at_least` customers, most first: one Query of
         GSI by_co_purchases."""
-        rows = PairModel.by_co_purchases.query(
+        return query_page(
+            PairModel.by_co_purchases.query,
             sku,
             PairModel.co_purchases >= at_least,
-            scan_index_forward=False,
             limit=limit,
-            last_evaluated_key=start,
+            start=start,
+            key_of=_pair_key,
+            to_domain=lambda item: (item.sk.removeprefix(PAIR_PREFIX), int(item.co_purchases)),
+            scan_index_forward=False,
         )
-        found = [(item.sk.removeprefix(PAIR_PREFIX), int(item.co_purchases)) for item in rows]
-        return found, rows.last_evaluated_key
 
-    def popular(self, limit: int, start: Key | None) -> tuple[list[tuple[str, int]], Key | None]:
-        """The most-bought SKUs, most buyers first: one Query of GSI by_buyers."""
-        rows = BuyersModel.by_buyers.query(
-            POPULAR_PK, scan_index_forward=False, limit=limit, last_evaluated_key=start
-        )
-        found = [(item.pk.removeprefix(PRODUCT_PREFIX), int(item.buyers)) for item in rows]
-        return found, rows.last_evaluated_key
+    def popular(self, limit: int) -> list[tuple[str, int]]:
+        """The `limit` most-bought SKUs, most buyers first: the top `limit` of each shard of
+        GSI by_buyers, merged. POPULAR_SHARDS Queries whatever the catalogue's
+        size, as the top `limit` overall are among the top `limit` of their own shards."""
+        found: list[tuple[str, int]] = []
+        for shard in range(POPULAR_SHARDS):
+            rows = BuyersModel.by_buyers.query(
+                f"{POPULAR_PREFIX}{shard}", scan_index_forward=False, limit=limit
+            )
+            found += [(item.pk.removeprefix(PRODUCT_PREFIX), int(item.buyers)) for item in rows]
+        return sorted(found, key=lambda row: (-row[1], row[0]))[:limit]
+
+
+def _pair_key(item: PairModel) -> Key:
+    # LastEvaluatedKey of an index: the table's keys and the index's.
+    return {
+        "pk": {"S": item.pk},
+        "sk": {"S": item.sk},
+        "pair_of": {"S": item.pair_of},
+        "co_purchases": {"N": str(int(item.co_purchases))},
+    }

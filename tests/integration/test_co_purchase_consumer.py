@@ -31,7 +31,7 @@ def buy(api: Api, customer_id: str, *skus: str) -> None:
 
 
 def consume(client, records: list[dict]) -> dict:
-    return client.lambda_.invoke("count_co_purchases", {"Records": records}).payload
+    return client.lambda_.invoke("update_loyalty", {"Records": records}).payload
 
 
 def counts(*skus: str) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
@@ -88,3 +88,36 @@ def test_erasure_removes_the_guards_and_keeps_the_counts(client, api):
     assert counts("TEA", "MUG") == ({"TEA": 1, "MUG": 1}, {("TEA", "MUG"): 1, ("MUG", "TEA"): 1})
     assert consume(client, records) == {"batchItemFailures": []}  # a replay after the deletion
     assert counts("TEA", "MUG")[0] == {"TEA": 1, "MUG": 1}
+
+
+@pytest.mark.dynamodb_local  # DynamoDB's own limit of 100 items a transaction
+def test_a_customer_of_120_skus_is_counted_in_chunks_within_the_transaction_limit_once(client, api):
+    from chalicelib.store.models import BoughtModel
+
+    ada = api.create_customer(name="Ada Lind")
+    skus = [f"SKU-{i:03d}" for i in range(120)]
+    # 117 SKUs counted by earlier batches (their guards, written directly: counting their
+    # 13,572 pairs through the consumer would take a minute), then one purchase of 3 more.
+    with BoughtModel.batch_write() as batch:
+        for sku in skus[:117]:
+            batch.save(BoughtModel(f"CUSTOMER#{ada['id']}", f"BOUGHT#{sku}"))
+    buy(api, ada["id"], *skus[117:])
+    records = interaction_records()
+    assert consume(client, records) == {"batchItemFailures": []}
+
+    repository = CoPurchaseRepository("eu-north-1")
+    assert repository.buyers(skus[117:]) == dict.fromkeys(skus[117:], 1)
+    for n, sku in enumerate(skus[117:]):  # paired once, both ways, with every SKU bought before
+        pairs, more = repository.pairs(sku, 1, 200, None)
+        assert (sorted(pairs), more) == ([(other, 1) for other in skus[: 117 + n] + skus[118 + n :]], None)
+    pairs, more = repository.pairs(skus[0], 1, 200, None)
+    assert (sorted(pairs), more) == ([(sku, 1) for sku in skus[117:]], None)
+    chunks = {
+        item.sk for item in BoughtModel.query(f"CUSTOMER#{ada['id']}", BoughtModel.sk.startswith("PAIRED#"))
+    }
+    # 117, 118 and 119 partners: 48 + 48 in chunks, the rest with the buyer count.
+    assert chunks == {f"PAIRED#{sku}#{c}" for sku in skus[117:] for c in (0, 1)}
+
+    assert consume(client, records) == {"batchItemFailures": []}  # redelivered: nothing twice
+    assert repository.buyers(skus[117:]) == dict.fromkeys(skus[117:], 1)
+    assert repository.pairs(skus[0], 2, 200, None) == ([], None)

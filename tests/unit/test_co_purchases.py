@@ -9,45 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.domain import storage
-from chalicelib.services.recommendations import PARTNERS_PER_WRITE, PurchaseSeen, RecommendationService
-
-
-class FakeCoPurchases:
-    def __init__(self) -> None:
-        self.guards: dict[tuple[str, str], set[str]] = {}
-        self.buyer_counts: dict[str, int] = {}
-        self.pair_counts: dict[tuple[str, str], int] = {}
-        self.writes = 0
-
-    def bought(self, customer_id):
-        return {key[5:] for (c, key) in self.guards if c == customer_id and key.startswith("HEAD#")}
-
-    def paired(self, customer_id, sku):
-        prefix = f"PART#{sku}#"
-        return {
-            int(k[len(prefix) :]): p
-            for (c, k), p in self.guards.items()
-            if c == customer_id and k.startswith(prefix)
-        }
-
-    def _write(self, customer_id, key, sku, partners, buyer):
-        partners = sorted(partners)
-        assert len(partners) <= PARTNERS_PER_WRITE
-        if (customer_id, key) in self.guards:
-            raise storage.AlreadyExists(key)
-        self.writes += 1
-        self.guards[(customer_id, key)] = set(partners)
-        if buyer:
-            self.buyer_counts[sku] = self.buyer_counts.get(sku, 0) + 1
-        for other in partners:
-            for pair in ((sku, other), (other, sku)):
-                self.pair_counts[pair] = self.pair_counts.get(pair, 0) + 1
-
-    def count_pairs(self, customer_id, sku, chunk, partners):
-        self._write(customer_id, f"PART#{sku}#{chunk}", sku, partners, False)
-
-    def count_buyer(self, customer_id, sku, partners=()):
-        self._write(customer_id, f"HEAD#{sku}", sku, partners, True)
+from chalicelib.services.recommendations import PurchaseSeen, RecommendationService
+from tests.unit.fakes import FakeCoPurchases
 
 
 def service(store: FakeCoPurchases) -> RecommendationService:

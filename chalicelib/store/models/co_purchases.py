@@ -21,7 +21,8 @@ class ByBuyersIndex(GlobalSecondaryIndex["BuyersModel"]):
 
 class BuyersModel(Model):
     """pk PRODUCT#<sku>, sk BUYERS: how many distinct customers bought the SKU. GSI by_buyers
-    (one partition, `popular_pk` = "popular") lists the most-bought SKUs first."""
+    lists the most-bought SKUs first, in POPULAR_SHARDS partitions (`popular_pk` =
+    "popular#<crc32(sku) mod 8>", keys.popular_pk), so no one partition takes every count."""
 
     class Meta(TableMeta):
         table_name = settings.customers_table
