@@ -66,6 +66,10 @@ class Settings:
     # after each request and a cap per 24 hours.
     email_change_cooldown_s: int = 60
     email_changes_per_day: int = 5
+    # Recommendations: a pair is shown once this many customers bought both; a habit is due
+    # once its next expected purchase is this many days away or less.
+    related_min_support: int = 2
+    repurchase_window_days: int = 7
 
     @classmethod
     def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Settings:
@@ -105,6 +109,10 @@ class Settings:
                 env.get("CRM_EMAIL_CHANGE_COOLDOWN_SECONDS", defaults.email_change_cooldown_s)
             ),
             email_changes_per_day=int(env.get("CRM_EMAIL_CHANGES_PER_DAY", defaults.email_changes_per_day)),
+            related_min_support=int(env.get("CRM_RELATED_MIN_SUPPORT", defaults.related_min_support)),
+            repurchase_window_days=int(
+                env.get("CRM_REPURCHASE_WINDOW_DAYS", defaults.repurchase_window_days)
+            ),
         )
 
 

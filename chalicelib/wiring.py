@@ -125,6 +125,31 @@ def loyalty_service():
 
 
 @lru_cache(maxsize=1)
+def co_purchase_repository():
+    from chalicelib.store.co_purchases import CoPurchaseRepository
+
+    return CoPurchaseRepository(get_settings().region)
+
+
+def recommendation_service():
+    from chalicelib.services.recommendations import RecommendationService
+    from chalicelib.store.products import ProductRepository
+
+    settings = get_settings()
+    _, interactions = repositories()
+    return RecommendationService(
+        co_purchase_repository(),
+        loyalty_repository(),
+        ProductRepository(settings.region),
+        interactions,
+        clock,
+        cursor_codec(),
+        min_support=settings.related_min_support,
+        window_days=settings.repurchase_window_days,
+    )
+
+
+@lru_cache(maxsize=1)
 def event_publisher():
     from chalicelib.store.queues import SqsEventPublisher
 

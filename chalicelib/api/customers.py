@@ -15,6 +15,7 @@ from chalicelib.api.customer_schemas import (
 from chalicelib.api.http import Call, api_route
 from chalicelib.api.loyalty_schemas import HabitPage, LoyaltyDetail, LoyaltySummary, PurchaseHabit
 from chalicelib.api.preconditions import etag, if_match
+from chalicelib.api.recommendation_schemas import RECOMMENDATIONS, RecommendationOut, RecommendationPage
 from chalicelib.api.responses import json_response, page_response
 from chalicelib.api.schemas import PageQuery
 from chalicelib.config import get_settings
@@ -156,3 +157,18 @@ def get_loyalty(call: Call, customer_id: str):
 def list_habits(call: Call, customer_id: str):
     page = wiring.loyalty_service().habits(customer_id, call.query.limit, call.query.cursor)
     return page_response(page, PurchaseHabit.of)
+
+
+@api_route(
+    bp,
+    "/customers/{customer_id}/recommendations",
+    "GET",
+    summary="What to offer a customer: repurchases due, products bought together, or the most bought",
+    query=PageQuery,
+    response=RecommendationPage,
+    errors=(404,),
+    description=RECOMMENDATIONS,
+)
+def customer_recommendations(call: Call, customer_id: str):
+    page = wiring.recommendation_service().for_customer(customer_id, call.query.limit, call.query.cursor)
+    return page_response(page, RecommendationOut.of)

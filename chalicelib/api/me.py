@@ -18,6 +18,7 @@ from chalicelib.api.http import Call, api_route
 from chalicelib.api.interaction_schemas import InteractionListQuery, InteractionOut, InteractionPage
 from chalicelib.api.loyalty_schemas import LoyaltySummary
 from chalicelib.api.preconditions import etag, if_match
+from chalicelib.api.recommendation_schemas import RECOMMENDATIONS, RecommendationOut, RecommendationPage
 from chalicelib.api.responses import json_response, page_response
 from chalicelib.api.schemas import Name, Out, PageQuery, Strict, integer
 from chalicelib.config import get_settings
@@ -256,3 +257,22 @@ def my_case(call: Call, case_id: str):
         # Another customer's case is answered exactly like a case that does not exist.
         raise NotFound(f"No case has the id {case_id!r}.")
     return json_response(MyCaseOut.of(case))
+
+
+@api_route(
+    bp,
+    "/me/recommendations",
+    "GET",
+    summary="What I might buy next: repurchases due, products bought together, or the most bought",
+    roles=ROLE,
+    query=PageQuery,
+    response=RecommendationPage,
+    errors=(404, 410),
+    description=RECOMMENDATIONS,
+)
+@erased_is_gone
+def my_recommendations(call: Call):
+    page = wiring.recommendation_service().for_customer(
+        call.principal.subject, call.query.limit, call.query.cursor
+    )
+    return page_response(page, RecommendationOut.of)

@@ -16,7 +16,9 @@ from chalicelib.api.product_schemas import (
     ProductPage,
     ProductPatch,
 )
+from chalicelib.api.recommendation_schemas import RelatedOut, RelatedPage
 from chalicelib.api.responses import json_response, page_response
+from chalicelib.api.schemas import PageQuery
 from chalicelib.errors import FieldError, ValidationFailed
 
 bp = Blueprint(__name__)
@@ -102,3 +104,25 @@ def update_product(call: Call, sku: str):
         _sku(sku), call.body.changes(), if_match(call.headers), call.actor
     )
     return _product_response(product)
+
+
+@api_route(
+    bp,
+    "/products/{sku}/related",
+    "GET",
+    summary="Products bought together with this one, most often first (customers: active products only)",
+    roles=READERS,
+    query=PageQuery,
+    response=RelatedPage,
+    errors=(404,),
+    description=(
+        "Products that at least `CRM_RELATED_MIN_SUPPORT` customers (default 2) bought as well as "
+        "this one, in any purchases; `confidence` is the share of this product's buyers who did. "
+        "A customer's page leaves out inactive products, so it may hold fewer than `limit` items."
+    ),
+)
+def related_products(call: Call, sku: str):
+    page = wiring.recommendation_service().related(
+        _sku(sku), call.query.limit, call.query.cursor, active_only=not _is_staff(call)
+    )
+    return page_response(page, RelatedOut.of)

@@ -4,7 +4,12 @@ The whole batch is parsed first and applied per customer (one read of each custo
 aggregates, guards and touched habits per batch, and one write while they fit a transaction);
 Powertools batch processing then reports each record that failed in `batchItemFailures`, so
 one bad record neither blocks nor rolls back the others, and whatever fails for one customer
-fails that customer's records only."""
+fails that customer's records only.
+
+The same batch also feeds the co-purchase counts (events/recommendations.py): a stream shard
+is best read by at most two consumers, and this and open_cases are those two. Both are
+idempotent, so a record that failed in either is reported, delivered again, and counted by
+neither twice: `batchItemFailures` is the union of both failures."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from chalicelib.domain import storage
 from chalicelib.domain.loyalty.contributions import PoisonRecord, contribution_of
 from chalicelib.errors import TooLargeToStore
 from chalicelib.events.batch import process_raw
+from chalicelib.events.recommendations import purchase_of
 from chalicelib.observability import logger
 from chalicelib.store.attribute_values import UnreadableImage, plain_image
 
@@ -71,21 +77,27 @@ def handle_batch(raw_event: dict, context) -> dict:
     from chalicelib import wiring
 
     failures: dict[str, Exception] = {}
-    changes = []
+    changes, purchases = [], []
     for record in raw_event.get("Records", []):
         sequence = (record.get("dynamodb") or {}).get("SequenceNumber", "")
         try:
             changes.append(parse(record))
+            purchase = purchase_of(record)
         except Exception as error:  # a record of a shape no stream delivers fails alone too
             failures[sequence] = error
+            continue
+        if purchase is not None:
+            purchases.append(purchase)
     failures.update(wiring.loyalty_service().apply(changes))
+    for sequence, error in wiring.recommendation_service().apply(purchases).items():
+        failures.setdefault(sequence, error)
     expected = (PoisonRecord, storage.NotFound, storage.VersionConflict, TooLargeToStore)
 
     def report(record: DynamoDBRecord) -> None:
         failure = failures.get(record.dynamodb.sequence_number if record.dynamodb else "")
         if failure is not None:
             logger.warning(
-                "loyalty record failed",
+                "interaction record failed",
                 extra={"reason": type(failure).__name__, "detail": str(failure)},
                 exc_info=None if isinstance(failure, expected) else failure,
             )

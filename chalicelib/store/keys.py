@@ -3,6 +3,8 @@ cold start; the models in models.py use them too)."""
 
 from __future__ import annotations
 
+import zlib
+
 CUSTOMERS_LIST_PK = "customers"
 
 ACTIVE_QUEUE = "active"
@@ -26,6 +28,22 @@ TIER_REVIEW_PK = "loyalty"
 # A customer's pending change of email address (self-service), until confirmed or replaced.
 EMAIL_CHANGE_SK = "EMAIL_CHANGE"
 IDENTITY_PREFIX = "IDENTITY#"
+# Co-purchases: a customer's guards (BOUGHT#<sku>, PAIRED#<sku>#<chunk>) and each SKU's
+# anonymous counts under PRODUCT#<sku> (BUYERS, PAIR#<other sku>).
+BOUGHT_PREFIX = "BOUGHT#"
+PAIRED_PREFIX = "PAIRED#"
+PRODUCT_PREFIX = "PRODUCT#"
+BUYERS_SK = "BUYERS"
+PAIR_PREFIX = "PAIR#"
+# GSI by_buyers is sharded: each SKU's buyer count lives in one of POPULAR_SHARDS partitions
+# ("popular#0" … "popular#7"), by a hash of the SKU that is the same in every process (crc32,
+# not Python's salted hash()). See popular_pk and store/co_purchases.popular.
+POPULAR_PREFIX = "popular#"
+POPULAR_SHARDS = 8
+
+
+def popular_pk(sku: str) -> str:
+    return f"{POPULAR_PREFIX}{zlib.crc32(sku.encode()) % POPULAR_SHARDS}"
 
 
 # Segments: the definitions' partition, each segment's own items, a customer's memberships.

@@ -25,6 +25,17 @@ def api(client, staff_token, frozen_clock) -> Api:
     return Api(client, staff_token)
 
 
+@pytest.fixture(autouse=True)
+def _no_co_purchase_counts(monkeypatch):
+    # The same consumer counts co-purchases: a first purchase of 100 SKUs is 9,900 pair updates
+    # in some 200 transactions (minutes on moto, which copies its table per transaction item,
+    # and over a minute on DynamoDB Local). These tests are about habits; the counting, a
+    # customer of 120 SKUs included, is tested in tests/integration/test_co_purchase_consumer.py.
+    from chalicelib.services.recommendations import RecommendationService
+
+    monkeypatch.setattr(RecommendationService, "apply", lambda self, purchases: {})
+
+
 def _sku(n: int) -> str:
     return f"SKU-{n:05d}-" + "X" * 53  # 64 characters, the longest SKU the API takes
 

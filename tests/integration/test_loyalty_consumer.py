@@ -284,9 +284,12 @@ def test_a_batch_costs_one_read_and_one_write_of_each_customers_aggregates(clien
     operations = [op for op, _ in calls]
     # 3 aggregates, 12 guards and 3 habits (one SKU each): one request of 18 keys.
     assert [(op, size) for op, size in calls if op == "BatchGetItem"] == [("BatchGetItem", 18)]
-    # One per customer: aggregates + the SKU's habit + 4 guards + the profile check.
-    assert [size for op, size in calls if op == "TransactWriteItems"] == [7, 7, 7]
-    assert set(operations) == {"BatchGetItem", "TransactWriteItems"}
+    # One per customer: aggregates + the SKU's habit + 4 guards + the profile check; then the
+    # co-purchase counts of the same batch: per customer one Query of what they bought before
+    # and one write for their one new SKU (its buyers + its guard + the profile check).
+    assert [size for op, size in calls if op == "TransactWriteItems"] == [7, 7, 7, 3, 3, 3]
+    assert operations[4:] == ["Query", "TransactWriteItems"] * 3
+    assert set(operations) == {"BatchGetItem", "TransactWriteItems", "Query"}
 
 
 def _new_records(seen: list[dict]) -> list[dict]:

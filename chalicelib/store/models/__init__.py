@@ -10,6 +10,10 @@ holds several item kinds under generic `pk`/`sk` keys:
     CUSTOMER#<id>       APPLIED#<interaction>[#<part>]  what the loyalty consumer applied for one
                                             interaction (or one later part of a large purchase)
     CUSTOMER#<id>       HABIT#<sku>         the customer's habit of buying one SKU (sparse GSI by_habit_due)
+    CUSTOMER#<id>       BOUGHT#<sku>        the co-purchase consumer's guard: the SKU's counts are in
+    CUSTOMER#<id>       PAIRED#<sku>#<n>    a chunk of the SKU's pairs already counted
+    PRODUCT#<sku>       BUYERS              distinct buyers of the SKU (sparse GSI by_buyers)
+    PRODUCT#<sku>       PAIR#<other sku>    customers who bought both (sparse GSI by_co_purchases)
     CUSTOMER#<id>       DELETED             tombstone of a deleted customer (id and time only)
     CUSTOMER#<id>       IDEMPOTENCY#<rec>   pointer to an idempotency record with the customer's data
     ANONYMOUS#<anon id> LOYALTY             an erased customer's loyalty aggregates, anonymised
@@ -69,6 +73,13 @@ from chalicelib.store.models.cases import (
     CasesByDueIndex,
     CasesByStatusIndex,
 )
+from chalicelib.store.models.co_purchases import (
+    BoughtModel,
+    BuyersModel,
+    ByBuyersIndex,
+    ByCoPurchasesIndex,
+    PairModel,
+)
 from chalicelib.store.models.customers import (
     AuditModel,
     ByCreatedIndex,
@@ -116,6 +127,10 @@ __all__ = [
     "AppliedModel",
     "AttemptModel",
     "AuditModel",
+    "BoughtModel",
+    "BuyersModel",
+    "ByBuyersIndex",
+    "ByCoPurchasesIndex",
     "ByCreatedIndex",
     "BySegmentIndex",
     "BySegmentReviewIndex",
@@ -144,6 +159,7 @@ __all__ = [
     "LoyaltyModel",
     "MembershipModel",
     "NameTokenModel",
+    "PairModel",
     "RunningJobModel",
     "SegmentBuildModel",
     "SegmentCountModel",

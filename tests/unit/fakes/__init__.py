@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from chalicelib.domain.audit import AuditEntry
 from tests.unit.fakes.base import FakeTransaction, page
+from tests.unit.fakes.co_purchases import FakeCoPurchases
 from tests.unit.fakes.customers import FakeCustomers
 from tests.unit.fakes.loyalty import FakeLoyalty
 from tests.unit.fakes.others import (
@@ -25,6 +26,7 @@ from tests.unit.fakes.segments import FakeSegments
 __all__ = [
     "FakeAuditTrail",
     "FakeCases",
+    "FakeCoPurchases",
     "FakeCustomers",
     "FakeDocuments",
     "FakeIdempotencyRecords",
@@ -53,6 +55,7 @@ class FakeStore:
         self.cases = FakeCases(self.customers, self.interactions, self.audit)
         self.products = FakeProducts(self.audit)
         self.loyalty = FakeLoyalty(self.customers)
+        self.co_purchases = FakeCoPurchases(self.customers)
         self.identities = FakeIdentities(self.customers, self.audit)
         self.jobs = FakeJobs()
         self.documents = FakeDocuments()

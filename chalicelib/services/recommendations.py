@@ -1,0 +1,222 @@
+"""Recommendation use cases: count co-purchases from the interactions stream exactly once in
+effect, and answer related products and a customer's recommendations from those counts, their
+habits and the catalogue (Queries and BatchGetItems only, whatever the number of customers)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from chalicelib.domain import storage
+from chalicelib.domain.clock import Clock
+from chalicelib.domain.products import Product
+from chalicelib.domain.recommendations import (
+    Recommendation,
+    Related,
+    confidence,
+    new_pairs,
+    popular,
+    recommend,
+)
+from chalicelib.errors import NotFound
+from chalicelib.services.ports import CoPurchases, Interactions, Loyalty, Products
+from chalicelib.store.pagination import CursorCodec, Page, page_of
+
+PARTNERS_PER_WRITE = 48  # what one transaction holds (store/co_purchases.py)
+# A customer's recommendations are built from a bounded number of reads: their first habits
+# (due soonest first), the best pairs of their most recently bought SKUs, their returns, the
+# catalogue entries of all those SKUs; or, with no purchase, the most-bought SKUs. The ranked
+# list is then paged by offset (a signed cursor), at most RANKED long.
+SOURCES = 10
+PAIRS_PER_SOURCE = 20
+HABITS_READ = 100
+RETURNS_PAGE = 100
+RETURNS_PAGES = 10
+RANKED = 100
+
+
+@dataclass(frozen=True)
+class PurchaseSeen:
+    """The SKUs of one purchase as a stream record carries it."""
+
+    record_id: str
+    customer_id: str
+    skus: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RelatedProduct:
+    product: Product
+    co_purchases: int
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Recommended:
+    product: Product
+    recommendation: Recommendation
+
+
+class RecommendationService:
+    def __init__(
+        self,
+        co_purchases: CoPurchases,
+        loyalty: Loyalty,
+        products: Products,
+        interactions: Interactions,
+        clock: Clock,
+        cursors: CursorCodec | None = None,
+        min_support: int = 2,
+        window_days: int = 7,
+    ) -> None:
+        self._counts = co_purchases
+        self._loyalty = loyalty
+        self._products = products
+        self._interactions = interactions
+        self._clock = clock
+        self._cursors = cursors
+        self._min_support = min_support
+        self._window_days = window_days
+
+    def apply(self, purchases: Iterable[PurchaseSeen]) -> dict[str, Exception]:
+        """Count the first purchase of each SKU by each customer: the SKU's buyers, and a pair
+        both ways with every SKU the customer bought before; returns the failures by record id.
+        A customer without a profile (deleted) is skipped: the counts are anonymous anyway."""
+        failures: dict[str, Exception] = {}
+        bought: dict[str, set[str]] = {}
+        gone: set[str] = set()
+        for purchase in purchases:
+            customer_id = purchase.customer_id
+            if customer_id in gone:
+                continue
+            try:
+                if customer_id not in bought:
+                    bought[customer_id] = self._counts.bought(customer_id)
+                have = bought[customer_id]
+                for sku in sorted(purchase.skus - have):
+                    self._count_first(customer_id, sku, have)
+                    have.add(sku)
+            except storage.ConditionFailed:
+                gone.add(customer_id)
+            except Exception as error:  # this record fails alone, and is delivered again
+                bought.pop(customer_id, None)
+                failures[purchase.record_id] = error
+        return failures
+
+    def _count_first(self, customer_id: str, sku: str, bought: set[str]) -> None:
+        """In as many transactions as the pairs need, each with a guard of its own, the SKU's
+        buyer count last: a replay after any of them counts only what is left."""
+        partners = new_pairs(bought, sku)
+        if len(partners) > PARTNERS_PER_WRITE:
+            # The SKUs bought before only grow, so an earlier attempt chunked them too.
+            done = self._counts.paired(customer_id, sku)
+            covered = set().union(*done.values())
+            left = [p for p in partners if p not in covered]
+            chunk = max(done, default=-1) + 1
+            while len(left) > PARTNERS_PER_WRITE:
+                self._once(
+                    lambda c=chunk, p=left[:PARTNERS_PER_WRITE]: self._counts.count_pairs(
+                        customer_id, sku, c, p
+                    )
+                )
+                left, chunk = left[PARTNERS_PER_WRITE:], chunk + 1
+            partners = left
+        self._once(lambda: self._counts.count_buyer(customer_id, sku, partners))
+
+    @staticmethod
+    def _once(write) -> None:
+        with contextlib.suppress(storage.AlreadyExists):  # counted by an earlier delivery
+            write()
+
+    def related(self, sku: str, limit: int, cursor: str | None, *, active_only: bool) -> Page[RelatedProduct]:
+        """The products bought with `sku` by at least `min_support` customers, most first."""
+        product = self._products.get(sku)
+        if product is None or (active_only and not product.active):
+            raise NotFound(f"No product has the sku {sku!r}.")
+        buyers = self._counts.buyers([sku]).get(sku, 0)
+        page = page_of(
+            self._cursors,
+            f"related:{sku}",
+            cursor,
+            lambda start: self._counts.pairs(sku, self._min_support, limit, start),
+        )
+        catalogue = self._products.get_many(other for other, _ in page.items)
+        items = [
+            RelatedProduct(catalogue[other], count, confidence(count, buyers))
+            for other, count in page.items
+            if other in catalogue and (catalogue[other].active or not active_only)
+        ]
+        return Page(items, page.next_cursor)
+
+    def for_customer(self, customer_id: str, limit: int, cursor: str | None = None) -> Page[Recommended]:
+        """A customer's recommendations, ranked (domain/recommendations.py), a page at a time."""
+        customer, _ = self._loyalty.get_with_profile(customer_id)
+        if customer is None:
+            raise NotFound(f"No customer has the id {customer_id!r}.")
+        return page_of(
+            self._cursors,
+            f"recommendations:{customer_id}",
+            cursor,
+            lambda start: _offset_page(self._ranked(customer_id), limit, start),
+        )
+
+    def _ranked(self, customer_id: str) -> list[Recommended]:
+        habits = self._loyalty.first_habits(customer_id, HABITS_READ)
+        if not habits:
+            most_bought = self._counts.popular(RANKED)
+            catalogue = self._products.get_many(sku for sku, _ in most_bought)
+            ranked = popular(most_bought, {s for s, p in catalogue.items() if p.active})
+            return [Recommended(catalogue[r.sku], r) for r in ranked]
+        recent = sorted(habits, key=lambda h: (h.last_purchase_at, h.sku), reverse=True)
+        sources = [h.sku for h in recent[:SOURCES]]
+        buyers = self._counts.buyers(sources)
+        related = [
+            Related(other, source, count, buyers.get(source, 0))
+            for source in sources
+            for other, count in self._counts.pairs(source, self._min_support, PAIRS_PER_SOURCE, None)[0]
+        ]
+        catalogue = self._products.get_many([h.sku for h in habits] + [r.sku for r in related])
+        active = {sku for sku, product in catalogue.items() if product.active}
+        ranked = recommend(
+            habits,
+            related,
+            self._returned(customer_id),
+            active,
+            self._clock.now(),
+            self._window_days,
+            also_bought=self._bought_beyond(customer_id, habits, related),
+        )
+        return [Recommended(catalogue[r.sku], r) for r in ranked[:RANKED]]
+
+    def _bought_beyond(self, customer_id: str, habits: list, related: list[Related]) -> set[str]:
+        """Of the candidates, those the customer bought among the habits not read (a customer of
+        more than HABITS_READ SKUs): one BatchGetItem of their habit items."""
+        if len(habits) < HABITS_READ:
+            return set()
+        candidates = {r.sku for r in related} - {h.sku for h in habits}
+        loaded = self._loyalty.load([], habits=[(customer_id, sku) for sku in sorted(candidates)])
+        return {sku for (_, sku), habit in loaded.habits.items() if habit is not None}
+
+    def _returned(self, customer_id: str) -> dict[str, int]:
+        """Units returned per SKU, from the customer's newest returns (Queries of GSI by_type,
+        at most RETURNS_PAGES of them: a request's reads stay bounded)."""
+        returned: dict[str, int] = {}
+        start = None
+        for _ in range(RETURNS_PAGES):
+            page, start = self._interactions.timeline(customer_id, "return", RETURNS_PAGE, start)
+            for interaction in page:
+                for line in interaction.items:
+                    returned[line.sku] = returned.get(line.sku, 0) + line.quantity
+            if start is None:
+                break
+        return returned
+
+
+def _offset_page(
+    ranked: list[Recommended], limit: int, start: dict | None
+) -> tuple[list[Recommended], dict | None]:
+    """A page of a ranked list by position: the cursor holds the offset of the next item."""
+    offset = int((start or {}).get("offset", 0))
+    end = offset + limit
+    return ranked[offset:end], {"offset": end} if end < len(ranked) else None
