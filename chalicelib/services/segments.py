@@ -85,9 +85,8 @@ class SegmentService:
             ) from None
 
     def members(self, segment_id: str, limit: int, cursor: str | None) -> Page[MemberView]:
-        """A page of members: one Query of one shard of the segment's index, and one
-        BatchGetItem of their profiles. A page ends at the end of a shard (it may hold fewer
-        than `limit`, even none): `next_cursor` goes on in the next shard."""
+        """A page of members: one Query of the segment's index (one more at each shard's end the
+        page reaches) and one BatchGetItem of their profiles."""
         self.get(segment_id, counted=False)
         page = page_of(
             self._cursors,

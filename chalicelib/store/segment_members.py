@@ -175,16 +175,25 @@ class MembershipRepository:
         )
 
     def members(self, segment_id: str, limit: int, start: Key | None) -> tuple[list[Member], Key | None]:
-        """A page of the segment's members: one Query of GSI by_segment, in one shard (a page
-        that reaches the end of a shard ends there: the cursor goes on in the next one)."""
+        """A page of the segment's members, shard after shard: one Query of GSI by_segment, and
+        one more each time the page reaches the end of a shard before it is full (so a whole
+        walk costs its pages plus at most MEMBER_SHARDS Queries, whatever the segment's size)."""
         shard = int(start["shard"]) if start else 0
-        rows = MembershipModel.by_segment.query(
-            f"{segment_id}#{shard}", limit=limit, last_evaluated_key=start.get("key") if start else None
-        )
-        found = [Member(row.customer_id, parse_rfc3339(row.joined_at)) for row in rows]
-        if rows.last_evaluated_key is not None:
-            return found, {"shard": shard, "key": rows.last_evaluated_key}
-        return found, ({"shard": shard + 1, "key": None} if shard + 1 < MEMBER_SHARDS else None)
+        key = start.get("key") if start else None
+        found: list[Member] = []
+        while True:
+            rows = MembershipModel.by_segment.query(
+                f"{segment_id}#{shard}", limit=limit - len(found), last_evaluated_key=key
+            )
+            found += [Member(row.customer_id, parse_rfc3339(row.joined_at)) for row in rows]
+            key = rows.last_evaluated_key
+            if key is not None:
+                return found, {"shard": shard, "key": key}
+            shard += 1
+            if shard == MEMBER_SHARDS:
+                return found, None
+            if len(found) == limit:
+                return found, {"shard": shard, "key": None}
 
     def members_of_shard(self, segment_id: str, shard: int) -> Iterator[str]:
         for row in MembershipModel.by_segment.query(

@@ -137,16 +137,11 @@ class FakeSegments:
         self.writes += 1
 
     def members(self, segment_id: str, limit: int, start: Key | None) -> tuple[list[Member], Key | None]:
-        shard = start["shard"] if start else 0
         rows = sorted(
-            Member(cid, joined[segment_id])
-            for cid, joined in self.joined.items()
-            if segment_id in joined and shard_of(cid, MEMBER_SHARDS) == shard
+            (Member(cid, joined[segment_id]) for cid, joined in self.joined.items() if segment_id in joined),
+            key=lambda m: (shard_of(m.customer_id, MEMBER_SHARDS), m.customer_id),
         )
-        found, key = page(rows, limit, start.get("key") if start else None, lambda m: m.customer_id)
-        if key is not None:
-            return found, {"shard": shard, "key": key}
-        return found, ({"shard": shard + 1, "key": None} if shard + 1 < MEMBER_SHARDS else None)
+        return page(rows, limit, start, lambda m: m.customer_id)
 
     def members_of_shard(self, segment_id: str, shard: int) -> Iterator[str]:
         for cid, joined in sorted(self.joined.items()):
