@@ -139,10 +139,26 @@ def test_the_loyalty_write_under_one_customer_partition_streams_each_item_and_te
     for record in records:
         assert_lambda_shape(record, table, {"pk", "sk"})
     # One transaction: the aggregates, the SKU's habit and a guard per purchase, all under the
-    # customer's key.
-    assert {r["dynamodb"]["Keys"]["pk"]["S"] for r in records} == {f"CUSTOMER#{customer['id']}"}
-    kinds = sorted((r["eventName"], r["dynamodb"]["Keys"]["sk"]["S"].split("#")[0]) for r in records)
-    assert kinds == [("INSERT", "APPLIED"), ("INSERT", "APPLIED"), ("INSERT", "HABIT"), ("INSERT", "LOYALTY")]
+    # customer's key; then, from the same batch, the co-purchase counts: the SKU's first buyer
+    # (anonymous, under the product) and the customer's guard of it.
+    keys = sorted(
+        (r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"], r["dynamodb"]["Keys"]["sk"]["S"]) for r in records
+    )
+    own = f"CUSTOMER#{customer['id']}"
+    loyalty_kinds = sorted(
+        (name, sk.split("#")[0]) for name, pk, sk in keys if pk == own and not sk.startswith("BOUGHT#")
+    )
+    assert loyalty_kinds == [
+        ("INSERT", "APPLIED"),
+        ("INSERT", "APPLIED"),
+        ("INSERT", "HABIT"),
+        ("INSERT", "LOYALTY"),
+    ]
+    sku = _purchase(1, "300.00")["items"][0]["sku"]
+    assert [k for k in keys if k[1] != own or k[2].startswith("BOUGHT#")] == [
+        ("INSERT", own, f"BOUGHT#{sku}"),
+        ("INSERT", f"PRODUCT#{sku}", "BUYERS"),
+    ]
     loyalty = _loyalty(api, customer["id"])
     assert loyalty["tier"] == "silver", loyalty  # two purchases today, 600 EUR: R 5, F 2, M 3 → 58
 
