@@ -301,7 +301,7 @@ def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool, api_pro
             # The consumers catch up before the stack says it is ready, so the demo data's
             # loyalty is there and a new write is consumed within a second.
             consumers.drain(timeout=300)
-            steps.done("demo data consumed (loyalty, habits, cases, acknowledgements)")
+            steps.done("demo data consumed (loyalty, habits, cases, co-purchases, segments)")
         schedules = ", ".join(sorted(_schedule_names(app))) or "none in this app"
         store = f"DynamoDB Local on {dynamodb_url}" if dynamodb_url else f"moto on {HOST}:{aws_port}"
         lines = [
