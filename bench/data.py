@@ -142,6 +142,42 @@ def write_segment(segment_id: str, members: list[str]) -> None:
             )
 
 
+SCALE_PRODUCT = "SKU-BENCH-0"
+SCALE_PARTNERS = 30  # products bought with SCALE_PRODUCT: fixed at every size
+
+
+def write_related_products() -> None:
+    """A product bought with SCALE_PARTNERS others (counts written directly, as the loyalty
+    consumer would leave them), all in the catalogue."""
+    from chalicelib.domain.products import Product
+    from chalicelib.store.keys import BUYERS_SK, PAIR_PREFIX, popular_pk
+    from chalicelib.store.models import BuyersModel, PairModel
+    from chalicelib.store.products import ProductModel
+    from chalicelib.store.products import _to_model as product_model
+
+    skus = [f"SKU-BENCH-{n}" for n in range(SCALE_PARTNERS + 1)]
+    with ProductModel.batch_write() as batch:
+        for sku in skus:
+            batch.save(
+                product_model(
+                    Product(sku, {"en": f"Bench {sku}"}, Decimal("9.90"), "EUR", EPOCH, EPOCH, True, 1)
+                )
+            )
+    BuyersModel(
+        f"PRODUCT#{SCALE_PRODUCT}", BUYERS_SK, popular_pk=popular_pk(SCALE_PRODUCT), buyers=100
+    ).save()
+    with PairModel.batch_write() as batch:
+        for n, other in enumerate(skus[1:]):
+            batch.save(
+                PairModel(
+                    f"PRODUCT#{SCALE_PRODUCT}",
+                    f"{PAIR_PREFIX}{other}",
+                    pair_of=SCALE_PRODUCT,
+                    co_purchases=2 + n,
+                )
+            )
+
+
 def filler_name(rng: random.Random) -> str:
     """One word (one search entry) that does not start with the query's initial."""
     return rng.choice(_FILLER_INITIALS).upper() + "".join(
@@ -254,6 +290,7 @@ class ScaleData:
             filler_customers(rng, small - self.writer.items, EPOCH + timedelta(days=1))
         )
         write_segment(SCALE_SEGMENT, [target.id, *fixed, *filler])
+        write_related_products()
         self.interactions += write_interactions(
             new_interaction(target.id, EPOCH - timedelta(hours=i), note=f"note {i}")
             for i in range(SCALE_TIMELINE)

@@ -393,6 +393,7 @@ def scale(
         "name search": "/customers?q=vik&limit=25",
         "tier listing": "/customers?tier=platinum&limit=25",
         "segment members": f"/segments/{data.SCALE_SEGMENT}/members?limit=25",
+        "related products": f"/products/{data.SCALE_PRODUCT}/related?limit=25",
     }
     details: dict[tuple[str, str], dict] = {}
 
