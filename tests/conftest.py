@@ -186,6 +186,7 @@ def aws_client(service: str):
 
 
 @functools.cache
+@functools.cache  # a table's keys never change in a session: one DescribeTable, not one a test
 def _key_names(table_name: str) -> tuple[str, ...]:
     table = aws_client("dynamodb").describe_table(TableName=table_name)["Table"]
     return tuple(k["AttributeName"] for k in table["KeySchema"])
