@@ -1,11 +1,8 @@
 """What the services need of storage, mail and queues: one Protocol per role a repository plays,
-with only the methods the services call. The PynamoDB repositories in store/ implement them, and
-so do the in-memory fakes of the unit tests (tests/unit/fakes.py).
-
-Every repository answers what it could not do with the exceptions of domain/storage.py.
-`Transaction` is the store's transaction as a repository hands it to a collaborator that adds
-to it (a sign-in link written with the customer it names): the services only pass it on.
-"""
+with only the methods the services call, implemented by the repositories in store/ and by the
+in-memory fakes of tests/unit/fakes/. Every repository answers what it could not do with the
+exceptions of domain/storage.py. `Transaction` is the store's transaction as a repository hands
+it to a collaborator that adds to it: the services only pass it on."""
 
 from __future__ import annotations
 
@@ -208,6 +205,12 @@ class Loyalty(Protocol):
     def get_with_profile(self, customer_id: str) -> tuple[Customer | None, StoredLoyalty | None]: ...
 
     def first_habits(self, customer_id: str, limit: int) -> list[SkuHabit]: ...
+
+    def habits_due_by(self, customer_id: str, moment: datetime, limit: int) -> list[SkuHabit]: ...
+
+    def habits_expected_after(self, customer_id: str, moment: datetime, limit: int) -> list[SkuHabit]: ...
+
+    def latest_single_habits(self, customer_id: str, limit: int) -> list[SkuHabit]: ...
 
     def habits_page(
         self, customer_id: str, limit: int, start: Key | None, kept: Mapping[str, SkuHabit]

@@ -5,11 +5,15 @@ habits and the catalogue (Queries and BatchGetItems only, whatever the number of
 from __future__ import annotations
 
 import contextlib
+import random
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from chalicelib.domain import storage
-from chalicelib.domain.clock import Clock
+from chalicelib.domain.clock import Clock, Deadline, OutOfTime
+from chalicelib.domain.loyalty.habits import SkuHabit
 from chalicelib.domain.products import Product
 from chalicelib.domain.recommendations import (
     Recommendation,
@@ -19,7 +23,7 @@ from chalicelib.domain.recommendations import (
     popular,
     recommend,
 )
-from chalicelib.errors import NotFound
+from chalicelib.errors import NotFound, ServiceBusy
 from chalicelib.services.ports import CoPurchases, Interactions, Loyalty, Products
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
@@ -34,6 +38,8 @@ HABITS_READ = 100
 RETURNS_PAGE = 100
 RETURNS_PAGES = 10
 RANKED = 100
+BUSY_ATTEMPTS = 4
+BUSY_BACKOFF_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -79,14 +85,19 @@ class RecommendationService:
         self._min_support = min_support
         self._window_days = window_days
 
-    def apply(self, purchases: Iterable[PurchaseSeen]) -> dict[str, Exception]:
+    def apply(
+        self, purchases: Iterable[PurchaseSeen], deadline: Deadline | None = None
+    ) -> dict[str, Exception]:
         """Count the first purchase of each SKU by each customer: the SKU's buyers, and a pair
         both ways with every SKU the customer bought before; returns the failures by record id.
-        A customer without a profile (deleted) is skipped: the counts are anonymous anyway."""
+        A customer without a profile (deleted) is skipped: the counts are anonymous anyway.
+        Past the `deadline` (the invocation's time), the records not yet counted fail: they
+        come again, and the guards keep what was counted."""
         failures: dict[str, Exception] = {}
         bought: dict[str, set[str]] = {}
         gone: set[str] = set()
-        for purchase in purchases:
+        purchases = list(purchases)
+        for n, purchase in enumerate(purchases):
             customer_id = purchase.customer_id
             if customer_id in gone:
                 continue
@@ -95,16 +106,19 @@ class RecommendationService:
                     bought[customer_id] = self._counts.bought(customer_id)
                 have = bought[customer_id]
                 for sku in sorted(purchase.skus - have):
-                    self._count_first(customer_id, sku, have)
+                    self._count_first(customer_id, sku, have, deadline)
                     have.add(sku)
             except storage.ConditionFailed:
                 gone.add(customer_id)
+            except OutOfTime as error:
+                failures.update({p.record_id: error for p in purchases[n:] if p.customer_id not in gone})
+                break
             except Exception as error:  # this record fails alone, and is delivered again
                 bought.pop(customer_id, None)
                 failures[purchase.record_id] = error
         return failures
 
-    def _count_first(self, customer_id: str, sku: str, bought: set[str]) -> None:
+    def _count_first(self, customer_id: str, sku: str, bought: set[str], deadline: Deadline | None) -> None:
         """In as many transactions as the pairs need, each with a guard of its own, the SKU's
         buyer count last: a replay after any of them counts only what is left."""
         partners = new_pairs(bought, sku)
@@ -118,16 +132,30 @@ class RecommendationService:
                 self._once(
                     lambda c=chunk, p=left[:PARTNERS_PER_WRITE]: self._counts.count_pairs(
                         customer_id, sku, c, p
-                    )
+                    ),
+                    deadline,
                 )
                 left, chunk = left[PARTNERS_PER_WRITE:], chunk + 1
             partners = left
-        self._once(lambda: self._counts.count_buyer(customer_id, sku, partners))
+        self._once(lambda: self._counts.count_buyer(customer_id, sku, partners), deadline)
 
     @staticmethod
-    def _once(write) -> None:
-        with contextlib.suppress(storage.AlreadyExists):  # counted by an earlier delivery
-            write()
+    def _once(write, deadline: Deadline | None) -> None:
+        """One guarded write. A SKU's counts are items every first buyer of it writes, so
+        transactions on them cancel each other (TransactionConflict) when many buy it at once:
+        after the store's own retries, wait longer and send it again, rather than fail the
+        record (which would run the whole batch again)."""
+        for attempt in range(BUSY_ATTEMPTS):
+            if deadline is not None:
+                deadline.check()
+            try:
+                with contextlib.suppress(storage.AlreadyExists):  # counted by an earlier delivery
+                    write()
+                return
+            except ServiceBusy:
+                if attempt == BUSY_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0, BUSY_BACKOFF_S * 2**attempt))  # noqa: S311
 
     def related(self, sku: str, limit: int, cursor: str | None, *, active_only: bool) -> Page[RelatedProduct]:
         """The products bought with `sku` by at least `min_support` customers, most first."""
@@ -151,18 +179,34 @@ class RecommendationService:
 
     def for_customer(self, customer_id: str, limit: int, cursor: str | None = None) -> Page[Recommended]:
         """A customer's recommendations, ranked (domain/recommendations.py), a page at a time."""
-        customer, _ = self._loyalty.get_with_profile(customer_id)
+        customer, stored = self._loyalty.get_with_profile(customer_id)
         if customer is None:
             raise NotFound(f"No customer has the id {customer_id!r}.")
         return page_of(
             self._cursors,
             f"recommendations:{customer_id}",
             cursor,
-            lambda start: _offset_page(self._ranked(customer_id), limit, start),
+            lambda start: _offset_page(self._ranked(customer_id, stored), limit, start),
         )
 
-    def _ranked(self, customer_id: str) -> list[Recommended]:
-        habits = self._loyalty.first_habits(customer_id, HABITS_READ)
+    def _habits(self, customer_id: str, stored) -> tuple[list[SkuHabit], int]:
+        """The habits that can rank, from bounded reads (and how many the customer has): repeat
+        habits expected by the end of the window, latest first (those due, then the least
+        overdue), the soonest expected after it, and the SKUs bought once most recently; with
+        any habits still kept inside the aggregates item (written before habits had items)."""
+        horizon = self._clock.now() + timedelta(days=self._window_days)
+        read = (
+            self._loyalty.habits_due_by(customer_id, horizon, HABITS_READ)
+            + self._loyalty.habits_expected_after(customer_id, horizon, SOURCES)
+            + self._loyalty.latest_single_habits(customer_id, SOURCES)
+        )
+        kept = dict(stored.aggregates.skus) if stored is not None else {}
+        habits = list((kept | {h.sku: h for h in read}).values())
+        count = max(stored.aggregates.sku_count, len(habits)) if stored is not None else len(habits)
+        return habits, count
+
+    def _ranked(self, customer_id: str, stored) -> list[Recommended]:
+        habits, count = self._habits(customer_id, stored)
         if not habits:
             most_bought = self._counts.popular(RANKED)
             catalogue = self._products.get_many(sku for sku, _ in most_bought)
@@ -185,14 +229,14 @@ class RecommendationService:
             active,
             self._clock.now(),
             self._window_days,
-            also_bought=self._bought_beyond(customer_id, habits, related),
+            also_bought=self._bought_beyond(customer_id, habits, count, related),
         )
         return [Recommended(catalogue[r.sku], r) for r in ranked[:RANKED]]
 
-    def _bought_beyond(self, customer_id: str, habits: list, related: list[Related]) -> set[str]:
+    def _bought_beyond(self, customer_id: str, habits: list, count: int, related: list[Related]) -> set[str]:
         """Of the candidates, those the customer bought among the habits not read (a customer of
-        more than HABITS_READ SKUs): one BatchGetItem of their habit items."""
-        if len(habits) < HABITS_READ:
+        more SKUs than were read): one BatchGetItem of their habit items."""
+        if count <= len(habits):
             return set()
         candidates = {r.sku for r in related} - {h.sku for h in habits}
         loaded = self._loyalty.load([], habits=[(customer_id, sku) for sku in sorted(candidates)])

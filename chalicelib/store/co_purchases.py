@@ -43,7 +43,10 @@ class CoPurchaseRepository:
     def bought(self, customer_id: str) -> set[str]:
         """The SKUs whose counts hold this customer (a strongly consistent Query)."""
         query = BoughtModel.query(
-            customer_pk(customer_id), BoughtModel.sk.startswith(BOUGHT_PREFIX), consistent_read=True
+            customer_pk(customer_id),
+            BoughtModel.sk.startswith(BOUGHT_PREFIX),
+            consistent_read=True,
+            attributes_to_get=["sk"],
         )
         return {item.sk.removeprefix(BOUGHT_PREFIX) for item in query}
 
@@ -73,7 +76,8 @@ class CoPurchaseRepository:
     ) -> None:
         if len(partners) > PARTNERS_PER_WRITE:
             raise ValueError(f"at most {PARTNERS_PER_WRITE} partners a transaction")
-        guard.partners = set(partners) or None
+        # Only a chunk's guard needs its partners (a replay reads them); BOUGHT# is the SKU's end.
+        guard.partners = (set(partners) or None) if not buyer else None
         try:
             with transaction(self._region) as t:
                 t.condition_check(

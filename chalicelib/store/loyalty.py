@@ -18,7 +18,7 @@ from datetime import datetime
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from chalicelib.domain import storage
-from chalicelib.domain.clock import Deadline
+from chalicelib.domain.clock import Deadline, to_rfc3339
 from chalicelib.domain.customers import Customer
 from chalicelib.domain.loyalty.aggregates import Aggregates
 from chalicelib.domain.loyalty.contributions import Contribution
@@ -254,6 +254,30 @@ class LoyaltyRepository:
         """The customer's first `limit` habits in `SkuHabit.order`: next expected purchase
         first (one Query of GSI by_habit_due)."""
         rows = HabitModel.by_habit_due.query(customer_id, limit=limit)
+        return [stored_habit_of(item).habit for item in rows]
+
+    def habits_due_by(self, customer_id: str, moment: datetime, limit: int) -> list[SkuHabit]:
+        """The customer's repeat habits next expected by `moment`, the latest first (so those
+        due soonest, then those least overdue): one Query of GSI by_habit_due."""
+        upper = f"0#{to_rfc3339(moment, timespec='microseconds')}#~"
+        rows = HabitModel.by_habit_due.query(
+            customer_id, HabitModel.habit_due_sk.between("0#", upper), scan_index_forward=False, limit=limit
+        )
+        return [stored_habit_of(item).habit for item in rows]
+
+    def habits_expected_after(self, customer_id: str, moment: datetime, limit: int) -> list[SkuHabit]:
+        """The customer's repeat habits next expected after `moment`, the soonest first."""
+        lower = f"0#{to_rfc3339(moment, timespec='microseconds')}#~"
+        rows = HabitModel.by_habit_due.query(
+            customer_id, HabitModel.habit_due_sk.between(lower, "0#~"), limit=limit
+        )
+        return [stored_habit_of(item).habit for item in rows]
+
+    def latest_single_habits(self, customer_id: str, limit: int) -> list[SkuHabit]:
+        """The customer's SKUs bought once, the most recently bought first (one Query)."""
+        rows = HabitModel.by_habit_due.query(
+            customer_id, HabitModel.habit_due_sk.startswith("1#"), scan_index_forward=False, limit=limit
+        )
         return [stored_habit_of(item).habit for item in rows]
 
     def habits_page(

@@ -161,3 +161,63 @@ def test_customers_see_related_active_products_only_and_staff_see_all(service, s
 def test_purchases_of_a_deleted_customer_count_nothing_and_fail_nothing(service, store):
     assert service.apply([PurchaseSeen("1", "cus_gone", frozenset({"TEA", "MUG"}))]) == {}
     assert store.co_purchases.buyer_counts == {}
+
+
+def test_a_due_habit_is_found_behind_a_hundred_long_stopped_ones(service, store, clock, catalogue):
+    asa = customer(store, clock, "cus_asa")
+    for n in range(120):  # bought every 10 days, long ago: overdue by far more than twice that
+        bought(store, clock, asa, f"STALE-{n:03d}", times=3, due_in=-400 - n)
+    bought(store, clock, asa, "TEA", times=3, due_in=2)
+    items = service.for_customer(asa, 10).items
+    assert [(r.product.sku, r.recommendation.reason) for r in items] == [("TEA", "repurchase_due")]
+
+
+def test_habits_still_kept_inside_the_aggregates_item_count_as_bought(service, store, clock, catalogue):
+    from chalicelib.domain.loyalty.aggregates import Aggregates
+    from chalicelib.store.loyalty import StoredLoyalty
+
+    asa = customer(store, clock, "cus_asa")
+    last = clock.now() - timedelta(days=8)
+    tea = SkuHabit("TEA", "Tea", 2, 2, last - timedelta(days=10), last, "int_1")  # due in 2 days
+    aggregates = Aggregates(purchase_count=2, last_purchase_at=last, skus={"TEA": tea}, sku_count=1)
+    store.loyalty.aggregates[asa] = StoredLoyalty(asa, aggregates, "bronze", 10, clock.now(), 1)
+    items = service.for_customer(asa, 10).items
+    assert [(r.product.sku, r.recommendation.reason) for r in items] == [("TEA", "repurchase_due")]
+
+
+def test_counting_past_the_deadline_fails_what_is_left_and_the_redelivery_counts_it_once(
+    service, store, clock
+):
+    from chalicelib.domain.clock import Deadline
+
+    for cid in ("cus_a", "cus_b"):
+        customer(store, clock, cid)
+    purchases = [
+        PurchaseSeen("1", "cus_a", frozenset({"TEA", "MUG"})),
+        PurchaseSeen("2", "cus_b", frozenset({"TEA"})),
+    ]
+    failures = service.apply(purchases, Deadline(-1))
+    assert set(failures) == {"1", "2"} and store.co_purchases.buyer_counts == {}
+    assert service.apply(purchases) == {}
+    assert store.co_purchases.buyer_counts == {"TEA": 2, "MUG": 1}
+
+
+def test_a_count_that_keeps_losing_to_other_buyers_is_sent_again_before_it_fails(
+    service, store, clock, monkeypatch
+):
+    from chalicelib.errors import ServiceBusy
+    from chalicelib.services import recommendations
+
+    monkeypatch.setattr(recommendations, "BUSY_BACKOFF_S", 0)
+    customer(store, clock, "cus_a")
+    real, calls = store.co_purchases.count_buyer, []
+
+    def busy_twice(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise ServiceBusy("conflict")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store.co_purchases, "count_buyer", busy_twice)
+    assert service.apply([PurchaseSeen("1", "cus_a", frozenset({"TEA"}))]) == {}
+    assert store.co_purchases.buyer_counts == {"TEA": 1} and len(calls) == 3

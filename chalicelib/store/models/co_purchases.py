@@ -61,8 +61,8 @@ class PairModel(Model):
 
 class BoughtModel(Model):
     """A customer's guards: sk BOUGHT#<sku> once the SKU's buyer count and all its pairs are
-    counted (its partners counted last, in `partners`), sk PAIRED#<sku>#<chunk> for each chunk
-    of pairs counted before that (`partners`: the other SKUs of the chunk)."""
+    counted, sk PAIRED#<sku>#<chunk> for each chunk of pairs counted before that (`partners`:
+    the other SKUs of the chunk, which a replay reads)."""
 
     class Meta(TableMeta):
         table_name = settings.customers_table

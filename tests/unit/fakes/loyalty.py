@@ -117,6 +117,20 @@ class FakeLoyalty:
     def first_habits(self, customer_id: str, limit: int) -> list[SkuHabit]:
         return sorted(self._habits_of(customer_id), key=lambda h: h.order)[:limit]
 
+    def habits_due_by(self, customer_id: str, moment: datetime, limit: int) -> list[SkuHabit]:
+        due = [h for h in self._habits_of(customer_id) if h.next_expected_at and h.next_expected_at <= moment]
+        return sorted(due, key=lambda h: (h.next_expected_at, h.sku), reverse=True)[:limit]
+
+    def habits_expected_after(self, customer_id: str, moment: datetime, limit: int) -> list[SkuHabit]:
+        later = [
+            h for h in self._habits_of(customer_id) if h.next_expected_at and h.next_expected_at > moment
+        ]
+        return sorted(later, key=lambda h: (h.next_expected_at, h.sku))[:limit]
+
+    def latest_single_habits(self, customer_id: str, limit: int) -> list[SkuHabit]:
+        once = [h for h in self._habits_of(customer_id) if h.next_expected_at is None]
+        return sorted(once, key=lambda h: (h.last_purchase_at, h.sku), reverse=True)[:limit]
+
     def habits_page(
         self, customer_id: str, limit: int, start: Key | None, kept: Mapping[str, SkuHabit]
     ) -> tuple[list[SkuHabit], Key | None]:
