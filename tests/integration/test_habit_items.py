@@ -33,7 +33,7 @@ def _no_co_purchase_counts(monkeypatch):
     # customer of 120 SKUs included, is tested in tests/integration/test_co_purchase_consumer.py.
     from chalicelib.services.recommendations import RecommendationService
 
-    monkeypatch.setattr(RecommendationService, "apply", lambda self, purchases: {})
+    monkeypatch.setattr(RecommendationService, "apply", lambda self, purchases, deadline=None: {})
 
 
 def _sku(n: int) -> str:
