@@ -23,7 +23,7 @@ make() { command make --no-print-directory -C "$__root" "$@"; }  # the examples 
 curl() {  # counted in a file: a curl in a pipeline or in $(...) runs in a subshell
   local n=$(( $(cat "$__bodies/count" 2>/dev/null || echo 0) + 1 ))
   echo "$n" > "$__bodies/count"
-  command curl "$@" -w "%{stderr}\n::status $n %{http_code}\n" | tee -p "$__bodies/$n"
+  command curl "$@" -w "%{stderr}\n::status $n %{http_code}\n" 2>"$__bodies/$n.status" | tee -p "$__bodies/$n"
 }
 """
 
@@ -119,7 +119,7 @@ def run(
 ) -> list[Outcome]:
     text, examples = script(readme.read_text(encoding="utf-8"), api, control, aws)
     bodies.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
+    subprocess.run(
         ["bash", "-c", text],
         cwd=bodies,  # what the examples write (export.json) stays out of the tree
         env={**_env(), "__bodies": str(bodies), "__root": str(cwd)},
@@ -127,8 +127,10 @@ def run(
         timeout=timeout,
         check=False,
     )
-    # A body echoed to stderr (`| tee /dev/stderr`) may share a line with a status.
-    statuses = {int(n): int(code) for n, code in MARKER.findall(result.stderr.decode("utf-8", "replace"))}
+    # Each curl's status is in a file of its own: on the script's stderr, the bodies the examples
+    # echo there (`| tee /dev/stderr`) could come between.
+    written = "".join(path.read_text("utf-8", "replace") for path in sorted(bodies.glob("*.status")))
+    statuses = {int(n): int(code) for n, code in MARKER.findall(written)}
     return [
         Outcome(
             e,
