@@ -13,6 +13,8 @@ from chalicelib.domain.loyalty.habits import SkuHabit
 REPURCHASE_DUE = "repurchase_due"
 BOUGHT_TOGETHER = "bought_together"
 POPULAR = "popular"
+# A transaction holds at most 100 items: the profile check, the guard, two per partner.
+PARTNERS_PER_WRITE = 48
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,47 @@ class Facts:
     open_complaints: bool = False
 
 
+@dataclass(frozen=True)
+class Member:
+    customer_id: str
+    joined_at: datetime
+
+
+@dataclass(frozen=True)
+class Memberships:
+    """A customer's memberships as one evaluation read them, with the marker's count."""
+
+    evaluations: int | None  # None: never evaluated
+    joined: dict[str, datetime]
+    review_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """Join (at `joined_at`) or leave one segment, as decided from its build `build` (None: the
+    segment is deleted). With `checked`, the write holds only if the definition is still that
+    (or still gone); a customer who is gone leaves whatever the definition."""
+
+    segment_id: str
+    build: int | None
+    joined_at: datetime | None = None
+    checked: bool = True
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A backfill: its build, the pages counted done, their number once the walk has reached
+    the last customer, and when a page was last counted."""
+
+    build: int
+    pages_done: int
+    pages_total: int | None
+    updated_at: datetime | None
+
+    def complete(self, build: int) -> bool:
+        return self.build == build and self.pages_total is not None and self.pages_done >= self.pages_total
+
+
 def _language(tag: str) -> str:
     return tag.split("-", 1)[0].lower()
 

@@ -25,11 +25,9 @@ if TYPE_CHECKING:
     from chalicelib.domain.loyalty.habits import SkuHabit
     from chalicelib.domain.loyalty.scoring import Score
     from chalicelib.domain.products import Product
-    from chalicelib.domain.segments import Segment
+    from chalicelib.domain.segments import Change, Member, Memberships, Progress, Segment
     from chalicelib.store.loyalty import Guard as LoyaltyGuard
     from chalicelib.store.loyalty import GuardKey, HabitKey, Loaded, StoredHabit, StoredLoyalty
-    from chalicelib.store.segment_members import Change, Member, Memberships
-    from chalicelib.store.segments import Progress
 
 Key = dict[str, Any]  # where a page starts: opaque to the services, signed into cursors
 Transaction = Any

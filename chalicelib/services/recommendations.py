@@ -16,6 +16,7 @@ from chalicelib.domain.clock import Clock, Deadline, OutOfTime
 from chalicelib.domain.loyalty.habits import SkuHabit
 from chalicelib.domain.products import Product
 from chalicelib.domain.recommendations import (
+    PARTNERS_PER_WRITE,
     Recommendation,
     Related,
     confidence,
@@ -27,7 +28,6 @@ from chalicelib.errors import NotFound, ServiceBusy
 from chalicelib.services.ports import CoPurchases, Interactions, Loyalty, Products
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
-PARTNERS_PER_WRITE = 48  # what one transaction holds (store/co_purchases.py)
 # A customer's recommendations are built from a bounded number of reads: their first habits
 # (due soonest first), the best pairs of their most recently bought SKUs, their returns, the
 # catalogue entries of all those SKUs; or, with no purchase, the most-bought SKUs. The ranked

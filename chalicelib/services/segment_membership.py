@@ -15,9 +15,11 @@ from itertools import islice
 from chalicelib.domain import storage
 from chalicelib.domain.cases import ACTIVE_STATUSES
 from chalicelib.domain.clock import Clock
+from chalicelib.domain.events import DEFAULT_TIER
 from chalicelib.domain.segments import (
     BUILDING,
     MEMBER_SHARDS,
+    Change,
     Facts,
     Segment,
     matches,
@@ -29,9 +31,7 @@ from chalicelib.errors import ServiceBusy
 from chalicelib.services.ports import Cases, Customers, Loyalty, MembershipStore, SegmentStore, WorkQueue
 from chalicelib.services.versions import retry_lost_races
 from chalicelib.store.pagination import Key
-from chalicelib.store.segment_members import Change
 
-DEFAULT_TIER = "bronze"
 EVALUATE_BATCH = 25  # customers per evaluation message
 BUILD_PAGE = 50  # customers per backfill page
 DROP_BATCH = 200  # memberships a deleted segment's clean-up removes per message

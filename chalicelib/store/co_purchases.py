@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pynamodb.exceptions import TransactWriteError
 
 from chalicelib.domain import storage
+from chalicelib.domain.recommendations import PARTNERS_PER_WRITE
 from chalicelib.store.keys import (
     BOUGHT_PREFIX,
     BUYERS_SK,
@@ -27,9 +28,6 @@ from chalicelib.store.keys import (
 from chalicelib.store.models import BoughtModel, BuyersModel, CustomerModel, PairModel
 from chalicelib.store.pagination import Key, query_page
 from chalicelib.store.transactions import failed_conditions, transaction
-
-# A transaction holds at most 100 items: the profile check, the guard, two per partner.
-PARTNERS_PER_WRITE = 48
 
 
 def product_pk(sku: str) -> str:

@@ -6,14 +6,13 @@ definition being the one the evaluation read (its build; or, to leave a deleted 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 from pynamodb.exceptions import TransactWriteError
 
 from chalicelib.domain import storage
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
-from chalicelib.domain.segments import MEMBER_SHARDS, REVIEW_SHARDS, shard_of
+from chalicelib.domain.segments import MEMBER_SHARDS, REVIEW_SHARDS, Change, Member, Memberships, shard_of
 from chalicelib.store.keys import (
     PROFILE_SK,
     SEGMENT_MARKER_SK,
@@ -22,6 +21,7 @@ from chalicelib.store.keys import (
     customer_pk,
     membership_sk,
 )
+from chalicelib.store.loyalty_items import customer_of
 from chalicelib.store.models import CustomerModel
 from chalicelib.store.models.segments import (
     CustomerSegmentItem,
@@ -37,33 +37,6 @@ from chalicelib.store.transactions import failed_conditions, transaction
 # A transaction holds 100 items: the marker, the profile check, and per change the check of
 # the segment's definition, the membership and its counter.
 CHANGES_PER_WRITE = 32
-
-
-@dataclass(frozen=True)
-class Member:
-    customer_id: str
-    joined_at: datetime
-
-
-@dataclass(frozen=True)
-class Memberships:
-    """A customer's memberships as one evaluation read them, with the marker's count."""
-
-    evaluations: int | None  # None: never evaluated
-    joined: dict[str, datetime]
-    review_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Change:
-    """Join (at `joined_at`) or leave one segment, as decided from its build `build` (None: the
-    segment is deleted). With `checked`, the write holds only if the definition is still that
-    (or still gone); a customer who is gone leaves whatever the definition."""
-
-    segment_id: str
-    build: int | None
-    joined_at: datetime | None = None
-    checked: bool = True
 
 
 class MembershipRepository:
@@ -208,4 +181,4 @@ class MembershipRepository:
                 f"{SEGMENT_REVIEW_PREFIX}{shard}", SegmentMarkerModel.segment_review_at <= to_rfc3339(now)
             )
             for row in rows:
-                yield row.pk.removeprefix("CUSTOMER#")
+                yield customer_of(row.pk)

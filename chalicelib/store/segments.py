@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
 
 from chalicelib.domain import storage
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
-from chalicelib.domain.segments import MEMBER_SHARDS, Rules, Segment
+from chalicelib.domain.segments import MEMBER_SHARDS, Progress, Rules, Segment
 from chalicelib.store.keys import (
     CUSTOMERS_LIST_PK,
     SEGMENT_PREFIX,
@@ -31,20 +31,6 @@ from chalicelib.store.pagination import Key, keys_of, query_page
 from chalicelib.store.transactions import failed_conditions, transaction, versioned_transaction
 
 PAGE_GUARD_LIFETIME = timedelta(days=14)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A backfill: its build, the pages counted done, their number once the walk has reached
-    the last customer, and when a page was last counted."""
-
-    build: int
-    pages_done: int
-    pages_total: int | None
-    updated_at: datetime | None
-
-    def complete(self, build: int) -> bool:
-        return self.build == build and self.pages_total is not None and self.pages_done >= self.pages_total
 
 
 def _segment(item: SegmentModel, counts: dict[str, int] | None = None) -> Segment:

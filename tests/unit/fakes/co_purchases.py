@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from chalicelib.domain import storage
-from chalicelib.store.co_purchases import PARTNERS_PER_WRITE
+from chalicelib.domain.recommendations import PARTNERS_PER_WRITE
 from tests.unit.fakes.base import Key, page
 from tests.unit.fakes.customers import FakeCustomers
 

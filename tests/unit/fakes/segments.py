@@ -8,9 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from chalicelib.domain import storage
-from chalicelib.domain.segments import MEMBER_SHARDS, Segment, shard_of
-from chalicelib.store.segment_members import Change, Member, Memberships
-from chalicelib.store.segments import Progress
+from chalicelib.domain.segments import MEMBER_SHARDS, Change, Member, Memberships, Progress, Segment, shard_of
 from tests.unit.fakes.base import Key, Rivals, page
 from tests.unit.fakes.customers import FakeCustomers
 
