@@ -5,6 +5,7 @@ from chalice import Chalice
 from chalicelib import wiring
 from chalicelib.api import (
     audit,
+    campaigns,
     cases,
     customers,
     email_confirmations,
@@ -17,12 +18,14 @@ from chalicelib.api import (
     openapi,
     products,
     segments,
+    unsubscribe,
 )
 from chalicelib.api import docs as explorer
 from chalicelib.api import erasure as erasure_api
 from chalicelib.api.authentication import authenticate
 from chalicelib.api.middleware import http_middleware
 from chalicelib.config import get_settings
+from chalicelib.events import campaigns as campaign_events
 from chalicelib.events import cases as case_events
 from chalicelib.events import customer_stream, loyalty
 from chalicelib.events import identities as identity_events
@@ -49,9 +52,12 @@ app.register_blueprint(identities.bp)
 app.register_blueprint(jobs.bp)
 app.register_blueprint(products.bp)
 app.register_blueprint(segments.bp)
+app.register_blueprint(campaigns.bp)
+app.register_blueprint(unsubscribe.bp)
 app.register_blueprint(customer_stream.bp)
 app.register_blueprint(loyalty.bp)
 app.register_blueprint(case_events.bp)
 app.register_blueprint(identity_events.bp)
 app.register_blueprint(job_events.bp)
 app.register_blueprint(segment_events.bp)
+app.register_blueprint(campaign_events.bp)

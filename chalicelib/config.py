@@ -24,6 +24,8 @@ class Settings:
     cases_table: str = "crm-local-cases"
     idempotency_table: str = "crm-local-idempotency"
     jobs_table: str = "crm-local-jobs"
+    campaigns_table: str = "crm-local-campaigns"
+    campaign_sends_table: str = "crm-local-campaign-sends"
     # Chalice needs stream ARNs as literals when app.py is imported: the cloud stages set the
     # real ones; locally the event pump finds a handler's stream by the table name in it.
     customers_stream_arn: str = (
@@ -34,6 +36,9 @@ class Settings:
     )
     cases_stream_arn: str = "arn:aws:dynamodb:eu-north-1:000000000000:table/crm-local-cases/stream/local"
     jobs_stream_arn: str = "arn:aws:dynamodb:eu-north-1:000000000000:table/crm-local-jobs/stream/local"
+    campaigns_stream_arn: str = (
+        "arn:aws:dynamodb:eu-north-1:000000000000:table/crm-local-campaigns/stream/local"
+    )
     # "hs256": tokens signed with jwt_secret (local, tests).
     # "cognito": RS256 tokens of a Cognito user pool, keys from jwks_url.
     auth_mode: str = "hs256"
@@ -57,6 +62,7 @@ class Settings:
     follow_up_queue_name: str = "crm-local-follow-ups"
     jobs_queue_name: str = "crm-local-jobs"
     segments_queue_name: str = "crm-local-segments"
+    campaigns_queue_name: str = "crm-local-campaigns"
     # The cloud stages get the bucket's name from the stack (infra/package.py); locally it is
     # the name infra/resources.json gives it in moto's account and region.
     exports_bucket: str = "crm-local-exports-123456789012-eu-north-1"
@@ -85,6 +91,10 @@ class Settings:
             jobs_stream_arn=env.get("CRM_JOBS_STREAM_ARN", defaults.jobs_stream_arn),
             jobs_queue_name=env.get("CRM_JOBS_QUEUE_NAME", defaults.jobs_queue_name),
             segments_queue_name=env.get("CRM_SEGMENTS_QUEUE_NAME", defaults.segments_queue_name),
+            campaigns_table=env.get("CRM_CAMPAIGNS_TABLE", defaults.campaigns_table),
+            campaign_sends_table=env.get("CRM_CAMPAIGN_SENDS_TABLE", defaults.campaign_sends_table),
+            campaigns_stream_arn=env.get("CRM_CAMPAIGNS_STREAM_ARN", defaults.campaigns_stream_arn),
+            campaigns_queue_name=env.get("CRM_CAMPAIGNS_QUEUE_NAME", defaults.campaigns_queue_name),
             exports_bucket=env.get("CRM_EXPORTS_BUCKET", defaults.exports_bucket),
             cases_stream_arn=env.get("CRM_CASES_STREAM_ARN", defaults.cases_stream_arn),
             follow_up_queue_name=env.get("CRM_FOLLOW_UP_QUEUE_NAME", defaults.follow_up_queue_name),

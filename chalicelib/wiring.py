@@ -246,6 +246,7 @@ def erasure_service():
         export_documents(),
         identity_repository(),
         segments=membership_service(),
+        campaign_sends=campaign_send_repository(),
     )
 
 
@@ -350,3 +351,80 @@ def membership_service():
         segments_queue,
         clock,
     )
+
+
+@lru_cache(maxsize=1)
+def campaign_repository():
+    from chalicelib.store.campaigns import CampaignRepository
+
+    return CampaignRepository(get_settings().region)
+
+
+@lru_cache(maxsize=1)
+def campaign_send_repository():
+    from chalicelib.store.campaign_sends import CampaignSendRepository
+
+    return CampaignSendRepository(get_settings().region)
+
+
+def campaigns_queue():
+    from chalicelib.store.queues import SqsWorkQueue
+
+    settings = get_settings()
+    return SqsWorkQueue(settings.campaigns_queue_name, settings.region)
+
+
+@lru_cache(maxsize=1)
+def unsubscribe_links():
+    from chalicelib.domain.unsubscribe import UnsubscribeLinks
+
+    settings = get_settings()
+    if not settings.link_secret:
+        raise RuntimeError("CRM_LINK_SECRET is not set: unsubscribe links cannot be signed")
+    return UnsubscribeLinks(settings.link_secret, settings.public_base_url)
+
+
+def campaign_composer():
+    from chalicelib.services.campaign_messages import Composer
+
+    return Composer(
+        lambda customer_id, kind: recommendation_service().pick(customer_id, kind), unsubscribe_links
+    )
+
+
+def campaign_service():
+    from chalicelib.services.campaigns import CampaignService
+
+    customers, _ = repositories()
+    return CampaignService(
+        campaign_repository(),
+        campaign_send_repository(),
+        lambda segment_id: segment_repository().get(segment_id, counted=False) is not None,
+        customers,
+        campaign_composer(),
+        clock,
+        cursor_codec(),
+    )
+
+
+def campaign_run_service():
+    from chalicelib.services.campaign_runs import CampaignRunService
+
+    customers, _ = repositories()
+    return CampaignRunService(
+        campaign_repository(),
+        campaign_send_repository(),
+        membership_repository(),
+        customers,
+        campaign_composer(),
+        mailer,
+        campaigns_queue,
+        clock,
+    )
+
+
+def unsubscribe_service():
+    from chalicelib.services.unsubscribe import UnsubscribeService
+
+    customers, _ = repositories()
+    return UnsubscribeService(unsubscribe_links(), customers, customer_service().update)

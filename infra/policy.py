@@ -29,7 +29,7 @@ QUEUE_ACTIONS = (
     "sqs:ReceiveMessage",
     "sqs:SendMessage",
 )
-MAIL_ACTIONS = ("ses:SendEmail",)
+MAIL_ACTIONS = ("ses:SendEmail", "ses:SendRawEmail")
 MAIL_IDENTITIES = {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}
 # Objects of the stack's buckets: written in parts, read through presigned URLs (which act with
 # the signer's permissions), deleted; ListBucket on the bucket itself, to find a prefix's objects.

@@ -24,7 +24,7 @@ from chalicelib.api.requests import (
 )
 from chalicelib.api.responses import problem
 from chalicelib.domain.audit import Actor
-from chalicelib.errors import CrmError, Forbidden, NotLinked
+from chalicelib.errors import CrmError, Forbidden, NotLinked, PayloadTooLarge
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class RouteSpec:
     error_headers: tuple[str, ...] = ()
     # The operation's description: what its schemas cannot say (rules across parameters).
     description: str | None = None
+    # False: the body may be left out (it is then read as `{}`).
+    body_required: bool = True
 
 
 ROUTES: list[RouteSpec] = []
@@ -116,11 +118,14 @@ def api_route(
     also: tuple[tuple[int, Any, str], ...] = (),
     error_headers: dict[str, str] | None = None,
     description: str | None = None,
+    body_required: bool = True,
 ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
     """Register a view with its contract. `roles=()` means no authentication; `also` names
-    other success statuses (with their body model and a description) the view may answer;
-    `error_headers` are added to every problem the route answers; `description` documents
-    rules the schemas cannot express. A route without a `body` model refuses a body."""
+        other success statuses (with their body model and a description) the view may answer;
+        `error_headers` are added to every problem the route answers; `description` documents
+        rules the schemas cannot express. A route without a `body` model refuses a body; a `body` that
+    is a map of media type to JSON Schema (not JSON) is documented, not parsed; with
+    `body_required=False` an empty body is read as `{}`."""
 
     def decorator(view: Callable[..., Response]) -> Callable[..., Response]:
         def handler(**path_params: str) -> Response:
@@ -143,7 +148,11 @@ def api_route(
                 check_path_parameters(path_params)
                 parsed_query = validate(query, query_params(request)) if query else None
                 parsed_body = None
-                if body is not None:
+                if isinstance(body, dict):
+                    _check_size(request.raw_body)
+                elif body is not None and not body_required and not (request.raw_body or b"").strip():
+                    parsed_body = validate(body, {}, _validation_context())
+                elif body is not None:
                     parsed_body = validate(
                         body,
                         parse_json_body(request.headers, request.raw_body, _max_body_bytes),
@@ -199,6 +208,7 @@ def api_route(
                 also=also,
                 error_headers=tuple(error_headers or ()),
                 description=description,
+                body_required=body_required,
             )
         )
         return handler
@@ -275,3 +285,9 @@ def _implied_errors(path: str, method: str, roles: tuple[str, ...], query: Any, 
 def _preflight(**_: str) -> Response:
     # CORS headers are added by the HTTP middleware, which sees every response.
     return Response(body="", status_code=204, headers={})
+
+
+def _check_size(raw: bytes | str | None) -> None:
+    size = len(raw.encode() if isinstance(raw, str) else (raw or b""))
+    if size > _max_body_bytes:
+        raise PayloadTooLarge(f"The body is {size} bytes; the limit is {_max_body_bytes}.")

@@ -163,6 +163,8 @@ class InteractionOut(Out):
     direction: Direction
     text: str | None = Field(None, description="message")
     case_id: str | None = Field(None, description="message: the case it belongs to")
+    campaign_id: str | None = Field(None, description="message: the campaign that sent it")
+    run_id: str | None = Field(None, description="message: the campaign run that sent it")
 
     @classmethod
     def of(cls, i: Interaction) -> dict:
@@ -198,6 +200,9 @@ class InteractionOut(Out):
             out["text"] = i.text
             if i.case_id:
                 out["case_id"] = i.case_id
+            if i.campaign_id:
+                out["campaign_id"] = i.campaign_id
+                out["run_id"] = i.run_id
         return out
 
 

@@ -214,7 +214,10 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
     if spec.description:
         operation["description"] = spec.description
     if spec.body is not None:
-        operation["requestBody"] = {"required": True, "content": _content(spec.body, components)}
+        operation["requestBody"] = {
+            "required": spec.body_required,
+            "content": _content(spec.body, components),
+        }
     return operation
 
 

@@ -19,6 +19,10 @@ _UNREGISTERED_LOCALE_MESSAGE = (
     "must use registered subtags (IANA language subtag registry), as in sv, fi, sl, tl or en-GB"
 )
 
+# "fil" is Filipino, the national language of the Philippines, standardised from Tagalog: a
+# customer whose locale is fil or fil-PH reads what is written in Tagalog ("tl").
+LANGUAGE_ALIASES = {"fil": "tl"}
+
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 # "+44 (0)20 7946 0958": the "(0)" is the trunk prefix dialled only from inside the
 # country, so it is dropped rather than kept as a digit.

@@ -34,6 +34,12 @@ def ulid(at: datetime | None = None) -> str:
     return _ulid(at or attempts.pinned_now() or datetime.now(UTC), randomness)
 
 
+def ulid_from(moment: datetime, randomness: bytes) -> str:
+    """A ULID of `moment` with the given 10 bytes in place of random ones: an id derived from
+    what it names (the same inputs, the same id)."""
+    return _ulid(moment, randomness)
+
+
 def new_id(prefix: str, at: datetime | None = None) -> str:
     return f"{prefix}_{ulid(at)}"
 

@@ -43,6 +43,9 @@ class Interaction:
     # A message's text, and the case it belongs to (acknowledgements of complaints).
     text: str | None = None
     case_id: str | None = None
+    # A campaign's message: the campaign and the run that sent it.
+    campaign_id: str | None = None
+    run_id: str | None = None
     # On a purchase: how many of each SKU have been returned so far.
     returned: dict[str, int] = field(default_factory=dict)
     version: int = 0

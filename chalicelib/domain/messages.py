@@ -22,17 +22,13 @@ from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
-from chalicelib.domain.contact import ContactError, language_of
+from chalicelib.domain.contact import LANGUAGE_ALIASES, ContactError, language_of
 
 TEMPLATE_DIR = Path(__file__).parent / "templates" / "acknowledgement"
 PLACEHOLDERS = frozenset({"name", "case_ref", "complaint_subject", "response_time"})
 CONFIRMATION_TEMPLATE_DIR = Path(__file__).parent / "templates" / "email_confirmation"
 CONFIRMATION_PLACEHOLDERS = frozenset({"link", "valid_for"})
 DEFAULT_LANGUAGE = "en"
-
-# "fil" is Filipino, the national language of the Philippines, standardised from Tagalog;
-# a customer whose locale is fil or fil-PH reads the Tagalog ("tl") template.
-_LANGUAGE_ALIASES = {"fil": "tl"}
 
 _HOUR = timedelta(hours=1)
 _DAYS_FROM_HOURS = 48
@@ -233,7 +229,7 @@ def _language_for(locale: str) -> str:
     except ContactError:
         # Locales are validated when a contact is saved; an acknowledgement still goes out.
         return DEFAULT_LANGUAGE
-    language = _LANGUAGE_ALIASES.get(language, language)
+    language = LANGUAGE_ALIASES.get(language, language)
     return language if language in _templates() else DEFAULT_LANGUAGE
 
 

@@ -97,9 +97,11 @@ class ErasureService:
         identities: Forgetting | None = None,
         new_anonymous_id: Callable[[], str] = lambda: ids.new_id(ANONYMOUS),
         segments: Forgetting | None = None,
+        campaign_sends: Forgetting | None = None,
     ) -> None:
         self._identities = identities
         self._segments = segments
+        self._campaign_sends = campaign_sends
         self._customers = customers
         self._interactions = interactions
         self._cases = cases
@@ -203,6 +205,8 @@ class ErasureService:
         # Before the loyalty purge takes the memberships: leaving counts each one down.
         if self._segments is not None:
             self._segments.forget(customer_id)
+        if self._campaign_sends is not None:
+            self._campaign_sends.forget(customer_id)  # the log of marketing messages they got
 
     def erasable_remains(self, customer_id: str) -> bool:
         """A deleted customer not yet erased: their cases and audit trail can be erased."""

@@ -42,7 +42,7 @@ class ProfileReader(Protocol):
 
 
 class Customers(ProfileReader, Protocol):
-    def get_many(self, customer_ids: list[str]) -> dict[str, Customer]: ...
+    def get_many(self, customer_ids: list[str], *, consistent: bool = False) -> dict[str, Customer]: ...
 
     def add(
         self,

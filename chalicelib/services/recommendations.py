@@ -16,7 +16,10 @@ from chalicelib.domain.clock import Clock, Deadline, OutOfTime
 from chalicelib.domain.loyalty.habits import SkuHabit
 from chalicelib.domain.products import Product
 from chalicelib.domain.recommendations import (
+    BOUGHT_TOGETHER,
     PARTNERS_PER_WRITE,
+    POPULAR,
+    REPURCHASE_DUE,
     Recommendation,
     Related,
     confidence,
@@ -189,6 +192,28 @@ class RecommendationService:
             lambda start: _offset_page(self._ranked(customer_id, stored), limit, start),
         )
 
+    def pick(self, customer_id: str, kind: str) -> Recommended | None:
+        """The one product a campaign offers the customer: for `repurchase` the first SKU due
+        again, for `bought_together` the first bought with theirs, for `any` the best of the
+        ranked list, then the most bought active product they have not bought (None: nothing
+        fits)."""
+        _, stored = self._loyalty.get_with_profile(customer_id)
+        ranked = self._ranked(customer_id, stored)
+        wanted = {"repurchase": (REPURCHASE_DUE,), "bought_together": (BOUGHT_TOGETHER,)}.get(kind)
+        for candidate in ranked:
+            if wanted is None or candidate.recommendation.reason in wanted:
+                return candidate
+        if kind != "any" or (ranked and ranked[0].recommendation.reason == POPULAR):
+            return None
+        bought = {habit.sku for habit in self._habits(customer_id, stored)[0]}
+        return next((r for r in self._popular() if r.product.sku not in bought), None)
+
+    def _popular(self) -> list[Recommended]:
+        most_bought = self._counts.popular(RANKED)
+        catalogue = self._products.get_many(sku for sku, _ in most_bought)
+        ranked = popular(most_bought, {s for s, p in catalogue.items() if p.active})
+        return [Recommended(catalogue[r.sku], r) for r in ranked]
+
     def _habits(self, customer_id: str, stored) -> tuple[list[SkuHabit], int]:
         """The habits that can rank, from bounded reads (and how many the customer has): repeat
         habits expected by the end of the window, latest first (those due, then the least
@@ -208,10 +233,7 @@ class RecommendationService:
     def _ranked(self, customer_id: str, stored) -> list[Recommended]:
         habits, count = self._habits(customer_id, stored)
         if not habits:
-            most_bought = self._counts.popular(RANKED)
-            catalogue = self._products.get_many(sku for sku, _ in most_bought)
-            ranked = popular(most_bought, {s for s, p in catalogue.items() if p.active})
-            return [Recommended(catalogue[r.sku], r) for r in ranked]
+            return self._popular()
         recent = sorted(habits, key=lambda h: (h.last_purchase_at, h.sku), reverse=True)
         sources = [h.sku for h in recent[:SOURCES]]
         buyers = self._counts.buyers(sources)

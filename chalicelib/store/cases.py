@@ -22,7 +22,7 @@ from chalicelib.domain.interactions import Interaction
 from chalicelib.domain.storage import VersionConflict
 from chalicelib.store.audit import audit_item
 from chalicelib.store.customer_items import check_profile_exists
-from chalicelib.store.interactions import _to_model as interaction_item
+from chalicelib.store.interactions import interaction_item
 from chalicelib.store.keys import ACTIVE_QUEUE, HISTORY_PREFIX, case_pk, history_sk
 from chalicelib.store.models import CaseHistoryModel, CaseModel
 from chalicelib.store.pagination import Key, newest_under, query_page

@@ -39,9 +39,10 @@ class CustomerRepository(CustomerLookups, PendingEmailChanges, CustomerTombstone
         except DoesNotExist:
             return None
 
-    def get_many(self, customer_ids: list[str]) -> dict[str, Customer]:
+    def get_many(self, customer_ids: list[str], *, consistent: bool = False) -> dict[str, Customer]:
         keys = [(customer_pk(cid), PROFILE_SK) for cid in dict.fromkeys(customer_ids)]
-        return {item.id: customer_from_item(item) for item in CustomerModel.batch_get(keys)}
+        rows = CustomerModel.batch_get(keys, consistent_read=consistent)
+        return {item.id: customer_from_item(item) for item in rows}
 
     def add(
         self,

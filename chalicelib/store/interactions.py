@@ -35,12 +35,14 @@ def _to_domain(item: InteractionModel) -> Interaction:
         direction=item.direction or "inbound",
         text=item.text,
         case_id=item.case_id,
+        campaign_id=item.campaign_id,
+        run_id=item.run_id,
         returned={k: int(v) for k, v in (item.returned.as_dict() if item.returned else {}).items()},
         version=int(item.version or 0),
     )
 
 
-def _to_model(interaction: Interaction) -> InteractionModel:
+def interaction_item(interaction: Interaction) -> InteractionModel:
     item = InteractionModel(
         customer_id=interaction.customer_id,
         id=interaction.id,
@@ -56,6 +58,8 @@ def _to_model(interaction: Interaction) -> InteractionModel:
         direction=interaction.direction,
         text=interaction.text,
         case_id=interaction.case_id,
+        campaign_id=interaction.campaign_id,
+        run_id=interaction.run_id,
     )
     if interaction.currency:
         item.currency = interaction.currency
@@ -90,14 +94,14 @@ class InteractionRepository:
         """Write the interaction while its customer exists (else Gone); a return also records
         its quantities on the purchase, conditional on the purchase's version (else
         VersionConflict: the purchase changed, or went away, since it was read)."""
-        item = _to_model(interaction)
+        item = interaction_item(interaction)
         try:
             with transaction(self._region) as t:
                 check_profile_exists(t, interaction.customer_id)
                 t.save(item, condition=InteractionModel.id.does_not_exist())
                 if purchase_after_return is not None:
                     t.update(
-                        _to_model(purchase_after_return),
+                        interaction_item(purchase_after_return),
                         actions=[InteractionModel.returned.set(dict(purchase_after_return.returned))],
                     )
         except TransactWriteError as error:

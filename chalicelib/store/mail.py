@@ -37,3 +37,24 @@ class SesMailer:
         except _REFUSED as error:
             raise MailRefused(f"SES did not take the message: {error}") from error
         return response["MessageId"]
+
+    def send_marketing(self, to: str, subject: str, text: str, unsubscribe_url: str) -> str:
+        """A marketing message with RFC 8058's one-click unsubscribe headers, which SendEmail
+        cannot set: sent as a raw MIME message."""
+        from email.message import EmailMessage
+        from email.policy import SMTP
+
+        message = EmailMessage(policy=SMTP)
+        message["From"] = self._sender
+        message["To"] = to
+        message["Subject"] = subject
+        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message.set_content(text, charset="utf-8")
+        try:
+            response = self._client.send_raw_email(
+                Source=self._sender, Destinations=[to], RawMessage={"Data": message.as_bytes()}
+            )
+        except _REFUSED as error:
+            raise MailRefused(f"SES did not take the message: {error}") from error
+        return response["MessageId"]

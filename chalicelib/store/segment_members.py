@@ -168,6 +168,16 @@ class MembershipRepository:
             if len(found) == limit:
                 return found, {"shard": shard, "key": None}
 
+    def members_page(
+        self, segment_id: str, shard: int, limit: int, start: Key | None
+    ) -> tuple[list[Member], Key | None]:
+        """A page of one shard of the segment's members (one Query of GSI by_segment)."""
+        rows = MembershipModel.by_segment.query(
+            f"{segment_id}#{shard}", limit=limit, last_evaluated_key=start
+        )
+        found = [Member(row.customer_id, parse_rfc3339(row.joined_at)) for row in rows]
+        return found, rows.last_evaluated_key
+
     def members_of_shard(self, segment_id: str, shard: int) -> Iterator[str]:
         for row in MembershipModel.by_segment.query(
             f"{segment_id}#{shard}", attributes_to_get=["customer_id"]

@@ -137,7 +137,7 @@ def bulk_interactions(customer_id: str, count: int, note: str | None = None) -> 
 
     from chalicelib.domain import ids
     from chalicelib.domain.interactions import TYPES, Interaction
-    from chalicelib.store.interactions import _to_model
+    from chalicelib.store.interactions import interaction_item as _to_model
     from chalicelib.store.models import InteractionModel
 
     start = datetime(2025, 1, 1, tzinfo=UTC)

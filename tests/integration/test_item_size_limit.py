@@ -12,7 +12,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from chalicelib.config import get_settings
 from chalicelib.domain.interactions import Interaction
 from chalicelib.errors import TooLargeToStore
-from chalicelib.store.interactions import _to_model
+from chalicelib.store.interactions import interaction_item as _to_model
 from chalicelib.store.models import InteractionModel
 from chalicelib.store.transactions import transaction
 

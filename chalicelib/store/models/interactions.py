@@ -56,6 +56,8 @@ class InteractionModel(Model):
     direction = UnicodeAttribute(null=True)
     text = UnicodeAttribute(null=True)
     case_id = UnicodeAttribute(null=True)
+    campaign_id = UnicodeAttribute(null=True)
+    run_id = UnicodeAttribute(null=True)
     version = VersionAttribute()
 
     by_type = ByTypeIndex()

@@ -31,7 +31,7 @@ class FakeCustomers:
     def get(self, customer_id: str, *, consistent: bool = False) -> Customer | None:
         return self.profiles.get(customer_id)
 
-    def get_many(self, customer_ids: list[str]) -> dict[str, Customer]:
+    def get_many(self, customer_ids: list[str], *, consistent: bool = False) -> dict[str, Customer]:
         return {cid: self.profiles[cid] for cid in customer_ids if cid in self.profiles}
 
     def was_deleted(self, customer_id: str, *, consistent: bool = False) -> bool:
