@@ -27,7 +27,8 @@ _ZONE_EXPECTED = 'must be an IANA time zone name, e.g. "Europe/Stockholm" or "UT
 _ZONE_MAX_CHARS = 64
 _AT_EXPECTED = 'must be an RFC 3339 timestamp with a UTC offset, e.g. "2026-05-04T09:00:00+02:00"'
 _RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 _SHAPES = (
     ({"cron", "timezone"}, "a repeating campaign"),

@@ -34,20 +34,19 @@ _PLACEHOLDER = re.compile(r"\{\{[ \t]*(" + "|".join(map(re.escape, PLACEHOLDERS)
 _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _NAME_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _OTHER_SYNTAX = (
-    ("{{", "has {{ without a closing }}"),
-    ("}}", "has }} without an opening {{"),
-    ("{%", "has {%: there are no template tags, only placeholders"),
-    ("%}", "has %}: there are no template tags, only placeholders"),
-    ("{#", "has {#: there are no template comments"),
-    ("#}", "has #}: there are no template comments"),
+    (("{{",), "has {{ without a closing }}"),
+    (("}}",), "has }} without an opening {{"),
+    (("{%", "%}"), "has {% or %}: there are no template tags, only placeholders"),
+    (("{#", "#}"), "has {# or #}: there are no template comments"),
 )
 _SHOWN_CHARS = 40
 
 # Languages whose numbers are written with a decimal comma in every region, and the regions
 # that use a point although their language writes a comma (Swiss and Liechtenstein amounts).
+# Not Spanish: a comma in Spain, a point in Mexico and much of Latin America.
 _DECIMAL_COMMA = frozenset(
-    "bg cs da de el es et fi fo fr hr hu id is it lt lv nb nl nn no pl pt ro ru sk sl sr sv tr uk".split()
-) - {"es"}  # Spanish: a comma in Spain, a point in Mexico and much of Latin America
+    "bg cs da de el et fi fo fr hr hu id is it lt lv nb nl nn no pl pt ro ru sk sl sr sv tr uk".split()
+)
 _DECIMAL_POINT_REGIONS = frozenset({"CH", "LI"})
 
 
@@ -92,7 +91,7 @@ def text_problems(text: str) -> list[str]:
         # Mustache's unescaped form; here it would be a placeholder with a brace beside it.
         problems.append("has three braces in a row: a placeholder is written {{ name }}")
     rest = _TAG.sub(" ", text)
-    problems.extend(problem for syntax, problem in _OTHER_SYNTAX if syntax in rest)
+    problems.extend(problem for syntaxes, problem in _OTHER_SYNTAX if any(s in rest for s in syntaxes))
     return list(dict.fromkeys(problems))
 
 
@@ -223,10 +222,12 @@ def product_name(names: Mapping[str, str], locale: str) -> str:
 
 
 def format_price(amount: Decimal, currency: str, locale: str) -> str:
-    """ "249,00 SEK", "12.50 EUR", "500 JPY": the currency's minor-unit digits, a decimal comma
-    where the customer's language writes one (sv, fi, sl, de, ...) and a point otherwise (en, tl),
-    then the ISO code. No thousands separator: "1.000" and "1,000" each mean 1 in some language
-    and 1000 in another, whereas "1000,00" is read one way by everyone."""
+    """The price as a customer reads it: "249,00 SEK", "12.50 EUR", "500 JPY". The currency's
+    minor-unit digits (money.format_money), with a decimal comma where the customer's language
+    writes one (sv, fi, sl, de, ...) and a point otherwise (en, tl), then the ISO code.
+
+    No thousands separator: "1.000" and "1,000" each mean 1 in some language and 1000 in
+    another, whereas "1000,00" and "1000.00" are read one way by everyone."""
     digits = money.format_money(amount, currency)
     return f"{digits.replace('.', ',') if _writes_decimal_comma(locale) else digits} {currency}"
 

@@ -112,7 +112,9 @@ _PAGES = {
         ask="Gusto po ba ninyong mag-unsubscribe sa aming mga marketing email?",
         button="Mag-unsubscribe",
         done_title="Naka-unsubscribe na po kayo",
-        done="Naka-unsubscribe na po kayo. Hindi na po kayo makakatanggap ng mga marketing email mula sa amin.",
+        done=(
+            "Naka-unsubscribe na po kayo. Hindi na po kayo makakatanggap ng mga marketing email mula sa amin."
+        ),
     ),
 }
 PAGE_LANGUAGES = tuple(_PAGES)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import email
 
-import pytest
-
-from tests.functional.conftest import assert_problem
-
 TEMPLATES = {
-    "en": {"subject": "Hi {{ preferred_name }}", "body": "Try {{ product.name }} at {{ product.price }}. {{ unsubscribe_url }}"},
-    "sv": {"subject": "Hej {{ preferred_name }}", "body": "Prova {{ product.name }} för {{ product.price }}. {{ unsubscribe_url }}"},
+    "en": {
+        "subject": "Hi {{ preferred_name }}",
+        "body": "Try {{ product.name }} at {{ product.price }}. {{ unsubscribe_url }}",
+    },
+    "sv": {
+        "subject": "Hej {{ preferred_name }}",
+        "body": "Prova {{ product.name }} för {{ product.price }}. {{ unsubscribe_url }}",
+    },
 }
 
 
@@ -31,8 +33,12 @@ def _segment(api, pump, rules: dict) -> dict:
 
 def test_a_manual_run_sends_each_consenting_member_one_message(api, pump):
     ids = [
-        api.create_customer(name="Åsa Öberg", locale="sv-SE", email="asa@example.com", marketing_consent=True)["id"],
-        api.create_customer(name="Lars Berg", locale="sv", email="lars@example.com", marketing_consent=False)["id"],
+        api.create_customer(
+            name="Åsa Öberg", locale="sv-SE", email="asa@example.com", marketing_consent=True
+        )["id"],
+        api.create_customer(name="Lars Berg", locale="sv", email="lars@example.com", marketing_consent=False)[
+            "id"
+        ],
         api.create_customer(name="Ann Lee", locale="sv", marketing_consent=True)["id"],
     ]
     pump.drain()
@@ -40,8 +46,19 @@ def test_a_manual_run_sends_each_consenting_member_one_message(api, pump):
     assert segment["member_count"] == 3
     reply = api.post(
         "/campaigns",
-        {"name": "Spring", "segment_id": segment["id"], "status": "active", "templates": TEMPLATES, "recommendation": "none"
-         } | {"templates": {k: {"subject": v["subject"], "body": "Hej {{ name }} {{ unsubscribe_url }}"} for k, v in TEMPLATES.items()}},
+        {
+            "name": "Spring",
+            "segment_id": segment["id"],
+            "status": "active",
+            "templates": TEMPLATES,
+            "recommendation": "none",
+        }
+        | {
+            "templates": {
+                k: {"subject": v["subject"], "body": "Hej {{ name }} {{ unsubscribe_url }}"}
+                for k, v in TEMPLATES.items()
+            }
+        },
     )
     assert reply.status == 201, reply.json
     campaign = reply.json
