@@ -28,6 +28,9 @@ Control endpoint, on 127.0.0.1:CRM_CONTROL_PORT:
     POST /drain?timeout=S   200 once everything written before the request has been consumed
                             (streams read, queues empty), 504 if that takes longer than S
                             seconds (default 60)
+    GET  /mail?to=ADDRESS   200 {"messages": [...]}: the mail SES (moto) took, oldest first,
+                            each {"id", "to", "subject", "headers", "text"}; `to` filters by
+                            recipient (read from moto's /moto-api/data.json at AWS_ENDPOINT_URL)
 
 SIGTERM or SIGINT stops it (status 0); so does the end of the process that started it.
 """
@@ -59,7 +62,11 @@ class _ControlHandler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        if self.path == "/health":
+        url = urlsplit(self.path)
+        if url.path == "/mail":
+            to = parse_qs(url.query).get("to", [""])[0]
+            self._reply(HTTPStatus.OK, {"messages": sent_mail(os.environ["AWS_ENDPOINT_URL"], to)})
+        elif self.path == "/health":
             self._reply(HTTPStatus.OK, {"status": "ok"})
         elif self.path == "/schedules":
             self._reply(HTTPStatus.OK, {"schedules": sorted(self.server.pump.schedules)})
@@ -109,6 +116,40 @@ class _ControlHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+def sent_mail(aws_endpoint: str, to: str = "") -> list[dict]:
+    """What moto's SES took (SendEmail and SendRawEmail), parsed as a mail client would."""
+    from email import message_from_string, policy
+    from urllib.request import urlopen
+
+    with urlopen(f"{aws_endpoint.rstrip('/')}/moto-api/data.json", timeout=30) as answer:  # noqa: S310
+        ses = json.load(answer).get("ses", {})
+    found = []
+    for sent in ses.get("RawMessage", []):
+        parsed = message_from_string(sent["raw_data"], policy=policy.default)
+        body = parsed.get_body(("plain",))
+        found.append(
+            {
+                "id": sent["id"],
+                "to": str(parsed["To"]),
+                "subject": str(parsed["Subject"]),
+                "headers": {name: str(value) for name, value in parsed.items()},
+                "text": body.get_content() if body is not None else "",
+            }
+        )
+    for sent in ses.get("Message", []):
+        destinations = sent.get("destinations") or {}
+        found.append(
+            {
+                "id": sent["id"],
+                "to": ", ".join(destinations.get("ToAddresses", [])),
+                "subject": sent.get("subject", ""),
+                "headers": {},
+                "text": sent.get("body", ""),
+            }
+        )
+    return [m for m in found if not to or to.lower() in m["to"].lower()]
 
 
 class _ControlHTTPServer(ThreadingHTTPServer):

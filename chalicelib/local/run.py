@@ -291,7 +291,8 @@ def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool, api_pro
                 logger.setLevel(level)
             steps.done(
                 f"demo data: {counts['products']} products, {counts['customers']} customers,"
-                f" {counts['interactions']} interactions and {counts['segments']} segments"
+                f" {counts['interactions']} interactions, {counts['segments']} segments and"
+                f" {counts['campaigns']} campaign{'s' if counts['campaigns'] != 1 else ''}"
             )
             if consumers is None:
                 consumers = start_consumers()
@@ -307,6 +308,7 @@ def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool, api_pro
         lines = [
             f"Data lives in memory ({store}) and is gone when this stops. Ctrl-C stops it.",
             f"Run a schedule now: curl -X POST http://{HOST}:{control_port}/schedules/<name> ({schedules})",
+            f"Mail sent (SES in moto): curl http://{HOST}:{control_port}/mail?to=<address>",
             f"CRM API: {api.url}",
             f"Staff token: {token}",
             f'Try: curl -H "Authorization: Bearer $TOKEN" {api.url}/customers',

@@ -1,12 +1,11 @@
 """Demo data for a local stack, seeded through the public HTTP API (`POST /products`,
-`/customers`, `/customers/{id}/interactions`, `/segments`), so it obeys the same validation as
-real traffic. The transport is injected: `post(path, json_body) -> (status, response_json)`.
+`/customers`, `/customers/{id}/interactions`, `/segments`, `/campaigns`), so it obeys the same
+validation as real traffic. The transport is injected: `post(path, json_body) -> (status, json)`.
 
-The data lives in `demo/`: the catalogue (`products.json`), the customers and the habits their
-histories follow (`customers.json`), notes and subjects per language (`texts/<language>.json`),
-segments (`segments.json`). The customers write in Swedish, Finnish, Slovenian, Tagalog and
-English. Histories buy from a small, stable catalogue, so that purchase habits (the same SKU
-bought again at roughly regular intervals) are visible. Deterministic for a `seed` and `now`.
+The data lives in `demo/`: `products.json`, `customers.json` (with the habits their histories
+follow), `texts/<language>.json`, `segments.json`, `campaigns.json`. The customers write in
+Swedish, Finnish, Slovenian, Tagalog and English. Histories buy from a small, stable catalogue,
+so purchase habits (a SKU bought again at regular intervals) show. Deterministic per seed/now.
 
 Bodies returned by `demo_interactions` may carry two private keys that are not part
 of the API contract and are removed by `seed` before posting:
@@ -34,8 +33,7 @@ Post = Callable[[str, dict], tuple[int, dict]]
 
 __all__ = ["Post", "demo_customers", "demo_interactions", "demo_products", "seed"]
 
-# How far back the generated histories reach, in days before `now`.
-HISTORY_DAYS = 200
+HISTORY_DAYS = 200  # how far back the generated histories reach, in days before `now`
 LANGUAGES = ("en", "sv", "fi", "sl", "tl")
 # Where the customers of each language live: their interactions happen in that local time.
 TIME_ZONES = {
@@ -50,13 +48,9 @@ TIME_ZONES = {
 # language's texts, and so on. Customers pick slots by their index, which keeps the mix of
 # severities and channels even however the random generator falls.
 _COMPLAINT_SLOTS = (  # (severity, channel) of each complaint in texts/<language>.json
-    ("low", "email"),
-    ("medium", "phone"),
-    ("high", "letter"),
-    ("critical", "chat"),
-    ("medium", "social"),
-    ("low", "store"),
-)
+    ("low", "email"), ("medium", "phone"), ("high", "letter"),
+    ("critical", "chat"), ("medium", "social"), ("low", "store"),
+)  # fmt: skip
 _INQUIRY_CHANNELS = ("phone", "email", "chat", "video", "social", "web")
 _FEEDBACK_CHANNELS = ("web", "email", "social", "mobile")
 _FEEDBACK_AFTER_RETURN = 2  # the feedback slot thanking us for help with a return
@@ -374,8 +368,8 @@ def seed(post: Post, *, now: datetime | None = None, seed: int = 7, workers: int
     """Create the demo catalogue, customers and their histories through the HTTP API.
 
     Products are created first, then customers, then each customer's interactions oldest first,
-    so that a return can name the id of the purchase it returns. Any response other
-    than 201 raises `RuntimeError`. Deterministic for a given `seed` and `now`
+    so that a return can name the id of the purchase it returns; segments, then campaigns, last.
+    Any response other than 201 raises `RuntimeError`. Deterministic for a given `seed` and `now`
     (default: the current time, UTC; a naive `now` is taken as UTC). With `workers` > 1,
     customers' histories are posted that many at a time (`post` must then be thread-safe);
     the bodies are the same.
@@ -392,9 +386,15 @@ def seed(post: Post, *, now: datetime | None = None, seed: int = 7, workers: int
         interactions = sum(counts)
     # Last, so that each segment is built by walking the customers, as a new one would be.
     segments = [_post_created(post, "/segments", body) for body in _read("segments.json")]
+    segment_ids = {segment["name"]: segment["id"] for segment in segments}
+    campaigns = [
+        _post_created(post, "/campaigns", {"segment_id": segment_ids[body.pop("segment")], **body})
+        for body in _read("campaigns.json")
+    ]
     return {
         "products": len(products),
         "customers": len(ids),
         "interactions": interactions,
         "segments": len(segments),
+        "campaigns": len(campaigns),
     }

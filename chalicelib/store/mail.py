@@ -50,7 +50,7 @@ class SesMailer:
         message["Subject"] = subject
         message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message.set_content(text, charset="utf-8")
+        message.set_content(text, charset="utf-8", cte="quoted-printable")  # 7-bit clean
         try:
             response = self._client.send_raw_email(
                 Source=self._sender, Destinations=[to], RawMessage={"Data": message.as_bytes()}

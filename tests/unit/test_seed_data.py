@@ -153,12 +153,25 @@ def test_seed_reports_what_it_created() -> None:
         "customers": len(fake.customers),
         "interactions": len(fake.interactions),
         "segments": len([path for path in fake.paths if path == "/segments"]),
+        "campaigns": len([path for path in fake.paths if path == "/campaigns"]),
     }
 
 
 def test_segments_are_posted_last_so_that_each_is_built_from_every_customer(api: FakeApi) -> None:
     segments = [i for i, path in enumerate(api.paths) if path == "/segments"]
-    assert len(segments) >= 3 and min(segments) == len(api.paths) - len(segments)
+    campaigns = [i for i, path in enumerate(api.paths) if path == "/campaigns"]
+    assert len(segments) >= 3 and min(segments) == len(api.paths) - len(segments) - len(campaigns)
+    assert min(campaigns) > max(segments)
+
+
+def test_the_demo_campaign_is_active_on_a_demo_segment_with_templates_in_all_five_languages(
+    api: FakeApi,
+) -> None:
+    segment_ids = {new_id for path, _, new_id in api.calls if path == "/segments"}
+    [campaign] = [body for path, body, _ in api.calls if path == "/campaigns"]
+    assert campaign["status"] == "active" and campaign["segment_id"] in segment_ids
+    assert set(campaign["templates"]) == {"en", "sv", "fi", "sl", "tl"}
+    assert "segment" not in campaign
 
 
 def test_every_type_and_every_channel_appears_at_least_five_times(api: FakeApi) -> None:

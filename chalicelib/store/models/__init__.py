@@ -31,6 +31,18 @@ holds several item kinds under generic `pk`/`sk` keys:
     CUSTOMER#<id>       SEGMENT#<segment id>  a membership (sparse GSI by_segment)
     CUSTOMER#<id>       SEGMENTS            the customer's evaluation marker (GSI by_segment_review)
 
+Campaigns have two tables (campaigns.py). `campaigns` (stream: a run's INSERT starts it):
+
+    CAMPAIGNS           <campaign id>       a definition (sparse GSI by_next_run: due_pk/next_run_at)
+    CAMPAIGN#<id>       RUN#<run id>        a run, its counts copied in once it completes
+
+`campaign-sends` (no stream; TTL on guards and decisions):
+
+    RUN#<run id>#<n>    COUNT               shard n of the run's counts (targeted, sent, skipped_*, ...)
+    RUN#<run id>#<n>    PAGE#<page>         a walked page of member shard n (guard)
+    RUN#<run id>#<n>    RECIPIENT#<customer>  the run's decision for the customer (GSI by_outcome)
+    CUSTOMER#<id>       SENDS               the marketing messages sent to them (frequency caps)
+
 Jobs (GDPR erasure and export) have a table of their own, keyed by job id, with GSI by_customer
 (customer_id, id) and a TTL; its stream (new images) starts them.
 
@@ -66,6 +78,17 @@ from chalicelib.store.keys import (  # noqa: F401 - re-exported: the models' cal
     name_token_keys,
 )
 from chalicelib.store.models.attempts import ATTEMPT_LIFETIME_S, SEED_PREFIX, AttemptModel
+from chalicelib.store.models.campaigns import (
+    ByNextRunIndex,
+    ByOutcomeIndex,
+    CampaignModel,
+    CampaignScheduleModel,
+    RecipientModel,
+    RunModel,
+    RunPageModel,
+    RunShardModel,
+    SendLogModel,
+)
 from chalicelib.store.models.cases import (
     CaseModel,
     CasesByAssigneeIndex,
@@ -132,11 +155,15 @@ __all__ = [
     "ByBuyersIndex",
     "ByCoPurchasesIndex",
     "ByCreatedIndex",
+    "ByNextRunIndex",
+    "ByOutcomeIndex",
     "BySegmentIndex",
     "BySegmentReviewIndex",
     "ByTierIndex",
     "ByTierReviewIndex",
     "ByTypeIndex",
+    "CampaignModel",
+    "CampaignScheduleModel",
     "CaseHistoryModel",
     "CaseModel",
     "CasesByAssigneeIndex",
@@ -160,6 +187,10 @@ __all__ = [
     "MembershipModel",
     "NameTokenModel",
     "PairModel",
+    "RecipientModel",
+    "RunModel",
+    "RunPageModel",
+    "RunShardModel",
     "RunningJobModel",
     "SegmentBuildModel",
     "SegmentCountModel",
@@ -167,5 +198,6 @@ __all__ = [
     "SegmentModel",
     "SegmentPageModel",
     "SegmentStatusModel",
+    "SendLogModel",
     "TombstoneModel",
 ]
