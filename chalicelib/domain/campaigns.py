@@ -67,12 +67,17 @@ class Campaign:
 
     def with_changes(self, changes: Mapping, now: datetime) -> Campaign:
         """The campaign with `changes` (any of EDITABLE_FIELDS) applied at `now`, and its next
-        run recomputed. The version is the stored one: the store bumps it when it writes."""
+        run recomputed when its status or schedule changed. The version is the stored one: the
+        store bumps it when it writes."""
         unknown = set(changes) - set(EDITABLE_FIELDS)
         if unknown:
             raise ValueError(f"not editable: {sorted(unknown)}")
         _check(changes.get("status", self.status), changes.get("recommendation", self.recommendation))
         changed = replace(self, **changes, updated_at=now)
+        if (changed.status, changed.schedule) == (self.status, self.schedule):
+            # The next run is the scheduler's to move on: a change of name or templates while a
+            # run is due must not skip it.
+            return changed
         return replace(changed, next_run_at=scheduled_next(changed.status, changed.schedule, now))
 
     @property

@@ -124,6 +124,21 @@ def _run_item(run: Run) -> RunModel:
     )
 
 
+_WRITTEN = (
+    "name",
+    "segment_id",
+    "status",
+    "schedule",
+    "templates",
+    "recommendation",
+    "max_messages",
+    "per_days",
+    "updated_at",
+    "due_pk",
+    "next_run_at",
+)
+
+
 class CampaignRepository:
     def __init__(self, region: str) -> None:
         self._region = region
@@ -157,11 +172,21 @@ class CampaignRepository:
         )
 
     def update(self, before: Campaign, after: Campaign) -> Campaign:
-        """The whole definition at `before`'s version (VersionConflict otherwise)."""
-        item = _item(after)
-        item.version = before.version
+        """What changed from `before`, at its version (VersionConflict otherwise). Only the
+        attributes that changed are written: the scheduler moves `next_run_at` (and ends a
+        one-off campaign) without the version, and a staff change that leaves the schedule
+        alone must not write back the moment it read."""
+        old, new = _item(before), _item(after)
+        actions = []
+        for name in _WRITTEN:
+            value = getattr(new, name)
+            if value == getattr(old, name):
+                continue
+            attribute = getattr(CampaignModel, name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+        item = CampaignModel(CAMPAIGNS_PK, before.id, version=before.version)
         with versioned_transaction(self._region, before.id, TOO_LARGE) as t:
-            t.save(item)
+            t.update(item, actions=actions)
         return replace(after, version=before.version + 1)
 
     def delete(self, campaign: Campaign) -> None:

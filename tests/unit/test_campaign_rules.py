@@ -177,11 +177,13 @@ def test_a_one_off_schedule_in_the_past_has_no_next_run():
     assert campaign(ACTIVE).with_changes({"schedule": future}, NOW).next_run_at == NOW + timedelta(days=2)
 
 
-def test_other_changes_recompute_the_next_run_from_now():
+def test_other_changes_leave_a_due_run_to_the_scheduler():
     active = campaign(ACTIVE)
-    renamed = active.with_changes({"name": "Spring mugs"}, NEXT_MONDAY)
+    renamed = active.with_changes({"name": "Spring mugs"}, NEXT_MONDAY + timedelta(seconds=30))
     assert renamed.name == "Spring mugs"
-    assert renamed.next_run_at == NEXT_MONDAY + timedelta(days=7)
+    assert renamed.next_run_at == active.next_run_at  # due now: the scheduler starts it
+    rescheduled = active.with_changes({"status": ACTIVE, "schedule": active.schedule}, NEXT_MONDAY)
+    assert rescheduled.next_run_at == active.next_run_at
 
 
 def test_only_editable_fields_and_known_values_change():
