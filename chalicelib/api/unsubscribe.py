@@ -8,11 +8,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from chalice import Blueprint, Response
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib import wiring
 from chalicelib.api.http import Call, api_route
-from chalicelib.api.schemas import Strict
 from chalicelib.domain.unsubscribe import confirmation_page
 
 bp = Blueprint(__name__)
@@ -22,7 +21,11 @@ NO_STORE = {"Cache-Control": "no-store"}
 FORM = "application/x-www-form-urlencoded"
 
 
-class UnsubscribeQuery(Strict):
+class UnsubscribeQuery(BaseModel):
+    """Other query parameters (a mail client's or a tracker's) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
     token: Annotated[str, Field(min_length=1, max_length=512)]
 
 

@@ -21,8 +21,27 @@ SENDING = "sending"  # a recipient's claim while the message is being sent
 MANUAL, SCHEDULED = "manual", "schedule"
 
 
+DECISION_COUNTERS = 4  # counter items per run shard that decisions add to
+
+
 def run_shard(customer_id: str) -> int:
     return shard_of(customer_id, RUN_SHARDS)
+
+
+def decision_counter(customer_id: str) -> int:
+    """Which of its shard's decision counters a customer's decision adds to (independent of
+    the shard: crc32 of another string)."""
+    return shard_of(f"counter:{customer_id}", DECISION_COUNTERS)
+
+
+@dataclass(frozen=True)
+class PagePlan:
+    """A walked page, as it was read once: the customers it targets and where the next page
+    starts (None: the shard's last page)."""
+
+    customer_ids: tuple[str, ...]
+    next_key: dict | None
+    queued: bool = False
 
 
 @dataclass(frozen=True)

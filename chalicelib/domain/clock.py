@@ -31,6 +31,11 @@ def to_rfc3339(moment: datetime, timespec: str = "milliseconds") -> str:
     return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
+def to_stored_precision(moment: datetime) -> datetime:
+    """The moment as `to_rfc3339` keeps it (milliseconds): equal to what is read back."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def parse_rfc3339(value: str) -> datetime:
     """The moment a timestamp with an offset names, in UTC. ValueError for one without an
     offset, which RFC 3339 requires: it would otherwise be read as this machine's local time."""

@@ -22,17 +22,28 @@ run's eight counters).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
 from chalicelib.domain import ids, storage
-from chalicelib.domain.campaign_runs import RUN_SHARDS, SENDING, Decision, Run, complete, total
+from chalicelib.domain.campaign_runs import (
+    RUN_SHARDS,
+    SENDING,
+    Counts,
+    Decision,
+    PagePlan,
+    Run,
+    complete,
+    total,
+)
 from chalicelib.domain.campaigns import FAILED, RUNNING, SENT, SKIPPED, Campaign, SendLog
-from chalicelib.domain.clock import Clock
+from chalicelib.domain.clock import Clock, to_stored_precision
 from chalicelib.domain.customers import Customer
 from chalicelib.domain.interactions import Interaction
 from chalicelib.domain.storage import MailRefused
+from chalicelib.errors import ServiceBusy
 from chalicelib.services.campaign_messages import Composed, Composer
 from chalicelib.services.campaign_ports import CampaignSends, CampaignStore, MarketingMailer, MemberPages
 from chalicelib.services.ports import Customers, WorkQueue
@@ -42,6 +53,8 @@ WALK_PAGE = 250  # members a walk message reads
 DELIVER_BATCH = 10  # customers a delivery message decides for
 STALE_CLAIM = timedelta(minutes=15)  # longer than a delivery invocation can run (120 s)
 CLAIM_ATTEMPTS = 3
+CONFIRM_ATTEMPTS = 5
+CONFIRM_BACKOFF_S = 0.2
 
 
 class DeliveryIncomplete(Exception):
@@ -78,9 +91,16 @@ class CampaignRunService:
         run = self._campaigns.get_run(campaign_id, run_id, consistent=True)
         if run is None or run.completed:
             return "gone" if run is None else "completed before"
+        # The run sends the campaign as it is now: later changes are for later runs.
+        campaign = self._campaigns.get(campaign_id, consistent=True)
+        if campaign is not None:
+            self._campaigns.snapshot(campaign, run.id)
         run = self._campaigns.mark_running(run, self._clock.now())
+        if self._campaigns.snapshot_of(campaign_id, run.id) is None:  # deleted before it started
+            self._campaigns.mark_completed(run, Counts(), self._clock.now())
+            return "campaign gone"
         # Also when it was running before: the delivery that marked it may have stopped here.
-        # A walk page done before is not walked again (its guard).
+        # A page planned before is not read again (its plan).
         self._queue().send_many([self._walk_message(run, shard, 0, None) for shard in range(RUN_SHARDS)])
         return "started"
 
@@ -96,33 +116,44 @@ class CampaignRunService:
         }
 
     def walk(self, campaign_id: str, run_id: str, shard: int, page: int, start: Key | None) -> str:
+        """One page of a member shard. Its plan (the customers it targets, where the next page
+        starts) is written once, with its count, before anything is queued from it; a
+        redelivery queues from that plan, so every delivery of a page, and every later page,
+        names the same customers, and a page is never counted twice or not at all."""
         run = self._campaigns.get_run(campaign_id, run_id, consistent=True)
         if run is None or run.status != RUNNING or run.started_at is None:
             return "not running"
-        if self._sends.page_walked(run_id, shard, page):
-            return "walked before"
-        members, next_key = self._members.members_page(run.segment_id, shard, WALK_PAGE, start)
-        targeted = [m.customer_id for m in members if m.joined_at <= run.started_at]
-        messages = [
-            {
-                "type": "deliver",
-                "campaign_id": campaign_id,
-                "run_id": run_id,
-                "customer_ids": targeted[i : i + DELIVER_BATCH],
-            }
-            for i in range(0, len(targeted), DELIVER_BATCH)
-        ]
-        if next_key is not None:
-            messages.append(self._walk_message(run, shard, page + 1, next_key))
-        # Sent before the page is counted: a walk that stops between the two is received
-        # again and sends them again, which the guard of each decision makes harmless.
-        if messages:
-            self._queue().send_many(messages)
-        last = next_key is None
-        self._sends.count_page(run_id, shard, page, len(targeted), last, self._clock.now())
-        if last:
+        plan = self._sends.page_plan(run_id, shard, page)
+        if plan is None:
+            members, next_key = self._members.members_page(run.segment_id, shard, WALK_PAGE, start)
+            targeted = tuple(m.customer_id for m in members if m.joined_at <= run.started_at)
+            if not self._sends.plan_page(
+                run_id, shard, page, PagePlan(targeted, next_key), self._clock.now()
+            ):
+                plan = self._sends.page_plan(run_id, shard, page)  # another delivery planned it first
+            else:
+                plan = PagePlan(targeted, next_key)
+        if plan is None:
+            raise RuntimeError(f"page {page} of shard {shard} of {run_id} has no plan")
+        if not plan.queued:
+            ids = plan.customer_ids
+            messages = [
+                {
+                    "type": "deliver",
+                    "campaign_id": campaign_id,
+                    "run_id": run_id,
+                    "customer_ids": list(ids[i : i + DELIVER_BATCH]),
+                }
+                for i in range(0, len(ids), DELIVER_BATCH)
+            ]
+            if plan.next_key is not None:
+                messages.append(self._walk_message(run, shard, page + 1, plan.next_key))
+            if messages:
+                self._queue().send_many(messages)
+            self._sends.page_queued(run_id, shard, page)
+        if plan.next_key is None:
             self._complete_if_done(run)
-        return "walked"
+        return "walked" if not plan.queued else "walked before"
 
     def deliver(
         self, campaign_id: str, run_id: str, customer_ids: Sequence[str], *, last_receive: bool
@@ -133,7 +164,7 @@ class CampaignRunService:
         run = self._campaigns.get_run(campaign_id, run_id, consistent=True)
         if run is None or run.status != RUNNING:
             return "not running"
-        campaign = self._campaigns.get(campaign_id)
+        campaign = self._campaigns.snapshot_of(campaign_id, run_id)
         decided = self._sends.decisions(run_id, customer_ids)
         undecided = [c for c in dict.fromkeys(customer_ids) if c not in decided or not decided[c].final]
         profiles = self._customers.get_many(undecided, consistent=True) if undecided else {}
@@ -176,7 +207,7 @@ class CampaignRunService:
     def _decide(
         self, run: Run, campaign: Campaign | None, customer_id: str, customer: Customer | None
     ) -> None:
-        now = self._clock.now()
+        now = to_stored_precision(self._clock.now())  # as the send log keeps it: give_back finds it
         if campaign is None:  # deleted while the run went on (it was paused first)
             self._sends.record(run.id, Decision(customer_id, FAILED, now, reason="campaign_deleted"))
             return
@@ -223,7 +254,16 @@ class CampaignRunService:
             campaign_id=campaign.id,
             run_id=run.id,
         )
-        self._sends.confirm(run.id, replace(claim, outcome=SENT, message_id=message_id), entry)
+        sent = replace(claim, outcome=SENT, message_id=message_id)
+        # SES has the message: the confirmation must not be lost to busy counters.
+        for attempt in range(CONFIRM_ATTEMPTS):
+            try:
+                self._sends.confirm(run.id, sent, entry)
+                return
+            except ServiceBusy:
+                if attempt == CONFIRM_ATTEMPTS - 1:
+                    raise
+                time.sleep(CONFIRM_BACKOFF_S * 2**attempt)
 
     def _give_back(self, run_id: str, claim: Decision) -> None:
         for _ in range(CLAIM_ATTEMPTS):

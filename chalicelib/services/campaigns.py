@@ -5,6 +5,7 @@ read their results. What a run sends is services/campaign_runs.py's."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -37,6 +38,24 @@ from chalicelib.services.campaign_ports import CampaignSends, CampaignStore
 from chalicelib.services.ports import ProfileReader
 from chalicelib.services.versions import update_at_version
 from chalicelib.store.pagination import CursorCodec, Page, page_of
+
+log = logging.getLogger(__name__)
+
+
+def _check_runnable(before: Campaign | None, after: Campaign) -> None:
+    """A one-off schedule in the past would leave an active campaign that never runs."""
+    changed = before is None or (before.status, before.schedule) != (after.status, after.schedule)
+    schedule = after.schedule
+    if (
+        changed
+        and after.status == ACTIVE
+        and schedule is not None
+        and schedule.once
+        and after.next_run_at is None
+    ):
+        raise ValidationFailed(
+            [FieldError("schedule.at", "is in the past: an active campaign would never run")]
+        )
 
 
 def _check_product_placeholders(recommendation: str, templates: Mapping) -> None:
@@ -89,6 +108,7 @@ class CampaignService:
             fields["frequency_cap"],
             now,
         )
+        _check_runnable(None, campaign)
         return self._campaigns.add(campaign)
 
     def _check_segment(self, segment_id: str) -> None:
@@ -114,6 +134,7 @@ class CampaignService:
         def write(before: Campaign) -> Campaign:
             after = before.with_changes(changes, self._clock.now())
             _check_product_placeholders(after.recommendation, after.templates)
+            _check_runnable(before, after)
             if _defined(after) == _defined(before):
                 return before
             return self._campaigns.update(before, after)
@@ -183,26 +204,34 @@ class CampaignService:
         now = self._clock.now()
         started = []
         for campaign_id in self._campaigns.due(now):
-            campaign = self._campaigns.get(campaign_id, consistent=True)
-            if campaign is None or campaign.status != ACTIVE or campaign.next_run_at is None:
+            try:
+                run_id = self._start_due(campaign_id, now)
+            except Exception:  # one campaign's failure must not hold back the others
+                log.exception("the due run of %s was not started; the next minute tries again", campaign_id)
                 continue
-            moment = campaign.next_run_at
-            if moment > now:
-                continue
-            following = next_run(campaign.schedule, now) if campaign.schedule else None
-            status = FINISHED if campaign.schedule is not None and campaign.schedule.once else ACTIVE
-            run = Run(
-                scheduled_run_id(campaign.id, moment),
-                campaign.id,
-                campaign.segment_id,
-                QUEUED,
-                SCHEDULED,
-                now,
-                scheduled_for=moment,
-            )
-            if self._campaigns.start_scheduled(campaign, run, following, status):
-                started.append(run.id)
+            if run_id is not None:
+                started.append(run_id)
         return started
+
+    def _start_due(self, campaign_id: str, now: datetime) -> str | None:
+        campaign = self._campaigns.get(campaign_id, consistent=True)
+        if campaign is None or campaign.status != ACTIVE or campaign.next_run_at is None:
+            return None
+        moment = campaign.next_run_at
+        if moment > now:
+            return None
+        following = next_run(campaign.schedule, now) if campaign.schedule else None
+        status = FINISHED if campaign.schedule is not None and campaign.schedule.once else ACTIVE
+        run = Run(
+            scheduled_run_id(campaign.id, moment),
+            campaign.id,
+            campaign.segment_id,
+            QUEUED,
+            SCHEDULED,
+            now,
+            scheduled_for=moment,
+        )
+        return run.id if self._campaigns.start_scheduled(campaign, run, following, status) else None
 
     def runs(self, campaign_id: str, limit: int, cursor: str | None) -> Page[Run]:
         self.get(campaign_id)

@@ -5,13 +5,24 @@ in the same transaction as the counter it adds to: a redelivered message counts 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from chalicelib.domain import storage
-from chalicelib.domain.campaign_runs import RUN_SHARDS, SENDING, Counts, Decision, run_shard
+from chalicelib.domain.campaign_runs import (
+    DECISION_COUNTERS,
+    RUN_SHARDS,
+    SENDING,
+    Counts,
+    Decision,
+    PagePlan,
+    decision_counter,
+    run_shard,
+    total,
+)
 from chalicelib.domain.campaigns import FAILED, SENT, SKIPPED, SendLog
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.interactions import Interaction
@@ -43,6 +54,21 @@ def shard_pk(run_id: str, shard: int) -> str:
 
 def _recipient_key(run_id: str, customer_id: str) -> tuple[str, str]:
     return shard_pk(run_id, run_shard(customer_id)), f"{RECIPIENT_PREFIX}{customer_id}"
+
+
+WALK_SK = "COUNT"
+
+
+def _page_sk(page: int) -> str:
+    return f"PAGE#{page:08d}"
+
+
+def _counter_sk(n: int) -> str:
+    return f"COUNT#{n}"
+
+
+def _counter_key(run_id: str, customer_id: str) -> tuple[str, str]:
+    return shard_pk(run_id, run_shard(customer_id)), _counter_sk(decision_counter(customer_id))
 
 
 def _expiry(at: datetime, lifetime: timedelta) -> int:
@@ -98,40 +124,53 @@ class CampaignSendRepository:
 
     # The walk
 
-    def page_walked(self, run_id: str, shard: int, page: int) -> bool:
+    def page_plan(self, run_id: str, shard: int, page: int) -> PagePlan | None:
         try:
-            RunPageModel.get(shard_pk(run_id, shard), f"PAGE#{page:08d}", consistent_read=True)
+            item = RunPageModel.get(shard_pk(run_id, shard), _page_sk(page), consistent_read=True)
         except DoesNotExist:
-            return False
-        return True
+            return None
+        next_key = json.loads(item.next_key) if item.next_key else None
+        return PagePlan(tuple(item.customer_ids or ()), next_key, bool(item.queued))
 
-    def count_page(self, run_id: str, shard: int, page: int, targeted: int, last: bool, at: datetime) -> bool:
-        """Count a walked page's customers once (False if counted before); `last` ends the
-        shard's walk."""
-        actions = [RunShardModel.targeted.add(targeted)]
-        if last:
+    def plan_page(self, run_id: str, shard: int, page: int, plan: PagePlan, at: datetime) -> bool:
+        """Write the page's plan and count its customers as targeted, once (False if a plan was
+        written first); the shard's last page ends its walk."""
+        actions = [RunShardModel.targeted.add(len(plan.customer_ids))]
+        if plan.next_key is None:
             actions.append(RunShardModel.walked.set(1))
         guard = RunPageModel(
-            shard_pk(run_id, shard), f"PAGE#{page:08d}", expires_at=_expiry(at, PAGE_GUARD_LIFETIME)
+            shard_pk(run_id, shard),
+            _page_sk(page),
+            customer_ids=list(plan.customer_ids),
+            next_key=json.dumps(plan.next_key, sort_keys=True) if plan.next_key else None,
+            queued=0,
+            expires_at=_expiry(at, PAGE_GUARD_LIFETIME),
         )
         try:
             with transaction(self._region) as t:
                 t.save(guard, condition=RunPageModel.sk.does_not_exist())
-                t.update(RunShardModel(shard_pk(run_id, shard)), actions=actions)
+                t.update(RunShardModel(shard_pk(run_id, shard), WALK_SK), actions=actions)
         except TransactWriteError as error:
             if failed_conditions(error)[:1] == [True]:
                 return False
             raise
         return True
 
+    def page_queued(self, run_id: str, shard: int, page: int) -> None:
+        RunPageModel(shard_pk(run_id, shard), _page_sk(page)).update(actions=[RunPageModel.queued.set(1)])
+
     def counts(self, run_id: str) -> dict[int, Counts]:
-        """Each shard's counts, strongly consistent (one BatchGetItem); shards never written
-        are missing."""
-        keys = [(shard_pk(run_id, shard), "COUNT") for shard in range(RUN_SHARDS)]
-        return {
-            int(item.pk.rsplit("#", 1)[1]): _counts(item)
-            for item in RunShardModel.batch_get(keys, consistent_read=True)
-        }
+        """Each shard's counts, its walk's and its decisions' summed, strongly consistent (one
+        BatchGetItem of 40 items); shards never written are missing."""
+        keys = [
+            (shard_pk(run_id, shard), sk)
+            for shard in range(RUN_SHARDS)
+            for sk in (WALK_SK, *(_counter_sk(n) for n in range(DECISION_COUNTERS)))
+        ]
+        found: dict[int, list[Counts]] = {}
+        for item in RunShardModel.batch_get(keys, consistent_read=True):
+            found.setdefault(int(item.pk.rsplit("#", 1)[1]), []).append(_counts(item))
+        return {shard: total(parts) for shard, parts in found.items()}
 
     # Decisions
 
@@ -170,7 +209,8 @@ class CampaignSendRepository:
         try:
             with transaction(self._region) as t:
                 t.save(item, condition=condition)
-                t.update(RunShardModel(item.pk), actions=[_counter_of(decision).add(1)])
+                counter = RunShardModel(*_counter_key(run_id, decision.customer_id))
+                t.update(counter, actions=[_counter_of(decision).add(1)])
         except TransactWriteError as error:
             if failed_conditions(error)[:1] == [True]:
                 return False
@@ -219,7 +259,8 @@ class CampaignSendRepository:
                 if entry is not None:
                     check_profile_exists(t, entry.customer_id)
                 t.save(item, condition=RecipientModel.outcome == SENDING)
-                t.update(RunShardModel(item.pk), actions=[RunShardModel.sent.add(1)])
+                counter = RunShardModel(*_counter_key(run_id, sent.customer_id))
+                t.update(counter, actions=[RunShardModel.sent.add(1)])
                 if entry is not None:
                     t.save(interaction_item(entry), condition=InteractionModel.id.does_not_exist())
         except TransactWriteError as error:
@@ -239,7 +280,8 @@ class CampaignSendRepository:
 
     def forget(self, customer_id: str) -> int:
         """An erased customer's send log goes (their decisions name only the id, and expire)."""
-        SendLogModel(customer_pk(customer_id)).delete()
+        # No version condition: whatever the log holds goes (and a missing log is no error).
+        SendLogModel(customer_pk(customer_id)).delete(add_version_condition=False)
         return 1
 
     # Reading the decisions

@@ -3,12 +3,13 @@ table). What a run sends is store/campaign_sends.py's."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
 
 from chalicelib.domain import storage
 from chalicelib.domain.campaign_runs import Counts, Run
@@ -28,6 +29,7 @@ from chalicelib.store.transactions import failed_conditions, transaction, versio
 
 CAMPAIGN_PREFIX = "CAMPAIGN#"
 RUN_PREFIX = "RUN#"
+SNAPSHOT_PREFIX = "SNAPSHOT#"
 TOO_LARGE = "The campaign would not fit DynamoDB's 400 KB item limit: shorten its templates."
 
 
@@ -146,11 +148,12 @@ class CampaignRepository:
     # Definitions
 
     def add(self, campaign: Campaign) -> Campaign:
-        item = _item(campaign)
+        """TooLargeToStore (413) if DynamoDB refuses the item's size."""
         try:
-            item.save(condition=CampaignModel.sk.does_not_exist())
-        except PutError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
+            with transaction(self._region, TOO_LARGE) as t:
+                t.save(_item(campaign), condition=CampaignModel.sk.does_not_exist())
+        except TransactWriteError as error:
+            if any(failed_conditions(error)):
                 raise storage.AlreadyExists(campaign.id) from None
             raise
         return replace(campaign, version=1)
@@ -223,17 +226,23 @@ class CampaignRepository:
                 CampaignScheduleModel.due_pk.set(due_pk),
                 CampaignScheduleModel.next_run_at.set(to_rfc3339(next_run_at)),
             ]
+        schedule = CampaignScheduleModel(CAMPAIGNS_PK, campaign.id)
+        still_due = (CampaignScheduleModel.next_run_at == to_rfc3339(campaign.next_run_at)) & (
+            CampaignScheduleModel.status == ACTIVE
+        )
         try:
             with transaction(self._region) as t:
-                t.update(
-                    CampaignScheduleModel(CAMPAIGNS_PK, campaign.id),
-                    actions=actions,
-                    condition=(CampaignScheduleModel.next_run_at == to_rfc3339(campaign.next_run_at))
-                    & (CampaignScheduleModel.status == ACTIVE),
-                )
                 t.save(_run_item(run), condition=RunModel.sk.does_not_exist())
+                t.update(schedule, actions=actions, condition=still_due)
         except TransactWriteError as error:
-            if any(failed_conditions(error)):
+            run_exists, moved = [*failed_conditions(error), False, False][:2]
+            if run_exists and not moved:
+                # The moment's run was written before (a staff change set the schedule back to
+                # it): move the schedule on alone, or it would stay due forever.
+                with contextlib.suppress(UpdateError):
+                    schedule.update(actions=actions, condition=still_due)
+                return False
+            if run_exists or moved:
                 return False
             raise
         return True
@@ -274,6 +283,25 @@ class CampaignRepository:
             to_domain=_run,
             scan_index_forward=False,
         )
+
+    def snapshot(self, campaign: Campaign, run_id: str) -> None:
+        """The campaign as a run sends it, kept beside its runs (the first snapshot stays)."""
+        item = _item(replace(campaign, next_run_at=None))
+        item.pk, item.sk = f"{CAMPAIGN_PREFIX}{campaign.id}", f"{SNAPSHOT_PREFIX}{run_id}"
+        try:
+            item.save()  # PynamoDB conditions it on there being none (no version)
+        except PutError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+
+    def snapshot_of(self, campaign_id: str, run_id: str) -> Campaign | None:
+        try:
+            item = CampaignModel.get(
+                f"{CAMPAIGN_PREFIX}{campaign_id}", f"{SNAPSHOT_PREFIX}{run_id}", consistent_read=True
+            )
+        except DoesNotExist:
+            return None
+        return replace(_campaign(item), id=campaign_id)
 
     def mark_running(self, run: Run, at: datetime) -> Run:
         """queued → running, once: the run's snapshot moment is `at` (or the one written first)."""

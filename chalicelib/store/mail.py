@@ -21,8 +21,11 @@ class SesMailer:
     @cached_property
     def _client(self):
         import boto3
+        from botocore.config import Config
 
-        return boto3.client("ses", region_name=self._region)
+        # No retries by the SDK: a retried send that SES had taken (a read timeout) would mail
+        # twice. A refusal goes back to the queue, whose redelivery is the retry.
+        return boto3.client("ses", region_name=self._region, config=Config(retries={"total_max_attempts": 1}))
 
     def send(self, to: str, subject: str, text: str) -> str:
         try:

@@ -97,9 +97,10 @@ def _counter() -> NumberAttribute:
 
 
 class RunShardModel(Model):
-    """pk RUN#<run id>#<shard>, sk COUNT: the shard's counts. `targeted` grows with each page
-    of the segment's shard walked, the outcomes with each decision; `walked` is 1 once the walk
-    has read the shard's last page."""
+    """pk RUN#<run id>#<shard>, sk COUNT: the shard's walk, `targeted` growing with each page
+    of the segment's shard planned and `walked` 1 once its last page is; sk COUNT#<0–3>: the
+    shard's decisions, in DECISION_COUNTERS items (by a hash of the customer id) so that the
+    transactions of concurrent decisions seldom meet on one item."""
 
     class Meta(TableMeta):
         table_name = settings.campaign_sends_table
@@ -121,14 +122,19 @@ SKIPPED_ATTRIBUTES = {reason: f"skipped_{reason}" for reason in SKIP_REASONS}
 
 
 class RunPageModel(Model):
-    """pk RUN#<run id>#<shard>, sk PAGE#<page>: that page of the shard's members was queued and
-    counted. Deleted by the table's TTL."""
+    """pk RUN#<run id>#<shard>, sk PAGE#<page>: the plan of that page of the shard's members,
+    written once (with its count) before anything is queued from it: the customers it targets
+    and where the next page starts. `queued` is 1 once its messages are sent. Deleted by the
+    table's TTL."""
 
     class Meta(TableMeta):
         table_name = settings.campaign_sends_table
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+    customer_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    next_key = UnicodeAttribute(null=True)  # the Query's LastEvaluatedKey as JSON
+    queued = NumberAttribute(default=0)
     expires_at = NumberAttribute()
 
 
