@@ -13,6 +13,7 @@ Single braces are text.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -92,6 +93,14 @@ def text_problems(text: str) -> list[str]:
         problems.append("has three braces in a row: a placeholder is written {{ name }}")
     rest = _TAG.sub(" ", text)
     problems.extend(problem for syntaxes, problem in _OTHER_SYNTAX if any(s in rest for s in syntaxes))
+    control = sorted(
+        {f"U+{ord(c):04X}" for c in text if unicodedata.category(c) == "Cc" and c not in "\n\r\t"}
+    )
+    if control:
+        # Nothing a mail shows; stored escaped (six bytes each), they would also defeat the size limit.
+        problems.append(
+            f"has control characters ({', '.join(control[:5])}): only line breaks and tabs are text"
+        )
     return list(dict.fromkeys(problems))
 
 

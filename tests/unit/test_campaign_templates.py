@@ -267,3 +267,11 @@ def test_prices_show_the_minor_units_the_language_decimal_mark_and_the_code(
     amount, currency, locale, expected
 ):
     assert format_price(amount, currency, locale) == expected
+
+
+def test_control_characters_other_than_line_breaks_and_tabs_are_refused():
+    from chalicelib.domain.campaign_templates import text_problems
+
+    assert text_problems("Hej\n\tdu\r\n") == []
+    [problem] = text_problems("Hej\x01du\x1b")
+    assert "U+0001" in problem and "U+001B" in problem
