@@ -46,8 +46,8 @@ SCHEDULE_SCHEMA = {
             "required": ["cron", "timezone"],
             "additionalProperties": False,
             "properties": {
-                "cron": {"type": "string", "description": 'e.g. "0 9 * * MON"'},
-                "timezone": {"type": "string", "description": 'e.g. "Europe/Stockholm"'},
+                "cron": {"type": "string", "examples": ["0 9 * * MON"]},
+                "timezone": {"type": "string", "examples": ["Europe/Stockholm"]},
             },
         },
         {

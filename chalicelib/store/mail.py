@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cache, cached_property
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
@@ -45,9 +45,8 @@ class SesMailer:
         """A marketing message with RFC 8058's one-click unsubscribe headers, which SendEmail
         cannot set: sent as a raw MIME message."""
         from email.message import EmailMessage
-        from email.policy import SMTP
 
-        message = EmailMessage(policy=SMTP)
+        message = EmailMessage(policy=_marketing_policy())
         message["From"] = self._sender
         message["To"] = to
         message["Subject"] = subject
@@ -61,3 +60,28 @@ class SesMailer:
         except _REFUSED as error:
             raise MailRefused(f"SES did not take the message: {error}") from error
         return response["MessageId"]
+
+
+_UNFOLDED = frozenset({"list-unsubscribe"})
+
+
+@cache
+def _marketing_policy():
+    """The SMTP policy, but List-Unsubscribe is never folded. The email package treats it as
+    free text and, once a line is over 78 characters (any real unsubscribe URL), rewrites it
+    as RFC 2047 encoded-words, which RFC 2369 does not allow there and mail clients do not
+    decode: the one-click link would be lost. One line of ASCII is within RFC 5322's 998."""
+    from email.policy import SMTP, EmailPolicy
+
+    class MarketingPolicy(EmailPolicy):
+        def fold(self, name, value):
+            if name.lower() in _UNFOLDED and str(value).isascii():
+                return f"{name}: {value}{self.linesep}"
+            return super().fold(name, value)
+
+        def fold_binary(self, name, value):
+            if name.lower() in _UNFOLDED and str(value).isascii():
+                return f"{name}: {value}{self.linesep}".encode("ascii")
+            return super().fold_binary(name, value)
+
+    return MarketingPolicy(linesep=SMTP.linesep)

@@ -3,7 +3,9 @@ with it on names, keys, attribute types and indexes."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 from pathlib import Path
 
 import pytest
@@ -27,9 +29,19 @@ def _tables() -> dict[str, dict]:
 
 
 def _model_classes() -> list[type]:
-    return [
-        m for m in vars(models).values() if isinstance(m, type) and issubclass(m, Model) and m is not Model
+    # Every module of the package: its __init__ does not re-export them all (not the
+    # campaigns' models, which only the campaign repositories import).
+    modules = [models] + [
+        importlib.import_module(f"{models.__name__}.{module.name}")
+        for module in pkgutil.iter_modules(models.__path__)
     ]
+    found = {
+        m: None
+        for module in modules
+        for m in vars(module).values()
+        if isinstance(m, type) and issubclass(m, Model) and m is not Model
+    }
+    return list(found)
 
 
 def _keys(schema: list[dict]) -> dict[str, str]:

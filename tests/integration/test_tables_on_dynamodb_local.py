@@ -43,6 +43,8 @@ def test_the_backend_holds_the_templates_tables_and_no_others(aws):
         settings.cases_table,
         settings.idempotency_table,
         settings.jobs_table,
+        settings.campaigns_table,
+        settings.campaign_sends_table,
     }
     assert set(aws_client("dynamodb").list_tables()["TableNames"]) == declared
 
