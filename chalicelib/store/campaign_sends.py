@@ -86,7 +86,10 @@ def _log(item: SendLogModel | None) -> SendLog:
 def _log_item(customer_id: str, written: SendLog, read: SendLog) -> SendLogModel:
     """`written` saved over the log as `read` it (PynamoDB conditions the save on that version,
     or on there being no log when none was read)."""
-    item = SendLogModel(customer_pk(customer_id), times=[to_rfc3339(t) for t in written.times])
+    # Microseconds, so that a send reads back equal to the claim's time that gives it back.
+    item = SendLogModel(
+        customer_pk(customer_id), times=[to_rfc3339(t, timespec="microseconds") for t in written.times]
+    )
     if read.version:
         item.version = read.version
     return item
