@@ -142,10 +142,12 @@ class SendLog:
     version: int = 0
 
     def over(self, cap: FrequencyCap, now: datetime) -> bool:
-        """At least `cap.max_messages` sends in the rolling window (now - per_days, now]: one
-        more now would exceed the cap. A send exactly per_days ago has left the window."""
+        """At least `cap.max_messages` sends in the rolling window since now - per_days: one
+        more now would exceed the cap. A send exactly per_days ago has left the window; one
+        stamped after `now` counts (another worker's clock, or a rival's send logged while
+        this decision was being made: the log holds only sends that were claimed)."""
         start = now - timedelta(days=cap.per_days)
-        return sum(1 for at in self.times if start < at <= now) >= cap.max_messages
+        return sum(1 for at in self.times if start < at) >= cap.max_messages
 
     def with_send(self, at: datetime) -> SendLog:
         """The log with a send at `at`; sends that no cap can count any more are dropped. The

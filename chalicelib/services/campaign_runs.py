@@ -11,9 +11,10 @@
   nothing twice. A send is claimed first (`sending`, counted in the customer's send log
   against the frequency cap), then handed to SES, then confirmed (`sent`, counted, on the
   timeline). SES's refusal gives the claim back and the message is received again later; on
-  its last receive the customer is recorded `failed`. A claim left by a worker that stopped
-  between SES and the confirmation is never sent again: once it is older than STALE_CLAIM it
-  is recorded `failed` (reason `unconfirmed`).
+  its last receive the customer is recorded `failed` and the message goes on to the
+  dead-letter queue. A claim left by a worker that stopped between SES and the confirmation
+  is never sent again: once it is older than STALE_CLAIM it is recorded `failed` (reason
+  `unconfirmed`).
 
 The run is `completed` once every shard has been walked to its end and every customer it
 queued has a decision; the last walk page and every delivery check that (one read of the
@@ -60,6 +61,11 @@ CONFIRM_BACKOFF_S = 0.2
 class DeliveryIncomplete(Exception):
     """Some customers of the batch could not be decided now (SES refused, a claim still being
     sent): the message is received again, and only they are tried again."""
+
+
+class DeliveryGivenUp(Exception):
+    """On the message's last receive, some customers of the batch could still not be decided:
+    they are recorded `failed`, and the message goes on to the dead-letter queue (its alarm)."""
 
 
 class CampaignRunService:
@@ -160,7 +166,7 @@ class CampaignRunService:
     ) -> str:
         """Decide for each customer of the batch not decided before. DeliveryIncomplete if some
         could not be decided now (unless this is the message's last receive: then they are
-        recorded `failed`)."""
+        recorded `failed`, and DeliveryGivenUp sends the message on to the dead-letter queue)."""
         run = self._campaigns.get_run(campaign_id, run_id, consistent=True)
         if run is None or run.status != RUNNING:
             return "not running"
@@ -168,7 +174,7 @@ class CampaignRunService:
         decided = self._sends.decisions(run_id, customer_ids)
         undecided = [c for c in dict.fromkeys(customer_ids) if c not in decided or not decided[c].final]
         profiles = self._customers.get_many(undecided, consistent=True) if undecided else {}
-        pending = []
+        pending, given_up = [], []
         for customer_id in undecided:
             claim = decided.get(customer_id)
             try:
@@ -179,14 +185,16 @@ class CampaignRunService:
             except (MailRefused, _ClaimInFlight, storage.VersionConflict) as error:
                 if last_receive:
                     reason = "mail_refused" if isinstance(error, MailRefused) else "unconfirmed"
-                    self._sends.record(
-                        run_id, Decision(customer_id, FAILED, self._clock.now(), reason=reason)
-                    )
+                    failed = Decision(customer_id, FAILED, self._clock.now(), reason=reason)
+                    if self._sends.record(run_id, failed):
+                        given_up.append(customer_id)
                 else:
                     pending.append(customer_id)
         self._complete_if_done(run)
         if pending:
             raise DeliveryIncomplete(f"{len(pending)} of {len(customer_ids)} customers are to be tried again")
+        if given_up:
+            raise DeliveryGivenUp(f"{len(given_up)} of {len(customer_ids)} customers were recorded failed")
         return "delivered"
 
     def fail_undecided(self, campaign_id: str, run_id: str, customer_ids: Sequence[str], reason: str) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from chalicelib.domain.audit import AuditEntry
 from tests.unit.fakes.base import FakeTransaction, page
+from tests.unit.fakes.campaigns import FakeCampaigns, FakeCampaignSends, FakeMarketingMailer
 from tests.unit.fakes.co_purchases import FakeCoPurchases
 from tests.unit.fakes.customers import FakeCustomers
 from tests.unit.fakes.loyalty import FakeLoyalty
@@ -25,6 +26,8 @@ from tests.unit.fakes.segments import FakeSegments
 
 __all__ = [
     "FakeAuditTrail",
+    "FakeCampaignSends",
+    "FakeCampaigns",
     "FakeCases",
     "FakeCoPurchases",
     "FakeCustomers",
@@ -35,6 +38,7 @@ __all__ = [
     "FakeJobs",
     "FakeLoyalty",
     "FakeMailer",
+    "FakeMarketingMailer",
     "FakeProducts",
     "FakeQueue",
     "FakeSegments",
@@ -66,3 +70,7 @@ class FakeStore:
         self.job_queue = FakeQueue()
         self.segments = FakeSegments(self.customers)
         self.segments_queue = FakeQueue()
+        self.campaigns = FakeCampaigns()
+        self.campaign_sends = FakeCampaignSends(self.interactions)
+        self.marketing_mailer = FakeMarketingMailer()
+        self.campaigns_queue = FakeQueue()

@@ -141,6 +141,16 @@ class FakeSegments:
         )
         return page(rows, limit, start, lambda m: m.customer_id)
 
+    def members_page(
+        self, segment_id: str, shard: int, limit: int, start: Key | None
+    ) -> tuple[list[Member], Key | None]:
+        rows = [
+            Member(cid, joined[segment_id])
+            for cid, joined in sorted(self.joined.items())
+            if segment_id in joined and shard_of(cid, MEMBER_SHARDS) == shard
+        ]
+        return page(rows, limit, start, lambda m: m.customer_id)
+
     def members_of_shard(self, segment_id: str, shard: int) -> Iterator[str]:
         for cid, joined in sorted(self.joined.items()):
             if segment_id in joined and shard_of(cid, MEMBER_SHARDS) == shard:
