@@ -20,7 +20,7 @@ from chalicelib.domain.loyalty.aggregates import Aggregates
 from chalicelib.domain.loyalty.scoring import Score
 from chalicelib.store.customer_items import customer_item as customer_model
 from chalicelib.store.customer_items import token_items
-from chalicelib.store.interactions import _to_model as interaction_model
+from chalicelib.store.interactions import interaction_item as interaction_model
 from chalicelib.store.loyalty_items import loyalty_item
 from chalicelib.store.models import (
     CustomerModel,

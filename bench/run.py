@@ -20,7 +20,18 @@ if str(ROOT) not in sys.path:
 
 from bench.common import RESULTS, apply_local_env  # noqa: E402
 
-SECTIONS = ("coldstart", "counts", "overhead", "stream", "scale", "backends", "package", "startup", "load")
+SECTIONS = (
+    "coldstart",
+    "counts",
+    "overhead",
+    "stream",
+    "campaigns",
+    "scale",
+    "backends",
+    "package",
+    "startup",
+    "load",
+)
 # Diagnostics, only with --only: `profile` (about a minute) says where a request's CPU goes.
 OPTIONAL = ("profile",)
 _STARTED = time.perf_counter()
@@ -43,6 +54,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale-iterations", type=int, default=50)
     parser.add_argument("--stock-iterations", type=int, default=5, help="rounds against stock moto at scale")
     parser.add_argument("--stream-batches", type=int, default=9)
+    parser.add_argument(
+        "--campaign-recipients", type=int, default=1_000, help="members of the campaign's segment"
+    )
     parser.add_argument("--backends-writes", type=int, default=200, help="per size, DynamoDB Local")
     parser.add_argument("--backends-queries", type=int, default=200, help="per size, DynamoDB Local")
     parser.add_argument(
@@ -122,7 +136,7 @@ def run(args: argparse.Namespace) -> dict:
 
         guarded(results, "coldstart", cold)
     worker = None
-    if only & {"counts", "overhead", "stream", "scale", "backends"}:
+    if only & {"counts", "overhead", "stream", "campaigns", "scale", "backends"}:
         from bench import inprocess, mock
 
         moto = mock.start_moto()
@@ -142,6 +156,15 @@ def run(args: argparse.Namespace) -> dict:
                     results,
                     "stream",
                     lambda: inprocess.stream_throughput(recorder, args.stream_batches, warmup=2),
+                )
+            if "campaigns" in only:
+                # Before the scale data set is loaded: the run empties every table first.
+                from bench import campaigns
+
+                guarded(
+                    results,
+                    "campaigns",
+                    lambda: campaigns.campaign_run(http, recorder, args.campaign_recipients, log),
                 )
             if "backends" in only:
                 worker = _start_local_worker(args)
@@ -363,6 +386,80 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
     rows += backend_rows(results)
     rows += stack_rows(results)
     rows += profile_rows(results)
+    rows += campaign_rows(results)
+    return rows
+
+
+def _ops(operations: dict) -> str:
+    return ", ".join(f"{op} {n:,}" for op, n in sorted(operations.items(), key=lambda item: -item[1]))
+
+
+def campaign_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    section = results.get("campaigns")
+    rows: list[tuple[str, str, str, str]] = []
+    if not section or _error_row(rows, "11. campaign run", section):
+        return rows
+    run_, n = section["run"], section["recipients"]
+    head = f"11. campaign run, {n:,} recipients:"
+    reasons = ", ".join(f"{reason} {count}" for reason, count in run_["skipped"].items() if count)
+    decided = section["sent"] + section["skipped"] + section["failed"]
+    once = section["ses_messages"] == section["ses_recipients"] == section["sent"]
+    dynamodb, sqs, ses = section["dynamodb"], section["sqs"], section["ses"]
+    rows.append(
+        (
+            f"{head} sent / skipped / failed",
+            f"{section['sent']} / {section['skipped']} ({reasons}) / {section['failed']}; "
+            f"SES took {section['ses_messages']} messages for {section['ses_recipients']} addresses",
+            "all decided, 1 message per sent",
+            verdict(run_["status"] == "completed" and decided == n and once),
+        )
+    )
+    rows.append(
+        (
+            f"{head} DynamoDB requests per recipient",
+            f"{dynamodb['per_recipient']:.2f} ({dynamodb['requests']:,}: {_ops(dynamodb['operations'])})",
+            f"<= {dynamodb['allowed_per_recipient']:.2f} (design)",
+            verdict(dynamodb["requests"] <= dynamodb["allowed"]),
+        )
+    )
+    messages = sqs["messages"]
+    rows.append(
+        (
+            f"{head} SQS requests per recipient (the app's)",
+            f"{sqs['per_recipient']:.3f} ({_ops(sqs['operations'])}) for {sum(messages.values())} messages "
+            f"({sqs['messages_per_recipient']:.3f} per recipient: {_ops(messages)})",
+            f"<= {sqs['allowed'] / n:.3f} (design)",
+            verdict(sqs["requests"] <= sqs["allowed"]),
+        )
+    )
+    rows.append(
+        (
+            f"{head} SES requests per sent message",
+            f"{ses['per_sent']:.2f} ({_ops(ses['operations'])})",
+            "1",
+            verdict(ses["requests"] == section["sent"]),
+        )
+    )
+    pump = section["pump"]
+    rows.append(
+        (
+            f"{head} the pump's polling (Lambda's event source mappings)",
+            "; ".join(_ops(ops) for ops in pump.values()),
+            "info: not the app's requests",
+            "info",
+        )
+    )
+    seconds = section["seconds_in_requests"]
+    rows.append(
+        (
+            f"{head} wall time, queued to completed",
+            f"{section['wall_s']:.0f} s, {section['recipients_per_second']:.1f} recipients/s "
+            f"({seconds.get('dynamodb', 0):.0f} s in DynamoDB calls; CPU {section['cpu_s']:.0f} s, "
+            f"load average {section['load_average_before']:.1f})",
+            "info: moto-bound",
+            "info",
+        )
+    )
     return rows
 
 
@@ -608,6 +705,7 @@ def details(results: dict) -> str:
             f"\nscale: items per table {scale['sizes']}; {scale['loaded_items']:,} items bulk-loaded in "
             f"{scale['load_seconds']} s; requests per page {json.dumps(scale['requests'])}"
         )
+    out += campaign_details(results)
     package = results.get("package")
     if package and "error" not in package:
         out.append(
@@ -615,6 +713,45 @@ def details(results: dict) -> str:
             f"{package['pyc_files']} .pyc; largest (compressed MB): {package['largest_mb']}"
         )
     return "\n".join(out)
+
+
+def campaign_details(results: dict) -> list[str]:
+    from bench.campaigns import ALLOWED
+
+    section = results.get("campaigns")
+    if not section or "error" in section:
+        return []
+    data = section["data"]
+    dynamodb = section["dynamodb"]
+    out = [
+        f"\ncampaign run ({section['recipients']:,} members, in-process moto; {data['with_habits']} of the "
+        f"sent have purchase habits, the others get the popular list; members per shard "
+        f"{data['members_per_shard']}): DynamoDB requests by part of the run:"
+    ]
+    out += [f"  {part}: {_ops(ops)}" for part, ops in dynamodb["by_part"].items()]
+    out.append(f"  what the design allows ({dynamodb['allowed']:,} in all):")
+    out += [
+        f"    {part}: {allowed:,} ({ALLOWED[part][0]} each: {ALLOWED[part][1]})"
+        for part, allowed in dynamodb["allowed_by_part"].items()
+        if allowed
+    ]
+    out.append("  where the data model allows fewer:")
+    out += [f"    {line}" for line in section["waste"]]
+    others = section["other_consumers"]
+    woken = ", ".join(
+        f"{name} x{count}"
+        for name, count in section["invocations"].items()
+        if name not in ("start_campaign_runs", "deliver_campaigns")
+    )
+    made = "; ".join(
+        f"{name}: " + ", ".join(f"{service} {_ops(ops)}" for service, ops in services.items())
+        for name, services in others.items()
+    )
+    out.append(
+        f"  other consumers the run's writes (timeline entries) woke: {woken or 'none'}; their "
+        f"requests: {made or 'none (a marketing message is neither a purchase nor a complaint)'}"
+    )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

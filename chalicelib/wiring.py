@@ -131,7 +131,7 @@ def co_purchase_repository():
     return CoPurchaseRepository(get_settings().region)
 
 
-def recommendation_service():
+def recommendation_service(*, reuse_popular: bool = False):
     from chalicelib.services.recommendations import RecommendationService
     from chalicelib.store.products import ProductRepository
 
@@ -146,6 +146,7 @@ def recommendation_service():
         cursor_codec(),
         min_support=settings.related_min_support,
         window_days=settings.repurchase_window_days,
+        reuse_popular=reuse_popular,
     )
 
 
@@ -367,6 +368,7 @@ def campaign_send_repository():
     return CampaignSendRepository(get_settings().region)
 
 
+@lru_cache(maxsize=1)
 def campaigns_queue():
     from chalicelib.store.queues import SqsWorkQueue
 
@@ -387,9 +389,10 @@ def unsubscribe_links():
 def campaign_composer():
     from chalicelib.services.campaign_messages import Composer
 
-    return Composer(
-        lambda customer_id, kind: recommendation_service().pick(customer_id, kind), unsubscribe_links
-    )
+    # One recommendation service for the composer's life (a delivery message, a preview),
+    # made on the first pick: the popular list is read once for all its customers.
+    recommendations = lru_cache(maxsize=1)(lambda: recommendation_service(reuse_popular=True))
+    return Composer(lambda customer_id, kind: recommendations().pick(customer_id, kind), unsubscribe_links)
 
 
 def campaign_service():

@@ -78,7 +78,11 @@ class RecommendationService:
         cursors: CursorCodec | None = None,
         min_support: int = 2,
         window_days: int = 7,
+        reuse_popular: bool = False,
     ) -> None:
+        """`reuse_popular`: the most-bought list, the same for every customer, is read once in
+        the instance's life (one that picks for many customers at one moment: a campaign
+        delivery) instead of for each customer who needs it."""
         self._counts = co_purchases
         self._loyalty = loyalty
         self._products = products
@@ -87,6 +91,8 @@ class RecommendationService:
         self._cursors = cursors
         self._min_support = min_support
         self._window_days = window_days
+        self._reuse_popular = reuse_popular
+        self._popular_read: list[Recommended] | None = None
 
     def apply(
         self, purchases: Iterable[PurchaseSeen], deadline: Deadline | None = None
@@ -209,10 +215,15 @@ class RecommendationService:
         return next((r for r in self._popular() if r.product.sku not in bought), None)
 
     def _popular(self) -> list[Recommended]:
+        if self._popular_read is not None:
+            return self._popular_read
         most_bought = self._counts.popular(RANKED)
         catalogue = self._products.get_many(sku for sku, _ in most_bought)
         ranked = popular(most_bought, {s for s, p in catalogue.items() if p.active})
-        return [Recommended(catalogue[r.sku], r) for r in ranked]
+        found = [Recommended(catalogue[r.sku], r) for r in ranked]
+        if self._reuse_popular:
+            self._popular_read = found
+        return found
 
     def _habits(self, customer_id: str, stored) -> tuple[list[SkuHabit], int]:
         """The habits that can rank, from bounded reads (and how many the customer has): repeat

@@ -221,3 +221,27 @@ def test_a_count_that_keeps_losing_to_other_buyers_is_sent_again_before_it_fails
     monkeypatch.setattr(store.co_purchases, "count_buyer", busy_twice)
     assert service.apply([PurchaseSeen("1", "cus_a", frozenset({"TEA"}))]) == {}
     assert store.co_purchases.buyer_counts == {"TEA": 1} and len(calls) == 3
+
+
+@pytest.mark.parametrize(("reuse", "reads"), [(True, 1), (False, 3)])
+def test_a_service_for_a_campaign_delivery_reads_the_popular_list_once_for_all_its_customers(
+    service, store, cursors, clock, catalogue, monkeypatch, reuse, reads
+):
+    counted(
+        service, (customer(store, clock, "cus_a"), {"TEA", "MUG"}), (customer(store, clock, "cus_b"), {"TEA"})
+    )
+    picker = RecommendationService(
+        store.co_purchases,
+        store.loyalty,
+        store.products,
+        store.interactions,
+        clock,
+        cursors,
+        reuse_popular=reuse,
+    )
+    real, calls = store.co_purchases.popular, []
+    monkeypatch.setattr(store.co_purchases, "popular", lambda limit: calls.append(limit) or real(limit))
+
+    picked = [picker.pick(customer(store, clock, f"cus_new_{n}"), "any") for n in range(3)]
+    assert [(p.product.sku, p.recommendation.reason) for p in picked] == [("TEA", "popular")] * 3
+    assert len(calls) == reads
