@@ -184,7 +184,7 @@ class CampaignRunService:
                     self._decide(run, campaign, customer_id, profiles.get(customer_id))
             except (MailRefused, _ClaimInFlight, storage.VersionConflict) as error:
                 if last_receive:
-                    reason = "mail_refused" if isinstance(error, MailRefused) else "unconfirmed"
+                    reason = next(r for kind, r in _FAILURE_REASONS.items() if isinstance(error, kind))
                     failed = Decision(customer_id, FAILED, self._clock.now(), reason=reason)
                     if self._sends.record(run_id, failed):
                         given_up.append(customer_id)
@@ -302,3 +302,11 @@ class CampaignRunService:
 
 class _ClaimInFlight(Exception):
     """Another worker claimed the send moments ago and may still be sending it."""
+
+
+# Why a customer the last receive could not decide is recorded failed.
+_FAILURE_REASONS = {
+    MailRefused: "mail_refused",
+    _ClaimInFlight: "unconfirmed",  # a claim whose send may have gone: never sent again
+    storage.VersionConflict: "send_log_busy",  # other sends to them kept changing the cap's log
+}
