@@ -325,6 +325,7 @@ def membership_repository():
     return MembershipRepository(get_settings().region)
 
 
+@lru_cache(maxsize=1)
 def segments_queue():
     from chalicelib.store.queues import SqsWorkQueue
 
