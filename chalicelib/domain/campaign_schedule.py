@@ -25,6 +25,9 @@ _CRON_EXPECTED = 'must be five cron fields (minute hour day-of-month month day-o
 _CRON_MAX_CHARS = 200
 _ZONE_EXPECTED = 'must be an IANA time zone name, e.g. "Europe/Stockholm" or "UTC"'
 _ZONE_MAX_CHARS = 64
+# The API's bounds of every timestamp (api/schemas.py: EARLIEST, LATEST).
+EARLIEST_AT = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_AT = datetime(2999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 _AT_EXPECTED = 'must be an RFC 3339 timestamp with a UTC offset, e.g. "2026-05-04T09:00:00+02:00"'
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
@@ -161,12 +164,20 @@ def _parse_at(value: object) -> datetime:
     elif isinstance(value, str) and _RFC3339.fullmatch(value):
         try:
             moment = parse_rfc3339(value.upper())
-        except ValueError:
+        except (ValueError, OverflowError):  # beyond year 9999 in UTC
             raise ScheduleError("schedule.at", _AT_EXPECTED) from None
     else:
         raise ScheduleError("schedule.at", _AT_EXPECTED)
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ScheduleError("schedule.at", _AT_EXPECTED)
+    try:
+        in_range = EARLIEST_AT <= moment <= LATEST_AT
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise ScheduleError(
+            "schedule.at", "must be between 1900-01-01 and 2999-12-31 (UTC), as every timestamp"
+        )
     # Milliseconds, as to_dict writes them: a stored schedule reads back equal.
     return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
 

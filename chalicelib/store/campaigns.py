@@ -219,6 +219,11 @@ class CampaignRepository:
         second firing of the schedule) moved it first."""
         due_pk = DUE_PK if next_run_at is not None else None
         actions = [CampaignScheduleModel.status.set(status)]
+        if status != campaign.status:  # a one-off campaign ends: a new version, a new ETag
+            actions += [
+                CampaignScheduleModel.version.add(1),
+                CampaignScheduleModel.updated_at.set(to_rfc3339(run.created_at)),
+            ]
         if due_pk is None:
             actions += [CampaignScheduleModel.due_pk.remove(), CampaignScheduleModel.next_run_at.remove()]
         else:

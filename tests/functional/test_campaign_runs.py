@@ -336,8 +336,13 @@ def test_a_one_off_campaign_runs_once_and_is_finished(api, pump, frozen_clock):
     pump.drain()
     [run] = _runs(api, campaign["id"])
     assert (run["trigger"], run["scheduled_for"]) == ("schedule", "2026-11-27T09:00:00.000Z")
-    finished = api.get(path).json
+    reply = api.get(path)
+    finished = reply.json
     assert (finished["status"], finished["next_run_at"]) == ("finished", None)
+    # A change of status is a new version: a client that read the active campaign gets 412.
+    assert finished["version"] == 2 and reply.headers["etag"] == '"v2"'
+    assert finished["updated_at"] == "2026-11-27T09:01:00.000Z"
+    assert_problem(api.patch(path, {"status": "paused"}, headers={"If-Match": '"v1"'}), 412)
     assert_problem(api.post(f"{path}/runs"), 409, "status")
 
 

@@ -312,3 +312,14 @@ def test_a_daily_job_runs_exactly_once_each_local_day(zone, day):
     start = datetime.combine(day, datetime.min.time(), tzinfo=tz).astimezone(UTC)
     local_days = [moment.astimezone(tz).date() for moment in runs(schedule, start, 10)]
     assert local_days == [day + timedelta(days=i) for i in range(10)]
+
+
+@pytest.mark.parametrize(
+    "at",
+    ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "1899-12-31T23:59:59Z", "3000-01-01T00:00:00Z",
+     "2999-12-31T23:59:59-01:00", "9999-12-31T23:59:59-01:00"],
+)  # fmt: skip
+def test_a_one_off_time_outside_the_api_s_timestamp_bounds_names_schedule_at(at):
+    with pytest.raises(ScheduleError) as raised:
+        parse_schedule({"at": at})
+    assert raised.value.field == "schedule.at"

@@ -56,8 +56,9 @@ class CampaignModel(Model):
 
 
 class CampaignScheduleModel(Model):
-    """A definition's schedule state alone, as the minute schedule moves it on (no version:
-    what staff defined, and so the ETag, is unchanged)."""
+    """A definition's schedule state alone, as the minute schedule moves it on: `next_run_at`
+    without the version (a derived field; the ETag stays); ending a one-off campaign
+    (`finished`) adds to the version, as any change of status does."""
 
     class Meta(TableMeta):
         table_name = settings.campaigns_table
@@ -67,6 +68,8 @@ class CampaignScheduleModel(Model):
     status = UnicodeAttribute(null=True)
     due_pk = UnicodeAttribute(null=True)
     next_run_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    version = NumberAttribute(null=True)  # CampaignModel's VersionAttribute, added to by hand
 
     by_next_run = ByNextRunIndex()
 
