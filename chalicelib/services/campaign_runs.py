@@ -174,6 +174,9 @@ class CampaignRunService:
         decided = self._sends.decisions(run_id, customer_ids)
         undecided = [c for c in dict.fromkeys(customer_ids) if c not in decided or not decided[c].final]
         profiles = self._customers.get_many(undecided, consistent=True) if undecided else {}
+        # The cap matters only to those no earlier reason skips: their logs in one request.
+        sendable = [c for c, p in profiles.items() if p.marketing_consent and p.email and c not in decided]
+        logs = self._sends.send_logs(sendable) if sendable else {}
         pending, given_up = [], []
         for customer_id in undecided:
             claim = decided.get(customer_id)
@@ -181,7 +184,8 @@ class CampaignRunService:
                 if claim is not None:  # a claim: `sending`
                     self._resolve_claim(run_id, claim, last_receive)
                 else:
-                    self._decide(run, campaign, customer_id, profiles.get(customer_id))
+                    read = logs.get(customer_id, SendLog())
+                    self._decide(run, campaign, customer_id, profiles.get(customer_id), read)
             except (MailRefused, _ClaimInFlight, storage.VersionConflict) as error:
                 if last_receive:
                     reason = next(r for kind, r in _FAILURE_REASONS.items() if isinstance(error, kind))
@@ -213,14 +217,21 @@ class CampaignRunService:
         return failed
 
     def _decide(
-        self, run: Run, campaign: Campaign | None, customer_id: str, customer: Customer | None
+        self,
+        run: Run,
+        campaign: Campaign | None,
+        customer_id: str,
+        customer: Customer | None,
+        log: SendLog,
     ) -> None:
+        """`log`: the customer's send log as the batch read it (read again after a lost race)."""
         now = to_stored_precision(self._clock.now())  # as the send log keeps it: give_back finds it
         if campaign is None:  # deleted while the run went on (it was paused first)
             self._sends.record(run.id, Decision(customer_id, FAILED, now, reason="campaign_deleted"))
             return
-        for _ in range(CLAIM_ATTEMPTS):
-            log = self._sends.send_log(customer_id) if customer is not None else SendLog()
+        for attempt in range(CLAIM_ATTEMPTS):
+            if attempt:
+                log = self._sends.send_log(customer_id)
             composed = self._composer.compose(campaign, customer, log, now)
             if composed.skip_reason is not None:
                 locale = composed.locale or (customer.locale if customer is not None else None)

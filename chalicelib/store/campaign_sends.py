@@ -29,6 +29,7 @@ from chalicelib.domain.interactions import Interaction
 from chalicelib.store.customer_items import check_profile_exists
 from chalicelib.store.interactions import interaction_item
 from chalicelib.store.keys import customer_pk
+from chalicelib.store.loyalty_items import customer_of
 from chalicelib.store.models import InteractionModel
 from chalicelib.store.models.campaigns import (
     SKIPPED_ATTRIBUTES,
@@ -273,6 +274,14 @@ class CampaignSendRepository:
                 return False
             raise
         return True
+
+    def send_logs(self, customer_ids: Iterable[str]) -> dict[str, SendLog]:
+        """The customers' send logs, strongly consistent (one BatchGetItem per 100); those who
+        never got a message are missing."""
+        keys = [(customer_pk(c), "SENDS") for c in dict.fromkeys(customer_ids)]
+        return {
+            customer_of(item.pk): _log(item) for item in SendLogModel.batch_get(keys, consistent_read=True)
+        }
 
     def send_log(self, customer_id: str) -> SendLog:
         try:

@@ -361,27 +361,26 @@ def test_two_campaigns_racing_for_a_cap_of_one_send_each_customer_one_message(
         pairs[tuple(body(record)["customer_ids"])].append(record)
     assert sorted(len(p) for p in pairs.values()) == [2] * len(pairs)
 
-    # Both deliveries read each customer's send log before either counts a send in it.
+    # Both deliveries read their customers' send logs (one batch read each) before either
+    # counts a send in them.
     barriers = defaultdict(lambda: threading.Barrier(2, timeout=20))
-    waited, lock = set(), threading.Lock()
-    real = CampaignSendRepository.send_log
+    lock = threading.Lock()
+    real = CampaignSendRepository.send_logs
 
-    def send_log(self, customer_id):
-        log = real(self, customer_id)
+    def send_logs(self, customer_ids):
+        customer_ids = list(customer_ids)
+        logs = real(self, customer_ids)
         with lock:
-            first_read = (threading.get_ident(), customer_id) not in waited
-            waited.add((threading.get_ident(), customer_id))
-            barrier = barriers[customer_id]
-        if first_read:
-            barrier.wait()
-        return log
+            barrier = barriers[tuple(sorted(customer_ids))]
+        barrier.wait()
+        return logs
 
-    monkeypatch.setattr(CampaignSendRepository, "send_log", send_log)
+    monkeypatch.setattr(CampaignSendRepository, "send_logs", send_logs)
     assert wiring.mailer()._client
     with ThreadPoolExecutor(max_workers=2) as pool:
         for pair in pairs.values():
             assert list(pool.map(queue.invoke, [[r] for r in pair])) == [set(), set()]
-    monkeypatch.setattr(CampaignSendRepository, "send_log", real)
+    monkeypatch.setattr(CampaignSendRepository, "send_logs", real)
 
     done = [run_of(api, cid, rid) for cid, rid in runs.items()]
     assert [r["status"] for r in done] == ["completed", "completed"]

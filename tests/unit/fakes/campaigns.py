@@ -230,6 +230,9 @@ class FakeCampaignSends:
             self.interactions.items[(entry.customer_id, entry.id)] = replace(entry, version=1)
         return True
 
+    def send_logs(self, customer_ids: Iterable[str]) -> dict[str, SendLog]:
+        return {c: self.logs[c] for c in customer_ids if c in self.logs}
+
     def send_log(self, customer_id: str) -> SendLog:
         return self.logs.get(customer_id, SendLog())
 
