@@ -16,6 +16,7 @@ from chalice import Blueprint, Response
 from pydantic import BaseModel
 
 from chalicelib.api.requests import (
+    check_body_size,
     check_path_parameters,
     parse_json_body,
     query_params,
@@ -24,7 +25,7 @@ from chalicelib.api.requests import (
 )
 from chalicelib.api.responses import problem
 from chalicelib.domain.audit import Actor
-from chalicelib.errors import CrmError, Forbidden, NotLinked, PayloadTooLarge
+from chalicelib.errors import CrmError, Forbidden, NotLinked
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def api_route(
                 parsed_query = validate(query, query_params(request)) if query else None
                 parsed_body = None
                 if isinstance(body, dict):
-                    _check_size(request.raw_body)
+                    check_body_size(request.raw_body, _max_body_bytes)
                 elif body is not None and not body_required and not (request.raw_body or b"").strip():
                     parsed_body = validate(body, {}, _validation_context())
                 elif body is not None:
@@ -285,9 +286,3 @@ def _implied_errors(path: str, method: str, roles: tuple[str, ...], query: Any, 
 def _preflight(**_: str) -> Response:
     # CORS headers are added by the HTTP middleware, which sees every response.
     return Response(body="", status_code=204, headers={})
-
-
-def _check_size(raw: bytes | str | None) -> None:
-    size = len(raw.encode() if isinstance(raw, str) else (raw or b""))
-    if size > _max_body_bytes:
-        raise PayloadTooLarge(f"The body is {size} bytes; the limit is {_max_body_bytes}.")

@@ -80,10 +80,16 @@ def validate(model: Any, data: Any, context: dict | None = None) -> Any:
         raise ValidationFailed(error.errors) from None
 
 
-def parse_json_body(headers: Any, raw: bytes | str | None, max_bytes: int) -> Any:
+def check_body_size(raw: bytes | str | None, max_bytes: int) -> bytes:
+    """The body as bytes; PayloadTooLarge (413) over `max_bytes`."""
     raw_bytes = raw.encode() if isinstance(raw, str) else (raw or b"")
     if len(raw_bytes) > max_bytes:
         raise PayloadTooLarge(f"The body is {len(raw_bytes)} bytes; the limit is {max_bytes}.")
+    return raw_bytes
+
+
+def parse_json_body(headers: Any, raw: bytes | str | None, max_bytes: int) -> Any:
+    raw_bytes = check_body_size(raw, max_bytes)
     content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type != JSON and not (
         content_type.startswith("application/") and content_type.endswith("+json")

@@ -3,8 +3,13 @@ of the app imports app.py, and the batch utility costs ~100 ms that the API need
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
+
+# A failed queue message waits this long before its second receive, twice as long before each
+# later one (30 s, 1, 2, 4 minutes).
+BACKOFF_S = 30
 
 
 def _processor(kind: str):
@@ -29,3 +34,10 @@ def process_raw(
     return process_partial_response(
         event=raw_event, record_handler=record_handler, processor=_processor(kind), context=context
     )
+
+
+def back_off(queue: Any, record: Any, receives: int) -> None:
+    """Hide a failed SQS message of `queue` (a WorkQueue) for the backoff of its `receives`-th
+    receive; if that fails, the queue's visibility timeout applies."""
+    with contextlib.suppress(Exception):
+        queue.retry_later(record.receipt_handle, BACKOFF_S * 2 ** (receives - 1))

@@ -17,7 +17,7 @@ from chalice import Blueprint, Rate
 
 from chalicelib import wiring
 from chalicelib.config import get_settings
-from chalicelib.events.batch import process
+from chalicelib.events.batch import back_off, process
 from chalicelib.observability import logger
 from chalicelib.store.attribute_values import plain_image
 
@@ -29,7 +29,6 @@ bp = Blueprint(__name__)
 
 # The campaigns queue's maxReceiveCount (infra/resources.json, CampaignsQueue; a test compares).
 MAX_RECEIVES = 5
-BACKOFF_S = 30
 
 
 class BadCampaignMessage(ValueError):
@@ -104,8 +103,7 @@ def _work(record: SQSRecord) -> None:
                 "error": type(error).__name__,
             },
         )
-        with contextlib.suppress(Exception):  # else the queue's visibility timeout applies
-            wiring.campaigns_queue().retry_later(record.receipt_handle, BACKOFF_S * 2 ** (receives - 1))
+        back_off(wiring.campaigns_queue(), record, receives)
         raise
     logger.info("campaign message", extra={"type": body["type"], "run_id": run_id, "outcome": outcome})
 

@@ -8,7 +8,6 @@ gone) fails at once."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.domain.clock import Deadline
 from chalicelib.domain.jobs import RUNNING
-from chalicelib.events.batch import process
+from chalicelib.events.batch import back_off, process
 from chalicelib.observability import logger
 from chalicelib.store.attribute_values import plain_image
 
@@ -30,7 +29,6 @@ bp = Blueprint(__name__)
 
 # The jobs queue's maxReceiveCount (infra/resources.json, JobsQueue; a test compares them).
 MAX_RECEIVES = 5
-BACKOFF_S = 30
 # Time kept back from the invocation's: to stop at a batch boundary and hand the job on.
 RESERVE_S = 30.0
 
@@ -82,8 +80,7 @@ def _run(record: SQSRecord, deadline: Deadline) -> None:
                 "job attempt failed",
                 extra={"job_id": job_id, "receives": receives, "error": type(error).__name__},
             )
-            with contextlib.suppress(Exception):  # else the queue's visibility timeout applies
-                wiring.job_queue().retry_later(record.receipt_handle, BACKOFF_S * 2 ** (receives - 1))
+            back_off(wiring.job_queue(), record, receives)
         raise
     logger.info("job run", extra={"job_id": job_id, "outcome": outcome})
 

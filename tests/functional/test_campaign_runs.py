@@ -258,9 +258,9 @@ def test_a_member_with_nothing_to_recommend_is_skipped_and_gets_no_message(api, 
 def ses_refuses(monkeypatch):
     """SES takes nothing from our sender (its identity is gone) until the test ends; queue
     retries come at once instead of after the backoff."""
-    from chalicelib.events import campaigns
+    from chalicelib.events import batch
 
-    monkeypatch.setattr(campaigns, "BACKOFF_S", 0)
+    monkeypatch.setattr(batch, "BACKOFF_S", 0)
     ses = boto3.client("ses")
     sender = get_settings().mail_from
     ses.delete_identity(Identity=sender)
