@@ -26,6 +26,7 @@ class Settings:
     jobs_table: str = "crm-local-jobs"
     campaigns_table: str = "crm-local-campaigns"
     campaign_sends_table: str = "crm-local-campaign-sends"
+    webhooks_table: str = "crm-local-webhooks"
     # Chalice needs stream ARNs as literals when app.py is imported: the cloud stages set the
     # real ones; locally the event pump finds a handler's stream by the table name in it.
     customers_stream_arn: str = (
@@ -63,6 +64,13 @@ class Settings:
     jobs_queue_name: str = "crm-local-jobs"
     segments_queue_name: str = "crm-local-segments"
     campaigns_queue_name: str = "crm-local-campaigns"
+    webhooks_in_queue_name: str = "crm-local-webhooks-in"
+    webhooks_out_queue_name: str = "crm-local-webhooks-out.fifo"
+    # Inbound webhooks: how far a delivery's webhook-timestamp may be from now. Outbound: the
+    # hosts a subscription may name although they resolve to a private or loopback address
+    # (and over http too); the local stage allows this machine's by default.
+    webhook_tolerance_s: int = 300
+    webhook_allow_hosts: tuple[str, ...] = field(default_factory=tuple)
     # The cloud stages get the bucket's name from the stack (infra/package.py); locally it is
     # the name infra/resources.json gives it in moto's account and region.
     exports_bucket: str = "crm-local-exports-123456789012-eu-north-1"
@@ -95,6 +103,16 @@ class Settings:
             campaign_sends_table=env.get("CRM_CAMPAIGN_SENDS_TABLE", defaults.campaign_sends_table),
             campaigns_stream_arn=env.get("CRM_CAMPAIGNS_STREAM_ARN", defaults.campaigns_stream_arn),
             campaigns_queue_name=env.get("CRM_CAMPAIGNS_QUEUE_NAME", defaults.campaigns_queue_name),
+            webhooks_table=env.get("CRM_WEBHOOKS_TABLE", defaults.webhooks_table),
+            webhooks_in_queue_name=env.get("CRM_WEBHOOKS_IN_QUEUE_NAME", defaults.webhooks_in_queue_name),
+            webhooks_out_queue_name=env.get("CRM_WEBHOOKS_OUT_QUEUE_NAME", defaults.webhooks_out_queue_name),
+            webhook_tolerance_s=int(env.get("CRM_WEBHOOK_TOLERANCE_S", defaults.webhook_tolerance_s)),
+            webhook_allow_hosts=_csv(
+                env.get(
+                    "CRM_WEBHOOK_ALLOW_HOSTS",
+                    "127.0.0.1,localhost" if env.get("CRM_STAGE", defaults.stage) == "local" else "",
+                )
+            ),
             exports_bucket=env.get("CRM_EXPORTS_BUCKET", defaults.exports_bucket),
             cases_stream_arn=env.get("CRM_CASES_STREAM_ARN", defaults.cases_stream_arn),
             follow_up_queue_name=env.get("CRM_FOLLOW_UP_QUEUE_NAME", defaults.follow_up_queue_name),

@@ -53,3 +53,6 @@ def next_id(prefix: str, at: datetime | None = None) -> str | None:
 
 CUSTOMER = "cus"
 INTERACTION = "int"
+WEBHOOK_SOURCE = "src"
+WEBHOOK_SUBSCRIPTION = "sub"
+WEBHOOK_DELIVERY = "dlv"
