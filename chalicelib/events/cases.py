@@ -1,6 +1,13 @@
 """Complaint case consumers: open cases from the interactions stream, acknowledge them from
 the follow-up queue, escalate missed deadlines every five minutes, and publish case events
-from the cases stream. Each reports failures per record (Powertools batch processing).
+from the cases stream (`case.opened`, `case.status_changed`, `case.escalated`). Each reports
+failures per record (Powertools batch processing).
+
+`open_cases` also publishes `interaction.created` for each new interaction, before it opens a
+complaint's case (so a customer's `interaction.created` precedes its `case.opened` on the
+events queue): of the interactions stream's two consumers it is the one that handles a record
+at a time (`update_loyalty` coalesces a batch per customer), and a redelivered record
+publishes the same event again, de-duplicated by its record's id.
 
 The follow-up queue also carries `email.confirmation` messages (the link that confirms a
 customer's new address, services/email_change.py)."""
@@ -15,10 +22,10 @@ from chalice import Blueprint, Rate
 from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.domain.clock import parse_rfc3339
-from chalicelib.domain.events import events_from_case_record
+from chalicelib.domain.events import events_from_case_record, events_from_interaction_record
 from chalicelib.domain.interactions import Interaction
 from chalicelib.events.batch import process
-from chalicelib.events.publishing import publish_events_of
+from chalicelib.events.publishing import BatchPublisher
 from chalicelib.events.segments import queue_changes_of_cases
 from chalicelib.observability import logger
 from chalicelib.store.attribute_values import plain_image
@@ -55,7 +62,8 @@ def _complaint(record: DynamoDBRecord) -> Interaction | None:
     )
 
 
-def _open_case(record: DynamoDBRecord) -> None:
+def _on_interaction(record: DynamoDBRecord, publisher: BatchPublisher) -> None:
+    publisher.publish(record)
     complaint = _complaint(record)
     if complaint is not None:
         case = wiring.case_service().open_for_complaint(complaint)
@@ -67,7 +75,8 @@ def _open_case(record: DynamoDBRecord) -> None:
     stream_arn=get_settings().interactions_stream_arn, batch_size=25, starting_position="TRIM_HORIZON"
 )
 def open_cases(event):
-    return process(event, _open_case, "streams")
+    publisher = BatchPublisher(event.to_dict().get("Records", []), events_from_interaction_record)
+    return process(event, lambda record: _on_interaction(record, publisher), "streams")
 
 
 def _follow_up(record: SQSRecord) -> None:
@@ -106,13 +115,10 @@ def escalate_overdue_cases(event):
     return {"escalated": escalated}
 
 
-def _publish(record: DynamoDBRecord) -> None:
-    publish_events_of(record, events_from_case_record)
-
-
 @bp.on_dynamodb_record(
     stream_arn=get_settings().cases_stream_arn, batch_size=100, starting_position="TRIM_HORIZON"
 )
 def on_case_change(event):
-    queue_changes_of_cases(event.to_dict().get("Records", []))  # segments' open_complaints
-    return process(event, _publish, "streams")
+    records = event.to_dict().get("Records", [])
+    queue_changes_of_cases(records)  # segments' open_complaints
+    return process(event, BatchPublisher(records, events_from_case_record).publish, "streams")

@@ -1,16 +1,23 @@
 """Customers stream consumer: what follows a change to a customer's items.
 
+- a new profile: publish `customer.created` (the profile as GET /customers/{id} shows it); a
+  changed one: `customer.updated` with the fields clients see that changed (`changed`), none
+  for a write that changes none of them (a version, `updated_at` or search words alone);
 - a deleted profile: remove the customer's sign-in links, idempotency records, timeline and
   loyalty items (a pending change of email address too), export documents and export jobs,
   and close their cases (kept, closed with `closed_reason: customer_deleted`); an erased one:
-  run the erasure's purge again, which deletes the cases too;
+  run the erasure's purge again, which deletes the cases too. The tombstone written with the
+  removal publishes `customer.deleted`, or `customer.erased` for an erasure (also of a
+  customer deleted before: `erased_at` added to the tombstone), never both; either carries
+  the customer's id and the time only;
 - a changed loyalty tier: publish `loyalty.tier_changed` on the events queue;
 - a new pending change of email address (a new nonce): ask the follow-up queue to mail its
   confirmation link (`{"type": "email.confirmation", "customer_id", "nonce"}`);
 - a membership of a segment joined or left: publish `segment.joined` / `segment.left`;
 - for the batch as a whole: queue the segment evaluations its profile and loyalty changes
   call for, and the backfill or clean-up of a segment created, changed or deleted
-  (events/segments.py).
+  (events/segments.py); and read the tombstones of the customers whose events carry personal
+  data, so that a late record of a customer erased since publishes none (events/publishing.py).
 
 Every step is idempotent (deleting what is gone, closing only what is not closed, conditional
 on the case's version; publishing with the record's id as the de-duplication id), so a
@@ -26,7 +33,7 @@ from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.domain.events import events_from_customer_record
 from chalicelib.events.batch import process
-from chalicelib.events.publishing import publish_events_of
+from chalicelib.events.publishing import BatchPublisher
 from chalicelib.events.segments import queue_changes_of_customers
 from chalicelib.observability import logger
 from chalicelib.store.attribute_values import plain_image
@@ -70,18 +77,19 @@ def _ask_for_confirmation_mail(data: dict) -> None:
     logger.info("email confirmation asked for", extra={"customer_id": customer_id})
 
 
-def _handle(record: DynamoDBRecord) -> None:
+def _handle(record: DynamoDBRecord, publisher: BatchPublisher) -> None:
     raw = record.raw_event
     data = raw.get("dynamodb") or {}
     keys = plain_image(data.get("Keys")) or {}
     sk = keys.get("sk")
     if raw.get("eventName") == "REMOVE" and sk == PROFILE_SK:
+        # No event here: the tombstone's record, of the same transaction, publishes it.
         _purge(keys["pk"].split("#", 1)[1])
         return
     if sk == EMAIL_CHANGE_SK:
         _ask_for_confirmation_mail(data)
         return
-    publish_events_of(record, events_from_customer_record)
+    publisher.publish(record)
 
 
 @bp.on_dynamodb_record(
@@ -89,6 +97,9 @@ def _handle(record: DynamoDBRecord) -> None:
 )
 def on_customer_change(event):
     # First, for the batch as a whole (all of it is delivered again if this fails; queueing
-    # an evaluation twice changes nothing): the segment evaluations the batch calls for.
-    queue_changes_of_customers(event.to_dict().get("Records", []))
-    return process(event, _handle, "streams")
+    # an evaluation twice changes nothing): the segment evaluations the batch calls for, and
+    # which of its customers with events carrying personal data are erased.
+    records = event.to_dict().get("Records", [])
+    queue_changes_of_customers(records)
+    publisher = BatchPublisher(records, events_from_customer_record)
+    return process(event, lambda record: _handle(record, publisher), "streams")

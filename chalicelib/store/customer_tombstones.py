@@ -3,6 +3,7 @@ lookup entries, and a tombstone (`CUSTOMER#<id>`/`DELETED`, no personal data) st
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
@@ -102,6 +103,15 @@ class CustomerTombstones:
             ).erased_at
         except DoesNotExist:
             return None
+
+    def erased_among(self, customer_ids: Iterable[str]) -> set[str]:
+        """Which of these customers are erased: one BatchGetItem of their tombstones per 100,
+        strongly consistent (a record read just after an erasure committed is told by it)."""
+        keys = [(customer_pk(cid), TOMBSTONE_SK) for cid in dict.fromkeys(customer_ids)]
+        if not keys:
+            return set()
+        found = TombstoneModel.batch_get(keys, consistent_read=True)
+        return {item.pk.split("#", 1)[1] for item in found if item.erased_at}
 
     def was_deleted(self, customer_id: str, *, consistent: bool = False) -> bool:
         try:

@@ -220,7 +220,7 @@ def test_a_tier_change_publishes_one_event_even_when_redelivered(client, api, fr
         assert client.lambda_.invoke("on_customer_change", {"Records": changes}).payload == {
             "batchItemFailures": []
         }
-    events = _events_queue_messages()
+    events = [e for e in _events_queue_messages() if e["type"].startswith("loyalty.")]
     assert [(e["type"], e["data"]["old_tier"], e["data"]["new_tier"]) for e in events] == [
         ("loyalty.tier_changed", "bronze", "gold")
     ]
