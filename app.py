@@ -61,3 +61,10 @@ app.register_blueprint(identity_events.bp)
 app.register_blueprint(job_events.bp)
 app.register_blueprint(segment_events.bp)
 app.register_blueprint(campaign_events.bp)
+
+# Inbound webhooks
+from chalicelib.api import webhook_sources  # noqa: E402
+from chalicelib.events import webhooks_in  # noqa: E402
+
+app.register_blueprint(webhook_sources.bp)
+app.register_blueprint(webhooks_in.bp)

@@ -44,6 +44,20 @@ class Unauthorized(CrmError):
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="crm"'})
 
 
+class SignatureUnauthorized(Unauthorized):
+    """An inbound webhook's signature headers are missing, malformed, too old or new, or match
+    none of the source's secrets: `errors` names the header. The challenge names the scheme
+    (Standard Webhooks), not a bearer token: the route takes none."""
+
+    type_slug = "invalid-signature"
+    CHALLENGE = 'Webhook-Signature realm="crm", headers="webhook-id webhook-timestamp webhook-signature"'
+
+    def __init__(self, header: str, detail: str) -> None:
+        CrmError.__init__(
+            self, detail, errors=[FieldError(header, detail)], headers={"WWW-Authenticate": self.CHALLENGE}
+        )
+
+
 class Forbidden(CrmError):
     status, title, type_slug = 403, "Forbidden", "forbidden"
 

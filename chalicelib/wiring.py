@@ -248,6 +248,7 @@ def erasure_service():
         identity_repository(),
         segments=membership_service(),
         campaign_sends=campaign_send_repository(),
+        webhooks=webhook_source_repository(),
     )
 
 
@@ -432,3 +433,38 @@ def unsubscribe_service():
 
     customers, _ = repositories()
     return UnsubscribeService(unsubscribe_links(), customers, customer_service().update)
+
+
+# Inbound webhooks
+
+
+@lru_cache(maxsize=1)
+def webhook_source_repository():
+    from chalicelib.store.webhook_sources import WebhookSourceRepository
+
+    return WebhookSourceRepository(get_settings().region)
+
+
+@lru_cache(maxsize=1)
+def webhooks_in_queue():
+    from chalicelib.store.queues import SqsWorkQueue
+
+    settings = get_settings()
+    return SqsWorkQueue(settings.webhooks_in_queue_name, settings.region)
+
+
+def webhook_source_service():
+    from chalicelib.services.webhook_inbound import WebhookSourceService
+
+    settings = get_settings()
+    return WebhookSourceService(
+        webhook_source_repository(), webhooks_in_queue, clock, settings.webhook_tolerance_s, cursor_codec()
+    )
+
+
+def inbound_webhook_processor():
+    from chalicelib.services.webhook_inbound import InboundWebhookProcessor
+
+    return InboundWebhookProcessor(
+        webhook_source_repository(), customer_service(), interaction_service(), clock
+    )

@@ -273,8 +273,10 @@ def _streamed_tables() -> tuple[str, ...]:
 
 def _emptied_tables() -> tuple[str, ...]:
     # Emptied too, though not streamed: moto copies a table on every transaction, so each
-    # earlier test's run decisions would slow the next test down.
-    return (*_streamed_tables(), get_settings().campaign_sends_table)
+    # earlier test's run decisions would slow the next test down; and the webhooks table, whose
+    # deliveries and guards a later test would find.
+    settings = get_settings()
+    return (*_streamed_tables(), settings.campaign_sends_table, settings.webhooks_table)
 
 
 @pytest.fixture

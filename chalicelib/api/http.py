@@ -167,6 +167,8 @@ def api_route(
                     body=parsed_body,
                     headers=request.headers,
                     path=request.context.get("path") or request.path,
+                    # As received: what a signature (an inbound webhook's) is computed over.
+                    raw_body=request.raw_body or b"",
                     path_params=path_params,
                     route=f"{method} {path}",
                 )

@@ -165,6 +165,9 @@ class InteractionOut(Out):
     case_id: str | None = Field(None, description="message: the case it belongs to")
     campaign_id: str | None = Field(None, description="message: the campaign that sent it")
     run_id: str | None = Field(None, description="message: the campaign run that sent it")
+    order_id: str | None = Field(
+        None, description="purchase and return from an orders webhook: the shop's id of the order or refund"
+    )
 
     @classmethod
     def of(cls, i: Interaction) -> dict:
@@ -192,6 +195,8 @@ class InteractionOut(Out):
             out["amount"] = money.format_money(i.amount, i.currency)
         if i.purchase_id:
             out["purchase_id"] = i.purchase_id
+        if i.order_id:
+            out["order_id"] = i.order_id
         if i.type == "complaint":
             out["severity"] = i.severity
             out["subject"] = i.subject

@@ -80,6 +80,18 @@ ERRORS: dict[int, str] = {
     "already retried): nothing was written; retry after `Retry-After` seconds.",
 }
 
+# A route without a token that answers 401 (an inbound webhook) is authenticated by the
+# signature of its body: the problem names the header, and the challenge is that scheme's.
+SIGNATURE_401 = (
+    "The webhook's signature headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`) are "
+    "missing or malformed, its timestamp is too far from now, or no signature matches a secret of "
+    "the source: `errors` names the header."
+)
+SIGNATURE_CHALLENGE = {
+    "description": "The scheme to use: `Webhook-Signature` (Standard Webhooks v1 signatures).",
+    "schema": {"type": "string", "pattern": "^Webhook-Signature"},
+}
+
 # Responses of an authenticated POST that run the view may be replayed for its Idempotency-Key;
 # these statuses are answered before it runs.
 _NEVER_REPLAYED = {401, 403, 413, 415, 500, 503}
@@ -187,9 +199,12 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
         responses[str(status)] = other
     problem = {PROBLEM_JSON: {"schema": {"$ref": REF.format(model="Problem")}}}
     for code in sorted(errors):
-        error: dict[str, Any] = {"description": ERRORS[code], "content": problem}
+        signed = code == 401 and not spec.roles
+        error: dict[str, Any] = {"description": SIGNATURE_401 if signed else ERRORS[code], "content": problem}
         error_headers: dict[str, Any] = {}
-        if code == 401:
+        if signed:
+            error_headers["WWW-Authenticate"] = {**SIGNATURE_CHALLENGE, "required": True}
+        elif code == 401:
             error_headers |= _headers(["WWW-Authenticate"], required=True)
         if idempotent and code not in _NEVER_REPLAYED:
             error_headers |= _headers(["Idempotent-Replayed"], required=False)

@@ -46,6 +46,8 @@ class Interaction:
     # A campaign's message: the campaign and the run that sent it.
     campaign_id: str | None = None
     run_id: str | None = None
+    # A purchase or return from an orders webhook: the shop's id of the order (or refund).
+    order_id: str | None = None
     # On a purchase: how many of each SKU have been returned so far.
     returned: dict[str, int] = field(default_factory=dict)
     version: int = 0

@@ -31,6 +31,9 @@ What happens to each item of an erased customer:
   pointers written under the customer when each response was stored (store/idempotency.py).
 - **sign-in links** (`IDENTITY#<iss>#<sub>`, which Cognito user the customer is) and a pending
   change of email address: deleted (store/identities.py; the loyalty purge takes the rest).
+- **webhook items** (`crm-<stage>-webhooks`): every item that names the customer, found by GSI
+  `by_customer` (inbound deliveries and the order and ticket ids claimed for their
+  interactions, outbound deliveries): deleted (store/webhook_sources.forget_customer).
 - **export documents** in the exports bucket (`exports/<customer id>/…`) and the customer's
   export jobs: deleted. The erasure's own job stays, to show that it completed.
 
@@ -98,7 +101,9 @@ class ErasureService:
         new_anonymous_id: Callable[[], str] = lambda: ids.new_id(ANONYMOUS),
         segments: Forgetting | None = None,
         campaign_sends: Forgetting | None = None,
+        webhooks: Forgetting | None = None,
     ) -> None:
+        self._webhooks = webhooks
         self._identities = identities
         self._segments = segments
         self._campaign_sends = campaign_sends
@@ -173,6 +178,7 @@ class ErasureService:
             self._identities.forget(customer_id)
         self._leave_segments(customer_id)
         self._idempotency.forget(customer_id)
+        self._forget_webhooks(customer_id)
         self._interactions.delete_all_of(customer_id, deadline)
         self._cases.delete_all_of(customer_id)
         self._loyalty.delete_all_of(customer_id, deadline)
@@ -194,6 +200,7 @@ class ErasureService:
             self._identities.forget(customer_id)  # before the loyalty purge takes its pointers
         self._leave_segments(customer_id)
         self._idempotency.forget(customer_id)
+        self._forget_webhooks(customer_id)
         removed = self._interactions.delete_all_of(customer_id)
         self._loyalty.delete_all_of(customer_id)
         closed = close_cases(customer_id)
@@ -207,6 +214,13 @@ class ErasureService:
             self._segments.forget(customer_id)
         if self._campaign_sends is not None:
             self._campaign_sends.forget(customer_id)  # the log of marketing messages they got
+
+    def _forget_webhooks(self, customer_id: str) -> None:
+        # The webhook deliveries that named the customer, and the order and ticket ids claimed
+        # for their interactions (which go with the timeline): a later delivery of such an
+        # order is a new customer's, as any data sent after an erasure.
+        if self._webhooks is not None:
+            self._webhooks.forget(customer_id)
 
     def erasable_remains(self, customer_id: str) -> bool:
         """A deleted customer not yet erased: their cases and audit trail can be erased."""

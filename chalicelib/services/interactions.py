@@ -45,19 +45,21 @@ class InteractionService:
         upcoming = ids.next_id(ids.INTERACTION, occurred_at or self._clock.now())
         return self._interactions.get(customer_id, upcoming, consistent=True) if upcoming else None
 
-    def record(self, customer_id: str, fields: dict) -> Interaction:
+    def record(self, customer_id: str, fields: dict, interaction_id: str | None = None) -> Interaction:
         """Add an interaction to a customer's timeline. A return must name a purchase of the
         same customer and may not return more of a SKU than that purchase still holds.
 
-        The customer's existence is a condition of the write itself (no read first)."""
+        The customer's existence is a condition of the write itself (no read first). With an
+        `interaction_id` (one claimed for it beforehand), the write is also conditional on no
+        interaction of the customer having that id: storage.AlreadyExists if one has."""
         now = self._clock.now()
         occurred_at = fields.pop("occurred_at", None) or now
-        written = self.written_by_earlier_attempt(customer_id, occurred_at)
+        written = None if interaction_id else self.written_by_earlier_attempt(customer_id, occurred_at)
         if written is not None:
             return written  # a return's checks would now count the return against its purchase
         items = tuple(LineItem(**item) for item in fields.pop("items", None) or ())
         interaction = Interaction(
-            id=self._new_id(occurred_at),
+            id=interaction_id or self._new_id(occurred_at),
             customer_id=customer_id,
             occurred_at=occurred_at,
             created_at=now,

@@ -9,7 +9,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from chalicelib.domain import money
 from chalicelib.domain.clock import Deadline, parse_rfc3339, to_rfc3339
 from chalicelib.domain.interactions import Interaction, LineItem
-from chalicelib.domain.storage import Gone, VersionConflict
+from chalicelib.domain.storage import AlreadyExists, Gone, VersionConflict
 from chalicelib.store.customer_items import check_profile_exists
 from chalicelib.store.models import InteractionModel, LineItemAttribute
 from chalicelib.store.pagination import Key, keys_of, query_page
@@ -37,6 +37,7 @@ def _to_domain(item: InteractionModel) -> Interaction:
         case_id=item.case_id,
         campaign_id=item.campaign_id,
         run_id=item.run_id,
+        order_id=item.order_id,
         returned={k: int(v) for k, v in (item.returned.as_dict() if item.returned else {}).items()},
         version=int(item.version or 0),
     )
@@ -60,6 +61,7 @@ def interaction_item(interaction: Interaction) -> InteractionModel:
         case_id=interaction.case_id,
         campaign_id=interaction.campaign_id,
         run_id=interaction.run_id,
+        order_id=interaction.order_id,
     )
     if interaction.currency:
         item.currency = interaction.currency
@@ -91,9 +93,10 @@ class InteractionRepository:
             return None
 
     def add(self, interaction: Interaction, purchase_after_return: Interaction | None = None) -> Interaction:
-        """Write the interaction while its customer exists (else Gone); a return also records
-        its quantities on the purchase, conditional on the purchase's version (else
-        VersionConflict: the purchase changed, or went away, since it was read)."""
+        """Write the interaction while its customer exists (else Gone) and no interaction of
+        the customer has its id (else AlreadyExists); a return also records its quantities on
+        the purchase, conditional on the purchase's version (else VersionConflict: the purchase
+        changed, or went away, since it was read)."""
         item = interaction_item(interaction)
         try:
             with transaction(self._region) as t:
@@ -108,6 +111,8 @@ class InteractionRepository:
             failed = failed_conditions(error)
             if failed[:1] == [True]:
                 raise Gone(interaction.customer_id) from error
+            if failed[1:2] == [True]:
+                raise AlreadyExists(interaction.id) from error
             if purchase_after_return is not None and any(failed):
                 raise VersionConflict(purchase_after_return.id) from error
             raise

@@ -21,6 +21,7 @@ PUBLIC = {
     ("POST", "/email-confirmations/{token}"),
     ("GET", "/unsubscribe"),
     ("POST", "/unsubscribe"),
+    ("POST", "/webhooks/{source_id}"),
 }
 # Every route, classified: the roles that may call it. A new route fails the matrix test
 # until it is added here.
@@ -91,7 +92,17 @@ ROLE_MATRIX = {
     ("GET", "/campaigns/{campaign_id}/runs/{run_id}/recipients"): {"staff"},
     ("GET", "/unsubscribe"): {"anyone"},
     ("POST", "/unsubscribe"): {"anyone"},
+    ("POST", "/webhook-sources"): {"staff"},
+    ("GET", "/webhook-sources"): {"staff"},
+    ("GET", "/webhook-sources/{source_id}"): {"staff"},
+    ("DELETE", "/webhook-sources/{source_id}"): {"staff"},
+    ("POST", "/webhook-sources/{source_id}/rotate-secret"): {"staff"},
+    ("GET", "/webhook-sources/{source_id}/deliveries"): {"staff"},
+    # The signature is the authentication: no token.
+    ("POST", "/webhooks/{source_id}"): {"anyone"},
 }
+# Public routes whose path names a resource (not a token): an unknown one is 404.
+NAMED_IN_PATH = {"/webhooks/{source_id}"}
 
 
 # Public routes whose token is a query parameter rather than a path segment.
@@ -130,7 +141,8 @@ def test_the_role_matrix(client, method, path):
     if "anyone" in allowed:
         # A public route with a token in its path or query gets a made-up one: 400, not a 401.
         made_up = "{" in path or path in TOKEN_IN_QUERY
-        assert anonymous.status == (400 if made_up else 200), anonymous.json
+        expected = 404 if path in NAMED_IN_PATH else 400 if made_up else 200
+        assert anonymous.status == expected, anonymous.json
     else:
         assert_problem(anonymous, 401)
 

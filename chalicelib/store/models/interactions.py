@@ -58,6 +58,7 @@ class InteractionModel(Model):
     case_id = UnicodeAttribute(null=True)
     campaign_id = UnicodeAttribute(null=True)
     run_id = UnicodeAttribute(null=True)
+    order_id = UnicodeAttribute(null=True)  # purchases and returns from an orders webhook
     version = VersionAttribute()
 
     by_type = ByTypeIndex()
