@@ -229,6 +229,8 @@ def interaction_data(image: Mapping) -> dict[str, Any]:
         data["amount"] = _s(image, "amount")
     if _s(image, "purchase_id"):
         data["purchase_id"] = _s(image, "purchase_id")
+    if _s(image, "order_id"):
+        data["order_id"] = _s(image, "order_id")
     if kind == "complaint":
         data["severity"] = _s(image, "severity")
         data["subject"] = _s(image, "subject")

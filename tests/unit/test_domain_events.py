@@ -242,6 +242,13 @@ def test_a_new_interaction_is_interaction_created_with_its_public_fields():
     assert "text" not in complained.data and "case_id" not in complained.data
 
 
+def test_an_order_from_a_webhook_keeps_its_order_id_in_the_event():
+    [event] = events_from_interaction_record("rec_4", "INSERT", None, PURCHASE | {"order_id": "1001"}, AT)
+    assert event.data["order_id"] == "1001"
+    [plain] = events_from_interaction_record("rec_5", "INSERT", None, PURCHASE, AT)
+    assert "order_id" not in plain.data
+
+
 def test_only_a_new_interaction_is_an_event():
     returned = PURCHASE | {"returned": {"SKU-KAFFE": Decimal(1)}, "version": Decimal(2)}
     assert events_from_interaction_record("rec_1", "MODIFY", PURCHASE, returned, AT) == []
