@@ -19,6 +19,7 @@ from chalicelib.api import (
     products,
     segments,
     unsubscribe,
+    webhook_subscriptions,
 )
 from chalicelib.api import docs as explorer
 from chalicelib.api import erasure as erasure_api
@@ -31,6 +32,7 @@ from chalicelib.events import customer_stream, loyalty
 from chalicelib.events import identities as identity_events
 from chalicelib.events import jobs as job_events
 from chalicelib.events import segments as segment_events
+from chalicelib.events import webhooks_out as webhook_out_events
 
 settings = get_settings()
 app = Chalice(app_name="crm")
@@ -61,3 +63,5 @@ app.register_blueprint(identity_events.bp)
 app.register_blueprint(job_events.bp)
 app.register_blueprint(segment_events.bp)
 app.register_blueprint(campaign_events.bp)
+app.register_blueprint(webhook_subscriptions.bp)
+app.register_blueprint(webhook_out_events.bp)

@@ -123,3 +123,17 @@ def events_from_case_record(
 def _list(image: Mapping | None, name: str) -> list[str]:
     value = (image or {}).get(name)
     return [v if isinstance(v, str) else "" for v in value] if isinstance(value, list) else []
+
+
+def subscription_disabled_event(subscription_id: str, reason: str, at: datetime) -> Event:
+    """webhook.subscription_disabled: an outbound webhook subscription was disabled by its
+    deliveries (its receiver answered 410, or it failed for days). The id is derived from the
+    subscription and the moment, so publishing it again is de-duplicated. It concerns no
+    customer: its subject is empty."""
+    return Event(
+        id=f"{subscription_id}.disabled.{int(at.timestamp() * 1000)}",
+        type="webhook.subscription_disabled",
+        occurred_at=at,
+        subject="",
+        data={"subscription_id": subscription_id, "reason": reason, "time": to_rfc3339(at)},
+    )

@@ -91,6 +91,15 @@ ROLE_MATRIX = {
     ("GET", "/campaigns/{campaign_id}/runs/{run_id}/recipients"): {"staff"},
     ("GET", "/unsubscribe"): {"anyone"},
     ("POST", "/unsubscribe"): {"anyone"},
+    ("POST", "/webhook-subscriptions"): {"staff"},
+    ("GET", "/webhook-subscriptions"): {"staff"},
+    ("GET", "/webhook-subscriptions/{subscription_id}"): {"staff"},
+    ("PATCH", "/webhook-subscriptions/{subscription_id}"): {"staff"},
+    ("DELETE", "/webhook-subscriptions/{subscription_id}"): {"staff"},
+    ("POST", "/webhook-subscriptions/{subscription_id}/rotate-secret"): {"staff"},
+    ("GET", "/webhook-subscriptions/{subscription_id}/deliveries"): {"staff"},
+    ("POST", "/webhook-subscriptions/{subscription_id}/deliveries/{delivery_id}/retry"): {"staff"},
+    ("POST", "/webhook-subscriptions/{subscription_id}/replay"): {"staff"},
 }
 
 
