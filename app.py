@@ -19,6 +19,8 @@ from chalicelib.api import (
     products,
     segments,
     unsubscribe,
+    webhook_sources,
+    webhook_subscriptions,
 )
 from chalicelib.api import docs as explorer
 from chalicelib.api import erasure as erasure_api
@@ -27,10 +29,11 @@ from chalicelib.api.middleware import http_middleware
 from chalicelib.config import get_settings
 from chalicelib.events import campaigns as campaign_events
 from chalicelib.events import cases as case_events
-from chalicelib.events import customer_stream, loyalty
+from chalicelib.events import customer_stream, loyalty, webhooks_in
 from chalicelib.events import identities as identity_events
 from chalicelib.events import jobs as job_events
 from chalicelib.events import segments as segment_events
+from chalicelib.events import webhooks_out as webhook_out_events
 
 settings = get_settings()
 app = Chalice(app_name="crm")
@@ -61,10 +64,7 @@ app.register_blueprint(identity_events.bp)
 app.register_blueprint(job_events.bp)
 app.register_blueprint(segment_events.bp)
 app.register_blueprint(campaign_events.bp)
-
-# Inbound webhooks
-from chalicelib.api import webhook_sources  # noqa: E402
-from chalicelib.events import webhooks_in  # noqa: E402
-
 app.register_blueprint(webhook_sources.bp)
 app.register_blueprint(webhooks_in.bp)
+app.register_blueprint(webhook_subscriptions.bp)
+app.register_blueprint(webhook_out_events.bp)

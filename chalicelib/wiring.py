@@ -468,3 +468,80 @@ def inbound_webhook_processor():
     return InboundWebhookProcessor(
         webhook_source_repository(), customer_service(), interaction_service(), clock
     )
+
+
+# Outbound webhooks. Tests replace `webhook_resolver` (no real DNS), `webhook_sender` (a short
+# timeout) and `webhook_jitter` (the retry delays' randomness).
+
+
+@lru_cache(maxsize=1)
+def webhook_subscription_repository():
+    from chalicelib.store.webhook_subscriptions import SubscriptionRepository
+
+    return SubscriptionRepository(get_settings().region)
+
+
+@lru_cache(maxsize=1)
+def webhook_delivery_repository():
+    from chalicelib.store.webhook_subscriptions import DeliveryRepository
+
+    return DeliveryRepository(get_settings().region)
+
+
+@lru_cache(maxsize=1)
+def webhooks_out_queue():
+    from chalicelib.store.webhook_queue import SqsFifoQueue
+
+    settings = get_settings()
+    return SqsFifoQueue(settings.webhooks_out_queue_name, settings.region)
+
+
+def webhook_resolver():
+    from chalicelib.store.webhook_http import resolve
+
+    return resolve
+
+
+def webhook_sender():
+    from chalicelib.store.webhook_http import WebhookSender
+
+    return WebhookSender(get_settings().webhook_allow_hosts, webhook_resolver())
+
+
+def webhook_jitter() -> float:
+    import random
+
+    return random.random()  # noqa: S311 - spreads retries, guards nothing
+
+
+def _check_webhook_url(url: str):
+    from chalicelib.store.webhook_http import checked_target
+
+    return checked_target(url, get_settings().webhook_allow_hosts, webhook_resolver())
+
+
+def webhook_subscription_service():
+    from chalicelib.services.webhook_subscriptions import WebhookSubscriptionService
+
+    return WebhookSubscriptionService(
+        webhook_subscription_repository(),
+        webhook_delivery_repository(),
+        webhooks_out_queue,
+        _check_webhook_url,
+        clock,
+        cursor_codec(),
+    )
+
+
+def webhook_outbound_service():
+    from chalicelib.services.webhook_outbound import WebhookOutbound
+
+    return WebhookOutbound(
+        webhook_subscription_repository(),
+        webhook_delivery_repository(),
+        webhooks_out_queue,
+        lambda: webhook_sender(),
+        lambda event: event_publisher().publish(event),
+        clock,
+        lambda: webhook_jitter(),
+    )

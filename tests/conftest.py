@@ -307,18 +307,58 @@ def streams_from_now(tables, dynamodb_backend):
         streams.mark(_streamed_tables())
 
 
-@pytest.fixture
-def pump(chalice_app, tables, dynamodb_backend):
-    """The local event pump over the app's consumers, for `pump.drain()` in a test."""
+def event_pump(chalice_app, dynamodb_backend, *, leave_out: tuple[str, ...] = ()):
     from chalicelib.local.pump import EventPump
 
     if dynamodb_backend == "moto":
-        return EventPump(chalice_app, poll_interval=0.01)  # `tables` emptied moto's streams
-    # DynamoDB Local keeps earlier tests' records: the first poll takes the positions now. It
-    # never swaps a shard, so the pump follows NextShardIterator there, as `make run` does.
-    pump = EventPump(chalice_app, poll_interval=0.01, starting_position="LATEST", held_iterators=True)
-    pump.poll_once(schedules=False)
+        pump = EventPump(chalice_app, poll_interval=0.01)  # `tables` emptied moto's streams
+    else:
+        # DynamoDB Local keeps earlier tests' records: the first poll takes the positions now.
+        # It never swaps a shard, so the pump follows NextShardIterator there, as `make run` does.
+        pump = EventPump(chalice_app, poll_interval=0.01, starting_position="LATEST", held_iterators=True)
+    pump.queue_consumers = [c for c in pump.queue_consumers if c.name not in leave_out]
+    if dynamodb_backend != "moto":
+        pump.poll_once(schedules=False)
     return pump
+
+
+# The events queue's consumer (outbound webhooks' fan-out) is left out of `pump`: tests read
+# what was published there. The outbound webhook tests pump it (`webhook_pump`).
+EVENTS_QUEUE_CONSUMERS = ("fan_out_events",)
+
+
+@pytest.fixture
+def pump(chalice_app, tables, dynamodb_backend):
+    """The local event pump over the app's consumers, for `pump.drain()` in a test."""
+    return event_pump(chalice_app, dynamodb_backend, leave_out=EVENTS_QUEUE_CONSUMERS)
+
+
+@pytest.fixture
+def webhook_pump(chalice_app, tables, dynamodb_backend):
+    """The event pump with every consumer, outbound webhooks' fan-out included."""
+    return event_pump(chalice_app, dynamodb_backend)
+
+
+class NoDns:
+    """No test looks a name up in the real DNS: outbound webhooks resolve through this, which
+    knows the names a test gives it (`names[host] = [addresses]`) and no other."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, list[str]] = {}
+        self.asked: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        return list(self.names.get(host.lower(), []))
+
+
+@pytest.fixture(autouse=True)
+def dns(monkeypatch) -> NoDns:
+    from chalicelib import wiring
+
+    resolver = NoDns()
+    monkeypatch.setattr(wiring, "webhook_resolver", lambda: resolver)
+    return resolver
 
 
 @pytest.fixture(scope="session")

@@ -325,3 +325,17 @@ def _escalation(record_id: str, old: Mapping | None, new: Mapping, at: datetime)
             "time": to_rfc3339(at),
         },
     )
+
+
+def subscription_disabled_event(subscription_id: str, reason: str, at: datetime) -> Event:
+    """webhook.subscription_disabled: an outbound webhook subscription was disabled by its
+    deliveries (its receiver answered 410, or it failed for days). The id is derived from the
+    subscription and the moment, so publishing it again is de-duplicated. It concerns no
+    customer: its subject is empty."""
+    return Event(
+        id=f"{subscription_id}.disabled.{int(at.timestamp() * 1000)}",
+        type="webhook.subscription_disabled",
+        occurred_at=at,
+        subject="",
+        data={"subscription_id": subscription_id, "reason": reason, "time": to_rfc3339(at)},
+    )

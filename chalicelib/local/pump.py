@@ -193,7 +193,8 @@ class EventPump:
 
     def drain(self, timeout: float = 60) -> None:
         """Process until no stream has new records and no queue holds messages (visible,
-        in flight or delayed): failed messages are waited for until they land in a DLQ. The
+        in flight or delayed): failed messages are waited for until they land in a DLQ (not the
+        retries that outbound webhooks hide for hours: pump_queues.SCHEDULED_RETRIES). The
         timeout is a ceiling for a stuck handler, not a target: an erasure of a large customer
         on a loaded machine takes seconds."""
         deadline = time.monotonic() + timeout

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SQS_MAX_MESSAGES = 10  # the most one ReceiveMessage or DeleteMessageBatch takes
+# Handlers that schedule their own retries by hiding a failed message for the retry's delay
+# (outbound webhooks: up to 12 hours). A hidden message of theirs waits for its time, as a
+# schedule does, and so do the later messages of its FIFO group, which SQS holds back (and
+# counts as visible): once a receive finds nothing, `pending()` counts none of them, so
+# drain() and wait_idle() do not wait for them (a running handler is counted by the pump's
+# invocations instead, and a message sent since is found by the next receive).
+SCHEDULED_RETRIES = frozenset({"deliver_webhooks"})
 
 
 class QueueConsumer:
@@ -34,6 +41,7 @@ class QueueConsumer:
         self.url: str | None = None
         self.arn: str | None = None
         self._warned = False
+        self._found_nothing = False  # the last receive found no message
 
     def _resolve(self) -> bool:
         from botocore.exceptions import ClientError
@@ -58,15 +66,13 @@ class QueueConsumer:
     def pending(self) -> int:
         if not self._resolve():
             return 0
-        attributes = self.pump.sqs.get_queue_attributes(
-            QueueUrl=self.url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return sum(int(value) for value in attributes.values())
+        names = ["ApproximateNumberOfMessagesDelayed"]
+        if self.name not in SCHEDULED_RETRIES:
+            names += ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        elif not self._found_nothing:
+            names.append("ApproximateNumberOfMessages")
+        attributes = self.pump.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)["Attributes"]
+        return sum(int(attributes.get(name, 0)) for name in names)
 
     def poll(self) -> bool:
         if not self._resolve():
@@ -80,6 +86,7 @@ class QueueConsumer:
             MessageAttributeNames=["All"],
             WaitTimeSeconds=0,
         ).get("Messages", [])
+        self._found_nothing = not messages
         if not messages:
             return False
         records = [lambda_sqs_record(message, self.arn or "") for message in messages]

@@ -100,6 +100,15 @@ ROLE_MATRIX = {
     ("GET", "/webhook-sources/{source_id}/deliveries"): {"staff"},
     # The signature is the authentication: no token.
     ("POST", "/webhooks/{source_id}"): {"anyone"},
+    ("POST", "/webhook-subscriptions"): {"staff"},
+    ("GET", "/webhook-subscriptions"): {"staff"},
+    ("GET", "/webhook-subscriptions/{subscription_id}"): {"staff"},
+    ("PATCH", "/webhook-subscriptions/{subscription_id}"): {"staff"},
+    ("DELETE", "/webhook-subscriptions/{subscription_id}"): {"staff"},
+    ("POST", "/webhook-subscriptions/{subscription_id}/rotate-secret"): {"staff"},
+    ("GET", "/webhook-subscriptions/{subscription_id}/deliveries"): {"staff"},
+    ("POST", "/webhook-subscriptions/{subscription_id}/deliveries/{delivery_id}/retry"): {"staff"},
+    ("POST", "/webhook-subscriptions/{subscription_id}/replay"): {"staff"},
 }
 # Public routes whose path names a resource (not a token): an unknown one is 404.
 NAMED_IN_PATH = {"/webhooks/{source_id}"}

@@ -226,7 +226,10 @@ def test_queues_have_dead_letter_queues_and_keep_failures_14_days(templates, sta
             assert "RedrivePolicy" not in properties, name
             assert properties["MessageRetentionPeriod"] == 1209600, name
         else:
-            assert 1 <= properties["RedrivePolicy"]["maxReceiveCount"] <= 10, name
+            # Outbound webhooks receive a message once per attempt (8) on their own schedule,
+            # and again when it comes back early: more room before the dead-letter queue.
+            most = 20 if name == "WebhooksOutQueue" else 10
+            assert 1 <= properties["RedrivePolicy"]["maxReceiveCount"] <= most, name
 
 
 @pytest.mark.parametrize("stage", STAGES)
