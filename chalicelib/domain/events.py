@@ -55,7 +55,7 @@ class Event:
 def webhook_body(type_: str, occurred_at: datetime, data: Mapping[str, Any]) -> str:
     """The body an outbound webhook sends for an event (Standard Webhooks' payload shape)."""
     payload = {"type": type_, "timestamp": to_rfc3339(occurred_at), "data": dict(data)}
-    return json.dumps(payload, ensure_ascii=False)
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
 def fitted(type_: str, occurred_at: datetime, data: Mapping[str, Any]) -> dict[str, Any]:

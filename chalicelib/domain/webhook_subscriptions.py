@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import math
 import re
 import socket
@@ -19,6 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.domain import ids
+from chalicelib.domain.clock import parse_rfc3339
+from chalicelib.domain.events import MAX_WEBHOOK_BODY_BYTES, webhook_body
 from chalicelib.domain.webhook_secrets import Secret
 
 # The events a subscription may name: those of domain/events.py (and the segments issue),
@@ -43,7 +44,7 @@ MAX_PATTERNS = 50
 # A Query of the subscriptions' one partition is read for every event: bounded on purpose.
 MAX_SUBSCRIPTIONS = 100
 MAX_URL_LENGTH = 2048
-MAX_BODY_BYTES = 20 * 1024
+MAX_BODY_BYTES = MAX_WEBHOOK_BODY_BYTES  # the mapper fits every event in it
 EXCERPT_BYTES = 1024
 
 PENDING, SUCCEEDED, FAILED, SKIPPED = "pending", "succeeded", "failed", "skipped"
@@ -196,12 +197,9 @@ def first_delivery_id_at(moment: datetime) -> str:
 
 
 def body_of(event_type: str, timestamp: str, data: Mapping[str, Any]) -> str:
-    """Standard Webhooks' payload shape: {"type", "timestamp", "data"}."""
-    return json.dumps(
-        {"type": event_type, "timestamp": timestamp, "data": data},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    """Standard Webhooks' payload shape, {"type", "timestamp", "data"}: `timestamp` as the
+    event's message has it (RFC 3339), serialised as events.webhook_body does."""
+    return webhook_body(event_type, parse_rfc3339(timestamp), data)
 
 
 # Retries
