@@ -48,6 +48,7 @@ from contextlib import ExitStack
 from http import HTTPStatus
 from typing import Any
 
+from chalicelib.config import Settings
 from chalicelib.local.dynamodb_local import Unavailable
 from chalicelib.local.processes import Stop, exit_now, stop_on_signals, stop_process
 from chalicelib.local.stack import (
@@ -305,10 +306,15 @@ def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool, api_pro
             steps.done("demo data consumed (loyalty, habits, cases, co-purchases, segments)")
         schedules = ", ".join(sorted(_schedule_names(app))) or "none in this app"
         store = f"DynamoDB Local on {dynamodb_url}" if dynamodb_url else f"moto on {HOST}:{aws_port}"
+        allowed = (
+            ", ".join(Settings.from_env({**os.environ, "CRM_STAGE": stage}).webhook_allow_hosts) or "no host"
+        )
         lines = [
             f"Data lives in memory ({store}) and is gone when this stops. Ctrl-C stops it.",
             f"Run a schedule now: curl -X POST http://{HOST}:{control_port}/schedules/<name> ({schedules})",
             f"Mail sent (SES in moto): curl http://{HOST}:{control_port}/mail?to=<address>",
+            f"Webhooks: inbound POST {api.url}/webhooks/<source id>; outbound to public https URLs"
+            f" and, over http too, {allowed} (CRM_WEBHOOK_ALLOW_HOSTS; README: Webhooks)",
             f"CRM API: {api.url}",
             f"Staff token: {token}",
             f'Try: curl -H "Authorization: Bearer $TOKEN" {api.url}/customers',
