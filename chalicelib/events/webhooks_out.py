@@ -24,6 +24,7 @@ from chalice import Blueprint
 from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.domain.clock import parse_rfc3339
+from chalicelib.domain.events import PERSONAL
 from chalicelib.domain.webhook_subscriptions import MAX_DELAY_S
 from chalicelib.observability import logger
 
@@ -97,13 +98,37 @@ def _event_message(record: SQSRecord) -> dict:
     return message
 
 
+def _erased_among(records: list[dict]) -> set[str]:
+    """The customers of the batch's personal events who have been erased since they were
+    published (one BatchGetItem; none when the batch has no such event): their events go to no
+    webhook, so an erasure that ran while they waited on the queue is not undone."""
+    wanted = set()
+    for raw in records:
+        try:
+            message = json.loads(raw.get("body") or "")
+            if message.get("type") in PERSONAL and message.get("customer_id"):
+                wanted.add(str(message["customer_id"]))
+        except (ValueError, AttributeError):
+            continue  # refused record by record below
+    if not wanted:
+        return set()
+    customers, _ = wiring.repositories()
+    return customers.erased_among(wanted)
+
+
 @bp.on_sqs_message(queue=get_settings().events_queue_name, batch_size=10)
 def fan_out_events(event):
     service = wiring.webhook_outbound_service()
     subscriptions = []  # read once per batch, on its first event
+    erased = _erased_among(event.to_dict().get("Records", []))
 
     def one(record: SQSRecord) -> None:
         message = _event_message(record)
+        if message["type"] in PERSONAL and message.get("customer_id") in erased:
+            logger.info(
+                "event of an erased customer not sent to webhooks", extra={"event_type": message["type"]}
+            )
+            return
         if not subscriptions:
             subscriptions.append(wiring.webhook_subscription_repository().all())
         queued = service.fan_out(message, subscriptions[0])

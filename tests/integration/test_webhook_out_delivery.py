@@ -408,3 +408,26 @@ def test_a_failed_event_holds_back_the_later_events_of_its_customer_in_the_batch
     )
     queues.deliver_all()
     assert ids_received(r) == [other.id]
+
+
+def test_an_event_still_queued_when_its_customer_is_erased_goes_to_no_webhook(
+    api, queues, clock, receivers, pump
+):
+    r = receivers(Reply(204))
+    sub = subscribe(api, r.url, ["customer.*", "interaction.*"])
+    customer = api.create_customer(name="Jyrki Mäkelä", email="jyrki.erased@example.fi")
+    assert api.post(f"/customers/{customer['id']}/erase").status == 202
+    pump.drain()  # the erasure (its job, the purge); the events queue is left to this test
+    while records := queues.events.receive():  # what the stream published, the erasure's too
+        for record in records:
+            queues.events.sqs.delete_message(
+                QueueUrl=queues.events.url, ReceiptHandle=record["receiptHandle"]
+            )
+    # An event of theirs published before the erasure, read by the fan-out only after it:
+    late = queues.publish(event("customer.updated", customer["id"], clock.now(), 1, name="Jyrki Mäkelä"))
+    erased = queues.publish(event("customer.erased", customer["id"], clock.now(), 2))
+    queues.fan_out()
+    queues.deliver_all()
+    assert ids_received(r) == [erased.id]
+    assert [d["event_id"] for d in deliveries(api, sub)] == [erased.id]
+    assert late.id not in json.dumps(deliveries(api, sub))
