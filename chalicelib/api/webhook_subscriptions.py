@@ -130,7 +130,7 @@ def rotate_webhook_subscription_secret(call: Call, subscription_id: str):
     response=DeliveryPage,
     errors=(404,),
 )
-def list_webhook_deliveries(call: Call, subscription_id: str):
+def list_subscription_deliveries(call: Call, subscription_id: str):
     query = call.query
     page = wiring.webhook_subscription_service().deliveries(
         subscription_id, query.status, query.limit, query.cursor
