@@ -269,7 +269,9 @@ def test_at_delivery_a_name_resolving_to_any_blocked_range_is_refused_and_nothin
         dns.names["hooks.example.com"] = [address]
         queues.publish(event("segment.joined", f"cus_{n}", clock.now(), n))
         queues.fan_out()
-        assert queues.deliver_one()[1] is True
+        # Every lane's message (an earlier one may come back too, once its 5 s are over on a
+        # slow machine: it is refused again).
+        assert queues.deliver_all()
     found = deliveries(api, sub)
     assert len(found) == len(BLOCKED_ADDRESSES)
     excerpts = {d["attempts"][0]["response_excerpt"] for d in found}
