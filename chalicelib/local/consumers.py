@@ -31,6 +31,11 @@ Control endpoint, on 127.0.0.1:CRM_CONTROL_PORT:
     GET  /mail?to=ADDRESS   200 {"messages": [...]}: the mail SES (moto) took, oldest first,
                             each {"id", "to", "subject", "headers", "text"}; `to` filters by
                             recipient (read from moto's /moto-api/data.json at AWS_ENDPOINT_URL)
+    POST /hooks/{name}      a webhook receiver for outbound webhooks (CRM_WEBHOOK_ALLOW_HOSTS
+                            lets the local stage deliver here): records the request and answers
+                            204, or the status `?answer=` names (e.g. 500, 410: to see retries)
+    GET  /hooks/{name}      200 {"received": [...]}: what was posted to that receiver, oldest
+                            first, each {"at", "headers" (webhook-*, content-type), "body"}
 
 SIGTERM or SIGINT stops it (status 0); so does the end of the process that started it.
 """
@@ -43,6 +48,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,6 +58,9 @@ from chalicelib.local.processes import Stop, exit_now, stop_on_signals, while_pa
 
 HOST = "127.0.0.1"
 DEFAULT_DRAIN_TIMEOUT_S = 60.0
+HOOKS = "/hooks/"
+MAX_HOOK_BODY = 64 * 1024
+MAX_HOOKS_KEPT = 1000  # per receiver name, the newest
 log = logging.getLogger("chalicelib.local.consumers")
 
 
@@ -63,7 +72,11 @@ class _ControlHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
-        if url.path == "/mail":
+        if url.path.startswith(HOOKS):
+            with self.server.hooks_lock:
+                received = list(self.server.hooks.get(url.path[len(HOOKS) :], ()))
+            self._reply(HTTPStatus.OK, {"received": received})
+        elif url.path == "/mail":
             to = parse_qs(url.query).get("to", [""])[0]
             self._reply(HTTPStatus.OK, {"messages": sent_mail(os.environ["AWS_ENDPOINT_URL"], to)})
         elif self.path == "/health":
@@ -78,6 +91,9 @@ class _ControlHandler(BaseHTTPRequestHandler):
         if url.path == "/drain":
             self._drain(parse_qs(url.query).get("timeout", [""])[0])
             return
+        if url.path.startswith(HOOKS) and len(url.path) > len(HOOKS):
+            self._receive_hook(url.path[len(HOOKS) :], parse_qs(url.query).get("answer", [""])[0])
+            return
         pump = self.server.pump
         prefix = "/schedules/"
         name = url.path[len(prefix) :] if url.path.startswith(prefix) else ""
@@ -91,6 +107,25 @@ class _ControlHandler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"schedule": name, "error": repr(error)})
             return
         self._reply(HTTPStatus.OK, {"schedule": name, "status": "ran"})
+
+    def _receive_hook(self, name: str, answer: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(min(length, MAX_HOOK_BODY))
+        kept = ("content-type", "webhook-id", "webhook-timestamp", "webhook-signature")
+        with self.server.hooks_lock:
+            received = self.server.hooks.setdefault(name, [])
+            received.append(
+                {
+                    "at": time.time(),
+                    "headers": {k.lower(): v for k, v in self.headers.items() if k.lower() in kept},
+                    "body": body.decode("utf-8", "replace"),
+                }
+            )
+            del received[:-MAX_HOOKS_KEPT]
+        status = int(answer) if answer.isdigit() and 200 <= int(answer) <= 599 else 204
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _drain(self, timeout_text: str) -> None:
         try:
@@ -159,6 +194,8 @@ class _ControlHTTPServer(ThreadingHTTPServer):
         super().__init__((HOST, port), _ControlHandler)
         self.pump = pump
         self.on_drained = on_drained
+        self.hooks: dict[str, list[dict]] = {}
+        self.hooks_lock = threading.Lock()
 
 
 class ControlServer:

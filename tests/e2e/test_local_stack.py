@@ -415,6 +415,37 @@ def test_drain_returns_once_what_was_written_before_it_is_consumed(stack):
     assert _call("POST", f"{stack.control}/drain?timeout=soon")[0] == 400
 
 
+def test_an_outbound_webhook_reaches_the_local_receiver_signed_and_a_failing_one_is_retried(stack):
+    from standardwebhooks import Webhook
+
+    name = f"e2e{uuid.uuid4().hex[:8]}"
+    subscribe = {"url": f"{stack.control}/hooks/{name}", "events": ["customer.created"]}
+    status, _, sub = _call("POST", f"{stack.api}/webhook-subscriptions", stack.token, subscribe)
+    assert status == 201, sub
+    failing = {"url": f"{stack.control}/hooks/{name}-down?answer=503", "events": ["customer.created"]}
+    status, _, down = _call("POST", f"{stack.api}/webhook-subscriptions", stack.token, failing)
+    assert status == 201, down
+    fields = {"name": "Åsa Hook", "email": f"{name}@example.se"}
+    status, _, customer = _call("POST", f"{stack.api}/customers", stack.token, fields)
+    assert status == 201
+
+    assert _call("POST", f"{stack.control}/drain?timeout=60")[0] == 200
+    _, _, got = _call("GET", f"{stack.control}/hooks/{name}")
+    [delivered] = got["received"]
+    payload = Webhook(sub["secret"]).verify(delivered["body"].encode(), delivered["headers"])
+    assert payload["type"] == "customer.created" and payload["data"]["id"] == customer["id"]
+    assert payload["data"]["name"] == "Åsa Hook"
+    _, _, page = _call("GET", f"{stack.api}/webhook-subscriptions/{sub['id']}/deliveries", stack.token)
+    assert [(d["status"], d["attempts"][0]["status_code"]) for d in page["items"]] == [("succeeded", 204)]
+
+    _, _, page = _call("GET", f"{stack.api}/webhook-subscriptions/{down['id']}/deliveries", stack.token)
+    [pending] = page["items"]
+    assert pending["status"] == "pending" and pending["attempts"][0]["status_code"] == 503
+    assert pending["next_attempt_at"] is not None
+    for sub_id in (sub["id"], down["id"]):
+        assert _call("DELETE", f"{stack.api}/webhook-subscriptions/{sub_id}", stack.token)[0] == 204
+
+
 def test_a_second_stack_on_the_same_api_port_exits_with_a_one_line_message(stack):
     second = _Stack(_ports(CRM_API_PORT=stack.ports["CRM_API_PORT"]))
     try:
