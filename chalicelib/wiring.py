@@ -458,7 +458,12 @@ def webhook_source_service():
 
     settings = get_settings()
     return WebhookSourceService(
-        webhook_source_repository(), webhooks_in_queue, clock, settings.webhook_tolerance_s, cursor_codec()
+        webhook_source_repository(),
+        webhooks_in_queue,
+        clock,
+        settings.webhook_tolerance_s,
+        cursor_codec(),
+        customers=customer_service(),
     )
 
 
@@ -466,7 +471,7 @@ def inbound_webhook_processor():
     from chalicelib.services.webhook_inbound import InboundWebhookProcessor
 
     return InboundWebhookProcessor(
-        webhook_source_repository(), customer_service(), interaction_service(), clock
+        webhook_source_repository(), customer_service(), interaction_service(), clock, webhooks_in_queue
     )
 
 

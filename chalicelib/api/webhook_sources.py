@@ -97,7 +97,9 @@ def rotate_webhook_secret(call: Call, source_id: str):
     status=204,
     errors=(404, 412),
     description="With `If-Match` (the source's `ETag`), only at that version (else 412). What the "
-    "source left (its deliveries and the order and ticket ids it claimed) is deleted in the background.",
+    "source left (its deliveries and the order, refund and ticket ids it claimed) is deleted in the "
+    "background. A 503 (with `Retry-After`) means the source is deleted but that work could not be "
+    "queued: send the DELETE again, which is 204 until what the source left is gone (then 404).",
 )
 def delete_webhook_source(call: Call, source_id: str):
     wiring.webhook_source_service().delete(source_id, if_match(call.headers))
@@ -139,7 +141,9 @@ def list_webhook_deliveries(call: Call, source_id: str):
     "source is 404, a bad signature 401 naming the header, a body over 256 KB 413, and one that "
     "is not JSON or no payload of the source's kind 422 naming the fields (and is stored "
     "nowhere). The same `webhook-id` again, for 30 days, is 202 with the delivery as it is, and "
-    "nothing is done twice.",
+    "nothing is done twice (a `failed` delivery stays failed: send it again under a new "
+    "`webhook-id`). A 503 (with `Retry-After`) means the delivery was stored but could not be "
+    "queued: send it again with the same `webhook-id`.",
 )
 def receive_webhook(call: Call, source_id: str):
     service = wiring.webhook_source_service()

@@ -23,7 +23,9 @@ DELIVERY_LIFETIME = timedelta(days=30)
 MAX_BODY_BYTES = 256 * 1024
 MAX_NAME_LENGTH = 100
 
-ORDER_GUARD, TICKET_GUARD = "ORDER#", "TICKET#"
+# An order and a refund are claimed under keys of their own: a refund's own order_id may be
+# the number of a later order of the shop's.
+ORDER_GUARD, REFUND_GUARD, TICKET_GUARD = "ORDER#", "REFUND#", "TICKET#"
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,18 @@ class Delivery:
     interaction_id: str | None = None
     error: str | None = None
     processed_at: datetime | None = None
+    # While it waits to be processed: the existing customer its payload names (by customer_id,
+    # or the owner of its email address), so that their erasure finds and strips it.
+    named_customer_id: str | None = field(default=None, compare=False)
 
     @property
     def final(self) -> bool:
         return self.status != RECEIVED
+
+    @property
+    def stripped(self) -> bool:
+        """Received, but its payload is gone: its customer was erased while it waited."""
+        return not self.final and self.payload is None
 
     @property
     def expires_at(self) -> datetime:
@@ -76,9 +86,9 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Guard:
-    """An external id of a source (`ORDER#<order id>`, `TICKET#<ticket id>`) claimed for one
-    interaction: claimed before the interaction is written with that id, so every delivery of
-    the same order writes, or finds, that one interaction."""
+    """An external id of a source (`ORDER#<order id>`, `REFUND#<order id>`, `TICKET#<ticket
+    id>`) claimed for one interaction: claimed before the interaction is written with that id,
+    so every delivery of the same order writes, or finds, that one interaction."""
 
     source_id: str
     key: str
@@ -89,6 +99,10 @@ class Guard:
 
 def order_guard(order_id: str) -> str:
     return ORDER_GUARD + order_id
+
+
+def refund_guard(order_id: str) -> str:
+    return REFUND_GUARD + order_id
 
 
 def ticket_guard(ticket_id: str) -> str:

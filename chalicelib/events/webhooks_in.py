@@ -1,6 +1,7 @@
 """Inbound webhook consumer: `process_inbound_webhooks` makes each delivery queued by POST
 /webhooks/{source_id} its interaction (services/webhook_inbound.py), and deletes what a
-deleted source left.
+deleted source left: a page at a time while the invocation has time, then it puts the purge
+back on the queue for the next invocation to go on.
 
 A message that fails is received again after a backoff (30 s, 1, 2, 4 minutes); on its
 MAX_RECEIVES-th receive the delivery is marked failed, with a reason the integrator reads at
@@ -17,6 +18,7 @@ from chalice import Blueprint
 
 from chalicelib import wiring
 from chalicelib.config import get_settings
+from chalicelib.domain.clock import Deadline
 from chalicelib.events.batch import back_off, process
 from chalicelib.observability import logger
 
@@ -27,6 +29,8 @@ bp = Blueprint(__name__)
 
 # The webhooks-in queue's maxReceiveCount (infra/resources.json, WebhooksInQueue; a test compares).
 MAX_RECEIVES = 5
+# Time kept back from the invocation's for the batch's other records and the hand-over.
+RESERVE_S = 10.0
 
 
 class BadWebhookMessage(ValueError):
@@ -47,13 +51,18 @@ def _parsed(record: SQSRecord) -> tuple[str, str | None]:
     return source_id, webhook_id
 
 
-def _work(record: SQSRecord) -> None:
+def _deadline(context) -> Deadline:
+    remaining = context.get_remaining_time_in_millis() / 1000
+    return Deadline(remaining - min(RESERVE_S, remaining / 2))
+
+
+def _work(record: SQSRecord, deadline: Deadline) -> None:
     source_id, webhook_id = _parsed(record)
     receives = int(record.attributes.approximate_receive_count or 1)
     processor = wiring.inbound_webhook_processor()
     try:
         if webhook_id is None:
-            removed = processor.purge(source_id)
+            removed = processor.purge(source_id, deadline)
             logger.info("webhook source purged", extra={"source_id": source_id, "removed": removed})
             return
         delivery = processor.process(source_id, webhook_id, last_receive=receives >= MAX_RECEIVES)
@@ -75,4 +84,5 @@ def _work(record: SQSRecord) -> None:
 
 @bp.on_sqs_message(queue=get_settings().webhooks_in_queue_name, batch_size=10)
 def process_inbound_webhooks(event):
-    return process(event, _work, "sqs")
+    deadline = _deadline(event.context)
+    return process(event, lambda record: _work(record, deadline), "sqs")

@@ -32,8 +32,10 @@ What happens to each item of an erased customer:
 - **sign-in links** (`IDENTITY#<iss>#<sub>`, which Cognito user the customer is) and a pending
   change of email address: deleted (store/identities.py; the loyalty purge takes the rest).
 - **webhook items** (`crm-<stage>-webhooks`): every item that names the customer, found by GSI
-  `by_customer` (inbound deliveries and the order and ticket ids claimed for their
-  interactions, outbound deliveries): deleted (store/webhook_sources.forget_customer).
+  `by_customer`: the order, refund and ticket ids claimed for their interactions and outbound
+  deliveries are deleted; inbound deliveries (those still waiting on the queue too) are
+  stripped to their webhook-id, type, status and times, so a resend of one is answered as
+  before and re-creates no one (store/webhook_sources.forget_customer).
 - **export documents** in the exports bucket (`exports/<customer id>/…`) and the customer's
   export jobs: deleted. The erasure's own job stays, to show that it completed.
 
@@ -216,9 +218,10 @@ class ErasureService:
             self._campaign_sends.forget(customer_id)  # the log of marketing messages they got
 
     def _forget_webhooks(self, customer_id: str) -> None:
-        # The webhook deliveries that named the customer, and the order and ticket ids claimed
-        # for their interactions (which go with the timeline): a later delivery of such an
-        # order is a new customer's, as any data sent after an erasure.
+        # The webhook deliveries that named the customer (stripped, their webhook-ids kept), and
+        # the order, refund and ticket ids claimed for their interactions (which go with the
+        # timeline): such an order sent under a new webhook-id is a new customer's, as any data
+        # sent after an erasure.
         if self._webhooks is not None:
             self._webhooks.forget(customer_id)
 

@@ -50,11 +50,17 @@ class InteractionService:
         same customer and may not return more of a SKU than that purchase still holds.
 
         The customer's existence is a condition of the write itself (no read first). With an
-        `interaction_id` (one claimed for it beforehand), the write is also conditional on no
-        interaction of the customer having that id: storage.AlreadyExists if one has."""
+        `interaction_id` (one claimed for it beforehand), recording is idempotent: if the
+        customer has an interaction of that id it is answered as it is, before any check (a
+        return recorded before would now count against its own purchase), and the write is
+        conditional on the id being free: storage.AlreadyExists if another writer took it
+        meanwhile."""
         now = self._clock.now()
         occurred_at = fields.pop("occurred_at", None) or now
-        written = None if interaction_id else self.written_by_earlier_attempt(customer_id, occurred_at)
+        if interaction_id:
+            written = self._interactions.get(customer_id, interaction_id, consistent=True)
+        else:
+            written = self.written_by_earlier_attempt(customer_id, occurred_at)
         if written is not None:
             return written  # a return's checks would now count the return against its purchase
         items = tuple(LineItem(**item) for item in fields.pop("items", None) or ())

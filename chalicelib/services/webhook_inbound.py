@@ -14,7 +14,11 @@ deliveries creating the same one meet at the email's uniqueness, and the loser f
 
 Each delivery ends `processed` (with the customer and interaction) or `failed` with a sentence
 an integrator understands; its payload is then removed. A delivery that waits for something
-(a refund before its order) is retried by the queue and fails on its last receive."""
+(a refund before its order) is retried by the queue and fails on its last receive.
+
+Erasure: a delivery is stored naming the existing customer its payload names (the GSI an
+erasure walks), so an erasure strips it even while it waits; a stripped delivery fails when
+processed, creating no one, and its webhook-id, kept, is answered as before if sent again."""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from typing import Any, Protocol
 
 from chalicelib.domain import ids, storage, webhook_payloads, webhook_signatures
 from chalicelib.domain.audit import Actor
-from chalicelib.domain.clock import Clock
+from chalicelib.domain.clock import Clock, Deadline
 from chalicelib.domain.customers import Customer
 from chalicelib.domain.interactions import Interaction
 from chalicelib.domain.webhook_payloads import Contact, Order, Posted, Ticket
@@ -39,6 +43,7 @@ from chalicelib.domain.webhook_sources import (
     Guard,
     Source,
     order_guard,
+    refund_guard,
     ticket_guard,
 )
 from chalicelib.errors import (
@@ -47,6 +52,7 @@ from chalicelib.errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    ServiceBusy,
     SignatureUnauthorized,
     Unprocessable,
 )
@@ -58,6 +64,7 @@ RECEIVE_ROUTE = "POST /webhooks/{source_id}"
 # "role": "webhook"}.
 ROLE = "webhook"
 UNPROCESSABLE = "The delivery could not be processed; it may be sent again under a new webhook-id."
+ERASED = "Its customer was erased while it waited to be processed: nothing was recorded."
 
 
 class SourceStore(Protocol):
@@ -69,7 +76,9 @@ class SourceStore(Protocol):
 
     def update_secrets(self, before: Source, after: Source) -> Source: ...
 
-    def delete_source(self, source: Source) -> None: ...
+    def delete_source(self, source: Source, at: datetime) -> None: ...
+
+    def deleted(self, source_id: str) -> bool: ...
 
     def add_delivery(self, delivery: Delivery) -> Delivery: ...
 
@@ -87,16 +96,18 @@ class SourceStore(Protocol):
 
     def claim(self, guard: Guard) -> None: ...
 
-    def purge_source(self, source_id: str) -> int: ...
+    def purge_source(self, source_id: str, deadline: Deadline | None = None) -> tuple[int, bool]: ...
 
 
 class WorkQueue(Protocol):
     def send(self, body: dict) -> None: ...
 
 
-class CustomerDirectory(Protocol):
+class CustomerLookup(Protocol):
     def find_by_email(self, email: str) -> Page[Customer]: ...
 
+
+class CustomerDirectory(CustomerLookup, Protocol):
     def create(self, fields: dict, actor: Actor) -> Customer: ...
 
 
@@ -109,6 +120,15 @@ class Timeline(Protocol):
 Validate = Callable[[str, bytes, datetime], dict[str, Any]]
 
 
+def _send(queue: Callable[[], WorkQueue], body: dict, detail: str) -> None:
+    """Put a message on the queue; a failure to is a 503 the caller may retry (the request's
+    stored effect is kept, and its retry sends the message again)."""
+    try:
+        queue().send(body)
+    except Exception as error:
+        raise ServiceBusy(detail, retry_after_s=5) from error
+
+
 class WebhookSourceService:
     def __init__(
         self,
@@ -117,12 +137,15 @@ class WebhookSourceService:
         clock: Clock,
         tolerance_s: int,
         cursors: CursorCodec | None = None,
+        *,
+        customers: CustomerLookup,
     ) -> None:
         self._store = store
         self._queue = queue
         self._clock = clock
         self._tolerance_s = tolerance_s
         self._cursors = cursors
+        self._customers = customers
 
     # -- staff ----------------------------------------------------------------------------------
 
@@ -157,20 +180,32 @@ class WebhookSourceService:
         )
 
     def delete(self, source_id: str, if_match: int | None) -> None:
-        """Delete the source (its deliveries are refused from now on, 404); what it left, its
-        deliveries and guards, is deleted by the queue's consumer."""
-        source = self.get(source_id, consistent=True)
-        if if_match is not None and source.version != if_match:
-            raise PreconditionFailed(
-                f"The webhook source is at version {source.version}, not {if_match}: re-read it and retry."
-            )
-        try:
-            self._store.delete_source(source)
-        except storage.VersionConflict:
-            raise PreconditionFailed(
-                "The webhook source was changed by another request: re-read it and retry."
-            ) from None
-        self._queue().send({"source_id": source_id, "purge": True})
+        """Delete the source (its deliveries are refused from now on, 404) and mark what it
+        left, its deliveries and guards, for the queue's consumer to purge. A source deleted
+        whose purge is not done yet is deleted again: its purge is queued again (so a DELETE
+        answered 503, its message unsent, can be sent again)."""
+        source = self._store.get_source(source_id, consistent=True)
+        if source is None:
+            if not self._store.deleted(source_id):
+                raise NotFound(f"No webhook source has the id {source_id!r}.")
+        else:
+            if if_match is not None and source.version != if_match:
+                raise PreconditionFailed(
+                    f"The webhook source is at version {source.version}, not {if_match}: "
+                    "re-read it and retry."
+                )
+            try:
+                self._store.delete_source(source, self._clock.now())
+            except storage.VersionConflict:
+                raise PreconditionFailed(
+                    "The webhook source was changed by another request: re-read it and retry."
+                ) from None
+        _send(
+            self._queue,
+            {"source_id": source_id, "purge": True},
+            "The webhook source is deleted, but what it left could not be queued for deletion: "
+            "send the DELETE again.",
+        )
 
     def deliveries(
         self, source_id: str, status: str | None, limit: int, cursor: str | None
@@ -193,7 +228,8 @@ class WebhookSourceService:
         naming the header; a body over 256 KB PayloadTooLarge; one that is no payload of the
         source's kind Unprocessable naming the fields (`validate`), and stored nowhere."""
         now = self._clock.now()
-        source = self.get(source_id)
+        # Strongly consistent: a secret rotated a moment ago verifies at once.
+        source = self.get(source_id, consistent=True)
         try:
             webhook_id = webhook_signatures.verify(
                 source.verifying(now), headers, body, now, self._tolerance_s
@@ -203,18 +239,39 @@ class WebhookSourceService:
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"The body is {len(body)} bytes; a webhook's limit is {MAX_BODY_BYTES}.")
         payload = validate(source.kind, body, now)
+        received = Delivery(
+            source_id,
+            webhook_id,
+            now,
+            payload["type"],
+            payload=payload,
+            named_customer_id=self._named(payload),
+        )
         try:
-            delivery = self._store.add_delivery(
-                Delivery(source_id, webhook_id, now, payload["type"], payload=payload)
-            )
+            delivery = self._store.add_delivery(received)
         except storage.AlreadyExists:
             delivery = self._store.get_delivery(source_id, webhook_id)
             if delivery is None:  # gone since (its source was deleted): nothing to do again
                 raise NotFound(f"No webhook source has the id {source_id!r}.") from None
             if delivery.final:
                 return delivery
-        self._queue().send({"source_id": source_id, "webhook_id": webhook_id})
+        _send(
+            self._queue,
+            {"source_id": source_id, "webhook_id": webhook_id},
+            "The delivery is stored but could not be queued: send it again, with the same webhook-id.",
+        )
         return delivery
+
+    def _named(self, payload: dict[str, Any]) -> str | None:
+        """The existing customer a payload names: its customer_id as given, else the owner of
+        its email address (a key lookup), else None (a new customer, made when processed)."""
+        work = webhook_payloads.read(payload)
+        if isinstance(work, Posted) and work.customer_id:
+            return work.customer_id
+        if work.contact is None:
+            return None
+        found = self._customers.find_by_email(work.contact.email).items
+        return found[0].id if found else None
 
 
 class _Refused(Exception):
@@ -254,11 +311,13 @@ class InboundWebhookProcessor:
         customers: CustomerDirectory,
         timeline: Timeline,
         clock: Clock,
+        queue: Callable[[], WorkQueue],
     ) -> None:
         self._store = store
         self._customers = customers
         self._timeline = timeline
         self._clock = clock
+        self._queue = queue
 
     def process(self, source_id: str, webhook_id: str, *, last_receive: bool = False) -> Delivery | None:
         """Make a received delivery its interaction, once; answer it as it ends (None if it is
@@ -267,6 +326,10 @@ class InboundWebhookProcessor:
         delivery = self._store.get_delivery(source_id, webhook_id)
         if delivery is None or delivery.final:
             return delivery
+        if delivery.stripped:
+            erased = replace(delivery, status=FAILED, error=ERASED, processed_at=self._clock.now())
+            self._store.finish(erased)
+            return erased
         try:
             guard = self._do(delivery, webhook_payloads.read(delivery.payload or {}))
             outcome = replace(
@@ -298,9 +361,13 @@ class InboundWebhookProcessor:
         if delivery is not None and not delivery.final:
             self._store.finish(replace(delivery, status=FAILED, error=reason, processed_at=self._clock.now()))
 
-    def purge(self, source_id: str) -> int:
-        """What a deleted source left (its deliveries and guards)."""
-        return self._store.purge_source(source_id)
+    def purge(self, source_id: str, deadline: Deadline | None = None) -> int:
+        """Delete what a deleted source left (its deliveries and guards): how many items went.
+        What the `deadline` leaves is handed on, as a new purge message, to a later invocation."""
+        removed, done = self._store.purge_source(source_id, deadline)
+        if not done:
+            self._queue().send({"source_id": source_id, "purge": True})
+        return removed
 
     # -- one delivery ---------------------------------------------------------------------------
 
@@ -315,7 +382,8 @@ class InboundWebhookProcessor:
                 purchase = self._purchase(source_id, work.refund_of)
                 fields["purchase_id"] = purchase.interaction_id
                 customer = lambda: purchase.customer_id  # noqa: E731
-            guard = self._claimed(source_id, order_guard(work.order_id), customer, occurred_at)
+            key = order_guard(work.order_id) if work.refund_of is None else refund_guard(work.order_id)
+            guard = self._claimed(source_id, key, customer, occurred_at)
             return self._write(guard, fields, {"purchase_id": "data.refund_of"})
         if isinstance(work, Ticket):
             customer = lambda: self._customer(source_id, work.contact)  # noqa: E731

@@ -1,6 +1,6 @@
 """Inbound webhook repository: sources, deliveries and external-id guards in the webhooks
-table (models/webhook_sources.py), and `forget_customer`, which deletes every item of the
-table that names a customer, inbound or outbound (GSI by_customer)."""
+table (models/webhook_sources.py), and `forget_customer`, which removes a customer from every
+item of the table that names them, inbound or outbound (GSI by_customer)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,25 @@ import json
 from dataclasses import replace
 from datetime import datetime
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 
 from chalicelib.domain import storage
-from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import Deadline, parse_rfc3339, to_rfc3339
 from chalicelib.domain.webhook_secrets import Secret
 from chalicelib.domain.webhook_sources import Delivery, Guard, Source
 from chalicelib.store.models.webhook_sources import (
+    DELETED_SK,
     DELIVERY_PREFIX,
     SOURCE_PREFIX,
     SOURCES_PK,
+    DeletedSourceModel,
     ExternalIdGuardModel,
     InboundDeliveryModel,
     WebhookCustomerItemModel,
     WebhookSourceModel,
 )
 from chalicelib.store.pagination import Key, keys_of, query_page
-from chalicelib.store.transactions import error_code
+from chalicelib.store.transactions import BATCH_WRITE_ITEMS, error_code, failed_conditions, transaction
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -82,6 +84,7 @@ def _delivery(item: InboundDeliveryModel) -> Delivery:
         interaction_id=item.interaction_id,
         error=item.error,
         processed_at=_moment(item.processed_at),
+        named_customer_id=item.customer_pk,
     )
 
 
@@ -151,13 +154,25 @@ class WebhookSourceRepository:
             raise
         return replace(after, version=before.version + 1)
 
-    def delete_source(self, source: Source) -> None:
+    def delete_source(self, source: Source, at: datetime) -> None:
+        """Delete the source (VersionConflict unless it is at `source`'s version) and, in the
+        same transaction, mark its partition deleted: what it left is purged (`purge_source`)."""
         try:
-            WebhookSourceModel(SOURCES_PK, source.id, version=source.version).delete()
-        except DeleteError as error:
-            if error_code(error) == CONDITION_FAILED:
+            with transaction(self._region) as t:
+                t.delete(WebhookSourceModel(SOURCES_PK, source.id, version=source.version))
+                t.save(DeletedSourceModel(source_pk(source.id), DELETED_SK, deleted_at=to_rfc3339(at)))
+        except TransactWriteError as error:
+            if any(failed_conditions(error)):
                 raise storage.VersionConflict(source.id) from error
             raise
+
+    def deleted(self, source_id: str) -> bool:
+        """Whether the source was deleted and what it left is not purged yet."""
+        try:
+            DeletedSourceModel.get(source_pk(source_id), DELETED_SK, consistent_read=True)
+        except DoesNotExist:
+            return False
+        return True
 
     # Deliveries
 
@@ -178,6 +193,11 @@ class WebhookSourceRepository:
             time_pk=pk,
             time_sk=f"{to_rfc3339(delivery.received_at, 'microseconds')}#{delivery.id}",
             expires_at=int(delivery.expires_at.timestamp()),
+            **(
+                customer_keys(delivery.named_customer_id, pk, DELIVERY_PREFIX + delivery.id)
+                if delivery.named_customer_id
+                else {}
+            ),
         )
         try:
             item.save(condition=InboundDeliveryModel.sk.does_not_exist())
@@ -270,26 +290,67 @@ class WebhookSourceRepository:
 
     # What goes with a source or a customer
 
-    def purge_source(self, source_id: str) -> int:
-        """Delete what a deleted source left: its deliveries and guards (a page at a time)."""
+    def purge_source(self, source_id: str, deadline: Deadline | None = None) -> tuple[int, bool]:
+        """Delete what a deleted source left, its deliveries and guards, a page of 25 at a
+        time, and its DELETED mark last: how many items went, and whether all did. With a
+        `deadline`, it stops after the page during which the deadline passed (call again: what
+        is deleted is not found again, and what came meanwhile is)."""
+        pk = source_pk(source_id)
         removed = 0
         with WebhookCustomerItemModel.batch_write() as batch:
-            for item in WebhookCustomerItemModel.query(source_pk(source_id), attributes_to_get=["pk", "sk"]):
+            items = WebhookCustomerItemModel.query(
+                pk, attributes_to_get=["pk", "sk"], page_size=BATCH_WRITE_ITEMS
+            )
+            for item in items:
+                if item.sk == DELETED_SK:
+                    continue
                 batch.delete(item)
                 removed += 1
-        return removed
+                if deadline is not None and removed % BATCH_WRITE_ITEMS == 0 and deadline.remaining() <= 0:
+                    return removed, False  # leaving the block writes what is pending
+        WebhookCustomerItemModel(pk, DELETED_SK).delete()
+        return removed, True
 
     def forget(self, customer_id: str) -> int:
         return forget_customer(customer_id)
 
 
+# What an erasure leaves of an inbound delivery: that its webhook-id came, and how it ended.
+# Everything else may be the person's (the payload, the error's sentence) or leads to them.
+_ERASED_FROM_DELIVERY = (
+    InboundDeliveryModel.payload,
+    InboundDeliveryModel.customer_id,
+    InboundDeliveryModel.interaction_id,
+    InboundDeliveryModel.error,
+    InboundDeliveryModel.customer_pk,
+    InboundDeliveryModel.customer_sk,
+)
+
+
+def _strip_delivery(pk: str, sk: str) -> None:
+    try:
+        InboundDeliveryModel(pk, sk).update(
+            actions=[attribute.remove() for attribute in _ERASED_FROM_DELIVERY],
+            condition=InboundDeliveryModel.sk.exists(),
+        )
+    except UpdateError as error:
+        if error_code(error) != CONDITION_FAILED:  # gone meanwhile (purged, or expired)
+            raise
+
+
 def forget_customer(customer_id: str) -> int:
-    """Delete every item of the webhooks table that names the customer (inbound deliveries
-    and guards, outbound deliveries): a Query of GSI by_customer, page by page (its keys are
-    all an item needs to be deleted by). Idempotent."""
-    removed = 0
+    """Remove the customer from every item of the webhooks table that names them, found by a
+    Query of GSI by_customer, page by page. An inbound delivery is kept, stripped to its
+    webhook-id, type, status and times, so that the same webhook-id sent again is still
+    answered as it was, with nothing done (a delivery still waiting to be processed then fails:
+    its payload is gone); order, ticket and refund guards and outbound deliveries are deleted.
+    Idempotent: what is done is not found again."""
+    forgotten = 0
     with WebhookCustomerItemModel.batch_write() as batch:
         for item in WebhookCustomerItemModel.by_customer.query(customer_id):
-            batch.delete(WebhookCustomerItemModel(item.pk, item.sk))
-            removed += 1
-    return removed
+            if item.pk.startswith(SOURCE_PREFIX) and item.sk.startswith(DELIVERY_PREFIX):
+                _strip_delivery(item.pk, item.sk)
+            else:
+                batch.delete(WebhookCustomerItemModel(item.pk, item.sk))
+            forgotten += 1
+    return forgotten

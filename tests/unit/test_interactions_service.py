@@ -133,3 +133,21 @@ def test_an_interaction_of_another_customer_is_not_found(service, store, custome
 
     with pytest.raises(NotFound):
         service.get(customer.id, visit.id)
+
+
+def test_a_return_recorded_again_under_its_claimed_id_is_the_one_recorded(service, customer):
+    purchase = _purchase(service, customer.id, quantity=2)
+    line = {"sku": "TEA-1", "name": "Tea", "quantity": 2, "unit_price": Decimal("5.00")}
+    fields = {
+        "type": "return",
+        "channel": "web",
+        "currency": "EUR",
+        "purchase_id": purchase.id,
+        "items": [line],
+    }
+    first = service.record(customer.id, dict(fields), "int_claimed")
+
+    # All of the purchase is returned now: the same return again finds itself, not "too many".
+    again = service.record(customer.id, dict(fields), "int_claimed")
+    assert again == first
+    assert service.get(customer.id, purchase.id).returned == {"TEA-1": 2}

@@ -35,13 +35,13 @@ def queue() -> FakeQueue:
 
 
 @pytest.fixture
-def sources(webhooks, queue, clock, cursors) -> WebhookSourceService:
-    return WebhookSourceService(webhooks, lambda: queue, clock, 300, cursors)
+def customers(store, cursors, clock) -> CustomerService:
+    return CustomerService(store.customers, cursors, clock)
 
 
 @pytest.fixture
-def customers(store, cursors, clock) -> CustomerService:
-    return CustomerService(store.customers, cursors, clock)
+def sources(webhooks, queue, clock, cursors, customers) -> WebhookSourceService:
+    return WebhookSourceService(webhooks, lambda: queue, clock, 300, cursors, customers=customers)
 
 
 @pytest.fixture
@@ -50,8 +50,8 @@ def timeline(store, cursors, clock) -> InteractionService:
 
 
 @pytest.fixture
-def processor(webhooks, customers, timeline, clock) -> InboundWebhookProcessor:
-    return InboundWebhookProcessor(webhooks, customers, timeline, clock)
+def processor(webhooks, customers, timeline, clock, queue) -> InboundWebhookProcessor:
+    return InboundWebhookProcessor(webhooks, customers, timeline, clock, lambda: queue)
 
 
 def order(order_id="A-1", email="asa.oberg@example.com", quantity=2, **data) -> dict:
@@ -327,3 +327,54 @@ def test_deleting_a_source_queues_the_purge_of_what_it_left(sources, processor, 
         receive(sources, clock, shop, order())
     assert processor.purge(shop.id) == 2  # the delivery and the order's guard
     assert webhooks.deliveries_ == {} and webhooks.guards == {}
+
+
+def test_a_delivery_signed_with_a_secret_rotated_a_moment_ago_is_accepted(sources, clock, webhooks):
+    shop = sources.create("Shop", "orders")
+    rotated = sources.rotate_secret(shop.id, if_match=None)
+    webhooks.lagging = True  # a replica still has the source as it was before the rotation
+
+    body = json.dumps(order()).encode()
+    headers = headers_for(rotated.secret, "msg_1", int(clock.now().timestamp()), body)
+    assert sources.receive(shop.id, headers, body, validate_payload).status == RECEIVED
+
+
+def test_a_delivery_waiting_when_its_customer_is_forgotten_fails_and_creates_no_one(
+    sources, processor, clock, store, customers, webhooks
+):
+    known = customers.create({"name": "Åsa Öberg", "email": "asa.oberg@example.com"}, STAFF)
+    shop = sources.create("Shop", "orders")
+    waiting = receive(sources, clock, shop, order(email="ASA.OBERG@example.com"))
+    assert webhooks.get_delivery(shop.id, waiting.id).named_customer_id == known.id
+
+    webhooks.forget(known.id)  # the erasure, while the delivery is on the queue
+    store.customers.profiles.clear()
+    done = processor.process(shop.id, waiting.id)
+
+    assert (done.status, done.customer_id, done.payload) == (FAILED, None, None)
+    assert "erased" in done.error and store.customers.profiles == {}
+
+
+def test_a_delivery_naming_no_existing_customer_is_stored_naming_none(sources, clock, webhooks):
+    shop = sources.create("Shop", "orders")
+    new = receive(sources, clock, shop, order(email="new.person@example.com"))
+    assert webhooks.get_delivery(shop.id, new.id).named_customer_id is None
+
+
+def test_a_purge_out_of_time_hands_the_rest_on_to_a_new_purge_message(
+    sources, processor, clock, queue, webhooks
+):
+    from chalicelib.domain.clock import Deadline
+
+    shop = sources.create("Shop", "orders")
+    for n in range(3):
+        deliver(sources, processor, clock, shop, order(f"A-{n}"))
+    sources.delete(shop.id, if_match=None)
+    webhooks.page = 2
+    queue.messages.clear()
+
+    assert processor.purge(shop.id, Deadline(0)) == 2
+    assert queue.messages == [{"source_id": shop.id, "purge": True}] and webhooks.deleted(shop.id)
+    assert processor.purge(shop.id, Deadline(60)) == 4
+    assert webhooks.deliveries_ == {} and webhooks.guards == {} and not webhooks.deleted(shop.id)
+    assert len(queue.messages) == 1

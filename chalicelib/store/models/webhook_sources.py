@@ -2,12 +2,15 @@
 
     SOURCES             <source id>             a source: name, kind, secrets, version
     SOURCE#<source id>  DELIVERY#<webhook-id>   a delivery (GSI by_time: newest first per source)
-    SOURCE#<source id>  ORDER#<order id>        an external order claimed for one interaction
+    SOURCE#<source id>  ORDER#<order id>        an external order claimed for one purchase
+    SOURCE#<source id>  REFUND#<order id>       a refund's own order id, claimed for one return
     SOURCE#<source id>  TICKET#<ticket id>      an external ticket claimed for one complaint
+    SOURCE#<source id>  DELETED                 the source is deleted: its partition is purged
 
 Every item that names a customer carries `customer_pk` = <customer id> and `customer_sk` =
 "<pk>|<sk>" (GSI by_customer, keys only), the outbound items too: an erasure finds them all
-with one Query (store/webhook_sources.forget_customer)."""
+with one Query (store/webhook_sources.forget_customer). A delivery waiting to be processed
+carries them as soon as it is received when its payload names an existing customer."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from chalicelib.store.models.base import TableMeta, settings
 SOURCES_PK = "SOURCES"
 SOURCE_PREFIX = "SOURCE#"
 DELIVERY_PREFIX = "DELIVERY#"
+DELETED_SK = "DELETED"
 
 
 class WebhookSourceModel(Model):
@@ -76,10 +80,23 @@ class InboundDeliveryModel(Model):
     by_time = ByTimeIndex()
 
 
+class DeletedSourceModel(Model):
+    """pk SOURCE#<source id>, sk DELETED: written in the transaction that deletes the source,
+    deleted last by the purge of its partition. A DELETE sent again while it is there queues
+    the purge again (the first one's message may never have been sent)."""
+
+    class Meta(TableMeta):
+        table_name = settings.webhooks_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default=DELETED_SK)
+    deleted_at = UnicodeAttribute()
+
+
 class ExternalIdGuardModel(Model):
-    """pk SOURCE#<source id>, sk ORDER#<order id> or TICKET#<ticket id>: the interaction that
-    external id is, claimed (attribute_not_exists) before the interaction is written. Kept as
-    long as the source (a refund may come months after its order)."""
+    """pk SOURCE#<source id>, sk ORDER#<order id>, REFUND#<order id> or TICKET#<ticket id>:
+    the interaction that external id is, claimed (attribute_not_exists) before the interaction
+    is written. Kept as long as the source (a refund may come months after its order)."""
 
     class Meta(TableMeta):
         table_name = settings.webhooks_table
