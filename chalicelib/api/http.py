@@ -50,6 +50,8 @@ class RouteSpec:
     description: str | None = None
     # False: the body may be left out (it is then read as `{}`).
     body_required: bool = True
+    # Header parameters the route reads, as OpenAPI parameter objects (name, schema, ...).
+    request_headers: tuple[dict[str, Any], ...] = ()
 
 
 ROUTES: list[RouteSpec] = []
@@ -120,6 +122,7 @@ def api_route(
     error_headers: dict[str, str] | None = None,
     description: str | None = None,
     body_required: bool = True,
+    request_headers: tuple[dict[str, Any], ...] = (),
 ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
     """Register a view with its contract. `roles=()` means no authentication; `also` names
         other success statuses (with their body model and a description) the view may answer;
@@ -212,6 +215,7 @@ def api_route(
                 error_headers=tuple(error_headers or ()),
                 description=description,
                 body_required=body_required,
+                request_headers=request_headers,
             )
         )
         return handler

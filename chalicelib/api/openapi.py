@@ -160,6 +160,7 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
             parameters.append(
                 {"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)}
             )
+    parameters += [{"in": "header", **header} for header in spec.request_headers]
     if spec.method == "PATCH":
         parameters.append(
             {

@@ -88,8 +88,8 @@ def check_body_size(raw: bytes | str | None, max_bytes: int) -> bytes:
     return raw_bytes
 
 
-def parse_json_body(headers: Any, raw: bytes | str | None, max_bytes: int) -> Any:
-    raw_bytes = check_body_size(raw, max_bytes)
+def check_json_media_type(headers: Any) -> None:
+    """UnsupportedMediaType unless the body is sent as application/json (or a +json type)."""
     content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type != JSON and not (
         content_type.startswith("application/") and content_type.endswith("+json")
@@ -97,17 +97,36 @@ def parse_json_body(headers: Any, raw: bytes | str | None, max_bytes: int) -> An
         raise UnsupportedMediaType(
             f"The body must be JSON sent as {JSON}, not {content_type or 'no Content-Type'}."
         )
+
+
+def load_json(raw_bytes: bytes) -> Any:
+    """The JSON document of a body: UTF-8 only (RFC 8259; json.loads would also take UTF-16
+    and UTF-32), numbers with a fraction as Decimal, nested at most MAX_JSON_DEPTH levels;
+    ValueError saying what is wrong."""
+    try:
+        text = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"is not UTF-8: {error}") from None
+    try:
+        document = json.loads(text, parse_float=Decimal)
+    except RecursionError:
+        raise ValueError(f"nests JSON deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as error:
+        raise ValueError(f"is not valid JSON: {error}") from None
+    if _depth(document) > MAX_JSON_DEPTH:
+        raise ValueError(f"nests JSON deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
+def parse_json_body(headers: Any, raw: bytes | str | None, max_bytes: int) -> Any:
+    raw_bytes = check_body_size(raw, max_bytes)
+    check_json_media_type(headers)
     if not raw_bytes.strip():
         raise BadRequest("The body is empty; a JSON object is expected.")
     try:
-        document = json.loads(raw_bytes, parse_float=Decimal)
-    except RecursionError:
-        raise BadRequest(f"The body nests JSON deeper than {MAX_JSON_DEPTH} levels.") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadRequest(f"The body is not valid JSON: {error}.") from None
-    if _depth(document) > MAX_JSON_DEPTH:
-        raise BadRequest(f"The body nests JSON deeper than {MAX_JSON_DEPTH} levels.")
-    return document
+        return load_json(raw_bytes)
+    except ValueError as error:
+        raise BadRequest(f"The body {error}.") from None
 
 
 # No request body of this API nests deeper than a few levels; a bound keeps every later step

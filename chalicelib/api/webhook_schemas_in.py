@@ -4,9 +4,7 @@ one definition of a valid email, phone number, locale, price or SKU), and the de
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -31,7 +29,7 @@ from chalicelib.api.interaction_schemas import (
     ReturnIn,
 )
 from chalicelib.api.interaction_schemas import _raw_price_errors as raw_price_errors
-from chalicelib.api.requests import RequestFieldErrors
+from chalicelib.api.requests import RequestFieldErrors, load_json
 from chalicelib.api.schemas import Currency, Name, Out, PageQuery, Strict, Timestamp
 from chalicelib.domain import money
 from chalicelib.domain.clock import to_rfc3339
@@ -338,11 +336,9 @@ def validate_payload(kind: str, body: bytes, now: datetime) -> dict[str, Any]:
     """The payload as it is kept: the validated JSON (emails, phones and locales normalised),
     or Unprocessable naming every field that does not fit a `kind` source's payloads."""
     try:
-        document = json.loads(body, parse_float=Decimal)
-    except RecursionError:
-        raise _unprocessable([FieldError("body", "nests JSON too deeply")], kind) from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise _unprocessable([FieldError("body", f"is not JSON: {error}")], kind) from None
+        document = load_json(body)
+    except ValueError as error:
+        raise _unprocessable([FieldError("body", str(error))], kind) from None
     if not isinstance(document, dict):
         raise _unprocessable([FieldError("body", "must be a JSON object")], kind)
     model = _PAYLOADS[kind]

@@ -9,6 +9,7 @@ from chalice import Blueprint
 from chalicelib import wiring
 from chalicelib.api.http import Call, api_route
 from chalicelib.api.preconditions import etag, if_match
+from chalicelib.api.requests import check_json_media_type
 from chalicelib.api.responses import JSON, json_response, page_response
 from chalicelib.api.schemas import PageQuery
 from chalicelib.api.webhook_schemas_in import (
@@ -133,12 +134,33 @@ def list_webhook_deliveries(call: Call, source_id: str):
     body={JSON: WebhookPayload},
     response=InboundDeliveryOut,
     status=202,
-    errors=(401, 404, 413, 422),
+    errors=(401, 404, 413, 415, 422, 503),
+    request_headers=(
+        {
+            "name": "webhook-id",
+            "required": True,
+            "description": "The delivery's id: the same id again is the same delivery (30 days).",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[!-~]+$"},
+        },
+        {
+            "name": "webhook-timestamp",
+            "required": True,
+            "description": "When it was signed, integer Unix seconds.",
+            "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+        },
+        {
+            "name": "webhook-signature",
+            "required": True,
+            "description": "Space-separated `v1,<base64 HMAC-SHA256>` signatures (one must match).",
+            "schema": {"type": "string", "minLength": 1},
+        },
+    ),
     description="Authenticated by its Standard Webhooks v1 signature: `webhook-id`, "
     "`webhook-timestamp` (Unix seconds, within CRM_WEBHOOK_TOLERANCE_S of now) and "
     "`webhook-signature` (`v1,<base64 HMAC-SHA256 of <id>.<timestamp>.<raw body>>`, "
     "space-separated, keyed by one of the source's secrets). Checked in this order: an unknown "
-    "source is 404, a bad signature 401 naming the header, a body over 256 KB 413, and one that "
+    "source is 404, a bad signature 401 naming the header, a body over 256 KB 413, one not sent as "
+    "application/json 415, and one that "
     "is not JSON or no payload of the source's kind 422 naming the fields (and is stored "
     "nowhere). The same `webhook-id` again, for 30 days, is 202 with the delivery as it is, and "
     "nothing is done twice (a `failed` delivery stays failed: send it again under a new "
@@ -146,6 +168,10 @@ def list_webhook_deliveries(call: Call, source_id: str):
     "queued: send it again with the same `webhook-id`.",
 )
 def receive_webhook(call: Call, source_id: str):
+    def validate(kind: str, body: bytes, now):
+        check_json_media_type(call.headers)  # after the signature: a stranger learns nothing
+        return validate_payload(kind, body, now)
+
     service = wiring.webhook_source_service()
-    delivery = service.receive(source_id, call.headers, call.raw_body, validate_payload)
+    delivery = service.receive(source_id, call.headers, call.raw_body, validate)
     return json_response(InboundDeliveryOut.of(delivery), 202)

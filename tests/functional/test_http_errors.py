@@ -10,6 +10,13 @@ def test_malformed_json_is_400(api):
     assert api.get("/customers").json["items"] == []
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "latin-1"])
+def test_json_in_another_encoding_than_utf8_is_400(api, encoding):
+    problem = assert_problem(api.post("/customers", raw='{"name": "Åsa Öberg"}'.encode(encoding)), 400)
+    assert "UTF-8" in problem["detail"]
+    assert api.get("/customers").json["items"] == []
+
+
 @pytest.mark.parametrize("raw", ["[]", '"Åsa"', "42", "null"])
 def test_a_json_body_that_is_not_an_object_is_400(api, raw):
     assert_problem(api.post("/customers", raw=raw), 400)

@@ -364,6 +364,30 @@ def test_a_body_that_does_not_fit_the_sources_kind_is_422_naming_the_fields_and_
     assert [i for i in webhook_items() if i["pk"] != "SOURCES"] == [] and _queued() == []
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_a_signed_body_not_sent_as_json_is_415_and_stored_nowhere(api, frozen_clock, content_type):
+    source = create_source(api)
+    raw = json.dumps(order()).encode()
+    headers = headers_for(source["secret"], "msg_typed", now_s(), raw) | {"Content-Type": content_type}
+    assert_problem(post(api, source["id"], raw, headers), 415)
+    assert [i for i in webhook_items() if i["pk"] != "SOURCES"] == [] and _queued() == []
+    headers["Content-Type"] = "application/json; charset=utf-8"
+    assert post(api, source["id"], raw, headers).status == 202
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (json.dumps(order()).encode("utf-16"), "is not UTF-8"),
+        (b"[" * 33 + b"]" * 33, "nests JSON deeper than 32 levels"),
+        (b"[" * 5000 + b"]" * 5000, "nests JSON deeper than 32 levels"),
+    ],
+)
+def test_a_body_that_is_not_utf8_json_of_a_sane_depth_is_422_naming_the_body(api, frozen_clock, raw, says):
+    problem = assert_problem(deliver(api, create_source(api), raw), 422, "body")
+    assert says in problem["errors"][0]["message"]
+
+
 # -- deliveries become interactions -----------------------------------------------------------------
 
 
