@@ -549,4 +549,10 @@ def webhook_outbound_service():
         lambda event: event_publisher().publish(event),
         clock,
         lambda: webhook_jitter(),
+        _erased,
     )
+
+
+def _erased(customer_id: str) -> bool:
+    customers, _ = repositories()
+    return customers.erased_at(customer_id, consistent=True) is not None

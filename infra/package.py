@@ -64,6 +64,10 @@ QUEUE_EVENT_SETTINGS: dict[str, Any] = {"FunctionResponseTypes": ["ReportBatchIt
 VISIBILITY_TIMEOUT_FACTOR = 6
 SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
 ALARM_TOPIC_PARAMETER = "AlarmTopicArn"
+# Queues whose in-flight messages (received, not yet deleted) are alarmed on, and above how
+# many. The webhooks-out queue holds each retry as an in-flight message for up to 12 hours; a
+# FIFO queue takes no more than 120,000 in flight, after which its consumer receives nothing.
+IN_FLIGHT_ALARMS = {"WebhooksOutQueue": 100_000}
 CURSOR_SECRET_PARAMETER = "CursorSecret"
 PREVIOUS_CURSOR_SECRETS_PARAMETER = "PreviousCursorSecrets"
 LINK_SECRET_PARAMETER = "LinkSecret"
@@ -335,6 +339,31 @@ def _depth_alarm(queue: str) -> dict[str, Any]:
     }
 
 
+def _in_flight_alarm(queue: str, threshold: int) -> dict[str, Any]:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": {
+                "Fn::Sub": f"${{AWS::StackName}}: more than {threshold} messages are in flight in {queue} "
+                "(retries held in their lanes; SQS FIFO takes at most 120,000 in flight, then delivers "
+                "nothing): find the subscriptions failing across many customers and disable them."
+            },
+            "AlarmActions": {
+                "Fn::If": [ALARM_TOPIC_CONDITION, [{"Ref": ALARM_TOPIC_PARAMETER}], {"Ref": "AWS::NoValue"}]
+            },
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}],
+            "EvaluationPeriods": 1,
+            "MetricName": "ApproximateNumberOfMessagesNotVisible",
+            "Namespace": "AWS/SQS",
+            "Period": 300,
+            "Statistic": "Maximum",
+            "Threshold": threshold,
+            "TreatMissingData": "notBreaching",
+        },
+    }
+
+
 def _condition_holds(template: Mapping[str, Any], condition: Any, stage: str) -> bool:
     """Evaluates a condition of infra/resources.json, which depend on the Stage parameter only."""
 
@@ -396,6 +425,10 @@ def build_merge_template(
 
     chalice_resources: Mapping[str, Any] = sam["Resources"]
     alarms = {f"{queue}DepthAlarm": _depth_alarm(queue) for queue in alarmed_queues(declared)}
+    for queue, threshold in IN_FLIGHT_ALARMS.items():
+        if queue not in declared:
+            raise PackagingError(f"{queue} (IN_FLIGHT_ALARMS) is not declared in infra/resources.json")
+        alarms[f"{queue}InFlightAlarm"] = _in_flight_alarm(queue, threshold)
     clashes = sorted(set(chalice_resources) & (set(declared) | set(alarms)))
     if clashes:
         raise PackagingError(f"logical ids {clashes} are in both Chalice's template and infra/resources.json")

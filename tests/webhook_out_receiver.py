@@ -16,6 +16,9 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     hang_s: float = 0.0  # wait this long before answering (a receiver that hangs)
+    # Send the status line and headers a byte at a time, this long apart (a receiver that
+    # trickles its answer: every read gets a byte well within any per-read timeout).
+    drip_s: float = 0.0
 
 
 @dataclass
@@ -58,6 +61,10 @@ class Receiver:
                 reply = receiver.replies[min(len(receiver.received), len(receiver.replies)) - 1]
                 if reply.hang_s:
                     time.sleep(reply.hang_s)
+                if reply.drip_s:
+                    self.close_connection = True
+                    self._drip(reply)
+                    return
                 try:
                     self.send_response(reply.status)
                     for name, value in reply.headers:
@@ -67,6 +74,20 @@ class Receiver:
                     self.wfile.write(reply.body)
                 except OSError:
                     pass  # the sender gave up waiting
+
+            def _drip(self, reply: Reply) -> None:
+                head = (
+                    f"HTTP/1.1 {reply.status} Dripping\r\nX-Padding: {'.' * 200}\r\n"
+                    f"Content-Length: {len(reply.body)}\r\n\r\n"
+                ).encode()
+                try:
+                    for byte in head:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(reply.drip_s)
+                    self.wfile.write(reply.body)
+                except OSError:
+                    pass  # the sender hung up
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

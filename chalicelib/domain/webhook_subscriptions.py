@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from chalicelib.domain import ids
 from chalicelib.domain.clock import parse_rfc3339
@@ -64,6 +64,17 @@ JITTER = 0.2
 MAX_DELAY_S = 43_200
 # The attempts a delivery keeps (a manual retry starts a new round of MAX_ATTEMPTS).
 MAX_KEPT_ATTEMPTS = 2 * MAX_ATTEMPTS
+
+# When a pending delivery is given up as lost by the queue (the sweep marks it failed). Once
+# attempted, its message is the head of its lane, received again at each next_attempt_at:
+# two days past the attempt it waited for, no live message is left (it went to the
+# dead-letter queue). Never attempted, it may wait behind its lane's earlier deliveries —
+# each one's schedule takes up to ~33 hours, with no bound on how many — so only the queue's
+# retention (14 days, infra/resources.json) and a day's margin tell it is gone.
+STUCK_AFTER = timedelta(days=2)
+QUEUE_RETENTION = timedelta(days=14)
+UNSTARTED_STUCK_AFTER = QUEUE_RETENTION + timedelta(days=1)
+GIVEN_UP = "no attempt finished: the delivery was given up by the queue"
 
 
 class PatternError(ValueError):
@@ -168,6 +179,7 @@ class Delivery:
     retries: int = 0  # manual retries and replays so far
     next_attempt_at: datetime | None = None
     version: int = 1
+    round_started_at: datetime | None = None  # of a manual retry's or replay's round
 
     def with_attempt(self, attempt: Attempt, status: str, next_attempt_at: datetime | None) -> Delivery:
         kept = (*self.attempts, attempt)[-MAX_KEPT_ATTEMPTS:]
@@ -179,9 +191,33 @@ class Delivery:
             next_attempt_at=next_attempt_at,
         )
 
-    def requeued(self) -> Delivery:
+    def requeued(self, now: datetime) -> Delivery:
         """Pending again for a new round of attempts (a manual retry, a replay)."""
-        return replace(self, status=PENDING, attempt_count=0, retries=self.retries + 1, next_attempt_at=None)
+        return replace(
+            self,
+            status=PENDING,
+            attempt_count=0,
+            retries=self.retries + 1,
+            next_attempt_at=None,
+            round_started_at=now,
+        )
+
+    def last_sign_of_life(self) -> datetime:
+        """The latest moment the delivery's queue message is known to have been live: its
+        round's start, its latest attempt of the round, or the attempt it waits for."""
+        moments = [self.round_started_at or self.created_at]
+        if self.attempt_count and self.attempts:
+            moments.append(self.attempts[-1].at)
+        if self.next_attempt_at is not None:
+            moments.append(self.next_attempt_at)
+        return max(moments)
+
+    def given_up_by_the_queue(self, now: datetime) -> bool:
+        """A pending delivery whose queue message cannot be alive any more (see STUCK_AFTER)."""
+        if self.status != PENDING:
+            return False
+        quiet = now - self.last_sign_of_life()
+        return quiet > (STUCK_AFTER if self.attempt_count else UNSTARTED_STUCK_AFTER)
 
 
 def delivery_id(subscription_id: str, event_id: str, occurred_at: datetime) -> str:
@@ -315,12 +351,18 @@ class Target:
     """Where a URL says to send: checked, not yet resolved."""
 
     scheme: str
-    host: str  # ASCII (IDNA), lower case, without brackets
+    host: str  # ASCII (IDNA), lower case, without brackets: the name resolved
     port: int
-    path: str  # path and query, as sent in the request line
+    path: str  # path and query, as sent in the request line (non-ASCII percent-encoded)
     allowed: bool  # named by the allow list: any address, http too
     literal: str | None = None  # the host is this IP address
     host_header: str = field(default="")
+
+    @property
+    def server_name(self) -> str:
+        """The name TLS is verified for (SNI, the certificate) and the `Host` header names:
+        without the trailing dot of an absolute name, which certificates never carry."""
+        return self.host.removesuffix(".")
 
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -345,7 +387,7 @@ def _ascii_host(host: str) -> str:
         ascii_host = host.encode("idna").decode("ascii").lower()
     except UnicodeError:
         raise UrlRefused("does not name a valid host") from None
-    labels = ascii_host.rstrip(".").split(".")
+    labels = ascii_host.removesuffix(".").split(".")
     if not all(_LABEL.match(label) for label in labels) or len(ascii_host) > 253:
         raise UrlRefused("does not name a valid host")
     return ascii_host
@@ -376,20 +418,24 @@ def target_of(url: str, allow_hosts: Iterable[str]) -> Target:
     host = str(literal) if literal is not None and ":" in raw_host else raw_host
     if literal is None:
         host = _ascii_host(raw_host)
-    allowed = {h.strip().lower() for h in allow_hosts if h.strip()}
-    is_allowed = host in allowed or raw_host.lower() in allowed
+    allowed = {h.strip().lower().removesuffix(".") for h in allow_hosts if h.strip()}
+    is_allowed = host.removesuffix(".") in allowed or raw_host.lower().removesuffix(".") in allowed
     if scheme != "https" and not (scheme == "http" and is_allowed):
         raise UrlRefused("must be an https URL")
     if literal is not None and not is_allowed:
         reason = refusal(literal)
         if reason:
             raise UrlRefused(f"names {_a(reason)} address")
+    if port == 0:
+        raise UrlRefused("must not name port 0")
     default_port = 443 if scheme == "https" else 80
     port = port or default_port
-    shown = f"[{host}]" if ":" in host else host
+    name = host.removesuffix(".")
+    shown = f"[{name}]" if ":" in name else name
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    path = "".join(char if ord(char) < 0x80 else quote(char) for char in path)
     return Target(
         scheme=scheme,
         host=host,
@@ -405,11 +451,11 @@ def _a(word: str) -> str:
     return f"an {word}" if word[0] in "aeiou" else f"a {word}"
 
 
-def checked_address(target: Target, addresses: Iterable[str]) -> str:
-    """The address to connect to for `target`, of those its host resolved to: every one must
-    be public (unless the host is allowed), so a name cannot point at this network."""
+def checked_addresses(target: Target, addresses: Iterable[str]) -> tuple[str, ...]:
+    """The addresses to connect to for `target`, in turn, of those its host resolved to: every
+    one must be public (unless the host is allowed), so a name cannot point at this network."""
     if target.literal is not None:
-        return target.literal
+        return (target.literal,)
     found = list(dict.fromkeys(addresses))
     if not found:
         raise UrlRefused(f"names {target.host}, which does not resolve")
@@ -418,4 +464,4 @@ def checked_address(target: Target, addresses: Iterable[str]) -> str:
             reason = refusal(address)
             if reason:
                 raise UrlRefused(f"names {target.host}, which resolves to {_a(reason)} address")
-    return found[0]
+    return tuple(found)

@@ -11,7 +11,10 @@ customer), one message per invocation: it POSTs the delivery. A failed attempt h
 message for the retry's delay (ChangeMessageVisibility, at most 12 hours) and reports it
 failed, so SQS keeps it — and, the queue being FIFO, holds the later messages of its lane
 until it is done; the last attempt, a success or a delivery with nothing to do lets it go.
-The same consumer walks replays (`{"type": "replay", ...}` messages) page by page."""
+The same consumer walks replays (`{"type": "replay", ...}` messages) page by page.
+
+`sweep_webhook_deliveries` (hourly) gives up the pending deliveries whose message the queue
+no longer holds (dead-lettered, or past its retention), so none stays pending for ever."""
 
 from __future__ import annotations
 
@@ -19,11 +22,11 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from chalice import Blueprint
+from chalice import Blueprint, Rate
 
 from chalicelib import wiring
 from chalicelib.config import get_settings
-from chalicelib.domain.clock import parse_rfc3339
+from chalicelib.domain.clock import Deadline, parse_rfc3339
 from chalicelib.domain.events import PERSONAL
 from chalicelib.domain.webhook_subscriptions import MAX_DELAY_S
 from chalicelib.observability import logger
@@ -39,6 +42,8 @@ MAX_RECEIVES = 20
 # A message's visibility can reach 12 hours from its receipt, not from now: the time a
 # handler may already have taken is left out of the delay asked for.
 VISIBILITY_MARGIN_S = 60
+# What a sweep leaves of its function's time, to stop between pages.
+SWEEP_RESERVE_S = 10.0
 
 
 class BadWebhookMessage(ValueError):
@@ -205,3 +210,21 @@ def deliver_webhooks(event):
             raise RetryLater(_hide(record, outcome.delay_s, started))
 
     return _process_fifo(event, one, retries_expected=True)
+
+
+# Sweep
+
+
+@bp.schedule(Rate(1, unit=Rate.HOURS))
+def sweep_webhook_deliveries(event):
+    """Every hour: pending deliveries the queue gave up (dead-lettered, or past its retention)
+    are marked failed, so that none stays pending for ever."""
+    remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
+    left = remaining() / 1000 if callable(remaining) else 0.0
+    deadline = Deadline(left - SWEEP_RESERVE_S) if left > 2 * SWEEP_RESERVE_S else None
+    swept = wiring.webhook_outbound_service().sweep(deadline)
+    logger.info(
+        "webhook deliveries swept",
+        extra={"failed": swept.failed, "skipped": swept.skipped, "finished": swept.finished},
+    )
+    return {"failed": swept.failed, "skipped": swept.skipped, "finished": swept.finished}

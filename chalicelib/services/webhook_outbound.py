@@ -22,19 +22,21 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain import storage
-from chalicelib.domain.clock import Clock, parse_rfc3339, to_rfc3339
-from chalicelib.domain.events import Event, subscription_disabled_event
+from chalicelib.domain.clock import Clock, Deadline, parse_rfc3339, to_rfc3339
+from chalicelib.domain.events import PERSONAL, Event, subscription_disabled_event
 from chalicelib.domain.webhook_secrets import valid
 from chalicelib.domain.webhook_signatures import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from chalicelib.domain.webhook_subscriptions import (
     FAILED,
     FAILING,
     FAILING_LIMIT,
+    GIVEN_UP,
     GONE,
     MAX_BODY_BYTES,
     MAX_DELAY_S,
     PENDING,
     SKIPPED,
+    STUCK_AFTER,
     SUCCEEDED,
     Attempt,
     Delivery,
@@ -51,6 +53,7 @@ from chalicelib.store.pagination import Key
 log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 25
+SWEEP_PAGE = 100
 # A message received this long or less before its delivery's next attempt is tried now.
 EARLY_SLACK = timedelta(seconds=1)
 
@@ -79,8 +82,12 @@ class Deliveries(Protocol):
     def add(self, delivery: Delivery) -> bool: ...
     def get(self, subscription_id: str, delivery_id: str, *, consistent: bool = True) -> Delivery | None: ...
     def update(self, before: Delivery, after: Delivery) -> Delivery: ...
+    def delete(self, delivery: Delivery) -> None: ...
     def skipped_since(
         self, subscription_id: str, since: datetime, first_id: str, limit: int, start: Key | None
+    ) -> tuple[list[Delivery], Key | None]: ...
+    def pending_made_before(
+        self, subscription_id: str, before: datetime, limit: int, start: Key | None
     ) -> tuple[list[Delivery], Key | None]: ...
 
 
@@ -129,8 +136,18 @@ class Outcome:
     """What became of a delivery message: `delay_s` set means receive it again after that
     long (it stays on the queue, hidden); otherwise it is done with."""
 
-    result: str  # succeeded, failed, retrying, waiting, skipped, dropped
+    result: str  # succeeded, failed, retrying, waiting, skipped, dropped, erased
     delay_s: int | None = None
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What a sweep did: deliveries given up as `failed`, kept as `skipped` (their subscription
+    is disabled), and whether it stopped before the end for lack of time."""
+
+    failed: int = 0
+    skipped: int = 0
+    finished: bool = True
 
 
 def signature(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:
@@ -149,7 +166,10 @@ class WebhookOutbound:
         publish: Callable[[Event], None],
         clock: Clock,
         random: Callable[[], float] = _random.random,
+        erased: Callable[[str], bool] = lambda customer_id: False,
     ) -> None:
+        """`erased(customer_id)`: whether the customer is erased, read strongly consistent."""
+        self._erased = erased
         self._subscriptions = subscriptions
         self._deliveries = deliveries
         self._queue = queue
@@ -244,7 +264,9 @@ class WebhookOutbound:
             # A manual retry or replay whose message went out before its delivery was set
             # pending (the request or the replay page stopped in between): set it now.
             try:
-                delivery = self._deliveries.update(delivery, replace(delivery.requeued(), retries=retry))
+                delivery = self._deliveries.update(
+                    delivery, replace(delivery.requeued(self._clock.now()), retries=retry)
+                )
             except storage.VersionConflict:
                 return self.deliver(
                     subscription_id, delivery_id, retry, last_receive=last_receive, _again=_again + 1
@@ -265,6 +287,12 @@ class WebhookOutbound:
             # Back before its time (its visibility could not be set, or a duplicate message):
             # hidden again for the rest of the wait.
             return Outcome("waiting", _seconds_until(delivery.next_attempt_at, now))
+        if delivery.type in PERSONAL and delivery.customer_id and self._erased(delivery.customer_id):
+            # Erased after the fan-out read the tombstones (or while this waited in its lane):
+            # the erasure deleted what it found, this goes too, and nothing of theirs is sent.
+            self._deliveries.delete(delivery)
+            log.info("delivery %s of an erased customer deleted, not sent", delivery.id)
+            return Outcome("erased")
         return self._attempt(subscription, delivery, now, last_receive)
 
     def _attempt(
@@ -355,6 +383,70 @@ class WebhookOutbound:
         self._notified.add(subscription.id)
         self._subscriptions.notified(subscription.id)
 
+    # Sweep
+
+    def sweep(self, deadline: Deadline | None = None) -> Swept:
+        """Give up the pending deliveries whose queue message is gone (`Delivery.given_up_by_the_queue`:
+        it went to the dead-letter queue, or outlived the queue's retention): each is `failed`,
+        with an attempt that says so, and counts as a failure of its subscription — or is
+        `skipped` while the subscription is disabled, as its message would have made it. Each
+        change is made at the version read: an attempt that finishes meanwhile wins. With a
+        `deadline`, stops between pages once it has passed (the next sweep starts over)."""
+        now = self._clock.now()
+        failed = skipped = 0
+        subscriptions = self._subscriptions.all()
+        # Each hour from another subscription: a sweep cut short never starves the last ones.
+        turn = int(now.timestamp() // 3600) % max(1, len(subscriptions))
+        for subscription in subscriptions[turn:] + subscriptions[:turn]:
+            start: Key | None = None
+            failures = 0
+            while True:
+                found, start = self._deliveries.pending_made_before(
+                    subscription.id, now - STUCK_AFTER, SWEEP_PAGE, start
+                )
+                for candidate in found:
+                    if candidate.given_up_by_the_queue(now):
+                        status = self._give_up(subscription, candidate, now)
+                        failures += status == FAILED
+                        skipped += status == SKIPPED
+                if start is None:
+                    break
+                if deadline is not None and deadline.remaining() <= 0:
+                    self._count_failure(subscription.id, failures, now)
+                    return Swept(failed + failures, skipped, finished=False)
+            self._count_failure(subscription.id, failures, now)
+            failed += failures
+        return Swept(failed, skipped)
+
+    def _give_up(self, subscription: Subscription, candidate: Delivery, now: datetime) -> str | None:
+        # The index lags the table: read again, and changed only if still lost.
+        current = self._deliveries.get(subscription.id, candidate.id)
+        if current is None or not current.given_up_by_the_queue(now):
+            return None
+        if subscription.enabled:
+            after = current.with_attempt(Attempt(now, None, 0, GIVEN_UP), FAILED, None)
+        else:
+            after = replace(current, status=SKIPPED, next_attempt_at=None)
+        try:
+            self._deliveries.update(current, after)
+        except storage.VersionConflict:
+            return None  # an attempt finished meanwhile: it stands
+        log.warning("delivery %s given up by the queue: %s", current.id, after.status)
+        return after.status
+
+    def _count_failure(self, subscription_id: str, failures: int, now: datetime) -> None:
+        """Failures of the subscription, as a failed attempt counts: failing from now, or
+        disabled when it has been failing for FAILING_LIMIT."""
+        if not failures:
+            return
+        subscription = self._subscriptions.get(subscription_id, consistent=True)
+        if subscription is None or not subscription.enabled:
+            return
+        if subscription.failing_since is None:
+            self._subscriptions.start_failing(subscription_id, now)
+        elif now - subscription.failing_since >= FAILING_LIMIT:
+            self._disable(subscription, FAILING, now)
+
     # Replay
 
     def replay_page(
@@ -380,7 +472,7 @@ class WebhookOutbound:
         for delivery in items:
             # Set pending by its own message's consumer already, if this fails.
             with contextlib.suppress(storage.VersionConflict):
-                self._deliveries.update(delivery, delivery.requeued())
+                self._deliveries.update(delivery, delivery.requeued(self._clock.now()))
         return len(items)
 
 

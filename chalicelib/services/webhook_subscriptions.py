@@ -212,7 +212,7 @@ class WebhookSubscriptionService:
         # The message first: if the change below does not happen, its consumer makes it.
         self._queue().send_messages([lane_message(delivery, delivery.retries + 1)])
         try:
-            return self._deliveries.requeue(delivery, delivery.requeued())
+            return self._deliveries.requeue(delivery, delivery.requeued(self._clock.now()))
         except storage.VersionConflict:
             return self._delivery(subscription_id, delivery_id)
 

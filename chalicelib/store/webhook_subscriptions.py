@@ -247,6 +247,7 @@ def _delivery(item: DeliveryModel) -> Delivery:
         retries=int(item.retries or 0),
         next_attempt_at=_time(item.next_attempt_at),
         version=int(item.version or 1),
+        round_started_at=_time(item.round_started_at),
     )
 
 
@@ -267,6 +268,7 @@ def _delivery_item(delivery: Delivery) -> DeliveryModel:
         attempt_count=delivery.attempt_count,
         retries=delivery.retries,
         next_attempt_at=_text(delivery.next_attempt_at),
+        round_started_at=_text(delivery.round_started_at),
         created_at=to_rfc3339(delivery.created_at),
         status_pk=_status_pk(delivery.subscription_id, delivery.status),
         status_sk=status_sk(delivery),
@@ -310,6 +312,9 @@ class DeliveryRepository:
             DeliveryModel.next_attempt_at.set(item.next_attempt_at)
             if item.next_attempt_at
             else DeliveryModel.next_attempt_at.remove(),
+            DeliveryModel.round_started_at.set(item.round_started_at)
+            if item.round_started_at
+            else DeliveryModel.round_started_at.remove(),
         ]
 
     def update(self, before: Delivery, after: Delivery) -> Delivery:
@@ -331,6 +336,28 @@ class DeliveryRepository:
         with versioned_transaction(self._region, before.id) as t:
             t.update(item, actions=self._actions(after), condition=DeliveryModel.sk.exists())
         return replace(after, version=before.version + 1)
+
+    def delete(self, delivery: Delivery) -> None:
+        """The delivery goes, whatever its version (its customer was erased)."""
+        DeliveryModel(*delivery_key(delivery.subscription_id, delivery.id)).delete(
+            add_version_condition=False
+        )
+
+    def pending_made_before(
+        self, subscription_id: str, before: datetime, limit: int, start: Key | None
+    ) -> tuple[list[Delivery], Key | None]:
+        """The subscription's pending deliveries made before `before`, oldest first (GSI
+        by_status, whose sort key starts with the time each was made; the index lags the
+        table, so each is read again before it is changed)."""
+        return query_page(
+            DeliveryModel.by_status.query,
+            _status_pk(subscription_id, "pending"),
+            DeliveryModel.status_sk < to_rfc3339(before, timespec="microseconds"),
+            limit=limit,
+            start=start,
+            key_of=keys_of("pk", "sk", "status_pk", "status_sk"),
+            to_domain=_delivery,
+        )
 
     def list(
         self, subscription_id: str, status: str | None, limit: int, start: Key | None

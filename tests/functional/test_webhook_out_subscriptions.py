@@ -144,6 +144,8 @@ def test_a_name_resolving_to_a_blocked_address_is_a_422_naming_url(api, no_allow
         ("https://nowhere.example.com/crm", "names nowhere.example.com, which does not resolve"),
         ("https://127.1/", "names a loopback address"),
         ("https://2130706433/", "names a loopback address"),
+        ("https://hooks.example.com:0/crm", "must not name port 0"),
+        ("https://93.184.216.34:0/hooks", "must not name port 0"),
     ],
 )
 def test_a_refused_url_is_a_422_problem_naming_url(api, no_allow_list, url, message):

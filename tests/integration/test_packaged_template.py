@@ -275,6 +275,27 @@ def test_every_dead_letter_and_stream_failure_queue_has_a_depth_alarm(templates,
 
 
 @pytest.mark.parametrize("stage", STAGES)
+def test_the_webhooks_out_queue_warns_before_its_in_flight_messages_reach_the_fifo_limit(templates, stage):
+    # Its retries are in-flight messages (a lane per subscription and customer, up to 12 hours
+    # each); SQS FIFO holds at most 120,000 in flight, then hands out nothing more.
+    alarms = [
+        alarm["Properties"]
+        for alarm in _of_type(templates[stage], "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
+    ]
+    [properties] = alarms
+    assert properties["Namespace"] == "AWS/SQS"
+    (dimension,) = properties["Dimensions"]
+    assert _getatt(dimension["Value"]) == ("WebhooksOutQueue", "QueueName")
+    assert properties["ComparisonOperator"] in ("GreaterThanThreshold", "GreaterThanOrEqualToThreshold")
+    assert 50_000 <= properties["Threshold"] <= 110_000
+    assert properties["Statistic"] == "Maximum"
+    assert properties["AlarmActions"] == {
+        "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+    }
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_iam_names_actions_and_resources(templates, stage):
     template = templates[stage]
     statements = list(_statements(template))

@@ -6,6 +6,7 @@ read from the ChangeMessageVisibility it asked for, not waited for."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -215,6 +216,25 @@ def test_a_receiver_that_hangs_is_an_attempt_without_a_status_code(
     assert delivery["next_attempt_at"] == to_rfc3339(clock.now() + timedelta(seconds=5))
 
 
+def test_a_receiver_trickling_its_answer_is_a_recorded_attempt_ended_at_the_deadline(
+    api, queues, clock, receivers, short_timeout
+):
+    # A byte every 50 ms: no read ever waits long, and the whole answer would take over 12 s
+    # (on Lambda, past the function's timeout: no attempt would ever be recorded).
+    r = receivers(Reply(204, drip_s=0.05))
+    sub = subscribe(api, r.url)
+    queues.publish(event("case.escalated", "cus_A", clock.now()))
+    queues.fan_out()
+    started = time.monotonic()
+    assert queues.deliver_one()[1] is True
+    assert time.monotonic() - started < 0.3 + 1.5
+    [delivery] = deliveries(api, sub)
+    [attempt] = delivery["attempts"]
+    assert (attempt["status_code"], attempt["response_excerpt"]) == (None, "no answer within 0.3 s")
+    assert 300 <= attempt["duration_ms"] < 1000
+    assert (delivery["status"], queues.hidden[-1].seconds) == ("pending", 5)
+
+
 def test_a_redirect_is_not_followed_and_is_retried(api, queues, clock, receivers):
     elsewhere = receivers(Reply(204))
     r = receivers(Reply(301, (("Location", elsewhere.url),)))
@@ -375,6 +395,16 @@ def test_the_consumer_knows_the_queues_max_receive_count():
     assert queue["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVES
 
 
+def test_the_sweep_knows_how_long_the_queue_keeps_a_message():
+    from pathlib import Path
+
+    from chalicelib.domain.webhook_subscriptions import QUEUE_RETENTION
+
+    infra = json.loads((Path(__file__).resolve().parents[2] / "infra" / "resources.json").read_text())
+    queue = infra["Resources"]["WebhooksOutQueue"]["Properties"]
+    assert timedelta(seconds=queue["MessageRetentionPeriod"]) == QUEUE_RETENTION
+
+
 def test_on_its_last_receive_a_failing_delivery_is_failed_and_its_message_let_go(
     api, queues, clock, receivers
 ):
@@ -433,3 +463,95 @@ def test_an_event_still_queued_when_its_customer_is_erased_goes_to_no_webhook(
     assert ids_received(r) == [erased.id]
     assert [d["event_id"] for d in deliveries(api, sub)] == [erased.id]
     assert late.id not in json.dumps(deliveries(api, sub))
+
+
+def test_a_delivery_of_a_customer_erased_after_the_fan_out_read_the_tombstones_is_deleted_not_sent(
+    api, queues, clock, receivers, pump, monkeypatch
+):
+    from chalicelib.events import webhooks_out
+
+    r = receivers(Reply(204))
+    sub = subscribe(api, r.url, ["customer.*"])
+    customer = api.create_customer(name="Aino Virtanen", email="aino.erased@example.fi")
+    assert api.post(f"/customers/{customer['id']}/erase").status == 202
+    pump.drain()  # the erasure, its purge included: nothing of theirs is left to find
+    while records := queues.events.receive():
+        for record in records:
+            queues.events.sqs.delete_message(
+                QueueUrl=queues.events.url, ReceiptHandle=record["receiptHandle"]
+            )
+    # The fan-out read the batch's tombstones just before the erasure committed, and wrote
+    # the delivery just after its purge.
+    monkeypatch.setattr(webhooks_out, "_erased_among", lambda records: set())
+    late = queues.publish(event("customer.updated", customer["id"], clock.now(), 1, name="Aino Virtanen"))
+    queues.fan_out()
+    [written] = deliveries(api, sub)
+    assert written["event_id"] == late.id
+    record, failed = queues.deliver_one()
+    assert record is not None and not failed  # the message let go
+    assert r.received == []
+    assert deliveries(api, sub) == []
+    assert wiring.webhook_delivery_repository().get(sub["id"], written["id"]) is None
+
+
+def _lose(queues, receipt_handle: str) -> None:
+    """The message is gone from the queue (dead-lettered, or past its retention)."""
+    queues.out.sqs.delete_message(QueueUrl=queues.out.url, ReceiptHandle=receipt_handle)
+
+
+def test_an_attempted_delivery_whose_message_the_queue_gave_up_is_failed_by_the_sweep_and_its_lane_goes_on(
+    api, queues, clock, receivers, pump
+):
+    r = receivers(Reply(500), Reply(204))
+    sub = subscribe(api, r.url)
+    first = queues.publish(event("segment.joined", "cus_A", clock.now(), 1))
+    second = queues.publish(event("segment.joined", "cus_A", clock.now() + timedelta(milliseconds=5), 2))
+    queues.fan_out()
+    assert queues.deliver_one()[1] is True  # the first attempt of the first: 500, retried in 5 s
+    _lose(queues, queues.hidden.pop().receipt_handle)
+
+    clock.advance(timedelta(days=2, seconds=5))  # two days past the attempt it waited for
+    assert pump.trigger("sweep_webhook_deliveries") == {"failed": 0, "skipped": 0, "finished": True}
+    clock.advance(timedelta(seconds=1))
+    assert pump.trigger("sweep_webhook_deliveries") == {"failed": 1, "skipped": 0, "finished": True}
+    found = {d["event_id"]: d for d in deliveries(api, sub)}
+    assert found[first.id]["status"] == "failed"
+    assert [(a["status_code"], a["response_excerpt"]) for a in found[first.id]["attempts"]] == [
+        (500, ""),
+        (None, "no attempt finished: the delivery was given up by the queue"),
+    ]
+    # Never attempted, behind the first in its lane: the queue may hold it for 14 days.
+    assert (found[second.id]["status"], found[second.id]["attempts"]) == ("pending", [])
+    assert [d["event_id"] for d in deliveries(api, sub, "failed")] == [first.id]
+
+    queues.deliver_all()
+    assert ids_received(r) == [first.id, second.id]
+    assert {d["event_id"]: d["status"] for d in deliveries(api, sub)}[second.id] == "succeeded"
+
+
+def test_a_delivery_that_outlived_the_queue_s_retention_is_failed_and_counts_as_a_failure(
+    api, queues, clock, receivers, pump
+):
+    r = receivers(Reply(204))
+    sub = subscribe(api, r.url)
+    queues.publish(event("segment.joined", "cus_A", clock.now()))
+    queues.fan_out()
+    [record] = queues.out.receive(1)
+    _lose(queues, record["receiptHandle"])
+
+    clock.advance(timedelta(days=15))
+    assert pump.trigger("sweep_webhook_deliveries")["failed"] == 0
+    assert deliveries(api, sub, "pending") != []
+    clock.advance(timedelta(seconds=1))
+    assert pump.trigger("sweep_webhook_deliveries")["failed"] == 1
+    [delivery] = deliveries(api, sub, "failed")
+    [attempt] = delivery["attempts"]
+    assert (attempt["at"], attempt["status_code"], attempt["duration_ms"]) == (
+        to_rfc3339(clock.now()),
+        None,
+        0,
+    )
+    assert deliveries(api, sub, "pending") == []
+    assert api.get(f"/webhook-subscriptions/{sub['id']}").json["failing_since"] == to_rfc3339(clock.now())
+    assert pump.trigger("sweep_webhook_deliveries")["failed"] == 0  # done with
+    assert r.received == []

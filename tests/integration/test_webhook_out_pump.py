@@ -55,3 +55,9 @@ def test_the_pump_delivers_and_brings_a_hidden_message_back_after_its_delay(api,
         assert [a["status_code"] for a in delivery["attempts"]] == [500, 204]
     finally:
         r.stop()
+
+
+def test_the_pump_runs_the_sweep_of_lost_deliveries_every_hour(webhook_pump):
+    sweep = webhook_pump.schedules["sweep_webhook_deliveries"]
+    assert (sweep.expression, sweep.period) == ("rate(1 hour)", 3600)
+    assert webhook_pump.trigger("sweep_webhook_deliveries") == {"failed": 0, "skipped": 0, "finished": True}

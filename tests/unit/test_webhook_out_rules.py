@@ -15,12 +15,16 @@ from chalicelib.domain.webhook_subscriptions import (
     EVENT_TYPES,
     MAX_ATTEMPTS,
     MAX_DELAY_S,
+    PENDING,
     RETRY_DELAYS_S,
+    SUCCEEDED,
+    Attempt,
+    Delivery,
     PatternError,
     UrlRefused,
     body_of,
     check_patterns,
-    checked_address,
+    checked_addresses,
     delivery_id,
     first_delivery_id_at,
     matches,
@@ -155,6 +159,42 @@ def test_retry_after_is_seconds_or_an_http_date(header, seconds):
     assert parse_retry_after(header, NOW) == seconds
 
 
+# Deliveries lost by the queue
+
+
+def _delivery(**fields) -> Delivery:
+    return Delivery(
+        **{"status": PENDING, **fields},
+        id="dlv_1",
+        subscription_id="sub_1",
+        event_id="evt_1",
+        type="customer.updated",
+        customer_id="cus_1",
+        body="{}",
+        created_at=NOW,
+    )
+
+
+def test_a_delivery_never_attempted_is_given_up_only_once_the_queue_cannot_hold_its_message():
+    # It may wait behind its lane's earlier deliveries for as long as SQS keeps messages.
+    waiting = _delivery()
+    assert not waiting.given_up_by_the_queue(NOW + timedelta(days=15))
+    assert waiting.given_up_by_the_queue(NOW + timedelta(days=15, seconds=1))
+    retried = _delivery(retries=1, round_started_at=NOW + timedelta(days=20))
+    assert not retried.given_up_by_the_queue(NOW + timedelta(days=21))
+    assert not _delivery(status=SUCCEEDED).given_up_by_the_queue(NOW + timedelta(days=29))
+
+
+def test_an_attempted_delivery_is_given_up_two_days_after_the_attempt_it_waited_for():
+    attempt = Attempt(NOW + timedelta(hours=1), 500, 3, "")
+    waiting = _delivery(attempts=(attempt,), attempt_count=1, next_attempt_at=NOW + timedelta(hours=6))
+    assert not waiting.given_up_by_the_queue(NOW + timedelta(days=2, hours=6))
+    assert waiting.given_up_by_the_queue(NOW + timedelta(days=2, hours=6, seconds=1))
+    # Attempts of an earlier round say nothing of this round's message.
+    earlier_round = _delivery(attempts=(attempt,), attempt_count=0, retries=1, round_started_at=NOW)
+    assert not earlier_round.given_up_by_the_queue(NOW + timedelta(days=3))
+
+
 # The address policy
 
 
@@ -181,6 +221,9 @@ def test_a_public_address_is_allowed_in_every_form(address):
         ("https://@hooks.example.com/", "must not carry a user name or password"),
         ("https:///in", "must name a host"),
         ("https://hooks.example.com:99999/", "is not a valid URL"),
+        ("https://hooks.example.com:0/", "must not name port 0"),
+        ("https://93.184.216.34:0/in", "must not name port 0"),
+        ("https://hooks.example.com../", "does not name a valid host"),
         ("https://hooks example.com/", "must not contain spaces or control characters"),
         ("https://hooks.example.com/\nHost: evil", "must not contain spaces or control characters"),
         ("https://" + "a" * 2040 + ".com/", "is longer than 2048 characters"),
@@ -219,11 +262,28 @@ def test_a_url_s_target_has_its_host_port_path_and_host_header():
     assert (ipv6.literal, ipv6.host_header) == ("2606:4700:4700::1111", "[2606:4700:4700::1111]:8443")
 
 
+def test_an_absolute_name_is_resolved_as_written_and_named_without_its_trailing_dot():
+    target = target_of("https://Hooks.Example.com.:8443/in", ())
+    assert (target.host, target.server_name, target.host_header) == (
+        "hooks.example.com.",
+        "hooks.example.com",
+        "hooks.example.com:8443",
+    )
+    assert target_of("http://localhost.:9000/", LOCAL).allowed
+
+
+def test_a_path_is_sent_with_its_non_ascii_characters_percent_encoded():
+    assert target_of("https://hooks.example.com/ä/in?x=ü&y=%20", ()).path == "/%C3%A4/in?x=%C3%BC&y=%20"
+
+
 def test_the_allow_list_lets_its_hosts_through_over_http_too():
     target = target_of("http://127.0.0.1:9000/hooks", LOCAL)
     assert (target.allowed, target.literal, target.port) == (True, "127.0.0.1", 9000)
     assert target_of("http://localhost:9000/", LOCAL).allowed
-    assert checked_address(target_of("http://localhost:9000/", LOCAL), ["127.0.0.1", "::1"]) == "127.0.0.1"
+    assert checked_addresses(target_of("http://localhost:9000/", LOCAL), ["127.0.0.1", "::1"]) == (
+        "127.0.0.1",
+        "::1",
+    )
     with pytest.raises(UrlRefused):
         target_of("http://127.0.0.1:9000/hooks", ())  # not without the allow list
     with pytest.raises(UrlRefused):
@@ -234,15 +294,16 @@ def test_the_allow_list_lets_its_hosts_through_over_http_too():
 def test_a_name_resolving_to_a_non_public_address_is_refused(address, reason):
     target = target_of("https://hooks.example.com/in", ())
     with pytest.raises(UrlRefused) as refused:
-        checked_address(target, ["93.184.216.34", address])
+        checked_addresses(target, ["93.184.216.34", address])
     article = "an" if reason[0] in "aeiou" else "a"
     assert refused.value.message == f"names hooks.example.com, which resolves to {article} {reason} address"
 
 
-def test_a_name_that_resolves_nowhere_is_refused_and_a_public_one_gives_its_first_address():
+def test_a_name_that_resolves_nowhere_is_refused_and_a_public_one_gives_its_addresses_in_turn():
     target = target_of("https://hooks.example.com/in", ())
     with pytest.raises(UrlRefused, match="does not resolve"):
-        checked_address(target, [])
-    assert checked_address(target, ["93.184.216.34", "2606:4700:4700::1111"]) == "93.184.216.34"
+        checked_addresses(target, [])
+    found = ["93.184.216.34", "2606:4700:4700::1111", "93.184.216.34"]
+    assert checked_addresses(target, found) == ("93.184.216.34", "2606:4700:4700::1111")
     literal = target_of("https://93.184.216.34/in", ())
-    assert checked_address(literal, []) == "93.184.216.34"
+    assert checked_addresses(literal, []) == ("93.184.216.34",)

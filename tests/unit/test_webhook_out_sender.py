@@ -1,12 +1,13 @@
-"""The outbound webhook sender against real servers on 127.0.0.1: it connects to the address it
+"""The outbound webhook sender against real servers on 127.0.0.1: it connects to the addresses it
 checked (never looking the name up again), verifies TLS for the name, follows no redirect,
-gives up after its timeout, and reads at most 1 KB of the answer."""
+gives up at one deadline for the whole attempt, and reads at most 1 KB of the answer."""
 
 from __future__ import annotations
 
 import datetime as dt
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -27,6 +28,16 @@ class Names:
     def __call__(self, host: str, port: int) -> list[str]:
         self.asked.append(host)
         return self.names.get(host, [])
+
+
+class SlowNames(Names):
+    def __init__(self, seconds: float, **names: list[str]) -> None:
+        super().__init__(**names)
+        self.seconds = seconds
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        time.sleep(self.seconds)
+        return super().__call__(host, port)
 
 
 @pytest.fixture
@@ -74,6 +85,47 @@ def test_a_receiver_that_hangs_is_no_answer_after_the_timeout(server):
     answer = WebhookSender(("127.0.0.1",), Names(), timeout_s=0.3).post(r.url, b"{}", {})
     assert (answer.status_code, answer.error) == (None, "timeout")
     assert 300 <= answer.duration_ms < 1500
+
+
+def test_a_receiver_trickling_its_headers_is_no_answer_at_the_deadline_of_the_whole_attempt(server):
+    # A byte every 50 ms: each read is answered well within any per-read timeout, and the
+    # headers would take over 12 s to arrive.
+    r = server(Reply(200, drip_s=0.05))
+    started = time.monotonic()
+    answer = WebhookSender(("127.0.0.1",), Names(), timeout_s=0.5).post(r.url, b"{}", {})
+    took = time.monotonic() - started
+    assert (answer.status_code, answer.error, answer.excerpt) == (None, "timeout", "no answer within 0.5 s")
+    assert 0.5 <= took < 1.2
+    assert 500 <= answer.duration_ms < 1200
+
+
+def test_a_name_that_takes_too_long_to_resolve_is_no_answer_at_the_deadline(server):
+    r = server()
+    names = SlowNames(3, hooks_test=["127.0.0.1"])
+    started = time.monotonic()
+    answer = WebhookSender(("hooks.test",), names, timeout_s=0.3).post(
+        f"http://hooks.test:{r.port}/", b"{}", {}
+    )
+    assert (answer.status_code, answer.error) == (None, "timeout")
+    assert time.monotonic() - started < 1.0
+    assert r.received == []
+
+
+def test_an_address_that_refuses_the_connection_gives_way_to_the_next_one_checked(server):
+    r = server(Reply(204))
+    names = Names(hooks_test=["::1", "127.0.0.1"])  # the receiver listens on 127.0.0.1 only
+    answer = WebhookSender(("hooks.test",), names).post(f"http://hooks.test:{r.port}/hooks", b"{}", {})
+    assert (answer.status_code, answer.error) == (204, None)
+    assert [got.headers["host"] for got in r.received] == [f"hooks.test:{r.port}"]
+    assert names.asked == ["hooks.test"]
+
+
+def test_when_every_address_refuses_the_connection_there_is_no_answer(server):
+    r = server()
+    url = f"http://hooks.test:{r.port}/hooks"
+    r.stop()
+    answer = WebhookSender(("hooks.test",), Names(hooks_test=["::1", "127.0.0.1"])).post(url, b"{}", {})
+    assert (answer.status_code, answer.excerpt) == (None, "connection failed: ConnectionRefusedError")
 
 
 def test_a_refused_connection_is_no_answer(server):
@@ -175,6 +227,18 @@ def test_https_goes_to_the_checked_address_with_the_name_in_sni_the_certificate_
     assert names.asked == ["hooks.example"]  # looked up once, by the sender itself
     assert sni == ["hooks.example"]
     assert seen == [(f"hooks.example:{port}", "/in?x=1")]
+
+
+def test_an_absolute_name_is_verified_and_sent_without_its_trailing_dot(tls_server):
+    port, ca, seen, sni = tls_server
+    names = Names()
+    names.names["hooks.example."] = ["127.0.0.1"]
+    sender = WebhookSender(("hooks.example",), names, ca_certs=ca)
+    answer = sender.post(f"https://hooks.example.:{port}/in", b"{}", {})
+    assert answer.status_code == 200, answer
+    assert names.asked == ["hooks.example."]
+    assert sni == ["hooks.example"]
+    assert seen == [(f"hooks.example:{port}", "/in")]
 
 
 def test_https_verifies_the_certificate_for_the_name(tls_server):

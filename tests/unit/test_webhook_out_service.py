@@ -17,6 +17,7 @@ from chalicelib.domain.webhook_subscriptions import (
     PENDING,
     SKIPPED,
     SUCCEEDED,
+    Attempt,
     Subscription,
     delivery_id,
 )
@@ -77,6 +78,16 @@ class Deliveries:
         found = sorted(d for d in self.items if d >= first_id and self.items[d].status == SKIPPED)
         return [self.items[d] for d in found], None
 
+    def delete(self, delivery):
+        self.items.pop(delivery.id, None)
+
+    def pending_made_before(self, subscription_id, before, limit, start):
+        found = sorted(
+            (d for d in self.items.values() if d.subscription_id == subscription_id),
+            key=lambda d: d.created_at,
+        )
+        return [d for d in found if d.status == PENDING and d.created_at < before], None
+
 
 class Queue:
     def __init__(self) -> None:
@@ -106,6 +117,7 @@ class Sender:
 
 class World:
     def __init__(self, *codes: int | None) -> None:
+        self.erased: set[str] = set()
         self.clock = FrozenClock(NOW)
         self.subscriptions, self.deliveries, self.queue = Subscriptions(), Deliveries(), Queue()
         self.sender = Sender(*(codes or (204,)))
@@ -119,6 +131,7 @@ class World:
             self.publish,
             self.clock,
             lambda: 0.5,
+            lambda customer_id: customer_id in self.erased,
         )
 
     def publish(self, event) -> None:
@@ -266,3 +279,71 @@ def test_a_fan_out_publishes_a_disabling_not_yet_published_once_per_batch():
     [event] = world.published
     assert (event.type, event.data["reason"]) == ("webhook.subscription_disabled", "failing")
     assert world.subscriptions.items["sub_1"].disabled_notified is True
+
+
+def test_a_personal_event_of_a_customer_erased_since_its_fan_out_is_deleted_and_never_sent():
+    world = World(204)
+    world.subscription()
+    world.service.fan_out(world.event(1))  # customer.updated: personal
+    world.service.fan_out({**world.event(2), "type": "customer.erased", "data": {"customer_id": "cus_1"}})
+    first, erased = world.delivery(1), world.delivery(2)
+    world.erased.add("cus_1")
+    assert world.service.deliver("sub_1", first.id).result == "erased"
+    assert first.id not in world.deliveries.items
+    assert world.service.deliver("sub_1", erased.id).result == "succeeded"  # no personal data
+    assert [headers["webhook-id"] for _, _, headers in world.sender.posts] == ["evt_2"]
+
+
+def _lost(world: World, n: int = 1, sub_id: str = "sub_1") -> None:
+    """Delivery n attempted once, its message gone since: two days and a second past the
+    attempt it waited for."""
+    world.service.deliver(sub_id, world.delivery(n, sub_id).id)
+    world.clock.advance(timedelta(days=2, seconds=6))
+
+
+def test_the_sweep_fails_a_lost_delivery_and_a_subscription_failing_for_five_days_is_disabled():
+    world = World(500)
+    world.subscription(failing_since=NOW - timedelta(days=3))
+    world.service.fan_out(world.event(1))
+    _lost(world)
+    swept = world.service.sweep()
+    assert (swept.failed, swept.skipped, swept.finished) == (1, 0, True)
+    delivery = world.delivery(1)
+    assert delivery.status == FAILED
+    assert [(a.status_code, a.response_excerpt) for a in delivery.attempts] == [
+        (500, ""),
+        (None, "no attempt finished: the delivery was given up by the queue"),
+    ]
+    subscription = world.subscriptions.items["sub_1"]
+    assert (subscription.enabled, subscription.disabled_reason) == (False, "failing")
+    [event] = world.published
+    assert (event.type, event.data["reason"]) == ("webhook.subscription_disabled", "failing")
+
+
+def test_the_sweep_keeps_a_lost_delivery_of_a_disabled_subscription_as_skipped():
+    world = World(500)
+    sub = world.subscription()
+    world.service.fan_out(world.event(1))
+    _lost(world)
+    world.subscriptions.items["sub_1"] = replace(sub, enabled=False, failing_since=None)
+    assert world.service.sweep().skipped == 1
+    assert (world.delivery(1).status, len(world.delivery(1).attempts)) == (SKIPPED, 1)
+    assert world.subscriptions.items["sub_1"].failing_since is None
+
+
+def test_an_attempt_that_finishes_while_the_sweep_gives_its_delivery_up_wins():
+    world = World(500)
+    world.subscription()
+    world.service.fan_out(world.event(1))
+    _lost(world)
+    read = world.deliveries.get
+
+    def read_then_attempted(subscription_id, delivery_id, *, consistent=True):
+        found = read(subscription_id, delivery_id)
+        late = found.with_attempt(Attempt(world.clock.now(), 204, 5, ""), SUCCEEDED, None)
+        world.deliveries.items[delivery_id] = replace(late, version=found.version + 1)
+        return found
+
+    world.deliveries.get = read_then_attempted
+    assert world.service.sweep().failed == 0
+    assert world.delivery(1).status == SUCCEEDED

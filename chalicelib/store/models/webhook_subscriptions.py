@@ -118,6 +118,7 @@ class DeliveryModel(Model):
     attempt_count = NumberAttribute(default=0)
     retries = NumberAttribute(default=0)
     next_attempt_at = UnicodeAttribute(null=True)
+    round_started_at = UnicodeAttribute(null=True)  # of a manual retry's or replay's round
     created_at = UnicodeAttribute()
     status_pk = UnicodeAttribute()
     status_sk = UnicodeAttribute()
