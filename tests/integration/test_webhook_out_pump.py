@@ -9,7 +9,7 @@ import time
 import pytest
 
 from chalicelib import wiring
-from chalicelib.domain.clock import Clock
+from chalicelib.domain.clock import Clock, parse_rfc3339
 from tests.functional.conftest import Api
 from tests.webhook_out_queues import Queue, event
 from tests.webhook_out_receiver import Reply, receiver
@@ -31,10 +31,8 @@ def test_the_pump_delivers_and_brings_a_hidden_message_back_after_its_delay(api,
         published = wiring.event_publisher().publish
         sent = event("segment.joined", "cus_A", wiring.clock.now())
         published(sent)
-        started = time.monotonic()
         webhook_pump.drain(timeout=20)
-        assert time.monotonic() - started < 3.5  # not waiting for the hidden message
-        assert len(r.received) == 1
+        assert len(r.received) == 1  # drain did not wait for the hidden message to come back
         events = Queue(get_settings().events_queue_name, "fan_out_events", 10)
         assert events.attributes() == {
             "ApproximateNumberOfMessages": 0,
@@ -48,11 +46,12 @@ def test_the_pump_delivers_and_brings_a_hidden_message_back_after_its_delay(api,
             webhook_pump.poll_once(schedules=False)
             time.sleep(0.05)
         assert len(r.received) == 2
-        assert 3.5 <= time.monotonic() - first_attempt < 8
         assert [got.headers["webhook-id"] for got in r.received] == [sent.id, sent.id]
         webhook_pump.drain(timeout=20)
         [delivery] = api.get(f"/webhook-subscriptions/{sub['id']}/deliveries").json["items"]
         assert [a["status_code"] for a in delivery["attempts"]] == [500, 204]
+        first, second = (parse_rfc3339(a["at"]) for a in delivery["attempts"])
+        assert (second - first).total_seconds() >= 4 - 0.5  # back only once its delay was over
     finally:
         r.stop()
 
