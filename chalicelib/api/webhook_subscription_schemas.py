@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, StrictBool, model_validator
 
 from chalicelib.api.requests import RequestFieldErrors
 from chalicelib.api.schemas import NotNull, Out, PageQuery, Strict, Timestamp
@@ -73,7 +73,7 @@ class SubscriptionPatch(Strict):
     url: Annotated[Url, NotNull] = None  # type: ignore[assignment]
     events: Annotated[Events, NotNull] = None  # type: ignore[assignment]
     description: Description | None = None
-    enabled: Annotated[bool, NotNull] = None  # type: ignore[assignment]
+    enabled: Annotated[StrictBool, NotNull] = None  # type: ignore[assignment]
     _changes: dict = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")

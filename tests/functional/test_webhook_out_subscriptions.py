@@ -196,6 +196,13 @@ def test_a_patch_changes_what_it_names_and_honours_if_match(api):
     assert_problem(api.patch(f"{PATH}/sub_unknown", {"enabled": False}), 404)
 
 
+@pytest.mark.parametrize("value", ["true", 1, 1.0, "yes", "false", 0, "off"])
+def test_enabled_is_a_json_boolean_and_nothing_else(api, value):
+    sub = create(api)
+    assert_problem(api.patch(f"{PATH}/{sub['id']}", {"enabled": value}), 400, "enabled")
+    assert api.get(f"{PATH}/{sub['id']}").json["version"] == sub["version"]
+
+
 def test_disabling_by_hand_is_manual_and_enabling_again_clears_the_failure_state(api, frozen_clock):
     sub = create(api)
     repository = wiring.webhook_subscription_repository()
