@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from chalicelib import wiring
+from chalicelib.domain.clock import parse_rfc3339
 from chalicelib.domain.events import PERSONAL, Event
 from chalicelib.observability import logger
 from chalicelib.store.attribute_values import plain_image
@@ -33,14 +34,35 @@ def events_of(raw: dict, mapper: Mapper) -> list[Event]:
     """The events of one stream record in Lambda's shape."""
     data = raw.get("dynamodb") or {}
     created = data.get("ApproximateCreationDateTime")
-    at = datetime.fromtimestamp(float(created), UTC) if created is not None else wiring.clock.now()
+    approximate = datetime.fromtimestamp(float(created), UTC) if created is not None else wiring.clock.now()
+    new = plain_image(data.get("NewImage"))
     return mapper(
         _record_id(raw),
         raw.get("eventName", ""),
         plain_image(data.get("OldImage")),
-        plain_image(data.get("NewImage")),
-        at,
+        new,
+        _written_at(new, approximate),
     )
+
+
+# The time a written item carries (its own `updated_at`, else `created_at`) is when the event
+# happened, to the millisecond; the stream's ApproximateCreationDateTime is whole seconds (a whole
+# minute on DynamoDB Local). An item's time further than this from the stream's is not this
+# write's (an attribute the write did not touch): the stream's time is taken.
+_WRITE_TIME_SLACK = timedelta(seconds=90)
+
+
+def _written_at(image: dict | None, approximate: datetime) -> datetime:
+    for name in ("updated_at", "created_at"):
+        value = (image or {}).get(name)
+        if isinstance(value, str):
+            try:
+                moment = parse_rfc3339(value)
+            except ValueError:
+                continue
+            if abs(moment - approximate) <= _WRITE_TIME_SLACK:
+                return moment
+    return approximate
 
 
 class BatchPublisher:

@@ -82,6 +82,9 @@ def test_a_customers_life_is_created_updated_and_deleted_once_each_in_order(clie
     assert changed["data"] == _shown(updated) | {"changed": ["phone", "tags"]}
     assert deleted["data"] == {"id": cid, "deleted_at": deleted["data"]["deleted_at"]}
     assert deleted["data"]["deleted_at"].endswith("Z")
+    # When each happened, to the millisecond the item holds (the stream's own time is whole
+    # seconds, a whole minute on DynamoDB Local).
+    assert (created["occurred_at"], changed["occurred_at"]) == (customer["created_at"], updated["updated_at"])
 
 
 def test_an_erased_customer_is_customer_erased_with_no_personal_data_and_never_customer_deleted(client, api):
