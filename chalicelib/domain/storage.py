@@ -49,6 +49,10 @@ class KeyReused(AlreadyExists):
     was never stored, so the idempotency record cannot tell): this one must not run."""
 
 
+class LimitReached(StorageError):
+    """A bounded collection is full: the write would pass its bound."""
+
+
 class VersionConflict(StorageError):
     """The record changed since it was read: a lost race, worth reading again. Where a write
     relied on several records, `record` may name the one that changed, so that a caller reads

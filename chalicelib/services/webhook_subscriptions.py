@@ -36,9 +36,8 @@ REPLAY = "rpl"
 
 
 class SubscriptionStore(Subscriptions, Protocol):
-    def add(self, subscription: Subscription) -> Subscription: ...
+    def add(self, subscription: Subscription, at_most: int) -> Subscription: ...
     def list(self, limit: int, start: Key | None) -> tuple[list[Subscription], Key | None]: ...
-    def count(self, at_most: int) -> int: ...
     def delete(self, subscription: Subscription) -> None: ...
 
 
@@ -93,11 +92,6 @@ class WebhookSubscriptionService:
             if earlier is not None:
                 return earlier
         url = self._checked_url(fields["url"])
-        if self._subscriptions.count(MAX_SUBSCRIPTIONS) >= MAX_SUBSCRIPTIONS:
-            raise Conflict(
-                f"There are {MAX_SUBSCRIPTIONS} webhook subscriptions, the most there can be: "
-                "delete one first."
-            )
         subscription = Subscription(
             id=ids.new_id(ids.WEBHOOK_SUBSCRIPTION, now),
             url=url,
@@ -108,7 +102,13 @@ class WebhookSubscriptionService:
             created_at=now,
             updated_at=now,
         )
-        return self._subscriptions.add(subscription)
+        try:
+            return self._subscriptions.add(subscription, MAX_SUBSCRIPTIONS)
+        except storage.LimitReached:
+            raise Conflict(
+                f"There are {MAX_SUBSCRIPTIONS} webhook subscriptions, the most there can be: "
+                "delete one first."
+            ) from None
 
     def get(self, subscription_id: str, *, consistent: bool = False) -> Subscription:
         subscription = self._subscriptions.get(subscription_id, consistent=consistent)

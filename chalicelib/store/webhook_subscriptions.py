@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 
 from chalicelib.domain import storage
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
@@ -19,11 +19,12 @@ from chalicelib.store.models.webhook_subscriptions import (
     AttemptAttribute,
     DeliveryModel,
     SecretAttribute,
+    SubscriptionCountModel,
     SubscriptionModel,
     SubscriptionStateModel,
 )
 from chalicelib.store.pagination import Key, keys_of, query_page
-from chalicelib.store.transactions import transaction, versioned_transaction
+from chalicelib.store.transactions import failed_conditions, transaction, versioned_transaction
 
 # Deliveries are kept this long (TTL): what GET …/deliveries lists and a replay can send again.
 DELIVERY_LIFETIME = timedelta(days=30)
@@ -101,9 +102,23 @@ class SubscriptionRepository:
     def __init__(self, region: str) -> None:
         self._region = region
 
-    def add(self, subscription: Subscription) -> Subscription:
-        with transaction(self._region) as t:
-            t.save(_item(subscription), condition=SubscriptionModel.sk.does_not_exist())
+    def add(self, subscription: Subscription, at_most: int) -> Subscription:
+        """The subscription and the count, in one transaction: LimitReached when `at_most`
+        subscriptions exist already (two creates racing at the bound cannot both pass it)."""
+        count = SubscriptionCountModel.count
+        try:
+            with transaction(self._region) as t:
+                t.update(
+                    SubscriptionCountModel(),
+                    actions=[count.add(1)],
+                    condition=count.does_not_exist() | (count < at_most),
+                )
+                t.save(_item(subscription), condition=SubscriptionModel.sk.does_not_exist())
+        except TransactWriteError as error:
+            # PynamoDB sends puts before updates: the count's condition is the second.
+            if failed_conditions(error)[1:2] == [True]:
+                raise storage.LimitReached(SUBSCRIPTIONS_PK) from None
+            raise
         return replace(subscription, version=1)
 
     def get(self, subscription_id: str, *, consistent: bool = False) -> Subscription | None:
@@ -129,10 +144,6 @@ class SubscriptionRepository:
             _subscription(item) for item in SubscriptionModel.query(SUBSCRIPTIONS_PK, consistent_read=True)
         ]
 
-    def count(self, at_most: int) -> int:
-        rows = SubscriptionModel.query(SUBSCRIPTIONS_PK, limit=at_most, attributes_to_get=["sk"])
-        return sum(1 for _ in rows)
-
     def update(self, before: Subscription, after: Subscription) -> Subscription:
         """What changed from `before`, at its version (VersionConflict otherwise)."""
         old, new = _item(before), _item(after)
@@ -151,10 +162,14 @@ class SubscriptionRepository:
         return replace(after, version=before.version + 1)
 
     def delete(self, subscription: Subscription) -> None:
+        """At its version (VersionConflict otherwise), the count with it."""
+        item = SubscriptionModel(SUBSCRIPTIONS_PK, subscription.id, version=subscription.version)
         try:
-            SubscriptionModel(SUBSCRIPTIONS_PK, subscription.id, version=subscription.version).delete()
-        except DeleteError as error:
-            if error.cause_response_code == _CONDITION_FAILED:
+            with transaction(self._region) as t:
+                t.delete(item)
+                t.update(SubscriptionCountModel(), actions=[SubscriptionCountModel.count.add(-1)])
+        except TransactWriteError as error:
+            if any(failed_conditions(error)):
                 raise storage.VersionConflict(subscription.id) from None
             raise
 

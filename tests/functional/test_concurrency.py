@@ -207,3 +207,17 @@ def test_concurrent_requests_for_a_job_start_one_and_all_answer_it(http, route):
 
     assert _statuses(replies) == [202] * 6, [r.json for r in replies]
     assert len({r.json["id"] for r in replies}) == 1
+
+
+def test_concurrent_subscription_creates_never_pass_the_bound(http, monkeypatch):
+    monkeypatch.setattr("chalicelib.services.webhook_subscriptions.MAX_SUBSCRIPTIONS", 3)
+    body = {"url": "http://127.0.0.1:9/hooks", "events": ["*"]}
+    replies = http.at_once([("POST", "/webhook-subscriptions", body) for _ in range(THREADS)])
+
+    assert _statuses(replies) == [201] * 3 + [409] * (THREADS - 3), [r.json for r in replies]
+    listed = http.request("GET", "/webhook-subscriptions?limit=100").json["items"]
+    assert sorted(s["id"] for s in listed) == sorted(r.json["id"] for r in replies if r.status == 201)
+    # A deletion makes room for one more, and only one.
+    assert http.request("DELETE", f"/webhook-subscriptions/{listed[0]['id']}").status == 204
+    again = http.at_once([("POST", "/webhook-subscriptions", body) for _ in range(4)])
+    assert _statuses(again) == [201, 409, 409, 409]

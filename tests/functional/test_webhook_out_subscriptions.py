@@ -245,17 +245,17 @@ def test_a_deleted_subscription_is_gone_and_a_stale_if_match_keeps_it(api):
 
 
 def test_there_are_at_most_100_subscriptions(api):
-    from chalicelib.store.models.webhook_subscriptions import SubscriptionModel
+    from chalicelib.store.models.webhook_subscriptions import SubscriptionCountModel
 
     first = create(api)
-    with SubscriptionModel.batch_write() as batch:
-        for n in range(99):
-            item = SubscriptionModel.get("SUBSCRIPTIONS", first["id"])
-            item.sk = f"sub_{n:026d}"
-            batch.save(item)
+    counter = SubscriptionCountModel.get("SUBSCRIPTION_COUNT", "COUNT", consistent_read=True)
+    assert counter.count == 1
+    counter.update(actions=[SubscriptionCountModel.count.set(100)])  # as if 99 more were made
     assert_problem(api.post(PATH, {"url": HOOK, "events": ["*"]}), 409)
-    api.delete(f"{PATH}/{first['id']}")
+    assert api.delete(f"{PATH}/{first['id']}").status == 204
     create(api)
+    assert SubscriptionCountModel.get("SUBSCRIPTION_COUNT", "COUNT", consistent_read=True).count == 100
+    assert_problem(api.post(PATH, {"url": HOOK, "events": ["*"]}), 409)
 
 
 # Deliveries

@@ -26,6 +26,7 @@ from pynamodb.models import Model
 from chalicelib.store.models.base import TableMeta, settings
 
 SUBSCRIPTIONS_PK = "SUBSCRIPTIONS"
+SUBSCRIPTION_COUNT_PK, SUBSCRIPTION_COUNT_SK = "SUBSCRIPTION_COUNT", "COUNT"
 SUBSCRIPTION_PREFIX = "SUBSCRIPTION#"
 DELIVERY_PREFIX = "DELIVERY#"
 
@@ -57,6 +58,18 @@ class SubscriptionModel(Model):
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     version = VersionAttribute()
+
+
+class SubscriptionCountModel(Model):
+    """pk SUBSCRIPTION_COUNT, sk COUNT: how many subscriptions there are, moved in the
+    transaction that creates or deletes one, so that the bound holds under racing creates."""
+
+    class Meta(TableMeta):
+        table_name = settings.webhooks_table
+
+    pk = UnicodeAttribute(hash_key=True, default=SUBSCRIPTION_COUNT_PK)
+    sk = UnicodeAttribute(range_key=True, default=SUBSCRIPTION_COUNT_SK)
+    count = NumberAttribute(null=True)
 
 
 class SubscriptionStateModel(Model):
