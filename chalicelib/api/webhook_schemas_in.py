@@ -348,7 +348,7 @@ def validate_payload(kind: str, body: bytes, now: datetime) -> dict[str, Any]:
         else:
             payload = model.model_validate(document, context={"now": now})
     except ValidationError as error:
-        errors = _field_errors(error)
+        errors = _field_errors(error) + _data_errors_behind_the_type(kind, document, error, now)
         named = {e.field for e in errors}
         raise _unprocessable(
             errors + [e for e in _raw_price_errors(document) if e.field not in named], kind
@@ -357,3 +357,27 @@ def validate_payload(kind: str, body: bytes, now: datetime) -> dict[str, Any]:
         # Raised by the checks of several fields at once: all of them are under `data`.
         raise _unprocessable([FieldError(f"data.{e.field}", e.message) for e in error.errors], kind) from None
     return payload.model_dump(mode="json", exclude_none=True)
+
+
+def _data_errors_behind_the_type(
+    kind: str, document: dict, error: ValidationError, now: datetime
+) -> list[FieldError]:
+    """An orders payload whose `type` is wrong or missing is not judged further by the tagged
+    union: its `data` is judged as the order (or refund, with `refund_of`) it looks like, so
+    that every bad field is named at once."""
+    data = document.get("data")
+    tag_errors = {"union_tag_invalid", "union_tag_not_found"}
+    if (
+        kind != "orders"
+        or not isinstance(data, dict)
+        or not any(e["type"] in tag_errors for e in error.errors())
+    ):
+        return []
+    model = RefundData if "refund_of" in data else OrderData
+    try:
+        model.model_validate(data, context={"now": now})
+    except ValidationError as inner:
+        return [FieldError(f"data.{e.field}", e.message) for e in _field_errors(inner)]
+    except RequestFieldErrors as inner:
+        return [FieldError(f"data.{e.field}", e.message) for e in inner.errors]
+    return []

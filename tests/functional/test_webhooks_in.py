@@ -341,7 +341,19 @@ def test_a_body_over_256_kb_is_413_once_its_signature_holds(api, frozen_clock):
             order(items=[LINE | {"unit_price": "7.505", "sku": "no spaces"}]),
             {"data.items.0.unit_price", "data.items.0.sku"},
         ),
-        ("orders", {"type": "ticket.created", "data": {}}, {"type"}),
+        (
+            "orders",
+            {"type": "ticket.created", "data": {}},
+            {"type", "data.order_id", "data.customer", "data.currency", "data.items"},
+        ),
+        (
+            "orders",
+            {
+                "type": "order.create",
+                "data": order(customer={"email": "bad"}, items=[LINE | {"quantity": 0}])["data"],
+            },
+            {"type", "data.customer.email", "data.items.0.quantity"},
+        ),
         (
             "tickets",
             {"type": "ticket.created", "data": {"ticket_id": "T-1", "customer": {"email": "a@example.com"}}},
