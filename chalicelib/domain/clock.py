@@ -45,6 +45,16 @@ def parse_rfc3339(value: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def parse_optional_rfc3339(value: str | None) -> datetime | None:
+    """parse_rfc3339 of a stored attribute that may be absent (None or empty)."""
+    return parse_rfc3339(value) if value else None
+
+
+def optional_rfc3339(moment: datetime | None) -> str | None:
+    """to_rfc3339 of a moment that may be absent: None stays None."""
+    return to_rfc3339(moment) if moment else None
+
+
 def require_aware(moment: datetime, what: str) -> None:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware")

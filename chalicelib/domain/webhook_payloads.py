@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.domain.clock import parse_rfc3339
+from chalicelib.domain.clock import parse_optional_rfc3339
 from chalicelib.domain.interactions import LineItem
 
 ORDER_CREATED, ORDER_REFUNDED = "order.created", "order.refunded"
@@ -114,10 +114,6 @@ def _items(items: list[Mapping[str, Any]]) -> tuple[LineItem, ...]:
     )
 
 
-def _moment(value: str | None) -> datetime | None:
-    return parse_rfc3339(value) if value else None
-
-
 def read(payload: Mapping[str, Any]) -> Order | Ticket | Posted:
     """The work a stored payload asks for (KeyError or ValueError for one that is not a
     validated payload)."""
@@ -128,7 +124,7 @@ def read(payload: Mapping[str, Any]) -> Order | Ticket | Posted:
             contact=_contact(data["customer"]),
             currency=data["currency"],
             items=_items(data["items"]),
-            occurred_at=_moment(data.get("occurred_at")),
+            occurred_at=parse_optional_rfc3339(data.get("occurred_at")),
             refund_of=data.get("refund_of") if kind == ORDER_REFUNDED else None,
         )
     if kind == TICKET_CREATED:
@@ -144,7 +140,7 @@ def read(payload: Mapping[str, Any]) -> Order | Ticket | Posted:
         if "items" in fields:
             fields["items"] = [asdict(item) for item in _items(fields["items"])]
         if "occurred_at" in fields:
-            fields["occurred_at"] = _moment(fields["occurred_at"])
+            fields["occurred_at"] = parse_optional_rfc3339(fields["occurred_at"])
         contact = _contact(data["customer"]) if data.get("customer") else None
         return Posted(fields, contact, data.get("customer_id"))
     raise ValueError(f"not a webhook payload type: {kind!r}")

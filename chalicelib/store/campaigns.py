@@ -16,7 +16,7 @@ from chalicelib.domain.campaign_runs import Counts, Run
 from chalicelib.domain.campaign_schedule import parse_schedule
 from chalicelib.domain.campaign_templates import Template
 from chalicelib.domain.campaigns import ACTIVE, COMPLETED, QUEUED, RUNNING, Campaign, FrequencyCap
-from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import optional_rfc3339, parse_optional_rfc3339, parse_rfc3339, to_rfc3339
 from chalicelib.store.models.campaigns import (
     CAMPAIGNS_PK,
     DUE_PK,
@@ -33,14 +33,6 @@ SNAPSHOT_PREFIX = "SNAPSHOT#"
 TOO_LARGE = "The campaign would not fit DynamoDB's 400 KB item limit: shorten its templates."
 
 
-def _time(value: str | None) -> datetime | None:
-    return parse_rfc3339(value) if value else None
-
-
-def _text(moment: datetime | None) -> str | None:
-    return to_rfc3339(moment) if moment else None
-
-
 def _campaign(item: CampaignModel) -> Campaign:
     templates = json.loads(item.templates)
     return Campaign(
@@ -55,7 +47,7 @@ def _campaign(item: CampaignModel) -> Campaign:
         version=int(item.version or 1),
         created_at=parse_rfc3339(item.created_at),
         updated_at=parse_rfc3339(item.updated_at),
-        next_run_at=_time(item.next_run_at),
+        next_run_at=parse_optional_rfc3339(item.next_run_at),
     )
 
 
@@ -105,9 +97,9 @@ def _run(item: RunModel) -> Run:
         status=item.status,
         trigger=item.trigger,
         created_at=parse_rfc3339(item.created_at),
-        scheduled_for=_time(item.scheduled_for),
-        started_at=_time(item.started_at),
-        completed_at=_time(item.completed_at),
+        scheduled_for=parse_optional_rfc3339(item.scheduled_for),
+        started_at=parse_optional_rfc3339(item.started_at),
+        completed_at=parse_optional_rfc3339(item.completed_at),
         counts=Counts.from_dict(json.loads(item.counts)) if item.counts else Counts(),
     )
 
@@ -121,7 +113,7 @@ def _run_item(run: Run) -> RunModel:
         segment_id=run.segment_id,
         status=run.status,
         trigger=run.trigger,
-        scheduled_for=_text(run.scheduled_for),
+        scheduled_for=optional_rfc3339(run.scheduled_for),
         created_at=to_rfc3339(run.created_at),
     )
 

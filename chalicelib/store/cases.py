@@ -17,7 +17,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.cases import ACTIVE_STATUSES, Case, HistoryEntry
-from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import parse_optional_rfc3339, parse_rfc3339, to_rfc3339
 from chalicelib.domain.interactions import Interaction
 from chalicelib.domain.storage import VersionConflict
 from chalicelib.store.audit import audit_item
@@ -35,10 +35,6 @@ _NO_DEADLINE = "9999-12-31T23:59:59.999Z"
 RECENT_ENTRIES = 20
 RECENT_BYTES = 32 * 1024
 MAX_ATTEMPTS = 3
-
-
-def _time(value: str | None) -> datetime | None:
-    return parse_rfc3339(value) if value else None
 
 
 def _entry_json(e: HistoryEntry) -> str:
@@ -104,7 +100,7 @@ def _to_domain(item: CaseModel) -> Case:
         escalation_level=int(item.escalation_level or 0),
         escalated_for=frozenset(item.escalated_for or ()),
         contact_status=item.contact_status,
-        acknowledged_at=_time(item.acknowledged_at),
+        acknowledged_at=parse_optional_rfc3339(item.acknowledged_at),
         resolution=item.resolution,
         satisfaction=int(item.satisfaction) if item.satisfaction is not None else None,
         closed_reason=item.closed_reason,
@@ -113,7 +109,7 @@ def _to_domain(item: CaseModel) -> Case:
         ack_interaction_id=item.ack_interaction_id,
         ack_subject=item.ack_subject,
         ack_text=item.ack_text,
-        ack_claimed_at=_time(item.ack_claimed_at),
+        ack_claimed_at=parse_optional_rfc3339(item.ack_claimed_at),
         version=int(item.version or 0),
     )
 

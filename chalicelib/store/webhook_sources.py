@@ -11,7 +11,7 @@ from datetime import datetime
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 
 from chalicelib.domain import storage
-from chalicelib.domain.clock import Deadline, parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import Deadline, parse_optional_rfc3339, parse_rfc3339, to_rfc3339
 from chalicelib.domain.webhook_secrets import Secret
 from chalicelib.domain.webhook_sources import Delivery, Guard, Source
 from chalicelib.store.models.webhook_sources import (
@@ -40,10 +40,6 @@ def customer_keys(customer_id: str, pk: str, sk: str) -> dict[str, str]:
     return {"customer_pk": customer_id, "customer_sk": f"{pk}|{sk}"}
 
 
-def _moment(value: str | None) -> datetime | None:
-    return parse_rfc3339(value) if value else None
-
-
 def _secrets_json(secrets: tuple[Secret, ...]) -> str:
     return json.dumps(
         [
@@ -63,7 +59,7 @@ def _source(item: WebhookSourceModel) -> Source:
         name=item.name,
         kind=item.kind,
         secrets=tuple(
-            Secret(s["secret"], parse_rfc3339(s["created_at"]), _moment(s.get("expires_at")))
+            Secret(s["secret"], parse_rfc3339(s["created_at"]), parse_optional_rfc3339(s.get("expires_at")))
             for s in json.loads(item.secrets)
         ),
         created_at=parse_rfc3339(item.created_at),
@@ -83,7 +79,7 @@ def _delivery(item: InboundDeliveryModel) -> Delivery:
         customer_id=item.customer_id,
         interaction_id=item.interaction_id,
         error=item.error,
-        processed_at=_moment(item.processed_at),
+        processed_at=parse_optional_rfc3339(item.processed_at),
         named_customer_id=item.customer_pk,
     )
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 
 from chalicelib.domain import storage
-from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import optional_rfc3339, parse_optional_rfc3339, parse_rfc3339, to_rfc3339
 from chalicelib.domain.webhook_secrets import Secret
 from chalicelib.domain.webhook_subscriptions import Attempt, Delivery, Subscription
 from chalicelib.store.models.webhook_subscriptions import (
@@ -32,14 +32,6 @@ CLOCK_MARGIN = timedelta(minutes=1)
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
-def _time(value: str | None) -> datetime | None:
-    return parse_rfc3339(value) if value else None
-
-
-def _text(moment: datetime | None) -> str | None:
-    return to_rfc3339(moment) if moment else None
-
-
 def _subscription(item: SubscriptionModel) -> Subscription:
     return Subscription(
         id=item.sk,
@@ -48,13 +40,14 @@ def _subscription(item: SubscriptionModel) -> Subscription:
         description=item.description,
         enabled=bool(item.enabled),
         secrets=tuple(
-            Secret(s.value, parse_rfc3339(s.created_at), _time(s.expires_at)) for s in item.secrets or ()
+            Secret(s.value, parse_rfc3339(s.created_at), parse_optional_rfc3339(s.expires_at))
+            for s in item.secrets or ()
         ),
         created_at=parse_rfc3339(item.created_at),
         updated_at=parse_rfc3339(item.updated_at),
         version=int(item.version or 1),
-        failing_since=_time(item.failing_since),
-        disabled_at=_time(item.disabled_at),
+        failing_since=parse_optional_rfc3339(item.failing_since),
+        disabled_at=parse_optional_rfc3339(item.disabled_at),
         disabled_reason=item.disabled_reason,
         disabled_notified=item.disabled_notified is not False,
     )
@@ -62,7 +55,9 @@ def _subscription(item: SubscriptionModel) -> Subscription:
 
 def _secrets(subscription: Subscription) -> list[SecretAttribute]:
     return [
-        SecretAttribute(value=s.value, created_at=to_rfc3339(s.created_at), expires_at=_text(s.expires_at))
+        SecretAttribute(
+            value=s.value, created_at=to_rfc3339(s.created_at), expires_at=optional_rfc3339(s.expires_at)
+        )
         for s in subscription.secrets
     ]
 
@@ -76,8 +71,8 @@ def _item(subscription: Subscription) -> SubscriptionModel:
         description=subscription.description,
         enabled=subscription.enabled,
         secrets=_secrets(subscription),
-        failing_since=_text(subscription.failing_since),
-        disabled_at=_text(subscription.disabled_at),
+        failing_since=optional_rfc3339(subscription.failing_since),
+        disabled_at=optional_rfc3339(subscription.disabled_at),
         disabled_reason=subscription.disabled_reason,
         disabled_notified=subscription.disabled_notified,
         created_at=to_rfc3339(subscription.created_at),
@@ -260,9 +255,9 @@ def _delivery(item: DeliveryModel) -> Delivery:
         attempts=tuple(_attempt(a) for a in item.attempts or ()),
         attempt_count=int(item.attempt_count or 0),
         retries=int(item.retries or 0),
-        next_attempt_at=_time(item.next_attempt_at),
+        next_attempt_at=parse_optional_rfc3339(item.next_attempt_at),
         version=int(item.version or 1),
-        round_started_at=_time(item.round_started_at),
+        round_started_at=parse_optional_rfc3339(item.round_started_at),
     )
 
 
@@ -282,8 +277,8 @@ def _delivery_item(delivery: Delivery) -> DeliveryModel:
         attempts=_attempts(delivery),
         attempt_count=delivery.attempt_count,
         retries=delivery.retries,
-        next_attempt_at=_text(delivery.next_attempt_at),
-        round_started_at=_text(delivery.round_started_at),
+        next_attempt_at=optional_rfc3339(delivery.next_attempt_at),
+        round_started_at=optional_rfc3339(delivery.round_started_at),
         created_at=to_rfc3339(delivery.created_at),
         status_pk=_status_pk(delivery.subscription_id, delivery.status),
         status_sk=status_sk(delivery),
