@@ -40,6 +40,7 @@ from chalicelib.domain.webhook_payloads import (
     ORDER_REFUNDED,
     TICKET_CREATED,
 )
+from chalicelib.domain.webhook_signatures import SECRET_PATTERN
 from chalicelib.domain.webhook_sources import KINDS, MAX_NAME_LENGTH, STATUSES
 from chalicelib.errors import FieldError, Unprocessable
 
@@ -93,7 +94,7 @@ class WebhookSourceOut(Out):
 class WebhookSourceWithSecretOut(WebhookSourceOut):
     secret: str = Field(
         description="the signing secret (whsec_…): shown here, when made, and never again",
-        pattern=r"^whsec_[A-Za-z0-9+/]+={0,2}$",
+        pattern=SECRET_PATTERN,
     )
 
     @classmethod

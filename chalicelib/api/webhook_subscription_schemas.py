@@ -9,6 +9,8 @@ from pydantic import ConfigDict, Field, PrivateAttr, StrictBool, model_validator
 from chalicelib.api.requests import RequestFieldErrors
 from chalicelib.api.schemas import NotNull, Out, PageQuery, Strict, Timestamp
 from chalicelib.domain.clock import to_rfc3339
+from chalicelib.domain.webhook_secrets import newest
+from chalicelib.domain.webhook_signatures import SECRET_PATTERN
 from chalicelib.domain.webhook_subscriptions import (
     DISABLED_REASONS,
     EVENT_TYPES,
@@ -131,13 +133,12 @@ class SubscriptionOut(Out):
 class SubscriptionWithSecretOut(SubscriptionOut):
     secret: str = Field(
         description="whsec_…: the signing secret, shown here only (on creation and rotation)",
-        pattern=r"^whsec_[A-Za-z0-9+/]+={0,2}$",
+        pattern=SECRET_PATTERN,
     )
 
     @classmethod
     def of(cls, s: Subscription) -> dict:
-        newest = max(s.secrets, key=lambda secret: secret.created_at)
-        return {**SubscriptionOut.of(s), "secret": newest.value}
+        return {**SubscriptionOut.of(s), "secret": newest(s.secrets)}
 
 
 class SubscriptionPage(Out):

@@ -38,6 +38,11 @@ def valid(secrets: tuple[Secret, ...], now: datetime) -> tuple[str, ...]:
     )
 
 
+def newest(secrets: tuple[Secret, ...]) -> str:
+    """The value of the newest secret: the one a create or rotation shows."""
+    return max(secrets, key=lambda s: s.created_at).value
+
+
 def rotated(secrets: tuple[Secret, ...], now: datetime) -> tuple[Secret, ...]:
     """A new secret, newest first, with the still-valid others ending within the overlap; the
     expired ones are dropped."""

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 SECRET_PREFIX = "whsec_"
+SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]+={0,2}$"  # as the API documents a secret it shows
 SECRET_BYTES = 32
 MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
 ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER = "webhook-id", "webhook-timestamp", "webhook-signature"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.domain.webhook_secrets import Secret, valid
+from chalicelib.domain.webhook_secrets import Secret, newest, valid
 
 KINDS = ("orders", "tickets", "interactions")
 RECEIVED, PROCESSED, FAILED = "received", "processed", "failed"
@@ -45,7 +45,7 @@ class Source:
     @property
     def secret(self) -> str:
         """The newest secret: the one shown when it is made."""
-        return max(self.secrets, key=lambda s: s.created_at).value
+        return newest(self.secrets)
 
     def previous_secret_expires_at(self, now: datetime) -> datetime | None:
         """While a rotation's older secrets still verify: when the last of them stops."""
