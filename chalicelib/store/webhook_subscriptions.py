@@ -23,7 +23,7 @@ from chalicelib.store.models.webhook_subscriptions import (
     SubscriptionModel,
     SubscriptionStateModel,
 )
-from chalicelib.store.pagination import Key, keys_of, query_page
+from chalicelib.store.pagination import Key, keys_of, newest_under, query_page
 from chalicelib.store.transactions import failed_conditions, transaction, versioned_transaction
 
 # Deliveries are kept this long (TTL): what GET …/deliveries lists and a replay can send again.
@@ -375,15 +375,8 @@ class DeliveryRepository:
         """Newest first; of one status through GSI by_status."""
         if status is None:
             pk, _ = delivery_key(subscription_id, "")
-            return query_page(
-                DeliveryModel.query,
-                pk,
-                DeliveryModel.sk.startswith(DELIVERY_PREFIX),
-                limit=limit,
-                start=start,
-                key_of=keys_of("pk", "sk"),
-                to_domain=_delivery,
-                scan_index_forward=False,
+            return newest_under(
+                DeliveryModel, pk, DELIVERY_PREFIX, limit=limit, start=start, to_domain=_delivery
             )
         return query_page(
             DeliveryModel.by_status.query,
