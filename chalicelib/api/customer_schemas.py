@@ -125,6 +125,10 @@ class CustomerOut(Out):
     created_at: str
     updated_at: str
     version: int
+    secondary_emails: list[str] = Field(
+        description="the addresses of customers merged into this one: read-only, still found by `?email=`"
+    )
+    secondary_phones: list[PhoneOut] = Field(description="the numbers of customers merged into this one")
     loyalty: LoyaltySummary | None = Field(
         None,
         description="in GET /customers/{customer_id} and GET /customers?tier=; computed as of the request",
@@ -146,6 +150,8 @@ class CustomerOut(Out):
             "created_at": to_rfc3339(c.created_at),
             "updated_at": to_rfc3339(c.updated_at),
             "version": c.version,
+            "secondary_emails": list(c.secondary_emails),
+            "secondary_phones": list(c.secondary_phones),
         }
 
 

@@ -35,10 +35,20 @@ class Customer:
     tags: tuple[str, ...] = ()
     attributes: dict[str, str] = field(default_factory=dict)
     version: int = 0
+    # A merged customer's addresses and numbers (the merge issue's survivorship): not editable,
+    # still found by `?email=`, and erased with the profile.
+    secondary_emails: tuple[str, ...] = ()
+    secondary_phones: tuple[str, ...] = ()
 
     @property
     def email_key(self) -> str | None:
         return email_key(self.email) if self.email else None
+
+    @property
+    def email_keys(self) -> list[str]:
+        """The uniqueness keys of every address of the customer, the primary one first."""
+        keys = [email_key(e) for e in (self.email, *self.secondary_emails) if e]
+        return list(dict.fromkeys(keys))
 
     @property
     def search_words(self) -> list[str]:

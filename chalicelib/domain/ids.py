@@ -52,6 +52,7 @@ def next_id(prefix: str, at: datetime | None = None) -> str | None:
 
 
 CUSTOMER = "cus"
+MERGE = "mrg"
 INTERACTION = "int"
 WEBHOOK_SOURCE = "src"
 WEBHOOK_SUBSCRIPTION = "sub"

@@ -28,6 +28,8 @@ def customer_from_item(item: CustomerModel) -> Customer:
         created_at=parse_rfc3339(item.created_at),
         updated_at=parse_rfc3339(item.updated_at),
         version=int(item.version or 0),
+        secondary_emails=tuple(item.secondary_emails or ()),
+        secondary_phones=tuple(item.secondary_phones or ()),
     )
 
 
@@ -50,6 +52,10 @@ def customer_item(customer: Customer) -> CustomerModel:
         updated_at=to_rfc3339(customer.updated_at),
     )
     item.attributes = dict(customer.attributes)
+    if customer.secondary_emails:
+        item.secondary_emails = list(customer.secondary_emails)
+    if customer.secondary_phones:
+        item.secondary_phones = list(customer.secondary_phones)
     if customer.version:
         item.version = customer.version
     return item

@@ -28,8 +28,8 @@ class CustomerTombstones:
         with versioned_transaction(self._region, customer.id) as t:
             t.delete(item)
             t.save(TombstoneModel(customer_pk(customer.id), TOMBSTONE_SK, deleted_at=to_rfc3339(deleted_at)))
-            if customer.email_key:
-                t.delete(EmailLookupModel(email_pk(customer.email_key)))
+            for key in customer.email_keys:
+                t.delete(EmailLookupModel(email_pk(key)))
             for token in token_items(customer):
                 t.delete(token)
             if audit is not None:
@@ -66,8 +66,8 @@ class CustomerTombstones:
             t.delete(item)
             at = to_rfc3339(erased_at)
             t.save(TombstoneModel(customer_pk(customer.id), TOMBSTONE_SK, deleted_at=at, erased_at=at))
-            if customer.email_key:
-                t.delete(EmailLookupModel(email_pk(customer.email_key)))
+            for key in customer.email_keys:
+                t.delete(EmailLookupModel(email_pk(key)))
             for token in token_items(customer):
                 t.delete(token)
             t.save(audit_item(audit))

@@ -20,7 +20,7 @@ from chalicelib.store.customer_search import CustomerLookups
 from chalicelib.store.customer_tombstones import CustomerTombstones
 from chalicelib.store.email_changes import PENDING_EMAIL_CHANGE, PendingAsRead, PendingEmailChanges, withdraw
 from chalicelib.store.keys import PROFILE_SK, customer_pk, email_pk
-from chalicelib.store.models import CustomerModel, EmailLookupModel, NameTokenModel
+from chalicelib.store.models import CustomerModel, EmailLookupModel
 from chalicelib.store.transactions import ITEM_LIMIT, failed_conditions, transaction
 
 __all__ = ["PENDING_EMAIL_CHANGE", "CustomerRepository", "customer_from_item"]
@@ -57,8 +57,8 @@ class CustomerRepository(CustomerLookups, PendingEmailChanges, CustomerTombstone
         try:
             with transaction(self._region) as t:
                 t.save(item, condition=CustomerModel.pk.does_not_exist())
-                if customer.email_key:
-                    _claim_email(t, customer)
+                for key in customer.email_keys:
+                    _claim_email(t, customer.id, key)
                 for token in token_items(customer):
                     t.save(token)
                 _audit_and_also(t, audit, also)
@@ -104,7 +104,7 @@ class CustomerRepository(CustomerLookups, PendingEmailChanges, CustomerTombstone
         if it moved on)."""
         item = customer_item(after)
         item.version = before.version
-        old_tokens = {(t.pk, t.sk) for t in token_items(before)}
+        old_tokens = {_key_of(token) for token in token_items(before)}
         new_tokens = token_items(after)
         # Validation keeps a profile near half the limit; the audit entry holds each changed
         # field twice (before and after), so it is the item that can pass the limit.
@@ -115,20 +115,24 @@ class CustomerRepository(CustomerLookups, PendingEmailChanges, CustomerTombstone
         try:
             with transaction(self._region, too_large) as t:
                 t.save(item)
-                if before.email_key != after.email_key:
-                    if before.email_key:
+                kept = set(after.email_keys)
+                for key in before.email_keys:
+                    if key not in kept:
                         t.delete(
-                            EmailLookupModel(email_pk(before.email_key)),
+                            EmailLookupModel(email_pk(key)),
                             condition=EmailLookupModel.customer_id == before.id,
                         )
-                    if after.email_key:
-                        _claim_email(t, after)
-                if before.search_words != after.search_words:
-                    new_keys = {(t_.pk, t_.sk) for t_ in new_tokens}
-                    for pk, sk in old_tokens - new_keys:
-                        t.delete(NameTokenModel(pk, sk))
+                for key in after.email_keys:
+                    if key not in before.email_keys:
+                        _claim_email(t, after.id, key)
+                new_keys = {_key_of(token) for token in new_tokens}
+                if new_keys != old_tokens:
+                    for token in token_items(before):
+                        if _key_of(token) not in new_keys:
+                            t.delete(token)
                     for token in new_tokens:
-                        t.save(token)
+                        if _key_of(token) not in old_tokens:
+                            t.save(token)
                 _audit_and_also(t, audit, also)
         except TransactWriteError as error:
             self._refuse_if_taken(after, error)
@@ -143,10 +147,15 @@ class CustomerRepository(CustomerLookups, PendingEmailChanges, CustomerTombstone
             raise EmailTaken(customer.email) from error
 
 
-def _claim_email(t: TransactWrite, customer: Customer) -> None:
-    """In `t`: the customer's email lookup entry, conditional on the address being nobody's."""
+def _key_of(item) -> tuple[str, str, str]:
+    """A lookup item's identity: its kind and keys (the kinds share the table)."""
+    return type(item).__name__, item.pk, item.sk
+
+
+def _claim_email(t: TransactWrite, customer_id: str, key: str) -> None:
+    """In `t`: an email lookup entry of the customer, conditional on the address being nobody's."""
     t.save(
-        EmailLookupModel(email_pk(customer.email_key), customer_id=customer.id),
+        EmailLookupModel(email_pk(key), customer_id=customer_id),
         condition=EmailLookupModel.pk.does_not_exist(),
     )
 

@@ -106,3 +106,28 @@ def storable(issuer: str, subject: str) -> bool:
     """Whether the identity's key fits DynamoDB's key limits (an issuer and subject that do not
     can be linked to no one)."""
     return len(identity_key(issuer, subject).encode()) <= MAX_IDENTITY_KEY_BYTES
+
+
+# Duplicates and merges (the merge issue). Under the merged customer, CUSTOMER#<merged>:
+# MERGED, its alias (which customer it now is). Under the survivor: ALIAS#<merged id>, a
+# pointer per id merged into it (chains collapse and erasure follow these, by Query). Under
+# either, while a merge involving it runs: MERGE_RUNNING. The merge itself: MERGE#<id>/MERGE.
+# Two customers recorded as different people: NOT_DUPLICATE#<other id> under each.
+ALIAS_SK = "MERGED"
+ALIAS_PREFIX = "ALIAS#"
+MERGE_RUNNING_SK = "MERGE_RUNNING"
+MERGE_PREFIX = "MERGE#"
+MERGE_SK = "MERGE"
+NOT_DUPLICATE_PREFIX = "NOT_DUPLICATE#"
+
+
+def merge_pk(merge_id: str) -> str:
+    return f"{MERGE_PREFIX}{merge_id}"
+
+
+def alias_pointer_sk(merged_id: str) -> str:
+    return f"{ALIAS_PREFIX}{merged_id}"
+
+
+def not_duplicate_sk(other_id: str) -> str:
+    return f"{NOT_DUPLICATE_PREFIX}{other_id}"

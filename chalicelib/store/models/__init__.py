@@ -30,6 +30,11 @@ holds several item kinds under generic `pk`/`sk` keys:
     SEGMENT#<id>#COUNT#<n>  COUNT           one shard of its member count
     CUSTOMER#<id>       SEGMENT#<segment id>  a membership (sparse GSI by_segment)
     CUSTOMER#<id>       SEGMENTS            the customer's evaluation marker (GSI by_segment_review)
+    MERGE#<merge id>    MERGE               a merge of two customers and its progress (merges.py)
+    CUSTOMER#<merged>   MERGED              the alias a merged customer's id becomes
+    CUSTOMER#<id>       ALIAS#<merged id>   an id merged into this customer
+    CUSTOMER#<id>       MERGE_RUNNING       a running merge involves this customer
+    CUSTOMER#<id>       NOT_DUPLICATE#<other>  staff said the two are different people
 
 Campaigns have two tables (campaigns.py). `campaigns` (stream: a run's INSERT starts it):
 
@@ -128,6 +133,13 @@ from chalicelib.store.models.loyalty import (
     HabitsByDueIndex,
     LoyaltyModel,
 )
+from chalicelib.store.models.merges import (
+    AliasModel,
+    AliasPointerModel,
+    MergeModel,
+    MergeRunningModel,
+    NotDuplicateModel,
+)
 from chalicelib.store.models.segments import (
     BySegmentIndex,
     BySegmentReviewIndex,
@@ -145,6 +157,8 @@ __all__ = [
     "ATTEMPT_LIFETIME_S",
     "RUNNING_JOB_PREFIX",
     "SEED_PREFIX",
+    "AliasModel",
+    "AliasPointerModel",
     "AnonymousAggregatesModel",
     "AnonymousHabitModel",
     "AppliedModel",
@@ -185,7 +199,10 @@ __all__ = [
     "LineItemAttribute",
     "LoyaltyModel",
     "MembershipModel",
+    "MergeModel",
+    "MergeRunningModel",
     "NameTokenModel",
+    "NotDuplicateModel",
     "PairModel",
     "RecipientModel",
     "RunModel",

@@ -46,6 +46,8 @@ class CustomerModel(Model):
     tags = ListAttribute(of=UnicodeAttribute, default=list)
     attributes = MapAttribute(default=dict)
     search_words = ListAttribute(of=UnicodeAttribute, default=list)
+    secondary_emails = ListAttribute(of=UnicodeAttribute, null=True)
+    secondary_phones = ListAttribute(of=UnicodeAttribute, null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     version = VersionAttribute()
