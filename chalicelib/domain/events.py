@@ -111,6 +111,8 @@ def customer_data(image: Mapping) -> dict[str, Any]:
         "created_at": _s(image, "created_at"),
         "updated_at": _s(image, "updated_at"),
         "version": _n(image, "version"),
+        "secondary_emails": _list(image, "secondary_emails"),
+        "secondary_phones": _list(image, "secondary_phones"),
     }
 
 

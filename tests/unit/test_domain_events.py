@@ -98,6 +98,8 @@ SHOWN = {  # the profile as GET /customers/{id} shows it
     "created_at": "2026-05-01T09:00:00.000Z",
     "updated_at": "2026-05-01T09:00:00.000Z",
     "version": 1,
+    "secondary_emails": [],
+    "secondary_phones": [],
 }
 
 
