@@ -15,6 +15,7 @@ from chalicelib.api import (
     interactions,
     jobs,
     me,
+    merges,
     openapi,
     products,
     segments,
@@ -38,7 +39,12 @@ from chalicelib.events import webhooks_out as webhook_out_events
 settings = get_settings()
 app = Chalice(app_name="crm")
 app.api.binary_types = []
-http.configure(authenticate, settings.max_body_bytes, lambda: {"now": wiring.clock.now()})
+http.configure(
+    authenticate,
+    settings.max_body_bytes,
+    lambda: {"now": wiring.clock.now()},
+    lambda customer_id: wiring.merge_repository().resolve(customer_id),
+)
 app.register_middleware(http_middleware(settings.cors_allowed_origins, settings.max_body_bytes), "http")
 
 app.register_blueprint(openapi.bp)
@@ -55,6 +61,7 @@ app.register_blueprint(identities.bp)
 app.register_blueprint(jobs.bp)
 app.register_blueprint(products.bp)
 app.register_blueprint(segments.bp)
+app.register_blueprint(merges.bp)
 app.register_blueprint(campaigns.bp)
 app.register_blueprint(unsubscribe.bp)
 app.register_blueprint(customer_stream.bp)

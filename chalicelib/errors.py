@@ -17,12 +17,19 @@ class CrmError(Exception):
     type_slug = "internal"
 
     def __init__(
-        self, detail: str, *, errors: list[FieldError] | None = None, headers: dict[str, str] | None = None
+        self,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        extensions: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
         self.headers = headers or {}
+        # Members of the problem beside the standard ones (RFC 9457 extensions).
+        self.extensions = extensions or {}
 
 
 class BadRequest(CrmError):
@@ -82,6 +89,24 @@ class MethodNotAllowed(CrmError):
 
 class Conflict(CrmError):
     status, title, type_slug = 409, "Conflict", "conflict"
+
+
+class MergedInto(Conflict):
+    """A write to (or a merge of) a customer id that was merged into another: `merged_into`."""
+
+    type_slug = "merged"
+
+    def __init__(self, detail: str, merged_into: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail, errors=errors, extensions={"merged_into": merged_into})
+
+
+class MovedToSurvivor(CrmError):
+    """A read of a customer id that was merged into another: the same path under that one."""
+
+    status, title, type_slug = 308, "Permanent Redirect", "merged"
+
+    def __init__(self, detail: str, merged_into: str, location: str) -> None:
+        super().__init__(detail, headers={"Location": location}, extensions={"merged_into": merged_into})
 
 
 class PreconditionFailed(CrmError):

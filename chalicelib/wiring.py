@@ -281,6 +281,21 @@ def audit_service():
     return AuditService(audit_repository(), customer_service(), cursor_codec())
 
 
+@lru_cache(maxsize=1)
+def merge_repository():
+    from chalicelib.store.merges import MergeRepository
+
+    customers, _ = repositories()
+    return MergeRepository(customers)
+
+
+def merge_service():
+    from chalicelib.services.merges import MergeService
+
+    customers, _ = repositories()
+    return MergeService(merge_repository(), customers, clock)
+
+
 def order_service():
     from chalicelib.services.orders import OrderService
 

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from chalice import Blueprint, Response
 from pydantic import BaseModel
@@ -25,7 +26,7 @@ from chalicelib.api.requests import (
 )
 from chalicelib.api.responses import problem
 from chalicelib.domain.audit import Actor
-from chalicelib.errors import CrmError, Forbidden, NotLinked
+from chalicelib.errors import CrmError, Forbidden, MergedInto, MovedToSurvivor, NotFound, NotLinked
 
 
 @dataclass(frozen=True)
@@ -92,17 +93,27 @@ def _not_configured(authorization: Any) -> Any:
 _authenticate: Authenticator = _not_configured
 _max_body_bytes = 1024 * 1024
 _validation_context: Callable[[], dict] = dict
+# The customer a merged id now is (None: not merged), asked only when a route of a customer
+# answered 404, so requests that find their customer pay nothing for it.
+AliasResolver = Callable[[str], "str | None"]
+_resolve_alias: AliasResolver = lambda customer_id: None  # noqa: E731
 
 
 def configure(
-    authenticate: Authenticator, max_body_bytes: int, validation_context: Callable[[], dict]
+    authenticate: Authenticator,
+    max_body_bytes: int,
+    validation_context: Callable[[], dict],
+    resolve_alias: AliasResolver | None = None,
 ) -> None:
     """Wire the collaborators in: `validation_context()` gives models what they may need
-    beyond the request, such as the current time."""
-    global _authenticate, _max_body_bytes, _validation_context
+    beyond the request, such as the current time; `resolve_alias(customer_id)` the customer
+    a merged id was merged into."""
+    global _authenticate, _max_body_bytes, _validation_context, _resolve_alias
     _authenticate = authenticate
     _max_body_bytes = max_body_bytes
     _validation_context = validation_context
+    if resolve_alias is not None:
+        _resolve_alias = resolve_alias
 
 
 def api_route(
@@ -185,9 +196,10 @@ def api_route(
                     key,
                     request.raw_body if body is not None else b"",
                     bp.lambda_context,
-                    lambda: view(call, **path_params),
+                    lambda: _merged_or(lambda: view(call, **path_params), path, method, path_params, {}),
                 )
             except CrmError as error:
+                error = _if_merged(error, path, method, path_params, _query_lists(request))
                 answer = problem(error, request.context.get("path"))
                 answer.headers.update(error_headers or {})
                 return answer
@@ -273,8 +285,53 @@ def _run_once(
     return response
 
 
+def _query_lists(request: Any) -> dict[str, list[str]]:
+    params = request.query_params or {}
+    return {name: params.getlist(name) for name in params} if params else {}
+
+
+def _if_merged(
+    error: CrmError, template: str, method: str, path_params: dict[str, str], query: dict[str, list[str]]
+) -> CrmError:
+    """A NotFound of a route under a customer whose id was merged into another: a read is
+    redirected (308) to the same path, and query, under that customer; a write is refused
+    (409). Both name it in `merged_into`. Any other answer is left as it is."""
+    customer_id = path_params.get("customer_id")
+    if not isinstance(error, NotFound) or not customer_id:
+        return error
+    into = _resolve_alias(customer_id)
+    if into is None:
+        return error
+    if method != "GET":
+        return MergedInto(
+            f"Customer {customer_id} was merged into {into}: write to customer {into} instead.", into
+        )
+    values = {name: quote(value, safe="") for name, value in path_params.items()}
+    location = template.format(**{**values, "customer_id": quote(into, safe="")})
+    if query:
+        location += "?" + urlencode(query, doseq=True)
+    return MovedToSurvivor(f"Customer {customer_id} was merged into {into}: see {location}.", into, location)
+
+
+def _merged_or(
+    run: Callable[[], Response], template: str, method: str, path_params: dict[str, str], query: dict
+) -> Response:
+    """`run`, whose NotFound of a merged customer is answered as `_if_merged` says (the
+    answer a keyed POST remembers)."""
+    try:
+        return run()
+    except NotFound as error:
+        merged = _if_merged(error, template, method, path_params, query)
+        if merged is error:
+            raise
+        raise merged from None
+
+
 def _implied_errors(path: str, method: str, roles: tuple[str, ...], query: Any, body: Any) -> set[int]:
     codes = set()
+    if "{customer_id}" in path:
+        # A customer id merged into another: a read is redirected, a write refused.
+        codes.add(308 if method == "GET" else 409)
     if method in _WRITES:
         codes.add(503)  # concurrent writes kept winning (TransactionConflict): Retry-After
         codes.add(400)  # a body where none is taken, or a bad one

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from chalice import Blueprint
@@ -83,17 +84,24 @@ class MyComplaintIn(Strict):
 
 
 def erased_is_gone(view: Callable) -> Callable:
-    """Self-service of an erased customer answers 410 Gone instead of 404. The tombstone is
-    read only when the view found nothing, so other requests pay nothing for it."""
+    """Self-service of an erased customer answers 410 Gone instead of 404; of a customer
+    merged into another (a token issued before the merge), it is the survivor's. The
+    tombstone and the alias are read only when the view found nothing, so other requests pay
+    nothing for them."""
 
     @functools.wraps(view)
     def guarded(call: Call, **path_params: str):
         try:
             return view(call, **path_params)
         except NotFound:
-            if wiring.erasure_service().was_erased(call.principal.subject):
+            subject = call.principal.subject
+            if wiring.erasure_service().was_erased(subject):
                 raise Gone("This customer's personal data was erased.") from None
-            raise
+            survivor = wiring.merge_repository().resolve(subject)
+            if survivor is None:
+                raise
+        as_survivor = replace(call, principal=replace(call.principal, subject=survivor))
+        return view(as_survivor, **path_params)
 
     return guarded
 

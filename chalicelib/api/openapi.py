@@ -56,7 +56,9 @@ HEADERS: dict[str, dict[str, Any]] = {
     },
 }
 
+MERGED_LOCATION = "The same path (and query) under the customer the id was merged into."
 ERRORS: dict[int, str] = {
+    308: "The customer id was merged into another (`merged_into`): the same request at `Location`.",
     400: "The request is invalid: malformed JSON, unknown or bad fields (each one named in `errors`), "
     "bad query parameters or cursor, a malformed `If-Match` or `Idempotency-Key`, a body sent to a "
     "route that takes none (field `body`).",
@@ -64,7 +66,8 @@ ERRORS: dict[int, str] = {
     403: "The token's role may not use this route.",
     404: "No such resource.",
     409: "Conflicts with the current state (a used email, a change racing another one, a status "
-    "transition not allowed, an `Idempotency-Key` still in progress).",
+    "transition not allowed, an `Idempotency-Key` still in progress, a write to a customer id that "
+    "was merged into another: `merged_into`).",
     410: "This customer's personal data was erased; for a confirmation link: it expired, a newer "
     "change replaced it, or the address was set otherwise since.",
     412: "`If-Match` names a version that is no longer current.",
@@ -193,16 +196,26 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
     if success_headers:
         success["headers"] = success_headers
     responses: dict[str, Any] = {str(spec.status): success}
-    for status, model, description in spec.also:
+    for status, model, description, *named in spec.also:
         other: dict[str, Any] = {"description": description, "content": _content(model, components)}
-        if success_headers:
-            other["headers"] = success_headers
+        # A 4th member names the headers of that status, if not those of the main one.
+        other_headers = success_headers if not named else _headers(list(named[0]), required=True)
+        if named and idempotent:
+            other_headers |= _headers(["Idempotent-Replayed"], required=False)
+        if other_headers:
+            other["headers"] = other_headers
         responses[str(status)] = other
     problem = {PROBLEM_JSON: {"schema": {"$ref": REF.format(model="Problem")}}}
     for code in sorted(errors):
         signed = code == 401 and not spec.roles
         error: dict[str, Any] = {"description": SIGNATURE_401 if signed else ERRORS[code], "content": problem}
         error_headers: dict[str, Any] = {}
+        if code == 308:
+            error_headers["Location"] = {
+                **HEADERS["Location"],
+                "description": MERGED_LOCATION,
+                "required": True,
+            }
         if signed:
             error_headers["WWW-Authenticate"] = {**SIGNATURE_CHALLENGE, "required": True}
         elif code == 401:

@@ -27,6 +27,7 @@ def problem(error: CrmError, instance: str | None = None) -> Response:
         body["instance"] = instance
     if error.errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
+    body.update(error.extensions)
     return Response(
         body=json.dumps(body, ensure_ascii=False),
         status_code=error.status,

@@ -177,3 +177,6 @@ class Problem(Out):
     detail: str
     instance: str = Field(description="the path of the request")
     errors: list[ProblemFieldError] | None = None
+    merged_into: str | None = Field(
+        None, description="the customer this id was merged into (a 308 redirect or a 409 of a merged id)"
+    )

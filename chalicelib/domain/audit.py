@@ -18,6 +18,8 @@ PII_FIELDS = frozenset(
         "email",
         "pending_email",  # an address asked for in self-service, before it is confirmed
         "phone",
+        "secondary_emails",  # a merged customer's addresses and numbers (a merge's audit entry)
+        "secondary_phones",
         "identity",  # the sign-in user (Cognito `sub`) linked to the customer
         "attributes",
         "tags",  # free labels staff give a person ("vip-ljubljana", "moved-to-oulu"): personal

@@ -9,6 +9,9 @@ from chalicelib.domain import names
 from chalicelib.domain.contact import email_key
 
 DEFAULT_LOCALE = "en"
+# A profile keeps at most this many secondary addresses and numbers (each from a merge): the
+# profile's transaction writes a lookup item per address, within DynamoDB's 100 items.
+MAX_SECONDARY = 5
 EDITABLE_FIELDS = (
     "name",
     "preferred_name",

@@ -32,6 +32,7 @@ PERSONAL = frozenset(
 )
 PROFILE_SK = "PROFILE"
 TOMBSTONE_SK = "DELETED"
+ALIAS_SK = "MERGED"
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ def events_from_customer_record(
         return _profile_events(record_id, event_name, old, new, at)
     if sk == TOMBSTONE_SK:
         return _tombstone_events(record_id, event_name, old, new, at)
+    if sk == ALIAS_SK:
+        return merged_events(record_id, event_name, new, at)
     if sk and sk.startswith("SEGMENT#") and event_name in ("INSERT", "REMOVE"):
         image = new if event_name == "INSERT" else old
         customer_id = _s(image, "customer_id") or ""
@@ -201,6 +204,22 @@ def _tombstone_events(
     return []
 
 
+def merged_events(record_id: str, event_name: str, new: Mapping | None, at: datetime) -> list[Event]:
+    """A merged customer's alias, written when the merge starts: `customer.merged`, of the
+    survivor (ids and the time only). A chain's collapse rewrites aliases (MODIFY): no event."""
+    if event_name != "INSERT" or new is None:
+        return []
+    survivor_id, merged_id = _s(new, "survivor_id"), _s(new, "merged_id")
+    if not survivor_id or not merged_id:
+        return []
+    data = {
+        "survivor_id": survivor_id,
+        "merged_id": merged_id,
+        "time": _s(new, "merged_at") or to_rfc3339(at),
+    }
+    return [_event(record_id, "customer.merged", at, survivor_id, data)]
+
+
 def interaction_data(image: Mapping) -> dict[str, Any]:
     """An interaction item as GET /customers/{id}/interactions/{interaction_id} shows it."""
     kind = _s(image, "type")
@@ -251,8 +270,11 @@ def events_from_interaction_record(
     record_id: str, event_name: str, old: Mapping | None, new: Mapping | None, at: datetime
 ) -> list[Event]:
     """Events implied by one stream record of the interactions table: a new interaction.
-    (Later writes to one — a purchase's returned quantities — and removals are none.)"""
+    (Later writes to one — a purchase's returned quantities — and removals are none; nor is
+    an interaction a merge moved to the survivor, `merged_from`: it was published when new.)"""
     if event_name != "INSERT" or new is None or _s(new, "type") not in INTERACTION_TYPES:
+        return []
+    if _s(new, "merged_from"):
         return []
     customer_id, interaction_id = _s(new, "customer_id"), _s(new, "id")
     if not customer_id or not interaction_id:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from chalicelib.domain.loyalty.contributions import Contribution
     from chalicelib.domain.loyalty.habits import SkuHabit
     from chalicelib.domain.loyalty.scoring import Score
+    from chalicelib.domain.merges import Merge
     from chalicelib.domain.products import Product
     from chalicelib.domain.segments import Change, Member, Memberships, Progress, Segment
     from chalicelib.store.loyalty import Guard as LoyaltyGuard
@@ -397,3 +398,23 @@ class CoPurchases(Protocol):
     ) -> tuple[list[tuple[str, int]], Key | None]: ...
 
     def popular(self, limit: int) -> list[tuple[str, int]]: ...
+
+
+class MergingCustomers(ProfileReader, Protocol):
+    def erased_at(self, customer_id: str, *, consistent: bool = False) -> str | None: ...
+
+
+class Merges(Protocol):
+    def get(self, merge_id: str, *, consistent: bool = False) -> Merge | None: ...
+
+    def resolve(self, customer_id: str, *, consistent: bool = False) -> str | None: ...
+
+    def running(self, customer_id: str) -> str | None: ...
+
+    def not_duplicates(self, customer_id: str, other_id: str) -> bool: ...
+
+    def counts(self, customer_id: str) -> dict[str, int]: ...
+
+    def start(
+        self, merge: Merge, before: Customer, after: Customer, merged: Customer, audit: AuditEntry
+    ) -> None: ...

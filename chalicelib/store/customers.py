@@ -91,6 +91,19 @@ class CustomerRepository(CustomerLookups, PendingEmailChanges, CustomerTombstone
             PendingAsRead(pending),
         )
 
+    def update_adopting(
+        self,
+        before: Customer,
+        after: Customer,
+        adopted: Customer,
+        audit: AuditEntry,
+        also: Callable[[TransactWrite], None],
+    ) -> Customer:
+        """`update` of a merge's survivor: the addresses of `adopted` (the merged customer)
+        that `after` keeps pass to it, each lookup re-pointed on condition that it is still
+        `adopted`'s; `also` adds the rest of the merge to the same transaction."""
+        return self._update(before, after, audit, also, adopting=adopted)
+
     def _update(
         self,
         before: Customer,
@@ -98,10 +111,11 @@ class CustomerRepository(CustomerLookups, PendingEmailChanges, CustomerTombstone
         audit: AuditEntry | None,
         also: Callable[[TransactWrite], None] | None = None,
         relied_on: PendingAsRead | None = None,
+        adopting: Customer | None = None,
     ) -> Customer:
         """`update`, with what `also` adds to the same transaction; `relied_on`: the pending
         change of address `also` is conditional on (a failure then names PENDING_EMAIL_CHANGE
-        if it moved on)."""
+        if it moved on); `adopting`: a customer whose addresses pass to `after` (a merge)."""
         item = customer_item(after)
         item.version = before.version
         old_tokens = {_key_of(token) for token in token_items(before)}
@@ -122,8 +136,11 @@ class CustomerRepository(CustomerLookups, PendingEmailChanges, CustomerTombstone
                             EmailLookupModel(email_pk(key)),
                             condition=EmailLookupModel.customer_id == before.id,
                         )
+                adopted = set(adopting.email_keys) if adopting else set()
                 for key in after.email_keys:
-                    if key not in before.email_keys:
+                    if key in adopted:
+                        _repoint_email(t, key, adopting.id, after.id)
+                    elif key not in before.email_keys:
                         _claim_email(t, after.id, key)
                 new_keys = {_key_of(token) for token in new_tokens}
                 if new_keys != old_tokens:
@@ -135,15 +152,18 @@ class CustomerRepository(CustomerLookups, PendingEmailChanges, CustomerTombstone
                             t.save(token)
                 _audit_and_also(t, audit, also)
         except TransactWriteError as error:
-            self._refuse_if_taken(after, error)
+            self._refuse_if_taken(after, error, adopting.id if adopting else None)
             if not any(failed_conditions(error)):
                 raise  # not a lost race: no condition failed
             raise self._lost_race(after.id, relied_on) from error
         return customer_from_item(item)
 
-    def _refuse_if_taken(self, customer: Customer, error: TransactWriteError) -> None:
-        """EmailTaken if the failed write was for an address another customer has."""
-        if customer.email_key and self._email_owner(customer.email_key) not in (None, customer.id):
+    def _refuse_if_taken(
+        self, customer: Customer, error: TransactWriteError, adopting: str | None = None
+    ) -> None:
+        """EmailTaken if the failed write was for an address another customer has (but the
+        customer whose addresses it adopts)."""
+        if customer.email_key and self._email_owner(customer.email_key) not in (None, customer.id, adopting):
             raise EmailTaken(customer.email) from error
 
 
@@ -157,6 +177,15 @@ def _claim_email(t: TransactWrite, customer_id: str, key: str) -> None:
     t.save(
         EmailLookupModel(email_pk(key), customer_id=customer_id),
         condition=EmailLookupModel.pk.does_not_exist(),
+    )
+
+
+def _repoint_email(t: TransactWrite, key: str, owner: str, new_owner: str) -> None:
+    """In `t`: an address of `owner` passes to `new_owner`, conditional on it being still `owner`'s."""
+    t.update(
+        EmailLookupModel(email_pk(key)),
+        actions=[EmailLookupModel.customer_id.set(new_owner)],
+        condition=EmailLookupModel.customer_id == owner,
     )
 
 

@@ -109,6 +109,8 @@ ROLE_MATRIX = {
     ("GET", "/webhook-subscriptions/{subscription_id}/deliveries"): {"staff"},
     ("POST", "/webhook-subscriptions/{subscription_id}/deliveries/{delivery_id}/retry"): {"staff"},
     ("POST", "/webhook-subscriptions/{subscription_id}/replay"): {"staff"},
+    ("POST", "/customers/{customer_id}/merge"): {"staff"},
+    ("GET", "/merges/{merge_id}"): {"staff"},
 }
 # Public routes whose path names a resource (not a token): an unknown one is 404.
 NAMED_IN_PATH = {"/webhooks/{source_id}"}

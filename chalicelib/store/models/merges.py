@@ -4,11 +4,24 @@ merge that involves a customer, and two customers recorded as different people."
 
 from __future__ import annotations
 
-from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.attributes import (
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    VersionAttribute,
+)
 from pynamodb.models import Model
 
 from chalicelib.store.keys import ALIAS_SK, MERGE_RUNNING_SK, MERGE_SK
 from chalicelib.store.models.base import TableMeta, settings
+
+
+class LookupKeyAttribute(MapAttribute):
+    """The keys of a lookup item of the customers table (a name-search entry, say)."""
+
+    pk = UnicodeAttribute()
+    sk = UnicodeAttribute()
 
 
 class MergeModel(Model):
@@ -35,6 +48,9 @@ class MergeModel(Model):
     interactions = NumberAttribute(default=0)
     cases = NumberAttribute(default=0)
     audit = NumberAttribute(default=0)
+    # The merged customer's lookup items the start's transaction had no room for (DynamoDB's
+    # 100 items): the job deletes them (step "lookups"). Absent when there are none.
+    stale_lookups = ListAttribute(of=LookupKeyAttribute, null=True)
     version = VersionAttribute()
 
 
