@@ -9,6 +9,10 @@ from chalicelib.domain import names
 from chalicelib.domain.contact import email_key
 
 DEFAULT_LOCALE = "en"
+# A profile's secondary addresses and numbers (kept from merged customers): at most this many
+# of each, so the profile's lookup items stay within one DynamoDB transaction (a merge that
+# would pass it is refused).
+MAX_SECONDARY = 5
 EDITABLE_FIELDS = (
     "name",
     "preferred_name",

@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "customer.updated",
     "customer.deleted",
     "customer.erased",
+    "customer.possible_duplicate",
     "interaction.created",
     "loyalty.tier_changed",
     "case.opened",
