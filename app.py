@@ -8,6 +8,7 @@ from chalicelib.api import (
     campaigns,
     cases,
     customers,
+    duplicates,
     email_confirmations,
     export,
     http,
@@ -50,6 +51,7 @@ app.register_middleware(http_middleware(settings.cors_allowed_origins, settings.
 app.register_blueprint(openapi.bp)
 app.register_blueprint(explorer.bp)
 app.register_blueprint(customers.bp)
+app.register_blueprint(duplicates.bp)
 app.register_blueprint(interactions.bp)
 app.register_blueprint(cases.bp)
 app.register_blueprint(audit.bp)

@@ -94,8 +94,10 @@ PURCHASE = {
 # (figure, design minimum, why)
 MINIMUMS: dict[str, tuple[int, str]] = {
     "create customer": (
-        1,
-        "1 TransactWriteItems: profile + email entry + name entries, atomically",
+        7,
+        "duplicate detection before the write (a Query per number, mailbox and name key, one per "
+        "name word: 5; 1 BatchGetItem of the candidates' profiles) + 1 TransactWriteItems: profile + "
+        "email entry + name entries + detection lookups (+ the possible-duplicates item), atomically",
     ),
     "get customer (with loyalty)": (
         1,

@@ -28,6 +28,7 @@ SECTIONS = (
     "campaigns",
     "scale",
     "backends",
+    "duplicates",
     "package",
     "startup",
     "load",
@@ -54,6 +55,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale-iterations", type=int, default=50)
     parser.add_argument("--stock-iterations", type=int, default=5, help="rounds against stock moto at scale")
     parser.add_argument("--stream-batches", type=int, default=9)
+    parser.add_argument("--duplicates-small", type=int, default=1_000, help="customers, small size")
+    parser.add_argument("--duplicates-large", type=int, default=100_000, help="customers, large size")
     parser.add_argument(
         "--campaign-recipients", type=int, default=1_000, help="members of the campaign's segment"
     )
@@ -136,7 +139,7 @@ def run(args: argparse.Namespace) -> dict:
 
         guarded(results, "coldstart", cold)
     worker = None
-    if only & {"counts", "overhead", "stream", "campaigns", "scale", "backends"}:
+    if only & {"counts", "overhead", "stream", "campaigns", "scale", "backends", "duplicates"}:
         from bench import inprocess, mock
 
         moto = mock.start_moto()
@@ -209,6 +212,17 @@ def run(args: argparse.Namespace) -> dict:
                     return {"moto": on_moto, "local": worker.result()}
 
                 guarded(results, "backends", both)
+            if "duplicates" in only:
+                # Last of the moto sections: it empties the customers table the others loaded.
+                from bench import duplicates
+
+                guarded(
+                    results,
+                    "duplicates",
+                    lambda: duplicates.detection(
+                        http, recorder, args.duplicates_small, args.duplicates_large, log
+                    ),
+                )
         finally:
             if worker is not None:
                 worker.stop()
@@ -387,6 +401,9 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
     rows += stack_rows(results)
     rows += profile_rows(results)
     rows += campaign_rows(results)
+    from bench.duplicates import rows as duplicate_rows
+
+    rows += duplicate_rows(results)
     return rows
 
 

@@ -84,6 +84,8 @@ class Settings:
     # once its next expected purchase is this many days away or less.
     related_min_support: int = 2
     repurchase_window_days: int = 7
+    # A new customer's candidates scoring at least this are its `possible_duplicates`.
+    duplicate_threshold: float = 0.85
 
     @classmethod
     def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Settings:
@@ -141,6 +143,7 @@ class Settings:
             repurchase_window_days=int(
                 env.get("CRM_REPURCHASE_WINDOW_DAYS", defaults.repurchase_window_days)
             ),
+            duplicate_threshold=float(env.get("CRM_DUPLICATE_THRESHOLD", defaults.duplicate_threshold)),
         )
 
 

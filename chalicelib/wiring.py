@@ -39,7 +39,23 @@ def customer_service():
     from chalicelib.services.customers import CustomerService
 
     customers, _ = repositories()
-    return CustomerService(customers, cursor_codec(), clock)
+    return CustomerService(customers, cursor_codec(), clock, duplicates=duplicate_service())
+
+
+@lru_cache(maxsize=1)
+def duplicate_repository():
+    from chalicelib.store.duplicates import DuplicateRepository
+
+    return DuplicateRepository(get_settings().region)
+
+
+def duplicate_service():
+    from chalicelib.services.duplicates import DuplicateService
+
+    customers, _ = repositories()
+    return DuplicateService(
+        duplicate_repository(), customers, cursor_codec(), clock, get_settings().duplicate_threshold
+    )
 
 
 @lru_cache(maxsize=1)

@@ -155,6 +155,14 @@ class CustomerOut(Out):
         }
 
 
+class CustomerCreated(CustomerOut):
+    possible_duplicates: list[str] = Field(
+        description="the ids of the customers this one may be (a duplicate score of at least "
+        "CRM_DUPLICATE_THRESHOLD, default 0.85; see GET /customers/{customer_id}/duplicates), best "
+        "first; [] when none. A `customer.possible_duplicate` event names them with their scores."
+    )
+
+
 class CustomerListQuery(PageQuery):
     email: Email | None = None
     q: Annotated[str, Field(min_length=2, max_length=200)] | None = Field(

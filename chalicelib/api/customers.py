@@ -7,6 +7,7 @@ from chalice import Blueprint
 from chalicelib import wiring
 from chalicelib.api.customer_schemas import (
     CustomerCreate,
+    CustomerCreated,
     CustomerListQuery,
     CustomerOut,
     CustomerPage,
@@ -36,14 +37,16 @@ def _customer_response(
     "POST",
     summary="Create a customer",
     body=CustomerCreate,
-    response=CustomerOut,
+    response=CustomerCreated,
     status=201,
     errors=(409,),
     headers=("Location", "ETag"),
 )
 def create_customer(call: Call):
-    customer = wiring.customer_service().create(call.body.fields(), call.actor)
-    return _customer_response(customer, 201, {"Location": f"/customers/{customer.id}"})
+    created = wiring.customer_service().create_noting_duplicates(call.body.fields(), call.actor)
+    customer = created.customer
+    flagged = {"possible_duplicates": [m.customer_id for m in created.possible_duplicates]}
+    return _customer_response(customer, 201, {"Location": f"/customers/{customer.id}"}, flagged)
 
 
 @api_route(

@@ -33,6 +33,7 @@ PERSONAL = frozenset(
 PROFILE_SK = "PROFILE"
 TOMBSTONE_SK = "DELETED"
 ALIAS_SK = "MERGED"
+POSSIBLE_DUPLICATES_SK = "POSSIBLE_DUPLICATES"
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ def events_from_customer_record(
         return _tombstone_events(record_id, event_name, old, new, at)
     if sk == ALIAS_SK:
         return merged_events(record_id, event_name, new, at)
+    if sk == POSSIBLE_DUPLICATES_SK:
+        return possible_duplicate_events(record_id, event_name, new, at)
     if sk and sk.startswith("SEGMENT#") and event_name in ("INSERT", "REMOVE"):
         image = new if event_name == "INSERT" else old
         customer_id = _s(image, "customer_id") or ""
@@ -218,6 +221,24 @@ def merged_events(record_id: str, event_name: str, new: Mapping | None, at: date
         "time": _s(new, "merged_at") or to_rfc3339(at),
     }
     return [_event(record_id, "customer.merged", at, survivor_id, data)]
+
+
+def possible_duplicate_events(
+    record_id: str, event_name: str, new: Mapping | None, at: datetime
+) -> list[Event]:
+    """The candidates noted with a new customer (written in its creation's transaction):
+    `customer.possible_duplicate`, ids and scores only."""
+    customer_id = _customer_id_of(new)
+    if event_name != "INSERT" or not customer_id:
+        return []
+    found = (new or {}).get("candidates")
+    candidates = [
+        {"customer_id": _s(c, "customer_id"), "score": float(c["score"])}
+        for c in (found if isinstance(found, list) else [])
+        if isinstance(c, dict) and isinstance(c.get("score"), Decimal)
+    ]
+    data = {"customer_id": customer_id, "candidates": candidates}
+    return [_event(record_id, "customer.possible_duplicate", at, customer_id, data)]
 
 
 def interaction_data(image: Mapping) -> dict[str, Any]:

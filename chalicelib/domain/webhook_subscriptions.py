@@ -30,6 +30,7 @@ EVENT_TYPES = (
     "customer.deleted",
     "customer.erased",
     "customer.merged",
+    "customer.possible_duplicate",
     "interaction.created",
     "loyalty.tier_changed",
     "case.opened",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chalicelib.domain import audit, ids, names
@@ -19,6 +20,9 @@ from chalicelib.store.pagination import CursorCodec, Page, page_of
 
 if TYPE_CHECKING:
     from pynamodb.transactions import TransactWrite
+
+    from chalicelib.domain.duplicates import Match
+    from chalicelib.services.duplicates import DuplicateService
 
 
 # A pending change of address that keeps changing under a write is re-read this many times.
@@ -41,6 +45,13 @@ def _email_conflict(email: str | None) -> Conflict:
     )
 
 
+@dataclass(frozen=True)
+class Created:
+    customer: Customer
+    # Who the new customer may be, scoring at least the duplicate threshold, best first.
+    possible_duplicates: tuple[Match, ...] = ()
+
+
 class CustomerService:
     def __init__(
         self,
@@ -48,20 +59,32 @@ class CustomerService:
         cursors: CursorCodec,
         clock: Clock,
         new_id: Callable[[], str] = lambda: ids.new_id(ids.CUSTOMER),
+        duplicates: DuplicateService | None = None,
     ) -> None:
         self._customers = customers
         self._cursors = cursors
         self._clock = clock
         self._new_id = new_id
+        self._duplicates = duplicates
 
     def create(
         self, fields: dict, actor: Actor, also: Callable[[TransactWrite, Customer], None] | None = None
     ) -> Customer:
         """Create a profile; its email (if any) must not belong to anyone else. `also(t,
         customer)` adds to the same transaction (VersionConflict if one of its conditions
-        fails)."""
+        fails). Its likely duplicates are noted with it (see `create_noting_duplicates`)."""
+        return self.create_noting_duplicates(fields, actor, also).customer
+
+    def create_noting_duplicates(
+        self, fields: dict, actor: Actor, also: Callable[[TransactWrite, Customer], None] | None = None
+    ) -> Created:
+        """`create`, answering the customers the new one may be: those scoring at least the
+        duplicate threshold, looked for before the write (its fields are known) and, when there
+        are any, noted in the creation's transaction (their ids and scores: the customers
+        stream publishes them as `customer.possible_duplicate`)."""
         now = self._clock.now()
         customer = Customer(id=self._new_id(), created_at=now, updated_at=now, **fields)
+        flagged = self._duplicates.possible_duplicates(customer) if self._duplicates else []
         record = audit.entry(
             "customer",
             customer.id,
@@ -71,10 +94,18 @@ class CustomerService:
             audit.diff(None, _fields(customer), EDITABLE_FIELDS),
             customer.id,
         )
+
+        def together(t: TransactWrite) -> None:
+            if flagged and self._duplicates is not None:
+                self._duplicates.note(t, customer.id, flagged, now)
+            if also is not None:
+                also(t, customer)
+
         try:
-            return self._customers.add(customer, record, (lambda t: also(t, customer)) if also else None)
+            added = self._customers.add(customer, record, together if (flagged or also) else None)
         except EmailTaken:
             raise _email_conflict(customer.email) from None
+        return Created(added, tuple(flagged))
 
     def get(self, customer_id: str, *, consistent: bool = False) -> Customer:
         """`consistent` before a conditional write: a client holding a fresh ETag never gets

@@ -418,3 +418,19 @@ class Merges(Protocol):
     def start(
         self, merge: Merge, before: Customer, after: Customer, merged: Customer, audit: AuditEntry
     ) -> None: ...
+
+
+class Duplicates(Protocol):
+    """Duplicate detection's lookups and records (store/duplicates.py)."""
+
+    def candidate_ids(self, customer: Customer) -> list[str]: ...
+
+    def not_duplicates(self, customer_id: str) -> set[str]: ...
+
+    def note_candidates(
+        self, t: Transaction, customer_id: str, candidates: Iterable[tuple[str, float]], at: datetime
+    ) -> None: ...
+
+    def record_not_duplicate(
+        self, customer_id: str, other_id: str, at: datetime, recorded_by: str, audit: AuditEntry
+    ) -> bool: ...

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from chalicelib.domain import duplicates
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.customers import Customer
-from chalicelib.store.keys import CUSTOMERS_LIST_PK, PROFILE_SK, customer_pk, name_token_keys
-from chalicelib.store.models import CustomerModel, NameTokenModel
+from chalicelib.store.keys import (
+    CANONICAL_EMAIL_PREFIX,
+    CUSTOMERS_LIST_PK,
+    NAME_KEY_PREFIX,
+    PHONE_PREFIX,
+    PROFILE_SK,
+    customer_pk,
+    name_token_keys,
+)
+from chalicelib.store.models import CustomerModel, MatchKeyModel, NameTokenModel
 
 if TYPE_CHECKING:
     from pynamodb.transactions import TransactWrite
@@ -61,12 +70,24 @@ def customer_item(customer: Customer) -> CustomerModel:
     return item
 
 
-def token_items(customer: Customer) -> list[NameTokenModel]:
+def token_items(customer: Customer) -> list[NameTokenModel | MatchKeyModel]:
+    """The profile's lookup items other than its email addresses': name-search entries (at
+    most names.MAX_INDEXED_WORDS) and duplicate detection's (match_keys)."""
     words = customer.search_words
-    return [
+    tokens: list[NameTokenModel | MatchKeyModel] = [
         NameTokenModel(*name_token_keys(word, customer.id), customer_id=customer.id, words=words)
         for word in words
     ]
+    return tokens + [MatchKeyModel(pk, customer.id, customer_id=customer.id) for pk in match_keys(customer)]
+
+
+def match_keys(customer: Customer) -> list[str]:
+    """Duplicate detection's lookup keys of a profile: one per phone number and canonical
+    address (at most 1 + MAX_SECONDARY of each) and one for the name."""
+    keys = [f"{PHONE_PREFIX}{number}" for number in duplicates.phones(customer)]
+    keys += [f"{CANONICAL_EMAIL_PREFIX}{mailbox}" for mailbox in duplicates.canonical_emails(customer)]
+    name = duplicates.name_key(customer.name)
+    return keys + ([f"{NAME_KEY_PREFIX}{name}"] if name else [])
 
 
 def check_profile_exists(t: TransactWrite, customer_id: str) -> None:

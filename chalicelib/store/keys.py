@@ -131,3 +131,12 @@ def alias_pointer_sk(merged_id: str) -> str:
 
 def not_duplicate_sk(other_id: str) -> str:
     return f"{NOT_DUPLICATE_PREFIX}{other_id}"
+
+
+# Duplicate detection's lookups (non-unique: one item per customer, sk the customer id), kept
+# with the profile like the name-search entries; and under a new customer, the candidates
+# found when it was created (its stream INSERT is `customer.possible_duplicate`).
+PHONE_PREFIX = "PHONE#"
+CANONICAL_EMAIL_PREFIX = "EMAILN#"
+NAME_KEY_PREFIX = "NAMEKEY#"
+POSSIBLE_DUPLICATES_SK = "POSSIBLE_DUPLICATES"

@@ -125,7 +125,7 @@ def _fail_once(monkeypatch, failure: Exception) -> list[int]:
     from chalicelib.services.customers import CustomerService
 
     calls: list[int] = []
-    original = CustomerService.create
+    original = CustomerService.create_noting_duplicates
 
     def create(self, *args, **kwargs):
         calls.append(1)
@@ -133,7 +133,7 @@ def _fail_once(monkeypatch, failure: Exception) -> list[int]:
             raise failure
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(CustomerService, "create", create)
+    monkeypatch.setattr(CustomerService, "create_noting_duplicates", create)
     return calls
 
 
@@ -186,14 +186,14 @@ def test_two_concurrent_requests_with_one_key_run_once(api, monkeypatch):
     from chalicelib.services.customers import CustomerService
 
     entered, release = threading.Event(), threading.Event()
-    original = CustomerService.create
+    original = CustomerService.create_noting_duplicates
 
     def slow_create(self, *args, **kwargs):
         entered.set()
         assert release.wait(10)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(CustomerService, "create", slow_create)
+    monkeypatch.setattr(CustomerService, "create_noting_duplicates", slow_create)
     body = {"name": "Åsa Öberg"}
     replies = {}
     first = threading.Thread(target=lambda: replies.setdefault("first", post_customer(api, body)))

@@ -68,7 +68,7 @@ def test_a_customer_created_before_the_answer_was_lost_is_answered_on_retry_not_
     assert "idempotent-replayed" not in retry.headers
     assert [c["id"] for c in api.get("/customers?limit=50").json["items"]] == [retry.json["id"]]
     stored = api.get(retry.headers["location"]).json
-    assert {k: v for k, v in stored.items() if k != "loyalty"} == retry.json
+    assert {k: v for k, v in stored.items() if k != "loyalty"} | {"possible_duplicates": []} == retry.json
     assert [c["id"] for c in api.get("/customers?email=asa@example.com").json["items"]] == [retry.json["id"]]
     replay = api.post("/customers", body, **keyed())
     assert replay.body == retry.body and replay.headers["idempotent-replayed"] == "true"

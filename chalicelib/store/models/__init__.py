@@ -35,6 +35,10 @@ holds several item kinds under generic `pk`/`sk` keys:
     CUSTOMER#<id>       ALIAS#<merged id>   an id merged into this customer
     CUSTOMER#<id>       MERGE_RUNNING       a running merge involves this customer
     CUSTOMER#<id>       NOT_DUPLICATE#<other>  staff said the two are different people
+    PHONE#<e164>        <customer id>       duplicate detection's lookups (duplicates.py): a number,
+    EMAILN#<canonical>  <customer id>       a mailbox (dots and +tags removed where ignored),
+    NAMEKEY#<words>     <customer id>       a name's folded words, sorted
+    CUSTOMER#<id>       POSSIBLE_DUPLICATES  the candidates found when the customer was created
 
 Campaigns have two tables (campaigns.py). `campaigns` (stream: a run's INSERT starts it):
 
@@ -121,6 +125,7 @@ from chalicelib.store.models.customers import (
     NameTokenModel,
     TombstoneModel,
 )
+from chalicelib.store.models.duplicates import CandidateAttribute, MatchKeyModel, PossibleDuplicatesModel
 from chalicelib.store.models.interactions import ByTypeIndex, InteractionModel, LineItemAttribute
 from chalicelib.store.models.jobs import RUNNING_JOB_PREFIX, JobModel, JobsByCustomerIndex, RunningJobModel
 from chalicelib.store.models.loyalty import (
@@ -178,6 +183,7 @@ __all__ = [
     "ByTypeIndex",
     "CampaignModel",
     "CampaignScheduleModel",
+    "CandidateAttribute",
     "CaseHistoryModel",
     "CaseModel",
     "CasesByAssigneeIndex",
@@ -198,12 +204,14 @@ __all__ = [
     "JobsByCustomerIndex",
     "LineItemAttribute",
     "LoyaltyModel",
+    "MatchKeyModel",
     "MembershipModel",
     "MergeModel",
     "MergeRunningModel",
     "NameTokenModel",
     "NotDuplicateModel",
     "PairModel",
+    "PossibleDuplicatesModel",
     "RecipientModel",
     "RunModel",
     "RunPageModel",
