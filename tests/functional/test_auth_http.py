@@ -111,6 +111,8 @@ ROLE_MATRIX = {
     ("POST", "/webhook-subscriptions/{subscription_id}/replay"): {"staff"},
     ("POST", "/customers/{customer_id}/merge"): {"staff"},
     ("GET", "/merges/{merge_id}"): {"staff"},
+    ("GET", "/customers/{customer_id}/duplicates"): {"staff"},
+    ("POST", "/customers/{customer_id}/not-duplicate"): {"staff"},
 }
 # Public routes whose path names a resource (not a token): an unknown one is 404.
 NAMED_IN_PATH = {"/webhooks/{source_id}"}
