@@ -93,7 +93,10 @@ def interaction_service():
     from chalicelib.services.interactions import InteractionService
 
     customers, interactions = repositories()
-    return InteractionService(interactions, customers, cursor_codec(), clock)
+    # A return to a survivor finds its purchase under an id being merged into it.
+    return InteractionService(
+        interactions, customers, cursor_codec(), clock, merged_into=merge_moves().merged_into
+    )
 
 
 @lru_cache(maxsize=1)
@@ -135,8 +138,11 @@ def loyalty_service():
         loyalty_config(),
         get_settings().base_currency,
         cursor_codec(),
-        # Strongly consistent: the tombstone tells a deleted customer from one that never was.
-        was_deleted=lambda customer_id: customers.was_deleted(customer_id, consistent=True),
+        # Strongly consistent: the tombstone tells a deleted customer from one that never was,
+        # the alias a merged one (whose late records are skipped: their copies count).
+        was_deleted=lambda customer_id: (
+            customers.was_deleted(customer_id, consistent=True) or merge_moves().has_alias(customer_id)
+        ),
     )
 
 
@@ -265,6 +271,30 @@ def erasure_service():
         segments=membership_service(),
         campaign_sends=campaign_send_repository(),
         webhooks=webhook_source_repository(),
+        merges=merge_moves(),
+    )
+
+
+@lru_cache(maxsize=1)
+def merge_moves():
+    from chalicelib.store.merge_moves import MergeMoves
+
+    return MergeMoves(get_settings().region)
+
+
+def merge_job():
+    from chalicelib.services.merge_job import MergeJob
+
+    segments = membership_service()
+    return MergeJob(
+        merge_moves(),
+        clock,
+        job_queue,
+        recommendation_service().withdraw,
+        segments.forget,
+        segments.customers_changed,
+        job_repository(),
+        export_documents,
     )
 
 

@@ -168,6 +168,10 @@ class InteractionOut(Out):
     order_id: str | None = Field(
         None, description="purchase and return from an orders webhook: the shop's id of the order or refund"
     )
+    merged_from: str | None = Field(
+        None,
+        description="moved here by a merge: the id of the customer it was recorded on; null if never moved",
+    )
 
     @classmethod
     def of(cls, i: Interaction) -> dict:
@@ -180,6 +184,7 @@ class InteractionOut(Out):
             "created_at": to_rfc3339(i.created_at),
             "note": i.note,
             "direction": i.direction,
+            "merged_from": i.merged_from,
         }
         if i.currency:
             out["currency"] = i.currency

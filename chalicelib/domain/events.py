@@ -253,6 +253,7 @@ def interaction_data(image: Mapping) -> dict[str, Any]:
         "created_at": _s(image, "created_at"),
         "note": _s(image, "note"),
         "direction": _s(image, "direction") or "inbound",
+        "merged_from": _s(image, "merged_from"),
     }
     currency = _s(image, "currency")
     if currency:

@@ -51,6 +51,8 @@ class Interaction:
     # On a purchase: how many of each SKU have been returned so far.
     returned: dict[str, int] = field(default_factory=dict)
     version: int = 0
+    # Moved here by a merge: the id of the customer it was recorded on (None: never moved).
+    merged_from: str | None = None
 
     @property
     def amount(self) -> Decimal | None:

@@ -48,6 +48,9 @@ def _complaint(record: DynamoDBRecord) -> Interaction | None:
     image = plain_image((raw.get("dynamodb") or {}).get("NewImage")) or {}
     if image.get("type") != "complaint":
         return None
+    if image.get("merged_from") and _has_case(image):
+        # Moved by a merge: its case was opened (under the merged customer) and moves too.
+        return None
     text = {name: value for name, value in image.items() if isinstance(value, str)}
     opened = text.get("occurred_at") or text.get("created_at")
     return Interaction(
@@ -59,6 +62,19 @@ def _complaint(record: DynamoDBRecord) -> Interaction | None:
         created_at=parse_rfc3339(text.get("created_at") or opened),
         severity=text.get("severity"),
         subject=text.get("subject"),
+    )
+
+
+def _has_case(image: dict) -> bool:
+    """Whether the complaint's case exists (its id derives from the complaint's). A complaint
+    moved before its customer's case was opened (its record came after the merge started, and
+    found no profile) has none: it is opened for the survivor then, once like any case."""
+    from chalicelib.domain.cases import case_id_for
+
+    interaction_id = image.get("id")
+    return (
+        isinstance(interaction_id, str)
+        and wiring.case_repository().get(case_id_for(interaction_id)) is not None
     )
 
 

@@ -10,6 +10,9 @@
   removal publishes `customer.deleted`, or `customer.erased` for an erasure (also of a
   customer deleted before: `erased_at` added to the tombstone), never both; either carries
   the customer's id and the time only;
+- a merged customer's deleted profile (an alias `MERGED` written with the removal): no purge,
+  the merge job moves their items to the survivor; a new merge (`MERGE#<id>`): put it on the
+  jobs queue as `{"merge_id"}` (events/jobs.py runs it);
 - a changed loyalty tier: publish `loyalty.tier_changed` on the events queue;
 - a new pending change of email address (a new nonce): ask the follow-up queue to mail its
   confirmation link (`{"type": "email.confirmation", "customer_id", "nonce"}`);
@@ -32,12 +35,13 @@ from chalice import Blueprint
 from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.domain.events import events_from_customer_record
+from chalicelib.domain.merges import RUNNING
 from chalicelib.events.batch import process
 from chalicelib.events.publishing import BatchPublisher
 from chalicelib.events.segments import queue_changes_of_customers
 from chalicelib.observability import logger
 from chalicelib.store.attribute_values import plain_image
-from chalicelib.store.keys import EMAIL_CHANGE_SK, PROFILE_SK
+from chalicelib.store.keys import EMAIL_CHANGE_SK, MERGE_SK, PROFILE_SK
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -77,14 +81,35 @@ def _ask_for_confirmation_mail(data: dict) -> None:
     logger.info("email confirmation asked for", extra={"customer_id": customer_id})
 
 
+def _queue_merge(image: dict) -> None:
+    """A merge just started: its moves run on the jobs queue (services/merge_job.py). Sent
+    again for a redelivered record: a second run of a merge changes nothing."""
+    merge_id = image.get("id")
+    if isinstance(merge_id, str) and image.get("status") == RUNNING:
+        wiring.job_queue().send({"merge_id": merge_id})
+        logger.info("merge queued", extra={"merge_id": merge_id})
+
+
 def _handle(record: DynamoDBRecord, publisher: BatchPublisher) -> None:
     raw = record.raw_event
     data = raw.get("dynamodb") or {}
     keys = plain_image(data.get("Keys")) or {}
     sk = keys.get("sk")
     if raw.get("eventName") == "REMOVE" and sk == PROFILE_SK:
+        customer_id = keys["pk"].split("#", 1)[1]
+        # Strongly consistent: written with the removal. A merged customer's items are moved
+        # to the survivor by the merge job, not purged; its alias publishes customer.merged.
+        if wiring.merge_moves().has_alias(customer_id):
+            logger.info(
+                "merged customer's profile removed: the merge moves the rest",
+                extra={"customer_id": customer_id},
+            )
+            return
         # No event here: the tombstone's record, of the same transaction, publishes it.
-        _purge(keys["pk"].split("#", 1)[1])
+        _purge(customer_id)
+        return
+    if sk == MERGE_SK and raw.get("eventName") == "INSERT":
+        _queue_merge(plain_image(data.get("NewImage")) or {})
         return
     if sk == EMAIL_CHANGE_SK:
         _ask_for_confirmation_mail(data)

@@ -1,5 +1,6 @@
 """Job consumers: `start_jobs` puts each new job of the jobs table's stream on the jobs queue;
-`run_jobs` does one job per invocation (services/jobs.py).
+`run_jobs` does one job per invocation (services/jobs.py), or goes on with a merge's moves for
+a `{"merge_id"}` message (services/merge_job.py; the customers stream queues each new merge).
 
 A job message that fails is received again after a backoff (30 s, 1, 2, 4 minutes); on its
 MAX_RECEIVES-th receive a failure marks the job failed, with the reason, before the message
@@ -63,10 +64,15 @@ def _deadline(context) -> Deadline:
 
 def _run(record: SQSRecord, deadline: Deadline) -> None:
     try:
-        job_id = json.loads(record.body)["job_id"]
-    except (ValueError, KeyError, TypeError):
-        raise BadJobMessage("a job message needs a JSON body with job_id") from None
+        body = json.loads(record.body)
+        merge_id = body.get("merge_id")
+        job_id = body["job_id"] if merge_id is None else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise BadJobMessage("a job message needs a JSON body with job_id or merge_id") from None
     receives = int(record.attributes.approximate_receive_count or 1)
+    if merge_id is not None:
+        _run_merge(str(merge_id), record, receives, deadline)
+        return
     try:
         outcome = wiring.job_service().run(job_id, deadline)
     except Exception as error:
@@ -83,6 +89,24 @@ def _run(record: SQSRecord, deadline: Deadline) -> None:
             back_off(wiring.job_queue(), record, receives)
         raise
     logger.info("job run", extra={"job_id": job_id, "outcome": outcome})
+
+
+def _run_merge(merge_id: str, record: SQSRecord, receives: int, deadline: Deadline) -> None:
+    """A merge's moves (services/merge_job.py), resumed where they stopped. A failure on the
+    last receive leaves the merge running (both customers stay marked: neither can be merged,
+    deleted or erased meanwhile) and its message goes to the dead-letter queue, whose alarm
+    calls for a look: redriving it resumes the merge at the step it stopped in."""
+    try:
+        outcome = wiring.merge_job().run(merge_id, deadline)
+    except Exception as error:
+        extra = {"merge_id": merge_id, "receives": receives, "error": type(error).__name__}
+        if receives >= MAX_RECEIVES:
+            logger.exception("merge job failed: it stays running until its message is redriven", extra=extra)
+        else:
+            logger.warning("merge job attempt failed", extra=extra)
+            back_off(wiring.job_queue(), record, receives)
+        raise
+    logger.info("merge job run", extra={"merge_id": merge_id, "outcome": outcome})
 
 
 @bp.on_sqs_message(queue=get_settings().jobs_queue_name, batch_size=1)

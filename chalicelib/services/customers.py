@@ -178,6 +178,12 @@ class CustomerService:
         customers stream (see chalicelib/events/customer_stream.py)."""
 
         def write(customer: Customer) -> None:
+            merge_id = self._customers.running_merge(customer_id)
+            if merge_id is not None:
+                raise Conflict(
+                    f"Merge {merge_id} of customer {customer_id!r} is running: delete the customer "
+                    f"once it has completed (GET /merges/{merge_id} shows when)."
+                )
             now = self._clock.now()
             record = audit.entry("customer", customer_id, "delete", actor, now, (), customer_id)
             self._customers.delete(customer, now, record)

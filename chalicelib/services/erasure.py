@@ -36,6 +36,12 @@ What happens to each item of an erased customer:
   deliveries are deleted; inbound deliveries (those still waiting on the queue too) are
   stripped to their webhook-id, type, status and times, so a resend of one is answered as
   before and re-creates no one (store/webhook_sources.forget_customer).
+- **ids merged into the customer** (services/merge_job.py moved their data to the customer,
+  so it is erased above): the alias of each (`CUSTOMER#<merged id>`/`MERGED`), whatever is
+  left under it, and the customer's `ALIAS#` pointer to it are deleted, so every merged id
+  answers 404 like an id that never was. An erasure asked for while a merge involving the
+  customer runs waits for it (the job hands itself on, WaitForMerge) and then erases what the
+  merge moved too. The merge items (`MERGE#<id>`: two ids, field sources, counts) stay.
 - **export documents** in the exports bucket (`exports/<customer id>/…`) and the customer's
   export jobs: deleted. The erasure's own job stays, to show that it completed.
 
@@ -61,6 +67,7 @@ from chalicelib.domain.audit import PII_FIELDS, Actor
 from chalicelib.domain.clock import Clock, Deadline
 from chalicelib.domain.jobs import EXPORT
 from chalicelib.errors import Conflict, NotFound
+from chalicelib.services.merge_ports import MergedIds
 from chalicelib.services.ports import (
     AuditTrail,
     CaseRemains,
@@ -75,6 +82,15 @@ from chalicelib.services.versions import retry_lost_races
 
 MAX_ATTEMPTS = 3
 ANONYMOUS = "anon"
+
+
+class WaitForMerge(Exception):
+    """A merge involving the customer is running: the erasure waits until it completes (its
+    job hands itself on), so that it erases what the merge moved as well."""
+
+    def __init__(self, merge_id: str) -> None:
+        super().__init__(merge_id)
+        self.merge_id = merge_id
 
 
 @dataclass(frozen=True)
@@ -104,7 +120,9 @@ class ErasureService:
         segments: Forgetting | None = None,
         campaign_sends: Forgetting | None = None,
         webhooks: Forgetting | None = None,
+        merges: MergedIds | None = None,
     ) -> None:
+        self._merges = merges
         self._webhooks = webhooks
         self._identities = identities
         self._segments = segments
@@ -143,6 +161,12 @@ class ErasureService:
                     return
                 self._loyalty.forget_anonymous_habits(anonymous_id, copied)
                 raise NotFound(f"No customer has the id {customer_id!r}.")
+            merge_id = self._customers.running_merge(customer_id)
+            if merge_id is not None:
+                # The merge's start changes the profile's version: one that starts after this
+                # read fails this erasure's transaction, which reads again and finds it.
+                self._loyalty.forget_anonymous_habits(anonymous_id, copied)
+                raise WaitForMerge(merge_id)
             stored = self._loyalty.get(customer_id, consistent=True)
             now = self._clock.now()
             anonymous = None
@@ -174,6 +198,7 @@ class ErasureService:
     def purge(self, customer_id: str, deadline: Deadline | None = None) -> None:
         """Step 2: delete and scrub what the erased customer left (idempotent; with a
         `deadline`, OutOfTime may stop it between batches: calling again goes on)."""
+        self._forget_merged(customer_id, deadline)
         if self._identities is not None:
             # First: the loyalty purge below removes every item under the customer, the
             # pointers that find the sign-in links included.
@@ -209,6 +234,27 @@ class ErasureService:
         self._documents.delete_all_of(customer_id)
         self._jobs.delete_all_of(customer_id, EXPORT)
         return Purged(erased=False, interactions=removed, cases_closed=closed)
+
+    def _forget_merged(self, customer_id: str, deadline: Deadline | None) -> None:
+        """Every id merged into the erased customer goes too: what a merge moved is erased
+        with the survivor's data; whatever is left under the merged id (and in the stores that
+        name it) is deleted, then its alias and the survivor's pointer to it, last. The id then
+        answers 404 like any unknown id."""
+        if self._merges is None:
+            return
+        for merged_id in self._merges.merged_into(customer_id):
+            if self._identities is not None:
+                self._identities.forget(merged_id)
+            self._leave_segments(merged_id)
+            self._idempotency.forget(merged_id)
+            self._forget_webhooks(merged_id)
+            self._interactions.delete_all_of(merged_id, deadline)
+            self._cases.delete_all_of(merged_id)
+            self._documents.delete_all_of(merged_id)
+            self._jobs.delete_all_of(merged_id, EXPORT)
+            self._merges.forget_merged(customer_id, merged_id)
+            if deadline is not None:
+                deadline.check()
 
     def _leave_segments(self, customer_id: str) -> None:
         # Before the loyalty purge takes the memberships: leaving counts each one down.

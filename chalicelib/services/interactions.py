@@ -15,6 +15,9 @@ from chalicelib.services.ports import Interactions, ProfileReader
 from chalicelib.services.versions import retry_lost_races
 from chalicelib.store.pagination import CursorCodec, Page, page_of
 
+# Ids merged into one customer whose timelines a return looks in for its purchase.
+MAX_MERGED_LOOKED_AT = 10
+
 
 class InteractionService:
     def __init__(
@@ -24,7 +27,9 @@ class InteractionService:
         cursors: CursorCodec,
         clock: Clock,
         new_id: Callable[[datetime], str] = lambda at: ids.new_id(ids.INTERACTION, at),
+        merged_into: Callable[[str], list[str]] = lambda customer_id: [],
     ) -> None:
+        self._merged_into = merged_into
         self._interactions = interactions
         self._customers = customers
         self._cursors = cursors
@@ -98,6 +103,7 @@ class InteractionService:
         purchase = self._interactions.get(ret.customer_id, ret.purchase_id or "")
         if purchase is None:
             self._require_customer(ret.customer_id)
+            purchase = self._purchase_being_merged(ret)
         if purchase is None or purchase.type != "purchase":
             raise Unprocessable(
                 "A return must name a purchase of the same customer.",
@@ -128,6 +134,17 @@ class InteractionService:
                 ],
             )
         return purchase
+
+    def _purchase_being_merged(self, ret: Interaction) -> Interaction | None:
+        """The purchase still under an id being merged into the customer (the merge job moves
+        it soon): the return records its quantities there, conditional on its version, so a
+        move in between fails the write and the retry finds the purchase moved. Read only
+        when the purchase is not the customer's own: a Query of the ids merged into them."""
+        for merged_id in self._merged_into(ret.customer_id)[:MAX_MERGED_LOOKED_AT]:
+            purchase = self._interactions.get(merged_id, ret.purchase_id or "", consistent=True)
+            if purchase is not None:
+                return purchase
+        return None
 
     def get(self, customer_id: str, interaction_id: str) -> Interaction:
         self._require_customer(customer_id)

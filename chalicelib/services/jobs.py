@@ -19,13 +19,16 @@ from chalicelib.domain.clock import Clock, Deadline, OutOfTime
 from chalicelib.domain.jobs import ERASURE, EXPORT, JOB, RUNNING, Job, new_job
 from chalicelib.domain.storage import JobRunning
 from chalicelib.errors import NotFound, ServiceBusy
-from chalicelib.services.erasure import ErasureService
+from chalicelib.services.erasure import ErasureService, WaitForMerge
 from chalicelib.services.ports import Documents, Jobs, ProfileReader, WorkQueue
 from chalicelib.services.versions import retry_lost_races
 
 # An erasure that needs more invocations than this is stopped (failed): it is not making the
 # progress every invocation should (each one deletes at least a batch before it hands on).
 MAX_SLICES = 100
+# An erasure that waits for a merge of its customer to complete looks again this much later
+# (SQS's DelaySeconds allows up to 900).
+MERGE_WAIT_S = 60
 
 DocumentWriter = Callable[[str, Deadline | None], Iterator[str]]
 
@@ -110,8 +113,9 @@ class JobService:
 
     def run(self, job_id: str, deadline: Deadline) -> str:
         """Do the job's work; returns what happened: "skipped" (not running: finished before,
-        or gone), "completed", "failed" (it cannot succeed) or "handed on" (out of time, a new
-        message goes on with it). Other errors are raised: the message is retried."""
+        or gone), "completed", "failed" (it cannot succeed), "handed on" (out of time, a new
+        message goes on with it) or "waiting" (an erasure whose customer is being merged: a
+        delayed message looks again). Other errors are raised: the message is retried."""
         job = self._jobs.get(job_id, consistent=True)
         if job is None or job.status != RUNNING:
             return "skipped"
@@ -130,6 +134,10 @@ class JobService:
             if self._jobs.handed_on(job_id):
                 self._queue().send({"job_id": job_id})
             return "handed on"
+        except WaitForMerge:
+            if self._jobs.handed_on(job_id):
+                self._queue().send({"job_id": job_id}, delay_s=MERGE_WAIT_S)
+            return "waiting"
         except NotFound as error:  # the customer was deleted before the job ran
             self.fail(job_id, f"{error.detail} (deleted before the {job.kind} ran)")
             return "failed"

@@ -148,6 +148,55 @@ class RecommendationService:
             partners = left
         self._once(lambda: self._counts.count_buyer(customer_id, sku, partners), deadline)
 
+    def withdraw(self, customer_id: str, deadline: Deadline | None = None) -> int:
+        """Take back everything a customer's guards counted, guard by guard (a merge does this
+        for the merged customer, whose purchases the survivor's consumer counts again as
+        theirs): each guard goes in the transaction that takes its counts back, so a rerun, or
+        two runs at once, take nothing back twice. Returns the SKUs withdrawn.
+
+        First the PAIRED# chunks: a SKU whose BOUGHT# was never written (its count was cut
+        short) has its chunks' pairs taken back; a counted SKU's chunks go alone. Then each
+        BOUGHT# SKU, smallest first: one buyer, and a pair with every SKU still bought after
+        it, so each pair of the customer's SKUs is taken back once. The guards no longer
+        change (the customer has no profile: the consumer counts nothing more for them), so
+        what a SKU pairs with when its turn comes is the same for every run."""
+        bought, paired = self._counts.guards_of(customer_id)
+        for sku, chunks in sorted(paired.items()):
+            for chunk, partners in sorted(chunks.items()):
+                self._withdrawn(
+                    lambda s=sku, c=chunk, p=partners: self._counts.withdraw_paired(
+                        customer_id, s, c, () if s in bought else p
+                    ),
+                    deadline,
+                )
+        for sku in sorted(bought):
+            partners = sorted(other for other in bought if other > sku)
+            chunks = [
+                partners[n : n + PARTNERS_PER_WRITE] for n in range(0, len(partners), PARTNERS_PER_WRITE)
+            ]
+            last = chunks.pop() if chunks else []
+            done = self._counts.withdrawn_chunks(customer_id, sku) if chunks else set()
+            try:
+                for n, chunk in enumerate(chunks):
+                    if n not in done:
+                        self._withdrawn(
+                            lambda s=sku, n=n, p=chunk: self._counts.withdraw_pairs(customer_id, s, n, p),
+                            deadline,
+                        )
+                self._withdrawn(
+                    lambda s=sku, p=last: self._counts.withdraw_buyer(customer_id, s, p), deadline
+                )
+            except storage.ConditionFailed:
+                continue  # another run withdrew the whole SKU meanwhile
+        return len(bought)
+
+    @staticmethod
+    def _withdrawn(write, deadline: Deadline | None) -> None:
+        if deadline is not None:
+            deadline.check()
+        with contextlib.suppress(storage.AlreadyExists):  # withdrawn by another run, or before
+            write()
+
     @staticmethod
     def _once(write, deadline: Deadline | None) -> None:
         """One guarded write. A SKU's counts are items every first buyer of it writes, so

@@ -22,6 +22,7 @@ from chalicelib.store.keys import (
     POPULAR_SHARDS,
     PRODUCT_PREFIX,
     PROFILE_SK,
+    UNPAIRED_PREFIX,
     customer_pk,
     popular_pk,
 )
@@ -99,6 +100,90 @@ class CoPurchaseRepository:
             if any(failed):
                 raise storage.AlreadyExists(guard.sk) from error
             raise
+
+    # A merge withdraws what the merged customer counted (services/merge_job.py): the
+    # survivor's own consumer counts the moved purchases as any of theirs, so the counts end as
+    # if one customer had made the purchases of both.
+
+    def guards_of(self, customer_id: str) -> tuple[set[str], dict[str, dict[int, set[str]]]]:
+        """The customer's BOUGHT# SKUs and PAIRED# chunks (SKU → chunk → partners), strongly
+        consistent."""
+        bought: set[str] = set()
+        paired: dict[str, dict[int, set[str]]] = {}
+        for item in BoughtModel.query(customer_pk(customer_id), consistent_read=True):
+            if item.sk.startswith(BOUGHT_PREFIX):
+                bought.add(item.sk.removeprefix(BOUGHT_PREFIX))
+            elif item.sk.startswith(PAIRED_PREFIX):
+                sku, _, chunk = item.sk.removeprefix(PAIRED_PREFIX).rpartition("#")
+                paired.setdefault(sku, {})[int(chunk)] = set(item.partners or ())
+        return bought, paired
+
+    def withdrawn_chunks(self, customer_id: str, sku: str) -> set[int]:
+        prefix = f"{UNPAIRED_PREFIX}{sku}#"
+        query = BoughtModel.query(
+            customer_pk(customer_id), BoughtModel.sk.startswith(prefix), consistent_read=True
+        )
+        return {int(item.sk.removeprefix(prefix)) for item in query}
+
+    def withdraw_paired(self, customer_id: str, sku: str, chunk: int, partners: Iterable[str]) -> None:
+        """A PAIRED# chunk goes, and the pairs it counted are taken back (`partners` empty:
+        the chunk belongs to a SKU whose BOUGHT# is withdrawn with all its pairs). Conditional
+        on the chunk's presence: AlreadyExists (withdrawn before) otherwise."""
+        guard = BoughtModel(customer_pk(customer_id), f"{PAIRED_PREFIX}{sku}#{chunk}")
+        self._withdraw(
+            customer_id, sku, sorted(partners), lambda t: t.delete(guard, condition=BoughtModel.pk.exists())
+        )
+
+    def withdraw_pairs(self, customer_id: str, sku: str, chunk: int, partners: Iterable[str]) -> None:
+        """Take back a chunk of the pairs of a BOUGHT# SKU, once (guard UNPAIRED#<sku>#<chunk>):
+        ConditionFailed if the SKU's BOUGHT# is gone (withdrawn whole), AlreadyExists if the
+        chunk was withdrawn."""
+
+        def guarded(t) -> None:
+            t.condition_check(
+                BoughtModel,
+                customer_pk(customer_id),
+                f"{BOUGHT_PREFIX}{sku}",
+                condition=BoughtModel.pk.exists(),
+            )
+            t.save(
+                BoughtModel(customer_pk(customer_id), f"{UNPAIRED_PREFIX}{sku}#{chunk}"),
+                condition=BoughtModel.pk.does_not_exist(),
+            )
+
+        self._withdraw(customer_id, sku, sorted(partners), guarded, checks_bought=True)
+
+    def withdraw_buyer(self, customer_id: str, sku: str, partners: Iterable[str]) -> None:
+        """The SKU's BOUGHT# goes with one of its buyers and the last chunk of its pairs:
+        AlreadyExists if it went before."""
+        guard = BoughtModel(customer_pk(customer_id), f"{BOUGHT_PREFIX}{sku}")
+
+        def guarded(t) -> None:
+            t.delete(guard, condition=BoughtModel.pk.exists())
+            t.update(BuyersModel(product_pk(sku), BUYERS_SK), actions=[BuyersModel.buyers.add(-1)])
+
+        self._withdraw(customer_id, sku, sorted(partners), guarded)
+
+    def _withdraw(
+        self, customer_id: str, sku: str, partners: list[str], guarded, *, checks_bought: bool = False
+    ) -> None:
+        if len(partners) > PARTNERS_PER_WRITE:
+            raise ValueError(f"at most {PARTNERS_PER_WRITE} partners a transaction")
+        try:
+            with transaction(self._region) as t:
+                guarded(t)
+                for one, other in [(sku, p) for p in partners] + [(p, sku) for p in partners]:
+                    t.update(
+                        PairModel(product_pk(one), f"{PAIR_PREFIX}{other}"),
+                        actions=[PairModel.co_purchases.add(-1)],
+                    )
+        except TransactWriteError as error:
+            failed = failed_conditions(error)
+            if not any(failed):
+                raise
+            if checks_bought and failed[0]:  # condition checks come first: the BOUGHT# is gone
+                raise storage.ConditionFailed(customer_id) from error
+            raise storage.AlreadyExists(sku) from error
 
     def buyers(self, skus: Iterable[str]) -> dict[str, int]:
         """The distinct buyers of each SKU (absent: none), in one BatchGetItem."""

@@ -13,8 +13,21 @@ from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.customers import Customer
 from chalicelib.store.audit import audit_item
 from chalicelib.store.customer_items import customer_item, token_items
-from chalicelib.store.keys import ANONYMOUS_PREFIX, LOYALTY_SK, TOMBSTONE_SK, customer_pk, email_pk
-from chalicelib.store.models import AnonymousAggregatesModel, EmailLookupModel, LoyaltyModel, TombstoneModel
+from chalicelib.store.keys import (
+    ANONYMOUS_PREFIX,
+    LOYALTY_SK,
+    MERGE_RUNNING_SK,
+    TOMBSTONE_SK,
+    customer_pk,
+    email_pk,
+)
+from chalicelib.store.models import (
+    AnonymousAggregatesModel,
+    EmailLookupModel,
+    LoyaltyModel,
+    MergeRunningModel,
+    TombstoneModel,
+)
 from chalicelib.store.transactions import failed_conditions, transaction, versioned_transaction
 
 
@@ -24,8 +37,16 @@ class CustomerTombstones:
     _region: str
 
     def delete(self, customer: Customer, deleted_at: datetime, audit: AuditEntry | None = None) -> None:
+        """Delete the profile at its version while no merge involving it runs (a merge that
+        starts first changes the version: VersionConflict, and the caller reads the marker)."""
         item = customer_item(customer)
         with versioned_transaction(self._region, customer.id) as t:
+            t.condition_check(
+                MergeRunningModel,
+                customer_pk(customer.id),
+                MERGE_RUNNING_SK,
+                condition=MergeRunningModel.pk.does_not_exist(),
+            )
             t.delete(item)
             t.save(TombstoneModel(customer_pk(customer.id), TOMBSTONE_SK, deleted_at=to_rfc3339(deleted_at)))
             for key in customer.email_keys:
@@ -112,6 +133,16 @@ class CustomerTombstones:
             return set()
         found = TombstoneModel.batch_get(keys, consistent_read=True)
         return {item.pk.split("#", 1)[1] for item in found if item.erased_at}
+
+    def running_merge(self, customer_id: str) -> str | None:
+        """The id of a running merge that involves the customer (either side), if any:
+        strongly consistent, for the deletion and erasure that must wait for it."""
+        try:
+            return MergeRunningModel.get(
+                customer_pk(customer_id), MERGE_RUNNING_SK, consistent_read=True
+            ).merge_id
+        except DoesNotExist:
+            return None
 
     def was_deleted(self, customer_id: str, *, consistent: bool = False) -> bool:
         try:

@@ -40,7 +40,11 @@ def _to_domain(item: InteractionModel) -> Interaction:
         order_id=item.order_id,
         returned={k: int(v) for k, v in (item.returned.as_dict() if item.returned else {}).items()},
         version=int(item.version or 0),
+        merged_from=item.merged_from,
     )
+
+
+interaction_from_item = _to_domain
 
 
 def interaction_item(interaction: Interaction) -> InteractionModel:
@@ -62,6 +66,7 @@ def interaction_item(interaction: Interaction) -> InteractionModel:
         campaign_id=interaction.campaign_id,
         run_id=interaction.run_id,
         order_id=interaction.order_id,
+        merged_from=interaction.merged_from,
     )
     if interaction.currency:
         item.currency = interaction.currency

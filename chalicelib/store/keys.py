@@ -32,6 +32,8 @@ IDENTITY_PREFIX = "IDENTITY#"
 # anonymous counts under PRODUCT#<sku> (BUYERS, PAIR#<other sku>).
 BOUGHT_PREFIX = "BOUGHT#"
 PAIRED_PREFIX = "PAIRED#"
+# A merge's guard under the merged customer: a chunk of a BOUGHT# SKU's pairs taken back.
+UNPAIRED_PREFIX = "UNPAIRED#"
 PRODUCT_PREFIX = "PRODUCT#"
 BUYERS_SK = "BUYERS"
 PAIR_PREFIX = "PAIR#"

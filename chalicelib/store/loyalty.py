@@ -25,6 +25,7 @@ from chalicelib.domain.loyalty.contributions import Contribution
 from chalicelib.domain.loyalty.habits import SkuHabit
 from chalicelib.domain.loyalty.scoring import Score
 from chalicelib.store.customers import customer_from_item
+from chalicelib.store.keys import ALIAS_PREFIX
 from chalicelib.store.loyalty_items import (
     Guard,
     GuardKey,
@@ -357,9 +358,10 @@ class LoyaltyRepository:
         with AppliedModel.batch_write() as batch:
             for item in AppliedModel.query(customer_pk(customer_id), attributes_to_get=["pk", "sk"]):
                 # The tombstone and the audit trail outlive the customer's data; idempotency
-                # pointers go with the records they name (store/idempotency.py).
+                # pointers go with the records they name (store/idempotency.py); the pointers
+                # to ids merged into the customer stay for an erasure, which forgets those ids.
                 if item.sk in (PROFILE_SK, TOMBSTONE_SK) or item.sk.startswith(
-                    (AUDIT_PREFIX, IDEMPOTENCY_PREFIX)
+                    (AUDIT_PREFIX, IDEMPOTENCY_PREFIX, ALIAS_PREFIX)
                 ):
                     continue
                 batch.delete(item)

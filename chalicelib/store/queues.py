@@ -45,8 +45,10 @@ class SqsEventPublisher(_Queue):
 class SqsWorkQueue(_Queue):
     """A queue of work messages with JSON bodies."""
 
-    def send(self, body: dict) -> None:
-        self._client.send_message(QueueUrl=self._url, MessageBody=json.dumps(body, sort_keys=True))
+    def send(self, body: dict, delay_s: int = 0) -> None:
+        """`delay_s`: the message is received no sooner (at most 900 s, SQS's DelaySeconds)."""
+        extra = {"DelaySeconds": delay_s} if delay_s else {}
+        self._client.send_message(QueueUrl=self._url, MessageBody=json.dumps(body, sort_keys=True), **extra)
 
     def send_many(self, bodies: Iterable[dict]) -> None:
         """In SendMessageBatch requests of 10; any entry SQS refuses is an error (the caller's

@@ -104,3 +104,32 @@ class NotDuplicateModel(Model):
     other_id = UnicodeAttribute()
     recorded_at = UnicodeAttribute()
     recorded_by = UnicodeAttribute()
+
+
+class MergeProgressModel(Model):
+    """The merge item (MergeModel's) as the merge job writes it: its step, status and counters,
+    without the version, so that counting a move (ADD) and advancing the step (conditional on
+    the step read) never bump or check the version the request wrote it with."""
+
+    class Meta(TableMeta):
+        table_name = settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default=MERGE_SK)
+    status = UnicodeAttribute()
+    step = UnicodeAttribute()
+    completed_at = UnicodeAttribute(null=True)
+    interactions = NumberAttribute(default=0)
+    cases = NumberAttribute(default=0)
+    audit = NumberAttribute(default=0)
+
+
+class PartitionItemModel(Model):
+    """Any item of the customers table by its keys: what is left under a merged customer's
+    partition, read keys only and deleted or moved by kind."""
+
+    class Meta(TableMeta):
+        table_name = settings.customers_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)

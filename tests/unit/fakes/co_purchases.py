@@ -70,3 +70,44 @@ class FakeCoPurchases:
 
     def popular(self, limit: int) -> list[tuple[str, int]]:
         return sorted(self.buyer_counts.items(), key=lambda row: (-row[1], row[0]))[:limit]
+
+    # A merge's withdrawal of what a customer counted (store/co_purchases.py's part).
+
+    def guards_of(self, customer_id: str) -> tuple[set[str], dict[str, dict[int, set[str]]]]:
+        paired: dict[str, dict[int, set[str]]] = {}
+        for (c, key), partners in self.guards.items():
+            if c == customer_id and key.startswith("PART#"):
+                sku, _, chunk = key[5:].rpartition("#")
+                paired.setdefault(sku, {})[int(chunk)] = set(partners)
+        return self.bought(customer_id), paired
+
+    def withdrawn_chunks(self, customer_id: str, sku: str) -> set[int]:
+        prefix = f"UNPAIRED#{sku}#"
+        return {int(k[len(prefix) :]) for (c, k) in self.guards if c == customer_id and k.startswith(prefix)}
+
+    def _take_back(self, sku: str, partners: Iterable[str]) -> None:
+        partners = sorted(partners)
+        assert len(partners) <= PARTNERS_PER_WRITE
+        self.writes += 1
+        for other in partners:
+            for pair in ((sku, other), (other, sku)):
+                self.pair_counts[pair] -= 1
+
+    def withdraw_paired(self, customer_id: str, sku: str, chunk: int, partners: Iterable[str]) -> None:
+        if self.guards.pop((customer_id, f"PART#{sku}#{chunk}"), None) is None:
+            raise storage.AlreadyExists(sku)
+        self._take_back(sku, partners)
+
+    def withdraw_pairs(self, customer_id: str, sku: str, chunk: int, partners: Iterable[str]) -> None:
+        if (customer_id, f"HEAD#{sku}") not in self.guards:
+            raise storage.ConditionFailed(customer_id)
+        if (customer_id, f"UNPAIRED#{sku}#{chunk}") in self.guards:
+            raise storage.AlreadyExists(sku)
+        self.guards[(customer_id, f"UNPAIRED#{sku}#{chunk}")] = set()
+        self._take_back(sku, partners)
+
+    def withdraw_buyer(self, customer_id: str, sku: str, partners: Iterable[str]) -> None:
+        if self.guards.pop((customer_id, f"HEAD#{sku}"), None) is None:
+            raise storage.AlreadyExists(sku)
+        self.buyer_counts[sku] -= 1
+        self._take_back(sku, partners)

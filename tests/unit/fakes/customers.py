@@ -21,6 +21,7 @@ class FakeCustomers:
         self.emails: dict[str, str] = {}  # email key -> customer id
         self.tombstones: dict[str, dict[str, str | None]] = {}
         self.changes: dict[str, EmailChange] = {}
+        self.merges_running: dict[str, str] = {}  # customer id -> merge id
         self.anonymous: dict[str, dict] = {}
         self.audit = audit
         self.rivals = Rivals()
@@ -36,6 +37,9 @@ class FakeCustomers:
 
     def was_deleted(self, customer_id: str, *, consistent: bool = False) -> bool:
         return customer_id in self.tombstones
+
+    def running_merge(self, customer_id: str) -> str | None:
+        return self.merges_running.get(customer_id)
 
     def erased_at(self, customer_id: str, *, consistent: bool = False) -> str | None:
         return self.tombstones.get(customer_id, {}).get("erased_at")

@@ -192,9 +192,11 @@ class FakeMailer:
 class FakeQueue:
     def __init__(self) -> None:
         self.messages: list[dict] = []
+        self.delays: list[int] = []
 
-    def send(self, body: dict) -> None:
+    def send(self, body: dict, delay_s: int = 0) -> None:
         self.messages.append(body)
+        self.delays.append(delay_s)
 
     def send_many(self, bodies) -> None:
         self.messages.extend(bodies)

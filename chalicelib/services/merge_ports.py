@@ -1,0 +1,49 @@
+"""What the merge job and the erasure's cascade need of storage (store/merge_moves.py): the
+merges' Protocols, apart from ports.py as the campaigns' are (campaign_ports.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from chalicelib.domain.merges import Merge
+
+
+class MergeMoving(Protocol):
+    """The merge job's moves (store/merge_moves.py): each returns how many items it moved."""
+
+    def get(self, merge_id: str) -> Merge | None: ...
+
+    def advance(self, merge_id: str, step: str, to: str) -> bool: ...
+
+    def complete(self, merge: Merge, step: str, at: datetime) -> bool: ...
+
+    def move_interactions(self, merge: Merge) -> int: ...
+
+    def move_cases(self, merge: Merge) -> int: ...
+
+    def move_audit(self, merge: Merge) -> int: ...
+
+    def move_identities(self, merge: Merge) -> int: ...
+
+    def move_idempotency_pointers(self, merge: Merge) -> int: ...
+
+    def move_webhook_items(self, merge: Merge) -> int: ...
+
+    def collapse_aliases(self, merge: Merge) -> int: ...
+
+    def remains(self, customer_id: str) -> Iterable[str]: ...
+
+    def move_not_duplicate(self, merge: Merge, sk: str) -> None: ...
+
+    def delete_items(self, customer_id: str, sks: list[str]) -> int: ...
+
+
+class MergedIds(Protocol):
+    """The ids merged into a customer, and forgetting one (the erasure's cascade)."""
+
+    def merged_into(self, customer_id: str) -> list[str]: ...
+
+    def forget_merged(self, survivor_id: str, merged_id: str) -> int: ...
