@@ -24,9 +24,10 @@ Steps:
 5. co_purchases: what the merged customer's guards counted is withdrawn
    (services/recommendations.withdraw), so the counts end as the survivor's alone would be.
 6. segments: the merged customer leaves every segment; the survivor is evaluated again.
-7. remains: the rest of the merged customer's partition (loyalty aggregates, guards and
-   habits, a pending change of email address, duplicate suggestions, its export jobs and
-   documents) is deleted; "not the same person as X" moves to the survivor. The alias stays.
+7. remains: the merged profile's lookup items the start had no room for (`stale_lookups`),
+   and the rest of the merged customer's partition (loyalty aggregates, guards and habits, a
+   pending change of email address, duplicate suggestions, its export jobs and documents)
+   are deleted; "not the same person as X" moves to the survivor. The alias stays.
 8. sweep: interactions and cases again (a write committed just before the start).
 9. complete: the merge `completed`, both markers deleted, in one transaction.
 """
@@ -168,6 +169,7 @@ class MergeJob:
         self._moves.collapse_aliases(merge)
 
     def _remains(self, merge: Merge, deadline: Deadline) -> None:
+        self._moves.delete_stale_lookups(merge.id)
         doomed: list[str] = []
         again = False
         for sk in self._moves.remains(merge.merged_id):

@@ -364,6 +364,19 @@ class MergeMoves:
                 )
         item.delete()
 
+    def delete_stale_lookups(self, merge_id: str) -> int:
+        """The merged profile's lookup items the start's transaction had no room for (named in
+        the merge): each is keyed by the merged id, so none can be another customer's."""
+        try:
+            item = MergeModel.get(merge_pk(merge_id), MERGE_SK, consistent_read=True)
+        except DoesNotExist:
+            return 0
+        keys = [(key.pk, key.sk) for key in item.stale_lookups or ()]
+        with PartitionItemModel.batch_write() as batch:
+            for pk, sk in keys:
+                batch.delete(PartitionItemModel(pk, sk))
+        return len(keys)
+
     def delete_items(self, customer_id: str, sks: list[str]) -> int:
         with PartitionItemModel.batch_write() as batch:
             for sk in sks:

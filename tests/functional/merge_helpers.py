@@ -1,31 +1,31 @@
-"""What the merge tests share: asking for a merge, and the end of a merge's job, written
-directly (the job, services/merge_job.py, is another part of the merge issue)."""
+"""What the merge tests share: asking for a merge, running its job, recording two customers as
+different people — each through the public route or the job's consumer."""
 
 from __future__ import annotations
 
-from chalicelib.store.keys import MERGE_RUNNING_SK, MERGE_SK, customer_pk, merge_pk, not_duplicate_sk
-from chalicelib.store.models import MergeModel, MergeRunningModel, NotDuplicateModel
+from chalicelib.domain.clock import Deadline
+
+# The job's time in a test: a merge of a test's few items never runs out of it.
+JOB_SECONDS = 300.0
 
 
 def merge(api, survivor_id: str, merged_id: str, **options):
     return api.post(f"/customers/{survivor_id}/merge", {"merge_id": merged_id, **options})
 
 
+def start(api, survivor_id: str, merged_id: str, **options) -> str:
+    """POST /customers/{survivor}/merge, which must start the merge; returns its id."""
+    reply = merge(api, survivor_id, merged_id, **options)
+    assert reply.status == 202, reply.json
+    return reply.json["id"]
+
+
 def finish(merge_id: str) -> None:
-    """The job's last step: the merge completed, neither customer marked any longer."""
-    item = MergeModel.get(merge_pk(merge_id), MERGE_SK)
-    item.update(actions=[MergeModel.status.set("completed"), MergeModel.completed_at.set(item.created_at)])
-    for customer_id in (item.survivor_id, item.merged_id):
-        MergeRunningModel(customer_pk(customer_id), MERGE_RUNNING_SK).delete()
+    """Run the merge's job to its end (what the jobs queue's consumer does with its message)."""
+    from chalicelib import wiring
+
+    assert wiring.merge_job().run(merge_id, Deadline(JOB_SECONDS)) == "completed"
 
 
-def record_not_duplicates(a: str, b: str) -> None:
-    """What POST /customers/{id}/not-duplicate writes (the detection part of the issue)."""
-    for one, other in ((a, b), (b, a)):
-        NotDuplicateModel(
-            customer_pk(one),
-            not_duplicate_sk(other),
-            other_id=other,
-            recorded_at="2026-06-01T12:00:00.000Z",
-            recorded_by="staff-1",
-        ).save()
+def record_not_duplicates(api, a: str, b: str) -> None:
+    assert api.post(f"/customers/{a}/not-duplicate", {"customer_id": b}).status == 204

@@ -166,7 +166,7 @@ def test_an_erased_customer_is_409(api, pump, pair):
 
 def test_customers_recorded_as_different_people_merge_only_with_force(api, pair):
     survivor, merged = pair
-    record_not_duplicates(survivor["id"], merged["id"])
+    record_not_duplicates(api, survivor["id"], merged["id"])
     assert_problem(merge(api, survivor["id"], merged["id"]), 409, "force")
     assert_problem(merge(api, survivor["id"], merged["id"], dry_run=True), 409, "force")
     assert merge(api, survivor["id"], merged["id"], force=True).status == 202

@@ -1,5 +1,5 @@
-"""The merge job end to end: a merge's start (tests/merge_start.py, as the merge route writes
-it), then the customers stream queues the job, the jobs queue runs its steps, and the
+"""The merge job end to end: a merge's start (POST /customers/{survivor}/merge), then the
+customers stream queues the job, the jobs queue runs its steps, and the
 interactions stream applies what moved. Everything of the merged customer ends with the
 survivor: loyalty and habits equal the aggregates of the union computed from scratch, the
 co-purchase counts are those of one buyer, one case per complaint, the audit trail moved."""
@@ -17,8 +17,8 @@ from chalicelib.domain.loyalty.aggregates import from_scratch
 from chalicelib.domain.loyalty.contributions import contribution_of
 from chalicelib.local.lambda_events import LambdaContext, lambda_sqs_record
 from tests.functional.conftest import Api, assert_problem, bulk_interactions
+from tests.functional.merge_helpers import start
 from tests.integration.streams import stream_records
-from tests.merge_start import start_merge
 
 T0 = datetime(2026, 9, 1, 10, 0, tzinfo=UTC)
 
@@ -134,7 +134,7 @@ def test_a_merge_moves_everything_to_the_survivor_and_loyalty_is_that_of_the_uni
     theirs = {i["id"]: i for i in api.walk(f"/customers/{merged}/interactions", 50)}
     assert len(theirs) >= 6  # with the case's acknowledgement message
     audited = [sk for sk in _partition(merged) if sk.startswith("AUDIT#")]  # the profile's, the case's
-    merge_id = start_merge(survivor, merged)
+    merge_id = start(api, survivor, merged)
     pump.drain()  # the job (queued by the customers stream), then the moves' stream records
 
     merge = _merge(merge_id)
@@ -190,7 +190,7 @@ def test_the_merged_customers_late_stream_records_are_skipped_not_failed(api, ch
     merged = api.create_customer(name="Jyrki Makela")["id"]
     _purchase(api, merged, 1, _line("SAUNA", "30.00"))
     pump.drain()
-    start_merge(survivor, merged)
+    start(api, survivor, merged)
     pump.drain()
 
     removals = [
@@ -211,7 +211,7 @@ def test_a_return_to_the_survivor_finds_its_purchase_still_under_the_merged_id(a
     merged = api.create_customer(name="Ana Horvát")["id"]
     purchase = _purchase(api, merged, 1, _line("CAJ", "4.50", 3))
     pump.drain()
-    merge_id = start_merge(survivor, merged)  # the job has not run yet: the purchase is still there
+    merge_id = start(api, survivor, merged)  # the job has not run yet: the purchase is still there
 
     returned = _return(api, survivor, purchase, 2, _line("CAJ", "4.50", 2))
     assert returned["customer_id"] == survivor and returned["purchase_id"] == purchase["id"]
@@ -291,7 +291,7 @@ def test_a_merge_interrupted_midway_resumes_when_redelivered_with_exact_counts(a
     survivor = api.create_customer(name="Pirkko Järvinen")["id"]
     merged = api.create_customer(name="Pirkko Jarvinen")["id"]
     bulk_interactions(merged, 60)
-    merge_id = start_merge(survivor, merged)
+    merge_id = start(api, survivor, merged)
     record = _message({"merge_id": merge_id})
 
     original = MergeMoves.move_audit
@@ -322,7 +322,7 @@ def test_a_merge_out_of_time_hands_itself_on(api, chalice_app):
     survivor = api.create_customer(name="Matti Virtanen")["id"]
     merged = api.create_customer(name="Matti Virtanén")["id"]
     bulk_interactions(merged, 60)
-    merge_id = start_merge(survivor, merged)
+    merge_id = start(api, survivor, merged)
 
     assert _deliver(chalice_app, _message({"merge_id": merge_id}), seconds=0.001)
     assert _merge(merge_id).status == "running"
@@ -344,7 +344,7 @@ def test_two_runs_of_one_merge_at_once_end_in_the_same_state_with_exact_counts(a
     survivor = api.create_customer(name="Liisa Mäki")["id"]
     merged = api.create_customer(name="Liisa Maki")["id"]
     bulk_interactions(merged, 120)
-    merge_id = start_merge(survivor, merged)
+    merge_id = start(api, survivor, merged)
     job = wiring.merge_job()
     with ThreadPoolExecutor(2) as pool:
         outcomes = list(pool.map(lambda _: job.run(merge_id, Deadline(120)), range(2)))
@@ -359,7 +359,7 @@ def test_two_runs_of_one_merge_at_once_end_in_the_same_state_with_exact_counts(a
 def test_a_customer_being_merged_cannot_be_deleted_until_the_merge_completes(api, pump):
     survivor = api.create_customer(name="Åsa Öberg")["id"]
     merged = api.create_customer(name="Asa Oberg")["id"]
-    merge_id = start_merge(survivor, merged)
+    merge_id = start(api, survivor, merged)
     problem = assert_problem(api.delete(f"/customers/{survivor}"), 409)
     assert merge_id in problem["detail"]
     pump.drain()
@@ -371,9 +371,9 @@ def test_erasing_the_survivor_erases_the_ids_merged_into_it(api, pump):
     second = api.create_customer(name="Spela Novak")["id"]
     survivor = api.create_customer(name="Špela Nováková")["id"]
     _purchase(api, first, 1, _line("MED", "8.00"))
-    start_merge(second, first)
+    start(api, second, first)
     pump.drain()
-    start_merge(survivor, second)  # a chain: first → second → survivor
+    start(api, survivor, second)  # a chain: first → second → survivor
     pump.drain()
     from chalicelib import wiring
 
@@ -398,7 +398,7 @@ def test_an_erasure_asked_for_during_a_merge_waits_for_it_then_erases_what_moved
     survivor = api.create_customer(name="Ingegärd Pålsson")["id"]
     merged = api.create_customer(name="Ingegard Palsson")["id"]
     _purchase(api, merged, 1, _line("KAFFE"))
-    merge_id = start_merge(survivor, merged)
+    merge_id = start(api, survivor, merged)
     job = api.post(f"/customers/{survivor}/erase").json
     monkeypatch.setattr(jobs, "MERGE_WAIT_S", 0)
 
@@ -428,17 +428,13 @@ def _events_taken_off_the_queue() -> list[dict]:
     return events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the suppression of moved interactions (domain/events.py) is H2a's hunk: drop this once merged",
-)
 def test_moved_interactions_publish_no_interaction_created(api, pump):
     survivor = api.create_customer(name="Juan dela Cruz")["id"]
     merged = api.create_customer(name="Juan Dela Cruz")["id"]
     _post(api, merged, {"type": "inquiry", "channel": "chat", "note": "Kumusta?"})
     pump.drain()
     assert "interaction.created" in {e["type"] for e in _events_taken_off_the_queue()}
-    start_merge(survivor, merged)
+    start(api, survivor, merged)
     pump.drain()
     assert "interaction.created" not in {e["type"] for e in _events_taken_off_the_queue()}
 
@@ -471,7 +467,7 @@ def test_what_points_at_the_merged_customer_points_at_the_survivor_after_the_mer
     assert pointers
     pump.drain()
 
-    start_merge(survivor, merged)
+    start(api, survivor, merged)
     pump.drain()
 
     assert wiring.identity_repository().customer_for("https://idp.example", "sub-aino") == survivor
