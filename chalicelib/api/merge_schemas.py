@@ -23,6 +23,11 @@ FIELDS_SCHEMA = {
 }
 
 
+def _in_order(sources: dict[str, str]) -> dict[str, str]:
+    """The sources in the order of SOURCED (a stored map comes back in any order)."""
+    return {name: sources[name] for name in SOURCED if name in sources}
+
+
 class MergeIn(Strict):
     merge_id: Annotated[
         str, Field(min_length=1, max_length=64, description="the customer to merge into this one")
@@ -66,7 +71,7 @@ class MergeOut(Out):
             "merged_id": merge.merged_id,
             "status": merge.status,
             "counts": dict(merge.counts),
-            "sources": dict(merge.sources),
+            "sources": _in_order(merge.sources),
             "created_at": to_rfc3339(merge.created_at),
             "completed_at": optional_rfc3339(merge.completed_at),
         }
@@ -81,6 +86,6 @@ class MergePreviewOut(Out):
     def of(cls, preview) -> dict:
         return {
             "profile": CustomerOut.of(preview.profile),
-            "sources": dict(preview.sources),
+            "sources": _in_order(preview.sources),
             "counts": dict(preview.counts),
         }

@@ -89,6 +89,8 @@ def test_a_merge_answers_202_with_where_to_follow_it_and_the_survivor_is_merged_
     assert body["counts"] == {"interactions": 0, "cases": 0, "audit": 0}
     assert body["sources"]["email"] == body["sources"]["name"] == "merged"
     assert api.get(f"/merges/{body['id']}").json == body
+    order = ["name", "preferred_name", "email", "phone", "locale", "marketing_consent"]
+    assert list(body["sources"]) == list(api.get(f"/merges/{body['id']}").json["sources"]) == order
 
     profile = api.get(f"/customers/{survivor['id']}").json
     assert (profile["name"], profile["email"]) == ("Jyrki Makela", "jyrki@example.com")
