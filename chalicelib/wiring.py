@@ -54,7 +54,12 @@ def duplicate_service():
 
     customers, _ = repositories()
     return DuplicateService(
-        duplicate_repository(), customers, cursor_codec(), clock, get_settings().duplicate_threshold
+        duplicate_repository(),
+        customers,
+        cursor_codec(),
+        clock,
+        get_settings().duplicate_threshold,
+        resolve_alias=merge_repository().resolve,
     )
 
 

@@ -3,6 +3,7 @@ new customer is created with; two customers recorded as different people."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chalicelib.domain import audit, duplicates
@@ -11,7 +12,7 @@ from chalicelib.domain.clock import Clock
 from chalicelib.domain.customers import Customer
 from chalicelib.domain.duplicates import Match
 from chalicelib.domain.storage import NotFound as Missing
-from chalicelib.errors import FieldError, NotFound, Unprocessable
+from chalicelib.errors import FieldError, MergedInto, NotFound, Unprocessable
 from chalicelib.services.ports import Customers, Duplicates, Transaction
 from chalicelib.store.pagination import CursorCodec, Key, Page, page_of
 
@@ -32,8 +33,10 @@ class DuplicateService:
         cursors: CursorCodec | None,
         clock: Clock,
         threshold: float = duplicates.DEFAULT_THRESHOLD,
+        resolve_alias: Callable[[str], str | None] = lambda customer_id: None,
     ) -> None:
         self._store = duplicates_store
+        self._resolve_alias = resolve_alias
         self._customers = customers
         self._cursors = cursors
         self._clock = clock
@@ -85,6 +88,13 @@ class DuplicateService:
         if customer_id not in found:
             raise _unknown(customer_id)
         if other_id not in found:
+            into = self._resolve_alias(other_id)
+            if into is not None:
+                raise MergedInto(
+                    f"Customer {other_id} was merged into {into}: name {into} instead.",
+                    into,
+                    [FieldError("customer_id", f"was merged into {into}")],
+                )
             raise _unknown(other_id, "customer_id")
         now = self._clock.now()
         record = audit.entry(

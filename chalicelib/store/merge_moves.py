@@ -159,10 +159,11 @@ class MergeMoves:
         try:
             with transaction(self._region) as t:
                 for item in page:
-                    moved = replace(
-                        interaction_from_item(item),
+                    original = interaction_from_item(item)
+                    moved = replace(  # after A into B, B into C: still from A
+                        original,
                         customer_id=merge.survivor_id,
-                        merged_from=merge.merged_id,
+                        merged_from=original.merged_from or merge.merged_id,
                         version=0,
                     )
                     t.save(interaction_item(moved), condition=InteractionModel.id.does_not_exist())

@@ -105,9 +105,14 @@ def test_a_chain_of_merges_is_followed_to_its_end(api):
     a = api.create_customer(name="Urška Novak", email="urska@example.si")
     b = api.create_customer(name="Urska Novak")
     c = api.create_customer(name="U. Novak")
+    visit = api.post(f"/customers/{a['id']}/interactions", {"type": "visit", "channel": "store"}).json
     first = merge(api, b["id"], a["id"]).json
     finish(first["id"])
-    assert merge(api, c["id"], b["id"]).status == 202
+    second = merge(api, c["id"], b["id"])
+    assert second.status == 202
+    finish(second.json["id"])
+    moved = api.get(f"/customers/{c['id']}/interactions/{visit['id']}").json
+    assert moved["merged_from"] == a["id"]  # where it was recorded, not the last hop
     for old in (a["id"], b["id"]):
         reply = api.get(f"/customers/{old}/cases")
         assert reply.status == 308, reply.json
@@ -117,3 +122,11 @@ def test_a_chain_of_merges_is_followed_to_its_end(api):
     [found] = api.get("/customers?email=urska@example.si").json["items"]
     assert found["id"] == c["id"]
     assert Api(api._client, token("customer", a["id"])).get("/me").json["id"] == c["id"]
+
+
+def test_naming_a_merged_id_as_a_different_person_is_409_naming_the_survivor(api, merged):
+    survivor, gone = merged
+    other = api.create_customer(name="Luz Peñaflor", email="luz.p@example.ph")
+    reply = api.post(f"/customers/{other['id']}/not-duplicate", {"customer_id": gone})
+    problem = assert_problem(reply, 409, "customer_id")
+    assert problem["merged_into"] == survivor["id"]
