@@ -28,6 +28,7 @@ from chalicelib.store.models import (
     MergeRunningModel,
     TombstoneModel,
 )
+from chalicelib.store.models.merges import running_merge
 from chalicelib.store.transactions import failed_conditions, transaction, versioned_transaction
 
 
@@ -137,12 +138,7 @@ class CustomerTombstones:
     def running_merge(self, customer_id: str) -> str | None:
         """The id of a running merge that involves the customer (either side), if any:
         strongly consistent, for the deletion and erasure that must wait for it."""
-        try:
-            return MergeRunningModel.get(
-                customer_pk(customer_id), MERGE_RUNNING_SK, consistent_read=True
-            ).merge_id
-        except DoesNotExist:
-            return None
+        return running_merge(customer_id)
 
     def was_deleted(self, customer_id: str, *, consistent: bool = False) -> bool:
         try:

@@ -19,8 +19,7 @@ from pynamodb.attributes import UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.models import Model
 
-from chalicelib.domain.audit import Actor
-from chalicelib.domain.clock import parse_optional_rfc3339, parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.merges import COMPLETED, RUNNING, Merge
 from chalicelib.domain.storage import VersionConflict
 from chalicelib.store.interactions import interaction_from_item, interaction_item
@@ -36,6 +35,7 @@ from chalicelib.store.keys import (
     customer_pk,
     merge_pk,
 )
+from chalicelib.store.merges import merge_of
 from chalicelib.store.models import (
     AuditModel,
     CaseModel,
@@ -62,26 +62,6 @@ from chalicelib.store.transactions import BATCH_WRITE_ITEMS, error_code, failed_
 PAGE = 25
 CONDITION_FAILED = "ConditionalCheckFailedException"
 LOOKUP_SK = "IDENTITY"
-
-
-def merge_of(item: MergeModel) -> Merge:
-    return Merge(
-        id=item.id,
-        survivor_id=item.survivor_id,
-        merged_id=item.merged_id,
-        status=item.status,
-        step=item.step,
-        requested_by=Actor(item.requested_by_subject, item.requested_by_role, item.route),
-        created_at=parse_rfc3339(item.created_at),
-        completed_at=parse_optional_rfc3339(item.completed_at),
-        sources=dict(item.sources.as_dict() if item.sources else {}),
-        counts={
-            "interactions": int(item.interactions or 0),
-            "cases": int(item.cases or 0),
-            "audit": int(item.audit or 0),
-        },
-        version=int(item.version or 0),
-    )
 
 
 def _counter(t, merge_id: str, name: str, added: int) -> None:

@@ -33,7 +33,7 @@ from chalicelib.store.models import (
     MergeRunningModel,
     NotDuplicateModel,
 )
-from chalicelib.store.models.merges import LookupKeyAttribute
+from chalicelib.store.models.merges import LookupKeyAttribute, running_merge
 
 # An alias chain is collapsed by the merge job (A→B→C becomes A→C); until then a lookup follows
 # it, at most this many hops (a chain longer than that is a merge of merges of merges...).
@@ -43,7 +43,7 @@ MAX_ALIAS_HOPS = 8
 TRANSACTION_ITEMS = 100 - 1
 
 
-def _to_domain(item: MergeModel) -> Merge:
+def merge_of(item: MergeModel) -> Merge:
     return Merge(
         id=item.id,
         survivor_id=item.survivor_id,
@@ -90,7 +90,7 @@ class MergeRepository:
 
     def get(self, merge_id: str, *, consistent: bool = False) -> Merge | None:
         try:
-            return _to_domain(MergeModel.get(merge_pk(merge_id), MERGE_SK, consistent_read=consistent))
+            return merge_of(MergeModel.get(merge_pk(merge_id), MERGE_SK, consistent_read=consistent))
         except DoesNotExist:
             return None
 
@@ -115,12 +115,7 @@ class MergeRepository:
 
     def running(self, customer_id: str) -> str | None:
         """The id of a running merge that involves the customer (either side), or None."""
-        try:
-            return MergeRunningModel.get(
-                customer_pk(customer_id), MERGE_RUNNING_SK, consistent_read=True
-            ).merge_id
-        except DoesNotExist:
-            return None
+        return running_merge(customer_id)
 
     def not_duplicates(self, customer_id: str, other_id: str) -> bool:
         """Whether staff recorded the two as different people (the item is under both)."""

@@ -11,9 +11,10 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     VersionAttribute,
 )
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.models import Model
 
-from chalicelib.store.keys import ALIAS_SK, MERGE_RUNNING_SK, MERGE_SK
+from chalicelib.store.keys import ALIAS_SK, MERGE_RUNNING_SK, MERGE_SK, customer_pk
 from chalicelib.store.models.base import TableMeta, settings
 
 
@@ -133,3 +134,14 @@ class PartitionItemModel(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+
+
+def running_merge(customer_id: str) -> str | None:
+    """The id of the running merge that involves the customer (either side), or None: one
+    strongly consistent GetItem of its marker."""
+    try:
+        return MergeRunningModel.get(
+            customer_pk(customer_id), MERGE_RUNNING_SK, consistent_read=True
+        ).merge_id
+    except DoesNotExist:
+        return None
