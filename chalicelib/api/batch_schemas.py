@@ -63,7 +63,8 @@ ITEM_PROBLEM = (
 class CustomerBatchResult(Out):
     index: int = Field(description="the item's position in `items`, from 0")
     status: Literal[201, 400, 409, 422, 503] = Field(
-        description="201 created; else the single route's status for this body (503: busy, retry it)"
+        description="201 created; else the single route's status for this body (503: busy or out of "
+        "time, nothing written: send it again in a new request)"
     )
     id: str | None = Field(None, description="201: the new customer's id")
     possible_duplicates: list[str] | None = Field(
@@ -76,7 +77,8 @@ class InteractionBatchResult(Out):
     index: int = Field(description="the item's position in `items`, from 0")
     status: Literal[201, 400, 404, 409, 422, 503] = Field(
         description="201 recorded; else the single route's status for this body (404: the customer "
-        "was deleted while the batch ran; 503: busy, retry it)"
+        "was deleted while the batch ran; 503: busy or out of time, nothing written: send it again in "
+        "a new request)"
     )
     id: str | None = Field(None, description="201: the interaction's id")
     problem: Problem | None = Field(None, description=ITEM_PROBLEM)

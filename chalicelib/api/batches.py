@@ -19,45 +19,53 @@ from chalicelib.api.batch_schemas import (
 )
 from chalicelib.api.customer_schemas import CustomerCreate
 from chalicelib.api.http import Call, api_route, validation_context
-from chalicelib.api.idempotency import not_remembered
 from chalicelib.api.interaction_schemas import InteractionCreate
 from chalicelib.api.requests import validate
 from chalicelib.api.responses import json_response, problem_body
 from chalicelib.domain import attempts, ids
+from chalicelib.domain.clock import Deadline
 from chalicelib.domain.interactions import Interaction
-from chalicelib.errors import CrmError, FieldError, Unprocessable
+from chalicelib.errors import CrmError, FieldError, ServiceBusy, Unprocessable
 
 bp = Blueprint(__name__)
 
 # A return's purchase_id naming an earlier item of the same batch: "#<index>".
 ITEM_REFERENCE = "#"
 
+# API Gateway answers 504 after 29 s whatever the function still does: items not begun within
+# this many seconds of the batch's start are answered 503, unwritten, for the client to send again.
+TIME_BUDGET_S = 20.0
+
 BATCH = (
     "Each item is validated and written on its own, in input order, with the single route's rules, "
     "and answered in `results` (same order) with the single route's status: one bad item fails "
     "only itself. `problem.errors[].field` names the item's own fields (`email`, "
     "`items.0.quantity`), not prefixed with `items.<index>.`: `index` says which item. A 503 item "
-    "(busy) may be sent again; with an `Idempotency-Key`, an answer holding one is not stored, so "
-    "the same request with the same key writes what is missing and nothing twice. 400 naming "
+    "(busy, or not begun because the batch ran out of its 20 s) wrote nothing: send it again in a "
+    "new request (with a new `Idempotency-Key`: the same key replays this answer). 400 naming "
     "`items` if it is missing, not a list, empty or longer than 100."
+)
+
+_OUT_OF_TIME = (
+    "The batch ran out of time before this item: nothing was written for it. Send it again in a new request."
 )
 
 
 def _each(call: Call, model: Any, write: Callable[[int, Any], dict]) -> Response:
+    deadline = Deadline(TIME_BUDGET_S)
     results: list[dict] = []
-    failed_by_server = False
     for index, item in enumerate(call.body.items):
         # Each item draws its ids apart from the others: a keyed retry rebuilds the same ones.
         with attempts.part(index):
             try:
+                if index and deadline.remaining() <= 0:
+                    raise ServiceBusy(_OUT_OF_TIME)
                 body = validate(model, item, validation_context())
                 results.append({"index": index, "status": 201, **write(index, body)})
             except CrmError as error:
                 answer = problem_body(error, f"{call.path}#/items/{index}")
                 results.append({"index": index, "status": error.status, "problem": answer})
-                failed_by_server = failed_by_server or error.status >= 500
-    response = json_response({"results": results})
-    return not_remembered(response) if failed_by_server else response
+    return json_response({"results": results})
 
 
 @api_route(

@@ -47,17 +47,6 @@ class _NotRemembered(Exception):
         self.error = error
 
 
-_NOT_REMEMBERED = "_crm_not_remembered"
-
-
-def not_remembered(response: Response) -> Response:
-    """`response`, answered but not stored for its key, as a 5xx is not: a batch some of whose
-    items failed for the server's reasons (a retry with the same key runs the batch again,
-    finds what it wrote and writes what is missing)."""
-    setattr(response, _NOT_REMEMBERED, True)
-    return response
-
-
 def check_key(key: str) -> None:
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise ValidationFailed([FieldError(HEADER, f"must be 1 to {MAX_KEY_LENGTH} characters long")])
@@ -141,7 +130,7 @@ def run_once(
             response = run()
         record = to_record(response if isinstance(response, Response) else Response(body=response))
         ran.append(record)
-        if record["status"] >= 500 or getattr(response, _NOT_REMEMBERED, False):
+        if record["status"] >= 500:
             raise _NotRemembered(record=record)
         return record
 

@@ -127,7 +127,10 @@ def test_the_body_must_hold_1_to_100_items_and_nothing_else(api):
 
 
 @pytest.mark.dynamodb_local  # moto copies its tables on every transaction: minutes, not seconds
-def test_a_batch_of_100_customers_is_written_whole_well_within_api_gateways_29_seconds(api, monkeypatch):
+def test_a_batch_of_100_customers_answers_within_api_gateways_29_seconds_at_a_single_posts_cost(
+    api, monkeypatch
+):
+    from chalicelib.api.batches import TIME_BUDGET_S
     from tests.functional.test_duplicates import _dynamodb_requests
 
     counted = _dynamodb_requests(monkeypatch)
@@ -139,11 +142,14 @@ def test_a_batch_of_100_customers_is_written_whole_well_within_api_gateways_29_s
     counted.clear()
     assert api.post("/customers", {"name": "Sigrid Ek 100", "email": "sigrid100@example.se"}).status == 201
 
-    assert statuses(results) == [201] * 100
-    assert len({r["id"] for r in results}) == 100
-    assert in_batch <= 100 * sum(counted.values())  # no item costs more than POST /customers
-    assert len(all_customers(api)) == 101
-    assert elapsed < 15, elapsed
+    # All 201 on an idle machine (about 7 s here); on a loaded one, what did not begin within the
+    # time budget is 503 and unwritten, and the answer still comes before API Gateway's 29 s.
+    written = statuses(results).count(201)
+    assert statuses(results) == [201] * written + [503] * (100 - written)
+    assert written > 0 and elapsed < TIME_BUDGET_S + 5, elapsed
+    assert len({r["id"] for r in results[:written]}) == written
+    assert in_batch <= written * sum(counted.values())  # no item costs more than POST /customers
+    assert len(all_customers(api)) == written + 1
 
 
 def test_interactions_of_a_mixed_batch_are_recorded_in_order_and_a_return_may_name_an_earlier_purchase(api):
@@ -238,7 +244,9 @@ def conflicts(client, monkeypatch):
     return arm
 
 
-def test_a_busy_item_is_503_the_others_are_written_and_a_keyed_retry_writes_only_it(api, conflicts):
+def test_a_busy_item_is_503_and_unwritten_the_others_are_written_and_the_answer_is_kept_for_the_key(
+    api, conflicts
+):
     items = [{"name": f"Elin Berg {i}", "email": f"elin{i}@example.se"} for i in range(3)]
     headers = {"Idempotency-Key": "batch-busy-1"}
     conflicts(skip=1, times=4)  # the second item's transaction, every time it is sent
@@ -246,18 +254,29 @@ def test_a_busy_item_is_503_the_others_are_written_and_a_keyed_retry_writes_only
     first = batch(api, "/customers/batch", items, headers=headers)
 
     assert statuses(first) == [201, 503, 201]
-    assert (
-        first[1]["problem"]["type"].endswith(":busy")
-        and "nothing was written" in first[1]["problem"]["detail"]
-    )
-    assert len(all_customers(api)) == 2
-    retry = api.post("/customers/batch", {"items": items}, headers=headers)
-    assert "idempotent-replayed" not in retry.headers  # an answer holding a 503 is not stored
-    assert statuses(retry.json["results"]) == [201, 201, 201]
-    assert [retry.json["results"][i]["id"] for i in (0, 2)] == [first[i]["id"] for i in (0, 2)]
-    assert Counter(c["email"] for c in all_customers(api)) == Counter(i["email"] for i in items)
+    assert first[1]["problem"]["type"].endswith(":busy")
+    assert "nothing was written" in first[1]["problem"]["detail"]
+    assert {c["email"] for c in all_customers(api)} == {"elin0@example.se", "elin2@example.se"}
     replay = api.post("/customers/batch", {"items": items}, headers=headers)
-    assert replay.headers["idempotent-replayed"] == "true" and replay.json == retry.json
+    assert replay.headers["idempotent-replayed"] == "true" and replay.json["results"] == first
+    # What the 503 says: send the item again, in a new request.
+    again = batch(api, "/customers/batch", [items[1]], headers={"Idempotency-Key": "batch-busy-2"})
+    assert statuses(again) == [201]
+    assert Counter(c["email"] for c in all_customers(api)) == Counter(i["email"] for i in items)
+
+
+def test_items_not_begun_within_the_time_budget_are_503_and_unwritten(api, monkeypatch):
+    from chalicelib.api import batches
+
+    monkeypatch.setattr(batches, "TIME_BUDGET_S", 0.0)
+    customer = api.create_customer(name="Ingrid Holm")
+    path = f"/customers/{customer['id']}/interactions/batch"
+
+    results = batch(api, path, [{"type": "visit", "channel": "store"}] * 3)
+
+    assert statuses(results) == [201, 503, 503]  # the first item always runs
+    assert "ran out of time" in results[1]["problem"]["detail"]
+    assert [i["id"] for i in api.walk(f"/customers/{customer['id']}/interactions", 50)] == [results[0]["id"]]
 
 
 @pytest.fixture
