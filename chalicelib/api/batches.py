@@ -46,6 +46,11 @@ BATCH = (
     "`items` if it is missing, not a list, empty or longer than 100."
 )
 
+# A result's problem lists at most this many fields: one bad item of a 1 MB batch could otherwise
+# name thousands (each of 5,000 attributes), past Lambda's 6 MB answer and the 400 KB its
+# Idempotency-Key's stored answer may hold.
+MAX_ITEM_ERRORS = 20
+
 _OUT_OF_TIME = (
     "The batch ran out of time before this item: nothing was written for it. Send it again in a new request."
 )
@@ -63,9 +68,18 @@ def _each(call: Call, model: Any, write: Callable[[int, Any], dict]) -> Response
                 body = validate(model, item, validation_context())
                 results.append({"index": index, "status": 201, **write(index, body)})
             except CrmError as error:
-                answer = problem_body(error, f"{call.path}#/items/{index}")
+                answer = _bounded(problem_body(error, f"{call.path}#/items/{index}"))
                 results.append({"index": index, "status": error.status, "problem": answer})
     return json_response({"results": results})
+
+
+def _bounded(problem: dict) -> dict:
+    errors = problem.get("errors", [])
+    if len(errors) <= MAX_ITEM_ERRORS:
+        return problem
+    fields = len({e["field"] for e in errors})
+    detail = f"The item has {fields} invalid fields; errors lists the first {MAX_ITEM_ERRORS}."
+    return problem | {"detail": detail, "errors": errors[:MAX_ITEM_ERRORS]}
 
 
 @api_route(

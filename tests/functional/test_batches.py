@@ -84,6 +84,14 @@ def test_each_customer_of_a_mixed_batch_is_answered_in_order_with_the_single_rou
     assert stored[results[6]["id"]]["tags"] == ["vip"]
 
 
+def test_an_item_with_very_many_bad_fields_names_the_first_20(api):
+    bad = {"name": "Greta Lund", "attributes": {f"k{i}": i for i in range(30)}}
+    [result] = batch(api, "/customers/batch", [bad])
+    assert result["status"] == 400
+    assert [e["field"] for e in result["problem"]["errors"]] == [f"attributes.k{i}" for i in range(20)]
+    assert "30 invalid fields" in result["problem"]["detail"]
+
+
 def test_an_email_twice_in_one_batch_is_created_once_and_the_second_is_409(api):
     results = batch(
         api,
