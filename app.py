@@ -5,6 +5,7 @@ from chalice import Chalice
 from chalicelib import wiring
 from chalicelib.api import (
     audit,
+    batches,
     campaigns,
     cases,
     customers,
@@ -51,6 +52,7 @@ app.register_middleware(http_middleware(settings.cors_allowed_origins, settings.
 app.register_blueprint(openapi.bp)
 app.register_blueprint(explorer.bp)
 app.register_blueprint(customers.bp)
+app.register_blueprint(batches.bp)
 app.register_blueprint(duplicates.bp)
 app.register_blueprint(interactions.bp)
 app.register_blueprint(cases.bp)

@@ -116,6 +116,12 @@ def configure(
         _resolve_alias = resolve_alias
 
 
+def validation_context() -> dict:
+    """What models may need beyond the request (see `configure`), for a view that validates
+    parts of its body itself (a batch's items)."""
+    return _validation_context()
+
+
 def api_route(
     bp: Blueprint,
     path: str,

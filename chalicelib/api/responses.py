@@ -17,6 +17,15 @@ JSON = "application/json"
 
 
 def problem(error: CrmError, instance: str | None = None) -> Response:
+    return Response(
+        body=json.dumps(problem_body(error, instance), ensure_ascii=False),
+        status_code=error.status,
+        headers={"Content-Type": PROBLEM_JSON, **error.headers},
+    )
+
+
+def problem_body(error: CrmError, instance: str | None = None) -> dict[str, Any]:
+    """The problem+json object of `error` (RFC 9457)."""
     body: dict[str, Any] = {
         "type": f"urn:problem-type:crm:{error.type_slug}",
         "title": error.title,
@@ -28,11 +37,7 @@ def problem(error: CrmError, instance: str | None = None) -> Response:
     if error.errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
     body.update(error.extensions)
-    return Response(
-        body=json.dumps(body, ensure_ascii=False),
-        status_code=error.status,
-        headers={"Content-Type": PROBLEM_JSON, **error.headers},
-    )
+    return body
 
 
 def to_json(payload: Any) -> str:

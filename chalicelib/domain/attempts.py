@@ -90,3 +90,30 @@ def repeating() -> bool:
     """True while a retry of an attempt that committed something runs."""
     attempt = _current.get()
     return bool(attempt and attempt.seed.repeat)
+
+
+def _part_nonce(nonce: bytes, index: int) -> bytes:
+    return hmac.new(nonce, f"part#{index}".encode(), hashlib.sha256).digest()
+
+
+@contextmanager
+def part(index: int) -> Iterator[None]:
+    """One of the independent writes of a request that makes several (a batch's items), run
+    with draws of its own: part `index` builds the same ids in every attempt whatever the
+    other parts drew (an item valid in one attempt and not in another shifts nothing). Its
+    claims go to the request's seed. Outside a repeatable attempt: nothing changes."""
+    attempt = _current.get()
+    if attempt is None:
+        yield
+        return
+    seed = attempt.seed
+    with repeatable(Seed(seed.key, _part_nonce(seed.nonce, index), seed.now, seed.repeat)):
+        yield
+
+
+def first_random_bytes_of_part(index: int, size: int) -> bytes | None:
+    """What part `index` of this attempt draws first (see `part`), or None outside one."""
+    attempt = _current.get()
+    if attempt is None:
+        return None
+    return hmac.new(_part_nonce(attempt.seed.nonce, index), b"id#0", hashlib.sha256).digest()[:size]

@@ -51,6 +51,13 @@ def next_id(prefix: str, at: datetime | None = None) -> str | None:
     return f"{prefix}_{_ulid(moment, upcoming)}" if upcoming and moment else None
 
 
+def first_id_of_part(prefix: str, index: int, at: datetime | None = None) -> str | None:
+    """In a repeatable attempt, the id part `index` of it (attempts.part) gives first; else None."""
+    randomness = attempts.first_random_bytes_of_part(index, 10)
+    moment = at or attempts.pinned_now()
+    return f"{prefix}_{_ulid(moment, randomness)}" if randomness and moment else None
+
+
 CUSTOMER = "cus"
 MERGE = "mrg"
 INTERACTION = "int"

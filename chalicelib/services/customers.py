@@ -76,15 +76,22 @@ class CustomerService:
         return self.create_noting_duplicates(fields, actor, also).customer
 
     def create_noting_duplicates(
-        self, fields: dict, actor: Actor, also: Callable[[TransactWrite, Customer], None] | None = None
+        self,
+        fields: dict,
+        actor: Actor,
+        also: Callable[[TransactWrite, Customer], None] | None = None,
+        not_before: frozenset[str] = frozenset(),
     ) -> Created:
         """`create`, answering the customers the new one may be: those scoring at least the
         duplicate threshold, looked for before the write (its fields are known) and, when there
         are any, noted in the creation's transaction (their ids and scores: the customers
-        stream publishes them as `customer.possible_duplicate`)."""
+        stream publishes them as `customer.possible_duplicate`). `not_before`: ids of customers
+        created after this one by the same request (a batch's later items), which its retry
+        may find written already and must not take for this one's duplicates."""
         now = self._clock.now()
         customer = Customer(id=self._new_id(), created_at=now, updated_at=now, **fields)
-        flagged = self._duplicates.possible_duplicates(customer) if self._duplicates else []
+        duplicates = self._duplicates
+        flagged = duplicates.possible_duplicates(customer, not_before) if duplicates else []
         record = audit.entry(
             "customer",
             customer.id,

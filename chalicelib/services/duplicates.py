@@ -68,9 +68,11 @@ class DuplicateService:
             lambda start: _after(ranked, start, limit),
         )
 
-    def possible_duplicates(self, customer: Customer) -> list[Match]:
-        """The candidates of a profile about to be created that score at least the threshold."""
-        return [m for m in self.matches(customer, stored=False) if m.score >= self._threshold]
+    def possible_duplicates(self, customer: Customer, ignored: frozenset[str] = frozenset()) -> list[Match]:
+        """The candidates of a profile about to be created that score at least the threshold,
+        but for the `ignored` ids."""
+        found = self.matches(customer, stored=False)
+        return [m for m in found if m.score >= self._threshold and m.customer_id not in ignored]
 
     def note(self, t: Transaction, customer_id: str, matches: list[Match], at: datetime) -> None:
         """In the creation's transaction `t`: the candidates found (see possible_duplicates)."""
