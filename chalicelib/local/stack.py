@@ -182,6 +182,9 @@ def deploy(
         timeout,
     )
     verify_sender()
+    from chalicelib.local.buckets import configure_buckets
+
+    configure_buckets(template, stage)
     if dynamodb == "local":
         if before_tables is not None:
             before_tables()

@@ -1,0 +1,242 @@
+"""One record of an import file written as the HTTP API would write it: validated by the API's
+own models (the `RowValidators` the composition root passes in), through the same services,
+with ids derived from the import and the row (domain/imports.py), so a second run of the row
+finds what its first run wrote and creates nothing twice. In a dry run nothing is written: the
+lookups and checks run, and the outcome says what would have happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.domain import audit
+from chalicelib.domain.contact import email_key
+from chalicelib.domain.customers import Customer
+from chalicelib.domain.import_formats import Record
+from chalicelib.domain.imports import (
+    BLANK,
+    CREATED,
+    ROW_FAILED,
+    SKIPPED,
+    UNCHANGED,
+    UPDATED,
+    Import,
+    RowOutcome,
+    content_interaction_id,
+    cut_source,
+    row_customer_id,
+    row_interaction_id,
+)
+from chalicelib.errors import CrmError, FieldError, ValidationFailed
+
+
+class RowValidators(Protocol):
+    """The API's request models, as functions: each raises ValidationFailed naming the fields."""
+
+    def customer_create(self, body: dict) -> dict: ...
+    def customer_patch(self, body: dict) -> dict: ...
+    def interaction(self, body: dict, now: datetime) -> dict: ...
+
+
+class RowCustomers(Protocol):
+    def get(self, customer_id: str, *, consistent: bool = False) -> Customer | None: ...
+    def by_email(self, key: str) -> Customer | None: ...
+
+
+@dataclass(frozen=True)
+class _Done:
+    outcome: str
+    customer_id: str | None = None
+    interaction_id: str | None = None
+    reason: str | None = None
+    errors: tuple[tuple[str, str], ...] = ()
+
+
+def _failed(errors: list[FieldError], reason: str) -> _Done:
+    return _Done(ROW_FAILED, reason=reason, errors=tuple((e.field, e.message) for e in errors))
+
+
+def _refused(error: CrmError) -> _Done:
+    errors = error.errors or [FieldError("row", error.detail)]
+    return _failed(errors, error.detail)
+
+
+def _problem(field: str, message: str) -> _Done:
+    return _failed([FieldError(field, message)], f"{field} {message}")
+
+
+class ImportRows:
+    def __init__(
+        self,
+        validators: RowValidators,
+        customers: RowCustomers,
+        customer_service: Callable[[Callable[[], str]], Any],
+        duplicates: Any,
+        interaction_service: Any,
+        interactions: Any,
+        resolve_alias: Callable[[str], str | None],
+        now: Callable[[], datetime],
+    ) -> None:
+        self._validators = validators
+        self._customers = customers
+        # A CustomerService whose next new customer gets the id the given function answers.
+        self._customer_service = customer_service
+        self._duplicates = duplicates
+        self._interaction_service = interaction_service
+        self._interactions = interactions
+        self._resolve_alias = resolve_alias
+        self._now = now
+
+    def write(self, imp: Import, record: Record) -> list[RowOutcome]:
+        """The outcome of each row of `record` (one, or an interaction's group of rows)."""
+        if record.blank:
+            done = _Done(SKIPPED, reason=BLANK)
+        elif record.body is None:
+            problems = [FieldError(p.field, p.message) for p in record.problems] or [
+                FieldError("row", "could not be read")
+            ]
+            done = _failed(problems, "; ".join(f"{p.field} {p.message}" for p in problems))
+        else:
+            try:
+                if imp.options.kind == "customers":
+                    done = self._customer(imp, record)
+                else:
+                    done = self._interaction(imp, record)
+            except CrmError as error:
+                done = _refused(error)
+        source = cut_source(record.source) if done.outcome == ROW_FAILED else None
+        return [
+            RowOutcome(
+                row=row,
+                outcome=done.outcome,
+                customer_id=done.customer_id,
+                interaction_id=done.interaction_id,
+                reason=done.reason,
+                errors=done.errors,
+                source=source,
+            )
+            for row in record.rows
+        ]
+
+    # --- customers -----------------------------------------------------------------------------
+
+    def _actor(self, imp: Import) -> audit.Actor:
+        return audit.Actor(imp.requested_by, "staff", f"import {imp.id}")
+
+    def _customer(self, imp: Import, record: Record) -> _Done:
+        body = dict(record.body or {})
+        options = imp.options
+        if options.mode == "create":
+            return self._create(imp, record, self._validators.customer_create(body))
+        if options.match_on == "id":
+            if not record.customer_ref:
+                return _problem("id", "is required to match on id")
+            customer = self._live_customer(record.customer_ref)
+            if customer is None:
+                return _problem("id", "is not the id of a customer")
+            return self._update(imp, customer, self._validators.customer_patch(body))
+        if not body.get("email"):
+            return _problem("email", "is required to match on email")
+        changes = self._validators.customer_patch(body)
+        existing = self._customers.by_email(email_key(changes["email"]))
+        if existing is None:
+            return self._create(imp, record, self._validators.customer_create(body))
+        return self._update(imp, existing, changes)
+
+    def _live_customer(self, customer_id: str) -> Customer | None:
+        """The customer of an id; a merged id follows its alias to the customer it now is."""
+        customer = self._customers.get(customer_id, consistent=True)
+        if customer is None:
+            survivor = self._resolve_alias(customer_id)
+            customer = self._customers.get(survivor, consistent=True) if survivor else None
+        return customer
+
+    def _create(self, imp: Import, record: Record, fields: dict) -> _Done:
+        new_id = row_customer_id(imp.id, record.rows[0])
+        if self._customers.get(new_id, consistent=True) is not None:
+            return _Done(CREATED, customer_id=new_id)  # by an earlier run of this row
+        now = self._now()
+        candidate = Customer(id=new_id, created_at=now, updated_at=now, **fields)
+        if imp.options.on_duplicate == "skip":
+            flagged = self._duplicates.possible_duplicates(candidate)
+            if flagged:
+                best = flagged[0]
+                return _Done(
+                    SKIPPED,
+                    customer_id=best.customer_id,
+                    reason=f"duplicate of {best.customer_id} (score {best.score:.2f})",
+                )
+        if imp.options.dry_run:
+            if candidate.email and self._customers.by_email(email_key(candidate.email)) is not None:
+                return _failed(
+                    [FieldError("email", "is already used by another customer")],
+                    "Another customer already has this email address.",
+                )
+            return _Done(CREATED)
+        created = self._customer_service(lambda: new_id).create(fields, self._actor(imp))
+        return _Done(CREATED, customer_id=created.id)
+
+    def _update(self, imp: Import, before: Customer, changes: dict) -> _Done:
+        if imp.options.dry_run:
+            now = self._now()
+            unchanged = before.with_changes(changes, now) == before.with_changes({}, now)
+            return _Done(
+                SKIPPED if unchanged else UPDATED,
+                customer_id=before.id,
+                reason=UNCHANGED if unchanged else None,
+            )
+        service = self._customer_service(lambda: before.id)
+        after = service.update(before.id, changes, None, self._actor(imp))
+        if after.version == before.version:
+            return _Done(SKIPPED, customer_id=before.id, reason=UNCHANGED)
+        return _Done(UPDATED, customer_id=before.id)
+
+    # --- interactions --------------------------------------------------------------------------
+
+    def _interaction(self, imp: Import, record: Record) -> _Done:
+        options = imp.options
+        field = "customer_email" if options.match_on == "email" else "customer_id"
+        ref = (record.customer_ref or "").strip()
+        if not ref:
+            return _problem(field, "is required")
+        if options.match_on == "email":
+            customer = self._customers.by_email(email_key(ref))
+        else:
+            customer = self._live_customer(ref)
+        if customer is None:
+            return _problem(
+                field,
+                "is not the email address of a customer"
+                if options.match_on == "email"
+                else "is not the id of a customer",
+            )
+        body = dict(record.body or {})
+        fields = self._validators.interaction(body, self._now())
+        occurred_at = fields.get("occurred_at")
+        if occurred_at is None:
+            if options.mode == "upsert":
+                return _problem(
+                    "occurred_at", "is required in upsert mode: it is part of what identifies the interaction"
+                )
+            # The import's start, the same on every run of the row.
+            occurred_at = imp.started_at or imp.created_at
+            fields["occurred_at"] = occurred_at
+        if options.mode == "upsert":
+            interaction_id = content_interaction_id(customer.id, fields, occurred_at)
+        else:
+            interaction_id = row_interaction_id(imp.id, record.rows[0], occurred_at)
+        existing = self._interactions.get(customer.id, interaction_id, consistent=True)
+        if existing is not None:
+            if options.mode == "upsert":
+                return _Done(SKIPPED, customer.id, interaction_id, UNCHANGED)
+            return _Done(CREATED, customer.id, interaction_id)  # by an earlier run of this row
+        if options.dry_run:
+            return _Done(CREATED, customer_id=customer.id)
+        try:
+            written = self._interaction_service.record(customer.id, fields, interaction_id)
+        except ValidationFailed:
+            raise
+        return _Done(CREATED, customer.id, written.id)
