@@ -13,14 +13,18 @@ at the first line break past that size, so one stray quote cannot swallow the re
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import add
 from typing import BinaryIO, Literal
 
 from chalicelib.domain import import_records
 from chalicelib.domain.import_records import (
     FieldProblem,
     HeaderError,
+    HeaderTooLong,
     Record,
     split_cells,
 )
@@ -29,11 +33,13 @@ __all__ = [
     "BOM",
     "HEAD_BYTES",
     "MAX_GROUP_ROWS",
+    "MAX_HEAD_BYTES",
     "MAX_RECORD_BYTES",
     "Chunk",
     "FieldProblem",
     "Format",
     "HeaderError",
+    "HeaderTooLong",
     "Kind",
     "Layout",
     "Record",
@@ -47,9 +53,10 @@ Format = Literal["csv", "ndjson"]
 MatchOn = Literal["email", "id"]
 
 BOM = b"\xef\xbb\xbf"
-# The header row (after a BOM, with its line break) must end within the file's first HEAD_BYTES:
-# a caller that reads that many bytes (or the whole file, if shorter) always has enough.
+# What a caller reads of a file's head for read_layout; if the header row is longer (HeaderTooLong),
+# up to MAX_HEAD_BYTES. A head shorter than HEAD_BYTES is taken for the whole file.
 HEAD_BYTES = 64 * 1024
+MAX_HEAD_BYTES = 1024 * 1024
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_GROUP_ROWS = 100
 READ_BYTES = 1024 * 1024
@@ -108,18 +115,19 @@ class Chunk:
 
 def read_layout(head: bytes, kind: Kind, fmt: Format, match_on: MatchOn) -> Layout:
     """The layout of a file from its first bytes (HEAD_BYTES, or the whole file if shorter).
-    HeaderError when a CSV file's header cannot be used."""
+    HeaderError when a CSV file's header cannot be used; HeaderTooLong when the header row does
+    not end within `head` (read up to MAX_HEAD_BYTES and call again)."""
     if kind not in _KINDS or fmt not in _FORMATS or match_on not in _MATCH_ON:
         raise ValueError(f"unknown kind, format or match_on: {kind!r}, {fmt!r}, {match_on!r}")
     offset = len(BOM) if head.startswith(BOM) else 0
     if fmt == "ndjson":
         return Layout(kind, fmt, match_on, None, offset)
-    window = head[:HEAD_BYTES]
-    end, raw, status = next(_records([window[offset:]], offset, quoted=True, keep=True), (offset, b"", _OK))
-    header_ended = raw.endswith(b"\n") or len(head) < HEAD_BYTES
-    if not header_ended or status != _OK:
-        if len(head) >= HEAD_BYTES:
-            raise HeaderError("The header row is longer than 64 KB.")
+    records = _records([head[offset : offset + MAX_HEAD_BYTES]], offset, quoted=True, keep=True)
+    end, raw, status = next(records, (offset, b"", _OK))
+    if not raw.endswith(b"\n") and len(head) >= HEAD_BYTES:
+        limit = "1 MB" if len(head) >= MAX_HEAD_BYTES else "64 KB"
+        raise HeaderTooLong(f"The header row is longer than {limit}.")
+    if status != _OK:
         raise HeaderError("The header row has a quote that is never closed.")
     try:
         text = raw.decode("utf-8")
@@ -145,18 +153,20 @@ def plan_chunks(
     target_bytes: int = 256 * 1024,
     max_rows: int = 200,
 ) -> Iterator[Chunk]:
-    """Chunks of whole records from `stream`, which is at offset `start` (a seekable stream is
-    moved there; one that can `tell()` is read forward to it). Each holds at most `max_rows`
+    """Chunks of whole records from `stream`, which is at offset `start` of the file (a seekable
+    stream is moved there; one that cannot seek, such as the body of an S3 GetObject with
+    `Range: bytes={start}-`, must already be there). Each holds at most `max_rows`
     rows and `target_bytes` bytes, unless one record or one interaction_ref group alone holds
     more. Reads blocks of READ_BYTES: memory stays bounded whatever the file's size."""
     start = layout.data_start if start is None else start
     _move_to(stream, start)
-    group_at = layout.group_index
-    records = _records(_blocks(stream), start, quoted=layout.format == "csv", keep=group_at is not None)
+    group_at, quoted = layout.group_index, layout.format == "csv"
     if group_at is None:
-        units = _single(records, start)
-    else:
-        units = _units(records, start, group_at, len(layout.columns or ()))
+        ends = _record_ends(_blocks(stream), start, quoted)
+        yield from _chunks_of_records(ends, start, first_row, first_index, target_bytes, max_rows)
+        return
+    records = _records(_blocks(stream), start, quoted=quoted, keep=True)
+    units = _units(records, start, group_at)
     index, row = first_index, first_row
     c_start = c_end = start
     c_rows = 0
@@ -205,9 +215,9 @@ def _groups(numbered, layout: Layout, continues_group: bool, reader) -> Iterator
     """Consecutive rows with the same interaction_ref; rows of a group beyond MAX_GROUP_ROWS,
     and those that continue a group the chunk before cut, fail (one group each)."""
     group: list = []
-    group_ref: str | None = None
+    group_ref: bytes | None = None
     for row in numbered:
-        ref = _ref(row[1], layout.group_index, len(layout.columns)) if row[2] is None else None
+        ref = _ref(row[1], layout.group_index) if row[2] is None else None
         if group and ref is not None and ref == group_ref:
             group.append(row)
             continue
@@ -231,25 +241,82 @@ def _overflow(row):
     return (number, raw, f"An interaction_ref groups at most {MAX_GROUP_ROWS} rows; this row is beyond.")
 
 
-def _ref(raw: bytes, at: int, width: int) -> str | None:
-    cells = split_cells(raw.decode("utf-8", "surrogateescape"))
-    if isinstance(cells, str) or len(cells) != width:
+def _ref(raw: bytes, at: int) -> bytes | None:
+    """A row's interaction_ref as bytes (planning never decodes), None if it has none or its
+    cells cannot be read. A row whose other cells are wrong still groups: its group fails."""
+    line = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+    cells = line.split(b",", at + 1)
+    if len(cells) <= at:
         return None
-    return cells[at] or None
+    quote = line.find(b'"')
+    if quote < 0 or quote > sum(map(len, cells[: at + 1])) + at:
+        return cells[at] or None
+    text = split_cells(line.decode("utf-8", "surrogateescape"))
+    if isinstance(text, str) or len(text) <= at:
+        return None
+    return text[at].encode("utf-8", "surrogateescape") or None
 
 
-def _single(records, start: int) -> Iterator[tuple[int, int, int, bool]]:
-    for end, _, _ in records:
-        yield start, end, 1, False
-        start = end
+def _chunks_of_records(
+    blocks_of_ends: Iterator[list[int]], start: int, row: int, index: int, target: int, max_rows: int
+) -> Iterator[Chunk]:
+    """The chunks of records that are each a unit (no interaction_ref), found by bisection on
+    their end offsets: the same chunks as plan_chunks' loop over units would make."""
+    c_start = c_end = start
+    c_rows = 0
+    for ends in blocks_of_ends:
+        k, n = 0, len(ends)
+        while k < n:
+            fits = bisect_right(ends, c_start + target, lo=k) - 1
+            j = min(k + max_rows - c_rows - 1, fits)
+            if j < k and c_rows:
+                yield Chunk(index, c_start, c_end, row, c_rows)
+                index, row, c_start, c_rows = index + 1, row + c_rows, c_end, 0
+                continue
+            j = max(j, k)
+            c_rows, c_end, k = c_rows + j - k + 1, ends[j], j + 1
+            if c_rows >= max_rows or c_end - c_start >= target or (k < n and ends[k] - c_start > target):
+                yield Chunk(index, c_start, c_end, row, c_rows)
+                index, row, c_start, c_rows = index + 1, row + c_rows, c_end, 0
+    if c_rows:
+        yield Chunk(index, c_start, c_end, row, c_rows)
 
 
-def _units(records, start: int, at: int, width: int) -> Iterator[tuple[int, int, int, bool]]:
+def _record_ends(blocks: Iterable[bytes], offset: int, quoted: bool) -> Iterator[list[int]]:
+    """The end offsets of the records of each block, as _records finds them, faster: the lines
+    of a block without quotes are its records."""
+    rec_start, in_quotes = offset, False
+    for block in blocks:
+        lines = block.split(b"\n")
+        tail = lines.pop()
+        if not quoted or (not in_quotes and b'"' not in block):
+            ends = list(map(add, accumulate(map(len, lines)), range(offset + 1, offset + 1 + len(lines))))
+        else:
+            ends, pos = [], offset
+            for line in lines:
+                pos += len(line) + 1
+                if line.count(b'"') & 1:
+                    in_quotes = not in_quotes
+                if in_quotes and pos - rec_start <= MAX_RECORD_BYTES:
+                    continue
+                in_quotes = False
+                ends.append(pos)
+                rec_start = pos
+            in_quotes ^= bool(tail.count(b'"') & 1)
+        if ends:
+            rec_start = ends[-1]
+        offset += len(block)
+        yield ends
+    if offset > rec_start:
+        yield [offset]
+
+
+def _units(records, start: int, at: int) -> Iterator[tuple[int, int, int, bool]]:
     """(start, end, rows, continues a cut group) of each interaction_ref group (a row without
     one is a group of its own): the same groups as parse_chunk's."""
     u_start, u_end, u_rows, u_ref, u_continues = start, start, 0, None, False
     for end, raw, status in records:
-        ref = _ref(raw, at, width) if status == _OK and raw is not None else None
+        ref = _ref(raw, at) if status == _OK and raw is not None else None
         if u_rows and ref is not None and ref == u_ref and u_rows < MAX_GROUP_ROWS:
             u_end, u_rows = end, u_rows + 1
             continue
@@ -305,18 +372,7 @@ def _blocks(stream: BinaryIO) -> Iterator[bytes]:
 
 
 def _move_to(stream: BinaryIO, start: int) -> None:
+    # A stream that cannot seek (an S3 body of a ranged GetObject) is where its caller put it.
     seekable = getattr(stream, "seekable", None)
     if seekable is not None and seekable():
         stream.seek(start)
-        return
-    tell = getattr(stream, "tell", None)
-    if tell is None:
-        return
-    position = tell()
-    if position > start:
-        raise ValueError(f"the stream is at {position}, past the start {start}")
-    while position < start:
-        skipped = stream.read(min(READ_BYTES, start - position))
-        if not skipped:
-            break
-        position += len(skipped)

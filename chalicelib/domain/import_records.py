@@ -40,6 +40,10 @@ class HeaderError(Exception):
         self.message = message
 
 
+class HeaderTooLong(HeaderError):
+    """The header row does not end within the bytes given: a longer head may hold it."""
+
+
 @dataclass(frozen=True)
 class FieldProblem:
     field: str
