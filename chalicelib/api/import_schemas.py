@@ -3,7 +3,7 @@ functions an import validates each row with (one definition of a valid customer 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, StrictBool, model_validator
@@ -104,7 +104,7 @@ class ImportOut(Out):
             "started_at": to_rfc3339(imp.started_at) if imp.started_at else None,
             "completed_at": to_rfc3339(imp.completed_at) if imp.completed_at else None,
             "reason": imp.reason,
-            "expires_at": to_rfc3339(datetime.fromtimestamp(imp.expires_at, UTC)),
+            "expires_at": to_rfc3339(imp.expires_at),
         }
 
 

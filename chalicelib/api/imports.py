@@ -4,6 +4,7 @@ errors and its rows' results, cancel it. The work is done by events/imports.py."
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 from chalice import Blueprint, Response
 
@@ -87,7 +88,7 @@ def list_import_errors(call: Call, import_id: str):
     query=ResultsQuery,
     response={NDJSON: RESULT_LINE_SCHEMA},
     errors=(404,),
-    headers=("Link",),
+    headers=("Link?",),
     description=(
         "NDJSON, up to 4 MB a response (Lambda answers at most 6 MB): a longer result ends its page "
         'with a `Link: <...?cursor=...>; rel="next"` header naming the next page.'
@@ -99,7 +100,7 @@ def import_results(call: Call, import_id: str):
     headers = {"Content-Type": NDJSON}
     cursor = next_cursor()
     if cursor:
-        headers["Link"] = f'</imports/{import_id}/results?cursor={cursor}>; rel="next"'
+        headers["Link"] = f'</imports/{import_id}/results?cursor={quote(cursor, safe="")}>; rel="next"'
     return Response(body=body, status_code=200, headers=headers)
 
 

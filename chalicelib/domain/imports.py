@@ -91,7 +91,7 @@ class Import:
     status: str
     requested_by: str
     created_at: datetime
-    expires_at: int
+    expires_at: datetime
     object_key: str
     totals: Totals = Totals()
     rows: int = 0

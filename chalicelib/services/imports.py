@@ -20,7 +20,17 @@ from typing import Any
 from chalicelib.domain import ids
 from chalicelib.domain.audit import Actor
 from chalicelib.domain.clock import Clock, Deadline
-from chalicelib.domain.import_formats import Chunk, HeaderError, Layout, parse_chunk, plan_chunks, read_layout
+from chalicelib.domain.import_formats import (
+    HEAD_BYTES,
+    MAX_HEAD_BYTES,
+    Chunk,
+    HeaderError,
+    HeaderTooLong,
+    Layout,
+    parse_chunk,
+    plan_chunks,
+    read_layout,
+)
 from chalicelib.domain.imports import (
     AWAITING_UPLOAD,
     CANCELLED,
@@ -42,8 +52,7 @@ from chalicelib.store.pagination import CursorCodec, Page, page_of
 UPLOAD_URL_LIFETIME = timedelta(hours=1)
 # An import, its rows' outcomes and errors are kept this long (the table's TTL), the file 7 days.
 IMPORT_LIFETIME = timedelta(days=30)
-HEAD_BYTES = 64 * 1024
-MAX_HEAD_BYTES = 1024 * 1024
+CHUNK_ROWS = 200  # plan_chunks' max_rows: a chunk is one message, its rows one worker's
 SEND_BATCH = 10  # SendMessageBatch's maximum
 # Planning hands on to a new message when less than this is left of its invocation.
 PLAN_RESERVE_S = 20.0
@@ -90,7 +99,7 @@ class ImportService:
             status=AWAITING_UPLOAD,
             requested_by=actor.subject,
             created_at=now,
-            expires_at=int((now + IMPORT_LIFETIME).timestamp()),
+            expires_at=now + IMPORT_LIFETIME,
             object_key=object_key(import_id),
         )
         self._imports.add(imp)
@@ -182,9 +191,7 @@ class ImportService:
         try:
             try:
                 return read_layout(head, opts.kind, opts.format, opts.match_on)
-            except HeaderError:
-                if size <= HEAD_BYTES:
-                    raise
+            except HeaderTooLong:
                 head = self._files.read(imp.object_key, 0, min(size, MAX_HEAD_BYTES))
                 return read_layout(head, opts.kind, opts.format, opts.match_on)
         except HeaderError as error:
@@ -218,6 +225,7 @@ class ImportService:
                 start=position.start,
                 first_row=position.first_row,
                 first_index=position.first_index,
+                max_rows=CHUNK_ROWS,
             )
             for chunk in chunks:
                 batch.append(chunk)
@@ -248,6 +256,7 @@ class ImportService:
                         "end": c.end,
                         "first_row": c.first_row,
                         "rows": c.rows,
+                        "continues_group": c.continues_group,
                     },
                 }
                 for c in batch
@@ -268,7 +277,8 @@ class ImportService:
             return "done before"
         written = self._imports.outcomes_of_chunk(import_id, chunk.index)
         data = self._files.read(imp.object_key, chunk.start, chunk.end)
-        records = parse_chunk(data, Layout.from_dict(imp.layout), chunk.first_row)
+        layout = Layout.from_dict(imp.layout)
+        records = parse_chunk(data, layout, chunk.first_row, continues_group=chunk.continues_group)
         rows = self._rows()
         outcome = "done"
         for n, record in enumerate(records):

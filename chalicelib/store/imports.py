@@ -63,7 +63,7 @@ def _to_domain(item: ImportModel) -> Import:
         status=item.status,
         requested_by=item.requested_by,
         created_at=parse_rfc3339(item.created_at),
-        expires_at=int(item.expires_at.timestamp()) if isinstance(item.expires_at, datetime) else 0,
+        expires_at=item.expires_at,
         object_key=item.object_key,
         totals=Totals(
             processed=int(item.processed or 0),
@@ -213,7 +213,7 @@ class ImportRepository:
         return {int(item.row): _outcome(item) for item in rows}
 
     def record_outcomes(
-        self, import_id: str, chunk: int, outcomes: list[RowOutcome], expires_at: int
+        self, import_id: str, chunk: int, outcomes: list[RowOutcome], expires_at: datetime
     ) -> bool:
         """Write the outcome of each row (one or a group's rows) once: False if they were
         written already (a run of the chunk before this one)."""
@@ -236,7 +236,7 @@ class ImportRepository:
         return True
 
     @staticmethod
-    def _row_item(import_id: str, chunk: int, o: RowOutcome, expires_at: int) -> ImportRowModel:
+    def _row_item(import_id: str, chunk: int, o: RowOutcome, expires_at: datetime) -> ImportRowModel:
         failed = o.outcome == ROW_FAILED
         return ImportRowModel(
             chunk_pk(import_id, chunk),
@@ -252,7 +252,7 @@ class ImportRepository:
             expires_at=expires_at,
         )
 
-    def finish_chunk(self, import_id: str, chunk: int, totals: Totals, expires_at: int) -> bool:
+    def finish_chunk(self, import_id: str, chunk: int, totals: Totals, expires_at: datetime) -> bool:
         """Write the chunk's marker and add its totals to the import, in one transaction
         conditional on the marker's absence: False if an earlier run of the chunk did."""
         marker = ImportChunkModel(
