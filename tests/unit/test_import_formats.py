@@ -11,9 +11,11 @@ import pytest
 from chalicelib.domain.import_formats import (
     BOM,
     HEAD_BYTES,
+    MAX_HEAD_BYTES,
     Chunk,
     FieldProblem,
     HeaderError,
+    HeaderTooLong,
     Layout,
     Record,
     parse_chunk,
@@ -206,3 +208,118 @@ def test_a_layout_survives_json():
 
     assert Layout.from_dict(layout.to_dict()) == layout
     assert FieldProblem("row", "x") == FieldProblem("row", "x")
+
+
+def test_source_is_cut_to_1_kb_of_utf8_at_a_character_boundary():
+    name = "ä" * 700  # 1,400 bytes
+    (record,) = read(f"name\n{name}\n")
+
+    assert record.source == "ä" * 512
+    assert len(record.source.encode()) == 1024
+    (odd,) = read(f"name\nx{name}\n")
+    assert odd.source == "x" + "ä" * 511
+
+
+def test_the_interaction_columns_are_the_fields_of_the_interaction_models():
+    from chalicelib.api import interaction_schemas as schemas
+    from chalicelib.domain.import_records import INTERACTION_FIELDS, ITEM_FIELDS
+
+    fields = set().union(
+        *(
+            getattr(schemas, model).model_fields
+            for model in ("PurchaseIn", "ReturnIn", "ComplaintIn", "OtherInteractionIn", "MessageIn")
+        )
+    )
+    assert fields - {"items"} == set(INTERACTION_FIELDS)
+    assert tuple(schemas.LineItemIn.model_fields) == ITEM_FIELDS
+
+
+def test_the_customer_columns_are_the_fields_of_the_customer_model():
+    from chalicelib.api.customer_schemas import CustomerCreate
+    from chalicelib.domain.import_records import CUSTOMER_FIELDS
+
+    assert set(CustomerCreate.model_fields) == {*CUSTOMER_FIELDS, "attributes"}
+
+
+@pytest.mark.parametrize(
+    ("header", "kind", "match_on", "says"),
+    [
+        ("name,name\n", "customers", "email", "twice"),
+        ("name,,email\n", "customers", "email", "Column 2"),
+        ("name,email\n", "customers", "id", "no id column"),
+        ("type,channel\n", "interactions", "email", "no customer_email column"),
+        ("customer_email,type,customer_id\n", "interactions", "email", "'customer_id'"),
+        ("customer_id,type,items,items.sku\n", "interactions", "id", "exclude each other"),
+        ('name,"email\n', "customers", "email", "never closed"),
+    ],
+)
+def test_a_header_that_cannot_be_used_fails_the_import_saying_why(header, kind, match_on, says):
+    with pytest.raises(HeaderError, match=says):
+        read_layout(header.encode(), kind, "csv", match_on)
+
+
+def test_a_header_row_not_ending_within_the_head_asks_for_a_longer_head():
+    data = b"name," + b",".join(b"attributes.k%d" % i for i in range(20_000)) + b"\nx\n"
+
+    with pytest.raises(HeaderTooLong, match="64 KB"):
+        read_layout(data[:HEAD_BYTES], "customers", "csv", "email")
+    assert len(read_layout(data[:MAX_HEAD_BYTES], "customers", "csv", "email").columns) == 20_001
+
+
+def test_rows_that_cannot_be_read_fail_naming_what_is_wrong():
+    text = 'name,email\nA,a@x.se,extra\nB\n"C,c@x.se\n'
+
+    records = read(text)
+
+    assert [r.rows for r in records] == [(1,), (2,), (3,)]
+    assert [r.problems[0].message for r in records] == [
+        "The row has 3 cells; the header row has 2.",
+        "The row has 1 cells; the header row has 2.",
+        "The row has a quote that is never closed.",
+    ]
+
+
+def test_a_quote_left_open_ends_its_row_past_1_mb_and_the_rows_after_it_are_read():
+    data = b'name,email\n"A,a@x.se\n' + b"filler line\n" * 100_000 + b"B,b@x.se\nC,c@x.se\n"
+
+    records = read(data)
+
+    assert "longer than 1 MB" in records[0].problems[0].message
+    assert bodies(records)[-2:] == [{"name": "B", "email": "b@x.se"}, {"name": "C", "email": "c@x.se"}]
+
+
+def test_a_group_whose_later_rows_disagree_fails_as_one_record():
+    text = (
+        "customer_email,type,channel,currency,interaction_ref,items.sku,items.quantity\n"
+        "a@x.se,purchase,web,SEK,o1,S1,2\n"
+        "b@x.se,,,,o1,S2,1\n"
+    )
+
+    (record,) = read(text, kind="interactions")
+
+    assert record.rows == (1, 2) and record.body is None
+    assert record.problems == (
+        FieldProblem("customer_email", "Row 2 differs from row 1 of its interaction_ref group."),
+    )
+
+
+def test_bad_json_in_the_items_column_fails_the_row_naming_items():
+    (record,) = read("customer_email,type,items\na@x.se,purchase,[{\n", kind="interactions")
+
+    assert record.problems[0].field == "items"
+    assert "not valid JSON" in record.problems[0].message
+
+
+def test_an_ndjson_customer_reference_that_is_not_a_string_fails_the_row():
+    (record,) = read(
+        b'{"customer_id": 7, "type": "visit"}\n', kind="interactions", fmt="ndjson", match_on="id"
+    )
+
+    assert record.problems == (FieldProblem("customer_id", "must be a string"),)
+
+
+def test_names_in_finnish_slovenian_tagalog_and_swedish_come_through_unchanged():
+    names = ["Jyrki Mäkelä", "Saša Kovačič", "Maria Dela Cruz", "Åsa Öberg", "Ñino Bañez"]
+    data = BOM + ("name,preferred_name\n" + "".join(f'"{n}",{n.split()[0]}\r\n' for n in names)).encode()
+
+    assert bodies(read(data, target_bytes=1)) == [{"name": n, "preferred_name": n.split()[0]} for n in names]
