@@ -30,7 +30,7 @@ from chalicelib.domain.imports import (
     row_customer_id,
     row_interaction_id,
 )
-from chalicelib.errors import CrmError, FieldError, ValidationFailed
+from chalicelib.errors import CrmError, FieldError
 
 
 class RowValidators(Protocol):
@@ -235,8 +235,7 @@ class ImportRows:
             return _Done(CREATED, customer.id, interaction_id)  # by an earlier run of this row
         if options.dry_run:
             return _Done(CREATED, customer_id=customer.id)
-        try:
-            written = self._interaction_service.record(customer.id, fields, interaction_id)
-        except ValidationFailed:
-            raise
+        written = self._interaction_service.record(
+            customer.id, {**fields, "import_id": imp.id}, interaction_id
+        )
         return _Done(CREATED, customer.id, written.id)

@@ -373,3 +373,49 @@ def test_an_import_request_that_makes_no_sense_is_refused_naming_the_field(api):
     assert_problem(api.post("/imports", {"kind": "orders", "format": "xlsx"}), 400, "kind", "format")
     assert_problem(api.get("/imports/imp_NOPE"), 404)
     assert_problem(api.get("/imports/imp_NOPE/results"), 404)
+
+
+def test_a_20000_row_file_is_planned_and_read_chunk_by_chunk_with_memory_far_below_its_size(api, chalice_app):
+    """The read path at full size: the upload's event plans 20,000 rows into chunk messages,
+    and each chunk's byte range is read and parsed as a worker does, holding a chunk, never the
+    file. The write path is proven on fewer rows by the tests above: on moto, writing 20,000
+    rows' outcomes takes minutes (bench/imports.py measures it on DynamoDB Local). moto keeps
+    the object in memory and answers a ranged GET from it, so the planner's stream is not
+    measured here: what a worker holds, its range and its records, is."""
+    import tracemalloc
+
+    from chalicelib import wiring
+    from chalicelib.domain.import_formats import Chunk, Layout, parse_chunk
+
+    note = "Tämä on pitkä muistiinpano, joka tekee rivistä suuremman. " * 4
+    data = "".join(
+        json.dumps({"name": f"Asiakas {n}", "locale": "fi", "attributes": {"note": note}}, ensure_ascii=False)
+        + "\n"
+        for n in range(20_000)
+    ).encode()
+    assert len(data) > 5_000_000
+    imp = _request(api, format="ndjson")
+    _put(imp, data)
+    _start(chalice_app)
+    planned = api.get(f"/imports/{imp['id']}").json
+    assert (planned["status"], planned["rows"]) == ("processing", 20_000)
+
+    layout = Layout.from_dict(wiring.import_repository().get(imp["id"]).layout)
+    files, rows, peaks = wiring.import_files(), [], []
+    messages = [json.loads(r["body"])["chunk"] for r in _receive(_chunks())]
+    for message in sorted(messages, key=lambda m: m["index"]):
+        chunk = Chunk(**message)
+        # In the cloud a ranged GET streams its range; moto reads the whole object for it.
+        part = files.read(f"imports/{imp['id']}", chunk.start, chunk.end)
+        assert len(part) == chunk.end - chunk.start <= 300 * 1024
+        tracemalloc.start()
+        try:
+            records = parse_chunk(part, layout, chunk.first_row)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert all(r.body and not r.problems for r in records)
+        rows += [row for r in records for row in r.rows]
+    assert len(messages) == 100  # chunks of at most 200 rows
+    assert rows == list(range(1, 20_001))
+    assert max(peaks) < len(data) / 10, max(peaks)
