@@ -419,3 +419,37 @@ def test_a_20000_row_file_is_planned_and_read_chunk_by_chunk_with_memory_far_bel
     assert len(messages) == 100  # chunks of at most 200 rows
     assert rows == list(range(1, 20_001))
     assert max(peaks) < len(data) / 10, max(peaks)
+
+
+def test_an_imported_complaint_older_than_its_sla_opens_a_case_escalated_once_and_not_acknowledged(
+    api, chalice_app, client, pump
+):
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    from chalicelib.domain.clock import to_rfc3339
+
+    customer = api.create_customer(name="Jyrki Mäkelä", email="jyrki@example.fi", locale="fi")
+    recent = to_rfc3339(datetime.now(UTC) - timedelta(minutes=10))
+    data = (
+        "customer_email,type,channel,occurred_at,severity,subject\n"
+        "jyrki@example.fi,complaint,phone,2025-01-10T09:00:00Z,high,Paketti ei tullut\n"
+        f"jyrki@example.fi,complaint,email,{recent},low,Väärä väri\n"
+    ).encode()
+    imp = _request(api, kind="interactions")
+    _put(imp, data)
+    pump.drain()
+
+    assert api.get(f"/imports/{imp['id']}").json["created"] == 2
+    cases = {c["subject"]: c for c in api.get(f"/customers/{customer['id']}/cases").json["items"]}
+    old, new = cases["Paketti ei tullut"], cases["Väärä väri"]
+    assert old["opened_at"] == "2025-01-10T09:00:00.000Z"
+    assert (old["escalation_level"], old["contact_status"], old["status"]) == (1, "imported_past_due", "open")
+    assert (new["escalation_level"], new["contact_status"]) == (0, "acknowledged_by_email")
+    sent = ses_backends[DEFAULT_ACCOUNT_ID]["eu-north-1"].sent_messages
+    assert len(sent) == 1  # the recent complaint's acknowledgement only
+    scheduled = json.loads((Path(__file__).parent / "events" / "scheduled_daily.json").read_text())
+    assert client.lambda_.invoke("escalate_overdue_cases", scheduled).payload == {"escalated": 0}
