@@ -99,7 +99,7 @@ class ImportService:
             status=AWAITING_UPLOAD,
             requested_by=actor.subject,
             created_at=now,
-            expires_at=now + IMPORT_LIFETIME,
+            expires_at=(now + IMPORT_LIFETIME).replace(microsecond=0),
             object_key=object_key(import_id),
         )
         self._imports.add(imp)
