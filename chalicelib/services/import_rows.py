@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.domain import audit
+from chalicelib.domain.clock import to_stored_precision
 from chalicelib.domain.contact import email_key
 from chalicelib.domain.customers import Customer
 from chalicelib.domain.import_formats import Record
@@ -89,6 +90,7 @@ class ImportRows:
         self._interactions = interactions
         self._resolve_alias = resolve_alias
         self._now = now
+        self._by_email: dict[str, Customer | None] = {}
 
     def write(self, imp: Import, record: Record) -> list[RowOutcome]:
         """The outcome of each row of `record` (one, or an interaction's group of rows)."""
@@ -156,8 +158,12 @@ class ImportRows:
 
     def _create(self, imp: Import, record: Record, fields: dict) -> _Done:
         new_id = row_customer_id(imp.id, record.rows[0])
-        if self._customers.get(new_id, consistent=True) is not None:
-            return _Done(CREATED, customer_id=new_id)  # by an earlier run of this row
+        # An earlier run of this row may have created it: looked for first only where detection
+        # (which would find the row's own customer) or a dry run decides; otherwise the
+        # creation itself, conditional on the id being free, finds it.
+        looked = imp.options.on_duplicate == "skip" or imp.options.dry_run
+        if looked and self._customers.get(new_id, consistent=True) is not None:
+            return _Done(CREATED, customer_id=new_id)
         now = self._now()
         candidate = Customer(id=new_id, created_at=now, updated_at=now, **fields)
         if imp.options.on_duplicate == "skip":
@@ -176,7 +182,12 @@ class ImportRows:
                     "Another customer already has this email address.",
                 )
             return _Done(CREATED)
-        created = self._customer_service(lambda: new_id).create(fields, self._actor(imp))
+        try:
+            created = self._customer_service(lambda: new_id).create(fields, self._actor(imp))
+        except Exception:
+            if self._customers.get(new_id, consistent=True) is not None:
+                return _Done(CREATED, customer_id=new_id)  # by an earlier run of this row
+            raise
         return _Done(CREATED, customer_id=created.id)
 
     def _update(self, imp: Import, before: Customer, changes: dict) -> _Done:
@@ -203,7 +214,10 @@ class ImportRows:
         if not ref:
             return _problem(field, "is required")
         if options.match_on == "email":
-            customer = self._customers.by_email(email_key(ref))
+            key = email_key(ref)
+            if key not in self._by_email:  # a chunk's rows often name the same customers
+                self._by_email[key] = self._customers.by_email(key)
+            customer = self._by_email[key]
         else:
             customer = self._live_customer(ref)
         if customer is None:
@@ -228,14 +242,18 @@ class ImportRows:
             interaction_id = content_interaction_id(customer.id, fields, occurred_at)
         else:
             interaction_id = row_interaction_id(imp.id, record.rows[0], occurred_at)
-        existing = self._interactions.get(customer.id, interaction_id, consistent=True)
-        if existing is not None:
-            if options.mode == "upsert":
-                return _Done(SKIPPED, customer.id, interaction_id, UNCHANGED)
-            return _Done(CREATED, customer.id, interaction_id)  # by an earlier run of this row
         if options.dry_run:
-            return _Done(CREATED, customer_id=customer.id)
-        written = self._interaction_service.record(
-            customer.id, {**fields, "import_id": imp.id}, interaction_id
-        )
-        return _Done(CREATED, customer.id, written.id)
+            if self._interactions.get(customer.id, interaction_id, consistent=True) is None:
+                return _Done(CREATED, customer_id=customer.id)
+            existed = True
+        else:
+            # Recording with a given id answers the interaction already there, if any: one
+            # written before this call (by an earlier run of the row, or an earlier import).
+            before = self._now()
+            written = self._interaction_service.record(
+                customer.id, {**fields, "import_id": imp.id}, interaction_id
+            )
+            existed = written.created_at < to_stored_precision(before)
+        if existed and options.mode == "upsert":
+            return _Done(SKIPPED, customer.id, interaction_id, UNCHANGED)
+        return _Done(CREATED, customer.id, interaction_id)

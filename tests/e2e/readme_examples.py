@@ -115,7 +115,7 @@ class Outcome:
 
 
 def run(
-    readme: Path, api: str, control: str, aws: str, cwd: Path, bodies: Path, timeout: float = 120
+    readme: Path, api: str, control: str, aws: str, cwd: Path, bodies: Path, timeout: float = 240
 ) -> list[Outcome]:
     text, examples = script(readme.read_text(encoding="utf-8"), api, control, aws)
     bodies.mkdir(parents=True, exist_ok=True)

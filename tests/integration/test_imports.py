@@ -213,13 +213,14 @@ def test_every_chunk_delivered_twice_and_a_crashed_worker_retried_create_nothing
     real_write = import_rows.ImportRows.write
     calls = {"n": 0}
 
-    def crash_on_the_third_row(self, imp_, record):
+    def crash_after_writing_the_third_row(self, imp_, record):
+        written = real_write(self, imp_, record)
         calls["n"] += 1
         if calls["n"] == 3:
-            raise ConnectionError("the worker died")
-        return real_write(self, imp_, record)
+            raise ConnectionError("the worker died after the row's write, before its outcome")
+        return written
 
-    monkeypatch.setattr(import_rows.ImportRows, "write", crash_on_the_third_row)
+    monkeypatch.setattr(import_rows.ImportRows, "write", crash_after_writing_the_third_row)
     assert not _deliver(chalice_app, "run_imports", _chunks(), chunk_records[0], delete=False)
     for record in chunk_records:
         assert _deliver(chalice_app, "run_imports", _chunks(), record, delete=False)
