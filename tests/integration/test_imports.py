@@ -454,3 +454,38 @@ def test_an_imported_complaint_older_than_its_sla_opens_a_case_escalated_once_an
     assert len(sent) == 1  # the recent complaint's acknowledgement only
     scheduled = json.loads((Path(__file__).parent / "events" / "scheduled_daily.json").read_text())
     assert client.lambda_.invoke("escalate_overdue_cases", scheduled).payload == {"escalated": 0}
+
+
+def test_interactions_by_customer_id_follow_a_merged_id_and_fail_an_unknown_one_naming_the_field(
+    api, chalice_app
+):
+    from chalicelib.store.keys import customer_pk
+    from chalicelib.store.models.merges import AliasModel
+
+    survivor = api.create_customer(name="Tala Reyes")["id"]
+    merged = "cus_01KMERGEDAWAY0000000000000"
+    AliasModel(
+        customer_pk(merged),
+        merged_id=merged,
+        survivor_id=survivor,
+        merge_id="mrg_X",
+        merged_at="2026-01-01T00:00:00Z",
+    ).save()
+    lines = [
+        {"customer_id": survivor, "type": "visit", "channel": "store", "occurred_at": "2025-10-01T10:00:00Z"},
+        {"customer_id": merged, "type": "inquiry", "channel": "phone", "occurred_at": "2025-10-02T10:00:00Z"},
+        {"customer_id": "cus_NOBODY", "type": "visit", "channel": "store"},
+        {"type": "visit", "channel": "store"},
+        {"customer_id": survivor, "type": "visit", "channel": "teleport"},
+    ]
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    imp = _import(api, chalice_app, data, kind="interactions", format="ndjson", match_on="id")
+
+    assert (imp["created"], imp["failed"]) == (2, 3)
+    results = _results(api, imp["id"])
+    assert [r.get("customer_id") for r in results[:2]] == [survivor, survivor]
+    errors = {e["row"]: e["errors"] for e in api.get(f"/imports/{imp['id']}/errors").json["items"]}
+    assert errors[3] == [{"field": "customer_id", "message": "is not the id of a customer"}]
+    assert errors[4] == [{"field": "customer_id", "message": "is required"}]
+    assert [e["field"] for e in errors[5]] == ["channel"]
+    assert len(api.get(f"/customers/{survivor}/interactions").json["items"]) == 2
