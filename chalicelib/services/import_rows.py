@@ -33,6 +33,13 @@ from chalicelib.domain.imports import (
 )
 from chalicelib.errors import CrmError, FieldError
 
+MAX_EMAIL_LENGTH = 254
+MAX_ID_LENGTH = 64
+
+
+def _plausible_id(value: str) -> bool:
+    return 0 < len(value) <= MAX_ID_LENGTH and value.isascii() and value.isprintable()
+
 
 class RowValidators(Protocol):
     """The API's request models, as functions: each raises ValidationFailed naming the fields."""
@@ -150,6 +157,8 @@ class ImportRows:
 
     def _live_customer(self, customer_id: str) -> Customer | None:
         """The customer of an id; a merged id follows its alias to the customer it now is."""
+        if not _plausible_id(customer_id):
+            return None  # no key lookup for what cannot be an id (DynamoDB refuses long keys)
         customer = self._customers.get(customer_id, consistent=True)
         if customer is None:
             survivor = self._resolve_alias(customer_id)
@@ -214,7 +223,12 @@ class ImportRows:
         if not ref:
             return _problem(field, "is required")
         if options.match_on == "email":
-            key = email_key(ref)
+            if len(ref) > MAX_EMAIL_LENGTH:
+                return _problem(field, f"is longer than {MAX_EMAIL_LENGTH} characters")
+            try:
+                key = email_key(ref)
+            except ValueError as error:
+                return _problem(field, str(error))
             if key not in self._by_email:  # a chunk's rows often name the same customers
                 self._by_email[key] = self._customers.by_email(key)
             customer = self._by_email[key]

@@ -207,15 +207,44 @@ def test_interactions_by_customer_id_follow_a_merged_id_and_fail_an_unknown_one_
         {"customer_id": "cus_NOBODY", "type": "visit", "channel": "store"},
         {"type": "visit", "channel": "store"},
         {"customer_id": survivor, "type": "visit", "channel": "teleport"},
+        {"customer_id": "x" * 5000, "type": "visit", "channel": "store"},
     ]
     data = "".join(json.dumps(line) + "\n" for line in lines).encode()
     imp = _import(api, chalice_app, data, kind="interactions", format="ndjson", match_on="id")
 
-    assert (imp["created"], imp["failed"]) == (2, 3)
+    assert (imp["created"], imp["failed"]) == (2, 4)
     results = _results(api, imp["id"])
     assert [r.get("customer_id") for r in results[:2]] == [survivor, survivor]
     errors = {e["row"]: e["errors"] for e in api.get(f"/imports/{imp['id']}/errors").json["items"]}
     assert errors[3] == [{"field": "customer_id", "message": "is not the id of a customer"}]
     assert errors[4] == [{"field": "customer_id", "message": "is required"}]
     assert [e["field"] for e in errors[5]] == ["channel"]
+    assert errors[6] == [{"field": "customer_id", "message": "is not the id of a customer"}]
     assert len(api.get(f"/customers/{survivor}/interactions").json["items"]) == 2
+
+
+def test_an_interaction_naming_its_customer_by_a_malformed_email_fails_that_row_not_the_worker(
+    api, chalice_app
+):
+    api.create_customer(name="Ana Novak", email="ana.novak@example.si")
+    data = (
+        "customer_email,type,channel\n"
+        "ana.novak@example.si,visit,store\n"
+        "not-an-address,visit,store\n"
+        f"{'a' * 300}@example.si,visit,store\n"
+    ).encode()
+    imp = _import(api, chalice_app, data, kind="interactions")
+    assert _counts(imp) == {
+        "status": "completed",
+        "rows": 3,
+        "processed": 3,
+        "created": 1,
+        "updated": 0,
+        "skipped": 0,
+        "failed": 2,
+    }
+    errors = api.get(f"/imports/{imp['id']}/errors").json["items"]
+    assert [(e["row"], e["errors"][0]["field"]) for e in errors] == [
+        (2, "customer_email"),
+        (3, "customer_email"),
+    ]
