@@ -38,11 +38,13 @@ def _receive(name: str) -> list[dict]:
         records += [lambda_sqs_record(m, arn) for m in messages]
 
 
-def _deliver(chalice_app, function: str, queue: str, record: dict, *, delete: bool = True) -> bool:
+def _deliver(
+    chalice_app, function: str, queue: str, record: dict, *, delete: bool = True, seconds: float = 120
+) -> bool:
     from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
     try:
-        reply = chalice_app.handler_map[function]({"Records": [record]}, _context(function))
+        reply = chalice_app.handler_map[function]({"Records": [record]}, _context(function, seconds))
     except BatchProcessingError:
         return False
     ok = not reply["batchItemFailures"]

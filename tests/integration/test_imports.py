@@ -15,6 +15,7 @@ from tests.integration.imports import (
     _customer_count,
     _deliver,
     _put,
+    _queue,
     _receive,
     _request,
     _results,
@@ -198,3 +199,33 @@ def test_a_20000_row_file_is_planned_and_read_chunk_by_chunk_with_memory_far_bel
     assert len(messages) == 100  # chunks of at most 200 rows
     assert rows == list(range(1, 20_001))
     assert max(peaks) < len(data) / 10, max(peaks)
+
+
+def test_planning_out_of_time_hands_on_to_a_message_that_plans_the_rest(api, chalice_app, monkeypatch):
+    from chalicelib.services import imports
+
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    imp = _request(api, format="ndjson", dry_run=True)
+    _put(imp, "".join(json.dumps({"name": f"Jose {n}"}) + "\n" for n in range(30)).encode())
+    [upload] = _receive(_uploads())
+    # 25 s left: planning keeps 20 s back, so it stops after its first batch of 10 chunks.
+    assert _deliver(chalice_app, "start_imports", _uploads(), upload, seconds=25)
+    bodies = [json.loads(r["body"]) for r in _receive(_chunks())]
+    assert sorted(b["chunk"]["index"] for b in bodies if "chunk" in b) == list(range(10))
+    assert [b for b in bodies if "plan" in b] == [{"import_id": imp["id"], "plan": True}]
+    assert api.get(f"/imports/{imp['id']}").json["rows"] == 20
+
+    for body in bodies:  # delivered again, with the rest of the time of a normal invocation
+        sqs, url, _ = _queue(_chunks())
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+    _run_all(chalice_app)
+    done = api.get(f"/imports/{imp['id']}").json
+    assert _counts(done) == {
+        "status": "completed",
+        "rows": 30,
+        "processed": 30,
+        "created": 30,
+        "updated": 0,
+        "skipped": 0,
+        "failed": 0,
+    }
