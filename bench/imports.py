@@ -36,11 +36,12 @@ class Calls:
         self.counts: Counter = Counter()
         self._on = False
         self._lock = threading.Lock()
+        self._local = threading.local()
         original = botocore.client.BaseClient._make_api_call
         calls = self
 
         def counted(client, operation_name, api_params):
-            if calls._on:
+            if calls._on and not getattr(calls._local, "paused", False):
                 with calls._lock:
                     calls.counts[(client.meta.service_model.service_name, operation_name)] += 1
             return original(client, operation_name, api_params)
@@ -49,12 +50,12 @@ class Calls:
 
     @contextmanager
     def paused(self):
-        """The bench's own calls (its polls of the import's status) are left out."""
-        was, self._on = self._on, False
+        """This thread's calls (the bench's polls of the import's status) are left out."""
+        self._local.paused = True
         try:
             yield
         finally:
-            self._on = was
+            self._local.paused = False
 
     @contextmanager
     def counting(self):
