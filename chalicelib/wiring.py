@@ -365,6 +365,7 @@ def import_rows():
         interactions,
         lambda customer_id: merge_repository().resolve(customer_id, consistent=True),
         lambda: clock.now(),
+        lambda customer_id: next(iter(audit_repository().of_customer(customer_id, 1, None)[0]), None),
     )
 
 

@@ -76,7 +76,10 @@ def _run(record: SQSRecord, deadline: Deadline) -> None:
     receives = int(record.attributes.approximate_receive_count or 1)
     service = wiring.import_service()
     try:
-        outcome = service.run_chunk(import_id, chunk) if chunk else service.plan(import_id, deadline)
+        if chunk:
+            outcome = service.run_chunk(import_id, chunk, retrying=receives > 1)
+        else:
+            outcome = service.plan(import_id, deadline)
     except Exception as error:
         extra = {"import_id": import_id, "receives": receives, "error": type(error).__name__}
         logger.warning("import message failed", extra=extra)

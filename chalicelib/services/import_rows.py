@@ -87,6 +87,7 @@ class ImportRows:
         interactions: Any,
         resolve_alias: Callable[[str], str | None],
         now: Callable[[], datetime],
+        latest_audit: Callable[[str], audit.AuditEntry | None] = lambda customer_id: None,
     ) -> None:
         self._validators = validators
         self._customers = customers
@@ -97,10 +98,16 @@ class ImportRows:
         self._interactions = interactions
         self._resolve_alias = resolve_alias
         self._now = now
+        # The newest audit entry of a customer: whether a retried row's update was this import's.
+        self._latest_audit = latest_audit
+        self._retrying = False
         self._by_email: dict[str, Customer | None] = {}
 
-    def write(self, imp: Import, record: Record) -> list[RowOutcome]:
-        """The outcome of each row of `record` (one, or an interaction's group of rows)."""
+    def write(self, imp: Import, record: Record, *, retrying: bool = False) -> list[RowOutcome]:
+        """The outcome of each row of `record` (one, or an interaction's group of rows).
+        `retrying`: the chunk ran before (its message is received again), so a row may have
+        been written by that run without its outcome."""
+        self._retrying = retrying
         if record.blank:
             done = _Done(SKIPPED, reason=BLANK)
         elif record.body is None:
@@ -211,8 +218,16 @@ class ImportRows:
         service = self._customer_service(lambda: before.id)
         after = service.update(before.id, changes, None, self._actor(imp))
         if after.version == before.version:
+            if self._retrying and self._updated_by(imp, before.id):
+                return _Done(UPDATED, customer_id=before.id)  # by the run that crashed
             return _Done(SKIPPED, customer_id=before.id, reason=UNCHANGED)
         return _Done(UPDATED, customer_id=before.id)
+
+    def _updated_by(self, imp: Import, customer_id: str) -> bool:
+        """The customer's last change was an update by this import: the earlier run of the row
+        wrote it (in the update's own transaction) and died before the row's outcome."""
+        entry = self._latest_audit(customer_id)
+        return entry is not None and entry.action == "update" and entry.actor.route == self._actor(imp).route
 
     # --- interactions --------------------------------------------------------------------------
 

@@ -268,8 +268,9 @@ class ImportService:
 
     # --- a chunk --------------------------------------------------------------------------------------
 
-    def run_chunk(self, import_id: str, chunk: Chunk) -> str:
-        """Write the chunk's rows not written yet, then add its totals to the import once."""
+    def run_chunk(self, import_id: str, chunk: Chunk, *, retrying: bool = False) -> str:
+        """Write the chunk's rows not written yet, then add its totals to the import once.
+        `retrying`: its message was received before (an earlier run may have died mid-chunk)."""
         imp = self._imports.get(import_id, consistent=True)
         if imp is None or imp.status != PROCESSING or imp.layout is None:
             return "ignored"
@@ -287,7 +288,7 @@ class ImportService:
                 break
             if all(row in written for row in record.rows):
                 continue
-            outcomes = rows.write(imp, record)
+            outcomes = rows.write(imp, record, retrying=retrying)
             self._imports.record_outcomes(import_id, chunk.index, outcomes, imp.expires_at)
         totals = Totals()
         for stored in self._imports.outcomes_of_chunk(import_id, chunk.index).values():

@@ -229,3 +229,42 @@ def test_planning_out_of_time_hands_on_to_a_message_that_plans_the_rest(api, cha
         "skipped": 0,
         "failed": 0,
     }
+
+
+def test_an_upsert_whose_worker_died_after_an_update_still_counts_that_row_updated(
+    api, chalice_app, monkeypatch
+):
+    from chalicelib.services import import_rows
+
+    for n in range(3):
+        api.create_customer(name=f"Kund {n}", email=f"kund{n}@example.se")
+    imp = _request(api, mode="upsert")
+    _put(imp, ("email,name\n" + "".join(f"kund{n}@example.se,Kund {n} Berg\n" for n in range(3))).encode())
+    _start(chalice_app)
+    [record] = _receive(_chunks())
+    real_write, calls = import_rows.ImportRows.write, {"n": 0}
+
+    def crash_after_the_second_update(self, imp_, rec, **kw):
+        written = real_write(self, imp_, rec, **kw)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("the worker died after the update, before the row's outcome")
+        return written
+
+    monkeypatch.setattr(import_rows.ImportRows, "write", crash_after_the_second_update)
+    assert not _deliver(chalice_app, "run_imports", _chunks(), record, delete=False)
+    received_again = {**record, "attributes": {**record["attributes"], "ApproximateReceiveCount": "2"}}
+    assert _deliver(chalice_app, "run_imports", _chunks(), received_again)
+
+    done = api.get(f"/imports/{imp['id']}").json
+    assert _counts(done) == {
+        "status": "completed",
+        "rows": 3,
+        "processed": 3,
+        "created": 0,
+        "updated": 3,
+        "skipped": 0,
+        "failed": 0,
+    }
+    versions = {c["name"]: c["version"] for c in api.get("/customers").json["items"]}
+    assert versions == {"Kund 0 Berg": 2, "Kund 1 Berg": 2, "Kund 2 Berg": 2}
