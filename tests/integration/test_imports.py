@@ -47,8 +47,8 @@ def test_every_chunk_delivered_twice_and_a_crashed_worker_retried_create_nothing
     real_write = import_rows.ImportRows.write
     calls = {"n": 0}
 
-    def crash_after_writing_the_third_row(self, imp_, record):
-        written = real_write(self, imp_, record)
+    def crash_after_writing_the_third_row(self, imp_, record, **kw):
+        written = real_write(self, imp_, record, **kw)
         calls["n"] += 1
         if calls["n"] == 3:
             raise ConnectionError("the worker died after the row's write, before its outcome")
