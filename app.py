@@ -14,6 +14,7 @@ from chalicelib.api import (
     export,
     http,
     identities,
+    imports,
     interactions,
     jobs,
     me,
@@ -34,6 +35,7 @@ from chalicelib.events import campaigns as campaign_events
 from chalicelib.events import cases as case_events
 from chalicelib.events import customer_stream, loyalty, webhooks_in
 from chalicelib.events import identities as identity_events
+from chalicelib.events import imports as import_events
 from chalicelib.events import jobs as job_events
 from chalicelib.events import segments as segment_events
 from chalicelib.events import webhooks_out as webhook_out_events
@@ -66,6 +68,7 @@ app.register_blueprint(jobs.bp)
 app.register_blueprint(products.bp)
 app.register_blueprint(segments.bp)
 app.register_blueprint(merges.bp)
+app.register_blueprint(imports.bp)
 app.register_blueprint(campaigns.bp)
 app.register_blueprint(unsubscribe.bp)
 app.register_blueprint(customer_stream.bp)
@@ -73,6 +76,7 @@ app.register_blueprint(loyalty.bp)
 app.register_blueprint(case_events.bp)
 app.register_blueprint(identity_events.bp)
 app.register_blueprint(job_events.bp)
+app.register_blueprint(import_events.bp)
 app.register_blueprint(segment_events.bp)
 app.register_blueprint(campaign_events.bp)
 app.register_blueprint(webhook_sources.bp)

@@ -34,7 +34,9 @@ SECTIONS = (
     "load",
 )
 # Diagnostics, only with --only: `profile` (about a minute) says where a request's CPU goes.
-OPTIONAL = ("profile",)
+# `imports` (a bulk import of 100,000 customers and 100,000 interactions on DynamoDB Local) takes
+# far longer than the rest: run it with --only imports (smaller with --import-customers ...).
+OPTIONAL = ("profile", "imports")
 _STARTED = time.perf_counter()
 
 
@@ -57,6 +59,11 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stream-batches", type=int, default=9)
     parser.add_argument("--duplicates-small", type=int, default=1_000, help="customers, small size")
     parser.add_argument("--duplicates-large", type=int, default=100_000, help="customers, large size")
+    parser.add_argument("--import-customers", type=int, default=100_000, help="rows of the customers import")
+    parser.add_argument(
+        "--import-interactions", type=int, default=100_000, help="rows of the interactions import"
+    )
+    parser.add_argument("--import-workers", type=int, default=2, help="chunk consumers at once")
     parser.add_argument(
         "--campaign-recipients", type=int, default=1_000, help="members of the campaign's segment"
     )
@@ -228,6 +235,14 @@ def run(args: argparse.Namespace) -> dict:
                 worker.stop()
             recorder.uninstall()
             moto.stop()
+    if "imports" in only:
+        from bench import imports
+
+        guarded(
+            results,
+            "imports",
+            lambda: imports.run(args.import_customers, args.import_interactions, args.import_workers, log),
+        )
     if "package" in only and "package" not in results:
         from bench.package_size import package_size
 
@@ -404,6 +419,9 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
     from bench.duplicates import rows as duplicate_rows
 
     rows += duplicate_rows(results)
+    from bench.imports import rows as import_rows
+
+    rows += import_rows(results)
     return rows
 
 

@@ -27,6 +27,7 @@ class Settings:
     campaigns_table: str = "crm-local-campaigns"
     campaign_sends_table: str = "crm-local-campaign-sends"
     webhooks_table: str = "crm-local-webhooks"
+    imports_table: str = "crm-local-imports"
     # Chalice needs stream ARNs as literals when app.py is imported: the cloud stages set the
     # real ones; locally the event pump finds a handler's stream by the table name in it.
     customers_stream_arn: str = (
@@ -66,6 +67,9 @@ class Settings:
     campaigns_queue_name: str = "crm-local-campaigns"
     webhooks_in_queue_name: str = "crm-local-webhooks-in"
     webhooks_out_queue_name: str = "crm-local-webhooks-out.fifo"
+    # Bulk imports: the uploads' S3 events, and the chunks (and planning) of running imports.
+    import_uploads_queue_name: str = "crm-local-import-uploads"
+    imports_queue_name: str = "crm-local-imports"
     # Inbound webhooks: how far a delivery's webhook-timestamp may be from now. Outbound: the
     # hosts a subscription may name although they resolve to a private or loopback address
     # (and over http too); the local stage allows this machine's by default.
@@ -74,6 +78,7 @@ class Settings:
     # The cloud stages get the bucket's name from the stack (infra/package.py); locally it is
     # the name infra/resources.json gives it in moto's account and region.
     exports_bucket: str = "crm-local-exports-123456789012-eu-north-1"
+    imports_bucket: str = "crm-local-imports-123456789012-eu-north-1"
     mail_from: str = "customer-service@example.com"
     max_body_bytes: int = 1024 * 1024
     # Self-service changes of email address (each mails a link): per customer, a cooldown
@@ -106,6 +111,12 @@ class Settings:
             campaigns_stream_arn=env.get("CRM_CAMPAIGNS_STREAM_ARN", defaults.campaigns_stream_arn),
             campaigns_queue_name=env.get("CRM_CAMPAIGNS_QUEUE_NAME", defaults.campaigns_queue_name),
             webhooks_table=env.get("CRM_WEBHOOKS_TABLE", defaults.webhooks_table),
+            imports_table=env.get("CRM_IMPORTS_TABLE", defaults.imports_table),
+            import_uploads_queue_name=env.get(
+                "CRM_IMPORT_UPLOADS_QUEUE_NAME", defaults.import_uploads_queue_name
+            ),
+            imports_queue_name=env.get("CRM_IMPORTS_QUEUE_NAME", defaults.imports_queue_name),
+            imports_bucket=env.get("CRM_IMPORTS_BUCKET", defaults.imports_bucket),
             webhooks_in_queue_name=env.get("CRM_WEBHOOKS_IN_QUEUE_NAME", defaults.webhooks_in_queue_name),
             webhooks_out_queue_name=env.get("CRM_WEBHOOKS_OUT_QUEUE_NAME", defaults.webhooks_out_queue_name),
             webhook_tolerance_s=int(env.get("CRM_WEBHOOK_TOLERANCE_S", defaults.webhook_tolerance_s)),

@@ -326,6 +326,62 @@ def job_queue():
     return SqsWorkQueue(settings.jobs_queue_name, settings.region)
 
 
+@lru_cache(maxsize=1)
+def import_repository():
+    from chalicelib.store.imports import ImportRepository
+
+    return ImportRepository(get_settings().region)
+
+
+@lru_cache(maxsize=1)
+def import_files():
+    from chalicelib.store.import_files import ImportFiles
+
+    settings = get_settings()
+    return ImportFiles(settings.imports_bucket, settings.region)
+
+
+@lru_cache(maxsize=1)
+def import_queue():
+    from chalicelib.store.queues import SqsWorkQueue
+
+    settings = get_settings()
+    return SqsWorkQueue(settings.imports_queue_name, settings.region)
+
+
+def import_rows():
+    from chalicelib.api.import_schemas import RowValidators
+    from chalicelib.services.customers import CustomerService
+    from chalicelib.services.import_rows import ImportRows
+
+    customers, interactions = repositories()
+
+    def customer_service_with(new_id):
+        return CustomerService(
+            customers, cursor_codec(), clock, new_id=new_id, duplicates=duplicate_service()
+        )
+
+    return ImportRows(
+        RowValidators(),
+        customers,
+        customer_service_with,
+        duplicate_service(),
+        interaction_service(),
+        interactions,
+        lambda customer_id: merge_repository().resolve(customer_id, consistent=True),
+        lambda: clock.now(),
+        lambda customer_id: next(iter(audit_repository().of_customer(customer_id, 1, None)[0]), None),
+    )
+
+
+def import_service():
+    from chalicelib.services.imports import ImportService
+
+    return ImportService(
+        import_repository(), import_files(), import_queue(), import_rows, clock, cursor_codec()
+    )
+
+
 def audit_service():
     from chalicelib.services.audit import AuditService
 

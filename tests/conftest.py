@@ -276,7 +276,12 @@ def _emptied_tables() -> tuple[str, ...]:
     # earlier test's run decisions would slow the next test down; and the webhooks table, whose
     # deliveries and guards a later test would find.
     settings = get_settings()
-    return (*_streamed_tables(), settings.campaign_sends_table, settings.webhooks_table)
+    return (
+        *_streamed_tables(),
+        settings.campaign_sends_table,
+        settings.webhooks_table,
+        settings.imports_table,
+    )
 
 
 @pytest.fixture
@@ -289,6 +294,7 @@ def tables(aws, dynamodb_backend):
     _purge_queues()
     _clear_sent_mail()
     _empty_bucket(get_settings().exports_bucket)
+    _empty_bucket(get_settings().imports_bucket)
     for name in _emptied_tables():
         if dynamodb_backend == "moto":
             _wipe_in_moto(name)

@@ -54,6 +54,10 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": "How long the response may be cached (`no-store`: not at all).",
         "schema": {"type": "string"},
     },
+    "Link": {
+        "description": 'The next page of a list whose pages are not JSON: `<path?cursor=...>; rel="next"`.',
+        "schema": {"type": "string", "pattern": '^<[^>]+>; rel="next"$'},
+    },
 }
 
 MERGED_LOCATION = "The same path (and query) under the customer the id was merged into."
@@ -190,7 +194,9 @@ def _operation(spec: RouteSpec, components: dict) -> dict:
     success: dict[str, Any] = {"description": spec.summary}
     if spec.response is not None:
         success["content"] = _content(spec.response, components)
-    success_headers = _headers(list(spec.headers), required=True)
+    # A name ending in "?" is a header the route sends only sometimes.
+    success_headers = _headers([h for h in spec.headers if not h.endswith("?")], required=True)
+    success_headers |= _headers([h[:-1] for h in spec.headers if h.endswith("?")], required=False)
     if idempotent:
         success_headers |= _headers(["Idempotent-Replayed"], required=False)
     if success_headers:

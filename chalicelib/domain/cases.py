@@ -169,6 +169,36 @@ def open_case(
     )
 
 
+IMPORTED_PAST_DUE = "imported_past_due"
+
+
+def opened_from_import(case: Case, now: datetime) -> Case:
+    """A case opened from an imported complaint, its deadlines counted from when the complaint
+    was made: every deadline it has already missed is escalated for at once, in one step (level
+    1), so an import of old complaints raises each case once, never a storm of escalations from
+    the next sweeps; a deadline still ahead escalates as any other. A case past its first
+    response is not acknowledged to the customer (`contact_status` says why): that moment has
+    passed, and a mail about a complaint made long ago would confuse more than it helps."""
+    missed = frozenset(
+        which
+        for which, due in ((FIRST_RESPONSE, case.first_response_due), (RESOLUTION, case.resolution_due))
+        if due <= now
+    )
+    if not missed:
+        return case
+    labels = " and ".join("first response" if m == FIRST_RESPONSE else "resolution" for m in sorted(missed))
+    note = (
+        f"Imported past its {labels} deadline: escalated to level 1 on opening; no acknowledgement is sent."
+    )
+    return _with_entry(
+        case,
+        HistoryEntry(now, "system", None, None, note),
+        escalation_level=1,
+        escalated_for=missed,
+        contact_status=IMPORTED_PAST_DUE if FIRST_RESPONSE in missed else None,
+    )
+
+
 def misfits(to: str | None, resolution: str | None, satisfaction: int | None) -> list[tuple[str, str]]:
     """(field, problem) for the fields a change to status `to` (None: no change) needs and
     lacks, or has and does not take: resolving takes a resolution, and only resolving does; a

@@ -48,6 +48,8 @@ class Interaction:
     run_id: str | None = None
     # A purchase or return from an orders webhook: the shop's id of the order (or refund).
     order_id: str | None = None
+    # Written by a bulk import (its id): a complaint's case then counts from `occurred_at`.
+    import_id: str | None = None
     # On a purchase: how many of each SKU have been returned so far.
     returned: dict[str, int] = field(default_factory=dict)
     version: int = 0

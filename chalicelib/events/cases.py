@@ -62,6 +62,7 @@ def _complaint(record: DynamoDBRecord) -> Interaction | None:
         created_at=parse_rfc3339(text.get("created_at") or opened),
         severity=text.get("severity"),
         subject=text.get("subject"),
+        import_id=text.get("import_id"),
     )
 
 

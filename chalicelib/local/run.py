@@ -249,6 +249,8 @@ def _serve(stage: str, ports: dict[str, int], dynamodb: str, seed: bool, api_pro
         # The bucket's name holds moto's account and the region: the app uses the one made.
         if outputs.get("ExportsBucketName"):
             os.environ["CRM_EXPORTS_BUCKET"] = outputs["ExportsBucketName"]
+        if outputs.get("ImportsBucketName"):
+            os.environ["CRM_IMPORTS_BUCKET"] = outputs["ImportsBucketName"]
         where = "DynamoDB Local" if dynamodb == "local" else "moto"
         steps.done(f"tables, queues and the bucket from infra/resources.json (tables on {where})")
 

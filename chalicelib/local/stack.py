@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,6 +176,9 @@ def deploy(
         raise ValueError(f"unknown DynamoDB backend {dynamodb!r}")
     template = load_template()
     parameters = {"Stage": stage}
+    # moto's CloudFormation skips the queue policy S3 needs in the cloud (local/buckets.py).
+    warnings.filterwarnings("ignore", message="Tried to parse AWS::SQS::QueuePolicy")
+    logging.getLogger("moto").addFilter(lambda record: "AWS::SQS::QueuePolicy" not in record.getMessage())
     outputs = _create_stack(
         f"crm-{stage}",
         tables.without_tables(template) if dynamodb == "local" else template,
@@ -182,6 +186,9 @@ def deploy(
         timeout,
     )
     verify_sender()
+    from chalicelib.local.buckets import configure_buckets
+
+    configure_buckets(template, stage)
     if dynamodb == "local":
         if before_tables is not None:
             before_tables()

@@ -82,10 +82,13 @@ class CaseService:
             interaction_id=complaint.id,
             subject=complaint.subject or "",
             severity=complaint.severity or "medium",
-            # When the complaint reached us, not when this consumer got to it.
-            opened_at=complaint.created_at,
+            # When the complaint reached us, not when this consumer got to it; an imported
+            # complaint reached us when it was made (in the system it comes from).
+            opened_at=complaint.occurred_at if complaint.import_id else complaint.created_at,
             sla=self._sla,
         )
+        if complaint.import_id:
+            case = rules.opened_from_import(case, self._clock.now())
         outcome = self._cases.create(case, _audit(None, case, SYSTEM, case.opened_at, "create"))
         if outcome == "no_customer":
             # Deleted or erased before this complaint was read: there is nobody to follow up.

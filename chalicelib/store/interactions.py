@@ -38,6 +38,7 @@ def _to_domain(item: InteractionModel) -> Interaction:
         campaign_id=item.campaign_id,
         run_id=item.run_id,
         order_id=item.order_id,
+        import_id=item.import_id,
         returned={k: int(v) for k, v in (item.returned.as_dict() if item.returned else {}).items()},
         version=int(item.version or 0),
         merged_from=item.merged_from,
@@ -66,6 +67,7 @@ def interaction_item(interaction: Interaction) -> InteractionModel:
         campaign_id=interaction.campaign_id,
         run_id=interaction.run_id,
         order_id=interaction.order_id,
+        import_id=interaction.import_id,
         merged_from=interaction.merged_from,
     )
     if interaction.currency:

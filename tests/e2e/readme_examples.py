@@ -119,6 +119,10 @@ def run(
 ) -> list[Outcome]:
     text, examples = script(readme.read_text(encoding="utf-8"), api, control, aws)
     bodies.mkdir(parents=True, exist_ok=True)
+    # The examples name files of the repository as a reader's shell at its root does
+    # (`curl -T docs/samples/sv/customers.csv ...`).
+    if not (bodies / "docs").exists():
+        (bodies / "docs").symlink_to(cwd / "docs")
     subprocess.run(
         ["bash", "-c", text],
         cwd=bodies,  # what the examples write (export.json) stays out of the tree

@@ -115,6 +115,11 @@ ROLE_MATRIX = {
     ("GET", "/merges/{merge_id}"): {"staff"},
     ("GET", "/customers/{customer_id}/duplicates"): {"staff"},
     ("POST", "/customers/{customer_id}/not-duplicate"): {"staff"},
+    ("POST", "/imports"): {"staff"},
+    ("GET", "/imports/{import_id}"): {"staff"},
+    ("GET", "/imports/{import_id}/errors"): {"staff"},
+    ("GET", "/imports/{import_id}/results"): {"staff"},
+    ("POST", "/imports/{import_id}/cancel"): {"staff"},
 }
 # Public routes whose path names a resource (not a token): an unknown one is 404.
 NAMED_IN_PATH = {"/webhooks/{source_id}"}

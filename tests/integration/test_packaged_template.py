@@ -520,23 +520,62 @@ def test_buckets_are_encrypted_private_and_keep_exports_as_long_as_their_jobs(te
     assert (
         set(buckets)
         == {n for n, r in DECLARED.items() if r["Type"] == "AWS::S3::Bucket"}
-        == {"ExportsBucket"}
+        == {"ExportsBucket", "ImportsBucket"}
     )
-    properties = buckets["ExportsBucket"]["Properties"]
-    [encryption] = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
-    assert properties["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True,
-        "BlockPublicPolicy": True,
-        "IgnorePublicAcls": True,
-        "RestrictPublicBuckets": True,
-    }
-    assert properties["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
-    [rule] = properties["LifecycleConfiguration"]["Rules"]
-    assert (rule["Status"], rule["Prefix"]) == ("Enabled", "exports/")
-    # A job is readable while its document exists: S3 deletes it no sooner than the job's TTL.
-    assert rule["ExpirationInDays"] == RETENTION.days
-    assert rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] <= 1
+    for bucket, prefix, days in (
+        ("ExportsBucket", "exports/", RETENTION.days),
+        ("ImportsBucket", "imports/", 7),
+    ):
+        properties = buckets[bucket]["Properties"]
+        [encryption] = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+        assert properties["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        assert properties["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+        [rule] = properties["LifecycleConfiguration"]["Rules"]
+        assert (rule["Status"], rule["Prefix"]) == ("Enabled", prefix)
+        # A job is readable while its document exists: S3 deletes it no sooner than the job's TTL.
+        # An import's upload goes after 7 days; the import and its results stay 30.
+        assert rule["ExpirationInDays"] == days
+        assert rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] <= 1
+
+
+def test_the_imports_bucket_sends_its_uploads_events_to_a_queue_that_lets_only_s3_of_that_bucket_send(
+    templates,
+):
+    resources = templates["prod"]["Resources"]
+    bucket = resources["ImportsBucket"]
+    [notification] = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    assert notification["Queue"] == {"Fn::GetAtt": ["ImportUploadsQueue", "Arn"]}
+    assert notification["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": "imports/"}]}}
+    # S3 checks that it may send when the notification is set: the policy must exist first.
+    assert "ImportUploadsQueuePolicy" in bucket["DependsOn"]
+    policy = resources["ImportUploadsQueuePolicy"]["Properties"]
+    assert policy["Queues"] == [{"Ref": "ImportUploadsQueue"}]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert (
+        statement["Principal"] == {"Service": "s3.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    )
+    source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+    assert source.endswith(bucket["Properties"]["BucketName"]["Fn::Sub"])
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+
+
+def test_the_import_functions_have_time_and_memory_for_their_work_and_their_queues_wait_for_them(templates):
+    functions = _functions(templates["prod"])
+    resources = templates["prod"]["Resources"]
+    for name, queue, timeout in (
+        ("StartImports", "ImportUploadsQueue", 300),
+        ("RunImports", "ImportsQueue", 120),
+    ):
+        assert (functions[name]["Timeout"], functions[name]["MemorySize"]) == (timeout, 1024)
+        assert resources[queue]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+        assert functions[name]["Environment"]["Variables"]["CRM_IMPORTS_BUCKET"] == {"Ref": "ImportsBucket"}
 
 
 @pytest.mark.parametrize("stage", STAGES)

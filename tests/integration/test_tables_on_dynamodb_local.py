@@ -46,6 +46,7 @@ def test_the_backend_holds_the_templates_tables_and_no_others(aws):
         settings.campaigns_table,
         settings.campaign_sends_table,
         settings.webhooks_table,
+        settings.imports_table,
     }
     assert set(aws_client("dynamodb").list_tables()["TableNames"]) == declared
 

@@ -59,6 +59,7 @@ class InteractionModel(Model):
     campaign_id = UnicodeAttribute(null=True)
     run_id = UnicodeAttribute(null=True)
     order_id = UnicodeAttribute(null=True)  # purchases and returns from an orders webhook
+    import_id = UnicodeAttribute(null=True)  # written by this bulk import
     # Moved by a merge from this customer's timeline (the consumers tell a move from a new one).
     merged_from = UnicodeAttribute(null=True)
     version = VersionAttribute()

@@ -1,0 +1,288 @@
+"""One record of an import file written as the HTTP API would write it: validated by the API's
+own models (the `RowValidators` the composition root passes in), through the same services,
+with ids derived from the import and the row (domain/imports.py), so a second run of the row
+finds what its first run wrote and creates nothing twice. In a dry run nothing is written: the
+lookups and checks run, and the outcome says what would have happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.domain import audit
+from chalicelib.domain.clock import to_stored_precision
+from chalicelib.domain.contact import email_key
+from chalicelib.domain.customers import Customer
+from chalicelib.domain.import_formats import Record
+from chalicelib.domain.imports import (
+    BLANK,
+    CREATED,
+    ROW_FAILED,
+    SKIPPED,
+    UNCHANGED,
+    UPDATED,
+    Import,
+    RowOutcome,
+    content_interaction_id,
+    cut_source,
+    row_customer_id,
+    row_interaction_id,
+)
+from chalicelib.errors import CrmError, FieldError
+
+MAX_EMAIL_LENGTH = 254
+MAX_ID_LENGTH = 64
+
+
+def _plausible_id(value: str) -> bool:
+    return 0 < len(value) <= MAX_ID_LENGTH and value.isascii() and value.isprintable()
+
+
+class RowValidators(Protocol):
+    """The API's request models, as functions: each raises ValidationFailed naming the fields."""
+
+    def customer_create(self, body: dict) -> dict: ...
+    def customer_patch(self, body: dict) -> dict: ...
+    def interaction(self, body: dict, now: datetime) -> dict: ...
+
+
+class RowCustomers(Protocol):
+    def get(self, customer_id: str, *, consistent: bool = False) -> Customer | None: ...
+    def by_email(self, key: str) -> Customer | None: ...
+
+
+@dataclass(frozen=True)
+class _Done:
+    outcome: str
+    customer_id: str | None = None
+    interaction_id: str | None = None
+    reason: str | None = None
+    errors: tuple[tuple[str, str], ...] = ()
+
+
+def _failed(errors: list[FieldError], reason: str) -> _Done:
+    return _Done(ROW_FAILED, reason=reason, errors=tuple((e.field, e.message) for e in errors))
+
+
+def _refused(error: CrmError) -> _Done:
+    errors = error.errors or [FieldError("row", error.detail)]
+    return _failed(errors, error.detail)
+
+
+def _problem(field: str, message: str) -> _Done:
+    return _failed([FieldError(field, message)], f"{field} {message}")
+
+
+class ImportRows:
+    def __init__(
+        self,
+        validators: RowValidators,
+        customers: RowCustomers,
+        customer_service: Callable[[Callable[[], str]], Any],
+        duplicates: Any,
+        interaction_service: Any,
+        interactions: Any,
+        resolve_alias: Callable[[str], str | None],
+        now: Callable[[], datetime],
+        latest_audit: Callable[[str], audit.AuditEntry | None] = lambda customer_id: None,
+    ) -> None:
+        self._validators = validators
+        self._customers = customers
+        # A CustomerService whose next new customer gets the id the given function answers.
+        self._customer_service = customer_service
+        self._duplicates = duplicates
+        self._interaction_service = interaction_service
+        self._interactions = interactions
+        self._resolve_alias = resolve_alias
+        self._now = now
+        # The newest audit entry of a customer: whether a retried row's update was this import's.
+        self._latest_audit = latest_audit
+        self._retrying = False
+        self._by_email: dict[str, Customer | None] = {}
+
+    def write(self, imp: Import, record: Record, *, retrying: bool = False) -> list[RowOutcome]:
+        """The outcome of each row of `record` (one, or an interaction's group of rows).
+        `retrying`: the chunk ran before (its message is received again), so a row may have
+        been written by that run without its outcome."""
+        self._retrying = retrying
+        if record.blank:
+            done = _Done(SKIPPED, reason=BLANK)
+        elif record.body is None:
+            problems = [FieldError(p.field, p.message) for p in record.problems] or [
+                FieldError("row", "could not be read")
+            ]
+            done = _failed(problems, "; ".join(f"{p.field} {p.message}" for p in problems))
+        else:
+            try:
+                if imp.options.kind == "customers":
+                    done = self._customer(imp, record)
+                else:
+                    done = self._interaction(imp, record)
+            except CrmError as error:
+                done = _refused(error)
+        source = cut_source(record.source) if done.outcome == ROW_FAILED else None
+        return [
+            RowOutcome(
+                row=row,
+                outcome=done.outcome,
+                customer_id=done.customer_id,
+                interaction_id=done.interaction_id,
+                reason=done.reason,
+                errors=done.errors,
+                source=source,
+            )
+            for row in record.rows
+        ]
+
+    # --- customers -----------------------------------------------------------------------------
+
+    def _actor(self, imp: Import) -> audit.Actor:
+        return audit.Actor(imp.requested_by, "staff", f"import {imp.id}")
+
+    def _customer(self, imp: Import, record: Record) -> _Done:
+        body = dict(record.body or {})
+        options = imp.options
+        if options.mode == "create":
+            return self._create(imp, record, self._validators.customer_create(body))
+        if options.match_on == "id":
+            if not record.customer_ref:
+                return _problem("id", "is required to match on id")
+            customer = self._live_customer(record.customer_ref)
+            if customer is None:
+                return _problem("id", "is not the id of a customer")
+            return self._update(imp, customer, self._validators.customer_patch(body))
+        if not body.get("email"):
+            return _problem("email", "is required to match on email")
+        changes = self._validators.customer_patch(body)
+        existing = self._customers.by_email(email_key(changes["email"]))
+        if existing is None:
+            return self._create(imp, record, self._validators.customer_create(body))
+        return self._update(imp, existing, changes)
+
+    def _live_customer(self, customer_id: str) -> Customer | None:
+        """The customer of an id; a merged id follows its alias to the customer it now is."""
+        if not _plausible_id(customer_id):
+            return None  # no key lookup for what cannot be an id (DynamoDB refuses long keys)
+        customer = self._customers.get(customer_id, consistent=True)
+        if customer is None:
+            survivor = self._resolve_alias(customer_id)
+            customer = self._customers.get(survivor, consistent=True) if survivor else None
+        return customer
+
+    def _create(self, imp: Import, record: Record, fields: dict) -> _Done:
+        new_id = row_customer_id(imp.id, record.rows[0])
+        # An earlier run of this row may have created it: looked for first only where detection
+        # (which would find the row's own customer) or a dry run decides; otherwise the
+        # creation itself, conditional on the id being free, finds it.
+        looked = imp.options.on_duplicate == "skip" or imp.options.dry_run
+        if looked and self._customers.get(new_id, consistent=True) is not None:
+            return _Done(CREATED, customer_id=new_id)
+        now = self._now()
+        candidate = Customer(id=new_id, created_at=now, updated_at=now, **fields)
+        if imp.options.on_duplicate == "skip":
+            flagged = self._duplicates.possible_duplicates(candidate)
+            if flagged:
+                best = flagged[0]
+                return _Done(
+                    SKIPPED,
+                    customer_id=best.customer_id,
+                    reason=f"duplicate of {best.customer_id} (score {best.score:.2f})",
+                )
+        if imp.options.dry_run:
+            if candidate.email and self._customers.by_email(email_key(candidate.email)) is not None:
+                return _failed(
+                    [FieldError("email", "is already used by another customer")],
+                    "Another customer already has this email address.",
+                )
+            return _Done(CREATED)
+        try:
+            created = self._customer_service(lambda: new_id).create(fields, self._actor(imp))
+        except Exception:
+            if self._customers.get(new_id, consistent=True) is not None:
+                return _Done(CREATED, customer_id=new_id)  # by an earlier run of this row
+            raise
+        return _Done(CREATED, customer_id=created.id)
+
+    def _update(self, imp: Import, before: Customer, changes: dict) -> _Done:
+        if imp.options.dry_run:
+            now = self._now()
+            unchanged = before.with_changes(changes, now) == before.with_changes({}, now)
+            return _Done(
+                SKIPPED if unchanged else UPDATED,
+                customer_id=before.id,
+                reason=UNCHANGED if unchanged else None,
+            )
+        service = self._customer_service(lambda: before.id)
+        after = service.update(before.id, changes, None, self._actor(imp))
+        if after.version == before.version:
+            if self._retrying and self._updated_by(imp, before.id):
+                return _Done(UPDATED, customer_id=before.id)  # by the run that crashed
+            return _Done(SKIPPED, customer_id=before.id, reason=UNCHANGED)
+        return _Done(UPDATED, customer_id=before.id)
+
+    def _updated_by(self, imp: Import, customer_id: str) -> bool:
+        """The customer's last change was an update by this import: the earlier run of the row
+        wrote it (in the update's own transaction) and died before the row's outcome."""
+        entry = self._latest_audit(customer_id)
+        return entry is not None and entry.action == "update" and entry.actor.route == self._actor(imp).route
+
+    # --- interactions --------------------------------------------------------------------------
+
+    def _interaction(self, imp: Import, record: Record) -> _Done:
+        options = imp.options
+        field = "customer_email" if options.match_on == "email" else "customer_id"
+        ref = (record.customer_ref or "").strip()
+        if not ref:
+            return _problem(field, "is required")
+        if options.match_on == "email":
+            if len(ref) > MAX_EMAIL_LENGTH:
+                return _problem(field, f"is longer than {MAX_EMAIL_LENGTH} characters")
+            try:
+                key = email_key(ref)
+            except ValueError as error:
+                return _problem(field, str(error))
+            if key not in self._by_email:  # a chunk's rows often name the same customers
+                self._by_email[key] = self._customers.by_email(key)
+            customer = self._by_email[key]
+        else:
+            customer = self._live_customer(ref)
+        if customer is None:
+            return _problem(
+                field,
+                "is not the email address of a customer"
+                if options.match_on == "email"
+                else "is not the id of a customer",
+            )
+        body = dict(record.body or {})
+        fields = self._validators.interaction(body, self._now())
+        occurred_at = fields.get("occurred_at")
+        if occurred_at is None:
+            if options.mode == "upsert":
+                return _problem(
+                    "occurred_at", "is required in upsert mode: it is part of what identifies the interaction"
+                )
+            # The import's start, the same on every run of the row.
+            occurred_at = imp.started_at or imp.created_at
+            fields["occurred_at"] = occurred_at
+        if options.mode == "upsert":
+            interaction_id = content_interaction_id(customer.id, fields, occurred_at)
+        else:
+            interaction_id = row_interaction_id(imp.id, record.rows[0], occurred_at)
+        if options.dry_run:
+            if self._interactions.get(customer.id, interaction_id, consistent=True) is None:
+                return _Done(CREATED, customer_id=customer.id)
+            existed = True
+        else:
+            # Recording with a given id answers the interaction already there, if any: one
+            # written before this call (by an earlier run of the row, or an earlier import).
+            before = self._now()
+            written = self._interaction_service.record(
+                customer.id, {**fields, "import_id": imp.id}, interaction_id
+            )
+            existed = written.created_at < to_stored_precision(before)
+        if existed and options.mode == "upsert":
+            return _Done(SKIPPED, customer.id, interaction_id, UNCHANGED)
+        return _Done(CREATED, customer.id, interaction_id)
