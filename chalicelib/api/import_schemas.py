@@ -12,7 +12,7 @@ from chalicelib.api.customer_schemas import CustomerCreate, CustomerPatch
 from chalicelib.api.interaction_schemas import InteractionCreate
 from chalicelib.api.requests import RequestFieldErrors, validate
 from chalicelib.api.schemas import Out, PageQuery, Strict
-from chalicelib.domain.clock import to_rfc3339
+from chalicelib.domain.clock import optional_rfc3339, to_rfc3339
 from chalicelib.domain.imports import Import, Options, RowOutcome
 from chalicelib.errors import FieldError
 
@@ -101,8 +101,8 @@ class ImportOut(Out):
             "rows": imp.rows,
             **imp.totals.as_dict(),
             "created_at": to_rfc3339(imp.created_at),
-            "started_at": to_rfc3339(imp.started_at) if imp.started_at else None,
-            "completed_at": to_rfc3339(imp.completed_at) if imp.completed_at else None,
+            "started_at": optional_rfc3339(imp.started_at),
+            "completed_at": optional_rfc3339(imp.completed_at),
             "reason": imp.reason,
             "expires_at": to_rfc3339(imp.expires_at),
         }

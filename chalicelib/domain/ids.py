@@ -28,6 +28,15 @@ def _ulid(moment: datetime, randomness: bytes) -> str:
     return _encode(millis, 10) + _encode(int.from_bytes(randomness, "big"), 16)
 
 
+def time_of(prefixed_id: str) -> datetime:
+    """The moment a prefixed ULID (`imp_01J…`) was made for (its first 10 characters after
+    the prefix); a character outside the alphabet counts as 0."""
+    millis = 0
+    for char in prefixed_id.partition("_")[2][:10]:
+        millis = millis * 32 + max(_ALPHABET.find(char), 0)
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
 def ulid(at: datetime | None = None) -> str:
     # A retried request draws the same bytes as its first attempt (see attempts.py).
     randomness = attempts.random_bytes(10) or os.urandom(10)

@@ -149,7 +149,7 @@ def _digest(*parts: str) -> bytes:
 def row_customer_id(import_id: str, row: int) -> str:
     """The id a created customer of the row gets: the same on every run of the row. The ULID's
     time is the import's (its id's), so an import's customers sort together."""
-    return f"{ids.CUSTOMER}_{ids.ulid_from(_ulid_time(import_id), _digest(import_id, str(row)))}"
+    return f"{ids.CUSTOMER}_{ids.ulid_from(ids.time_of(import_id), _digest(import_id, str(row)))}"
 
 
 def row_interaction_id(import_id: str, row: int, occurred_at: datetime) -> str:
@@ -163,20 +163,6 @@ def content_interaction_id(customer_id: str, body: dict, occurred_at: datetime) 
     same file (any import) finds the interactions it wrote and writes nothing."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
     return f"{ids.INTERACTION}_{ids.ulid_from(occurred_at, _digest(customer_id, canonical))}"
-
-
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def _ulid_time(import_id: str) -> datetime:
-    from datetime import UTC
-
-    encoded = import_id.partition("_")[2][:10]
-    millis = 0
-    for char in encoded:
-        index = _ALPHABET.find(char)
-        millis = millis * 32 + max(index, 0)
-    return datetime.fromtimestamp(millis / 1000, UTC)
 
 
 def cut_source(text: str, limit: int = SOURCE_BYTES) -> str:

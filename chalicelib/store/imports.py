@@ -11,7 +11,7 @@ from datetime import datetime
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 
 from chalicelib.config import get_settings
-from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import parse_optional_rfc3339, parse_rfc3339, to_rfc3339
 from chalicelib.domain.imports import (
     AWAITING_UPLOAD,
     COMPLETED,
@@ -25,7 +25,7 @@ from chalicelib.domain.imports import (
 )
 from chalicelib.store.models.imports import ImportChunkModel, ImportModel, ImportRowModel
 from chalicelib.store.pagination import Key, query_page
-from chalicelib.store.transactions import failed_conditions, transaction
+from chalicelib.store.transactions import error_code, failed_conditions, transaction
 
 IMPORT_SK = "IMPORT"
 DONE_SK = "DONE"
@@ -42,11 +42,6 @@ def chunk_pk(import_id: str, chunk: int) -> str:
 
 def _row_sk(row: int) -> str:
     return f"{ROW_PREFIX}{row:010d}"
-
-
-def _conditional_failure(error: Exception) -> bool:
-    cause = getattr(error, "cause_response_code", None)
-    return cause == "ConditionalCheckFailedException"
 
 
 def _to_domain(item: ImportModel) -> Import:
@@ -82,8 +77,8 @@ def _to_domain(item: ImportModel) -> Import:
             first_index=int(item.plan_first_index or 0),
         ),
         layout=item.layout,
-        started_at=parse_rfc3339(item.started_at) if item.started_at else None,
-        completed_at=parse_rfc3339(item.completed_at) if item.completed_at else None,
+        started_at=parse_optional_rfc3339(item.started_at),
+        completed_at=parse_optional_rfc3339(item.completed_at),
         reason=item.reason,
         size_bytes=int(item.size_bytes) if item.size_bytes is not None else None,
     )
@@ -136,7 +131,7 @@ class ImportRepository:
         try:
             item.update(actions=actions, condition=ImportModel.pk.exists() & condition)
         except UpdateError as error:
-            if _conditional_failure(error):
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -226,7 +221,7 @@ class ImportRepository:
                 for item in items:
                     t.save(item, condition=ImportRowModel.pk.does_not_exist())
         except PutError as error:
-            if _conditional_failure(error):
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         except TransactWriteError as error:
