@@ -7,9 +7,18 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.domain.clock import Deadline
+
 # A failed queue message waits this long before its second receive, twice as long before each
 # later one (30 s, 1, 2, 4 minutes).
 BACKOFF_S = 30
+
+
+def time_left(context: Any, reserve_s: float, most_of_it: float = 0.8) -> Deadline:
+    """The invocation's time (its Lambda context's) less what it keeps to hand its work on:
+    `reserve_s`, or, of a short time, the part of it beyond `most_of_it`."""
+    remaining = context.get_remaining_time_in_millis() / 1000
+    return Deadline(remaining - min(reserve_s, remaining * (1 - most_of_it)))
 
 
 def _processor(kind: str):

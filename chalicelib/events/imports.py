@@ -18,7 +18,7 @@ from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.domain.clock import Deadline
 from chalicelib.domain.imports import import_id_of_key
-from chalicelib.events.batch import back_off, process
+from chalicelib.events.batch import back_off, process, time_left
 from chalicelib.observability import logger
 
 if TYPE_CHECKING:
@@ -32,11 +32,6 @@ RESERVE_S = 30.0
 
 class BadImportMessage(ValueError):
     pass
-
-
-def _deadline(context) -> Deadline:
-    remaining = context.get_remaining_time_in_millis() / 1000
-    return Deadline(remaining - min(RESERVE_S, remaining / 5))
 
 
 def _uploaded(record: SQSRecord, deadline: Deadline) -> None:
@@ -60,7 +55,7 @@ def _uploaded(record: SQSRecord, deadline: Deadline) -> None:
 
 @bp.on_sqs_message(queue=get_settings().import_uploads_queue_name, batch_size=1)
 def start_imports(event):
-    deadline = _deadline(event.context)
+    deadline = time_left(event.context, RESERVE_S)
     return process(event, lambda record: _uploaded(record, deadline), "sqs")
 
 
@@ -93,5 +88,5 @@ def _run(record: SQSRecord, deadline: Deadline) -> None:
 
 @bp.on_sqs_message(queue=get_settings().imports_queue_name, batch_size=1)
 def run_imports(event):
-    deadline = _deadline(event.context)
+    deadline = time_left(event.context, RESERVE_S)
     return process(event, lambda record: _run(record, deadline), "sqs")

@@ -18,7 +18,7 @@ from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.domain.clock import Deadline
 from chalicelib.domain.jobs import RUNNING
-from chalicelib.events.batch import back_off, process
+from chalicelib.events.batch import back_off, process, time_left
 from chalicelib.observability import logger
 from chalicelib.store.attribute_values import plain_image
 
@@ -55,11 +55,6 @@ def _start(record: DynamoDBRecord) -> None:
 )
 def start_jobs(event):
     return process(event, _start, "streams")
-
-
-def _deadline(context) -> Deadline:
-    remaining = context.get_remaining_time_in_millis() / 1000
-    return Deadline(remaining - min(RESERVE_S, remaining / 5))
 
 
 def _run(record: SQSRecord, deadline: Deadline) -> None:
@@ -111,5 +106,5 @@ def _run_merge(merge_id: str, record: SQSRecord, receives: int, deadline: Deadli
 
 @bp.on_sqs_message(queue=get_settings().jobs_queue_name, batch_size=1)
 def run_jobs(event):
-    deadline = _deadline(event.context)
+    deadline = time_left(event.context, RESERVE_S)
     return process(event, lambda record: _run(record, deadline), "sqs")

@@ -19,7 +19,7 @@ from chalice import Blueprint
 from chalicelib import wiring
 from chalicelib.config import get_settings
 from chalicelib.domain.clock import Deadline
-from chalicelib.events.batch import back_off, process
+from chalicelib.events.batch import back_off, process, time_left
 from chalicelib.observability import logger
 
 if TYPE_CHECKING:
@@ -51,11 +51,6 @@ def _parsed(record: SQSRecord) -> tuple[str, str | None]:
     return source_id, webhook_id
 
 
-def _deadline(context) -> Deadline:
-    remaining = context.get_remaining_time_in_millis() / 1000
-    return Deadline(remaining - min(RESERVE_S, remaining / 2))
-
-
 def _work(record: SQSRecord, deadline: Deadline) -> None:
     source_id, webhook_id = _parsed(record)
     receives = int(record.attributes.approximate_receive_count or 1)
@@ -84,5 +79,5 @@ def _work(record: SQSRecord, deadline: Deadline) -> None:
 
 @bp.on_sqs_message(queue=get_settings().webhooks_in_queue_name, batch_size=10)
 def process_inbound_webhooks(event):
-    deadline = _deadline(event.context)
+    deadline = time_left(event.context, RESERVE_S, most_of_it=0.5)
     return process(event, lambda record: _work(record, deadline), "sqs")
