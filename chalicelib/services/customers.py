@@ -68,12 +68,18 @@ class CustomerService:
         self._duplicates = duplicates
 
     def create(
-        self, fields: dict, actor: Actor, also: Callable[[TransactWrite, Customer], None] | None = None
+        self,
+        fields: dict,
+        actor: Actor,
+        also: Callable[[TransactWrite, Customer], None] | None = None,
+        *,
+        flagged: list[Match] | None = None,
     ) -> Customer:
         """Create a profile; its email (if any) must not belong to anyone else. `also(t,
         customer)` adds to the same transaction (VersionConflict if one of its conditions
-        fails). Its likely duplicates are noted with it (see `create_noting_duplicates`)."""
-        return self.create_noting_duplicates(fields, actor, also).customer
+        fails). Its likely duplicates are noted with it (see `create_noting_duplicates`);
+        `flagged`: they were looked for already (DuplicateService.detector)."""
+        return self.create_noting_duplicates(fields, actor, also, flagged=flagged).customer
 
     def create_noting_duplicates(
         self,
@@ -81,6 +87,8 @@ class CustomerService:
         actor: Actor,
         also: Callable[[TransactWrite, Customer], None] | None = None,
         not_before: frozenset[str] = frozenset(),
+        *,
+        flagged: list[Match] | None = None,
     ) -> Created:
         """`create`, answering the customers the new one may be: those scoring at least the
         duplicate threshold, looked for before the write (its fields are known) and, when there
@@ -91,7 +99,8 @@ class CustomerService:
         now = self._clock.now()
         customer = Customer(id=self._new_id(), created_at=now, updated_at=now, **fields)
         duplicates = self._duplicates
-        flagged = duplicates.possible_duplicates(customer, not_before) if duplicates else []
+        if flagged is None:
+            flagged = duplicates.possible_duplicates(customer, not_before) if duplicates else []
         record = audit.entry(
             "customer",
             customer.id,

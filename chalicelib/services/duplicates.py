@@ -74,6 +74,30 @@ class DuplicateService:
         found = self.matches(customer, stored=False)
         return [m for m in found if m.score >= self._threshold and m.customer_id not in ignored]
 
+    def detector(self, customers: list[Customer]) -> Callable[[Customer, list[Customer]], list[Match]]:
+        """`possible_duplicates` of many profiles about to be created, one by one (a bulk
+        import's chunk): the candidates of all are found by key and read in batches now; the
+        function answers, for one of them, its candidates scored with `created`: the profiles
+        written since (by the same writer, such as the chunk's earlier rows), which the reads
+        did not see, where its keys would have found them."""
+        found = self._store.candidate_ids_of(customers)
+        profiles = self._customers.get_many(list(dict.fromkeys(c for ids in found.values() for c in ids)))
+
+        written: dict[str, frozenset[str]] = {}
+
+        def possible(customer: Customer, created: list[Customer]) -> list[Match]:
+            pool = {cid: profiles[cid] for cid in found.get(customer.id, ()) if cid in profiles}
+            read = self._store.keys_read(customer)
+            for other in created:
+                if other.id not in written:
+                    written[other.id] = self._store.keys_written(other)
+                if other.id not in pool and read & written[other.id]:
+                    pool[other.id] = other
+            scored = (duplicates.compare(customer, p) for p in pool.values() if p.id != customer.id)
+            return [m for m in duplicates.ranked([m for m in scored if m]) if m.score >= self._threshold]
+
+        return possible
+
     def note(self, t: Transaction, customer_id: str, matches: list[Match], at: datetime) -> None:
         """In the creation's transaction `t`: the candidates found (see possible_duplicates)."""
         self._store.note_candidates(t, customer_id, [(m.customer_id, m.score) for m in matches], at)

@@ -52,6 +52,7 @@ class RowValidators(Protocol):
 class RowCustomers(Protocol):
     def get(self, customer_id: str, *, consistent: bool = False) -> Customer | None: ...
     def by_email(self, key: str) -> Customer | None: ...
+    def by_emails(self, keys: list[str]) -> dict[str, Customer | None]: ...
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,79 @@ class ImportRows:
         self._latest_audit = latest_audit
         self._retrying = False
         self._by_email: dict[str, Customer | None] = {}
+        # New customers (create mode): each row's validated fields, the duplicate detection of
+        # the chunk's rows (DuplicateService.detector) and the customers its rows created.
+        self._fields: dict[int, dict] = {}
+        self._detect: Callable[[Customer, list[Customer]], list] | None = None
+        self._created: dict[int, Customer] = {}
+
+    def prepare(self, imp: Import, records: list[Record]) -> None:
+        """Read in batches what the rows of a chunk would look up one by one: the customers
+        that interaction rows name by email; the duplicate candidates of new customers."""
+        options = imp.options
+        if options.kind == "customers" and self._detects_ahead(imp):
+            self._prepare_new_customers(imp, records)
+            return
+        if options.kind != "interactions" or options.match_on != "email":
+            return
+        keys = []
+        for record in records:
+            ref = (record.customer_ref or "").strip()
+            if record.body is None or not ref or len(ref) > MAX_EMAIL_LENGTH:
+                continue
+            try:
+                key = email_key(ref)
+            except ValueError:
+                continue  # the row fails, naming the field, when it is written
+            if key not in self._by_email:
+                keys.append(key)
+        if keys:
+            self._by_email.update(self._customers.by_emails(keys))
+
+    @staticmethod
+    def _detects_ahead(imp: Import) -> bool:
+        options = imp.options
+        return options.mode == "create" and options.on_duplicate == "create" and not options.dry_run
+
+    def _prepare_new_customers(self, imp: Import, records: list[Record]) -> None:
+        now = self._now()
+        candidates = []
+        for record in records:
+            if record.blank or record.body is None:
+                continue
+            try:
+                fields = self._validators.customer_create(dict(record.body))
+            except CrmError:
+                continue  # the row fails, naming the fields, when it is written
+            self._fields[record.rows[0]] = fields
+            new_id = row_customer_id(imp.id, record.rows[0])
+            candidates.append(Customer(id=new_id, created_at=now, updated_at=now, **fields))
+        self._detect = self._duplicates.detector(candidates) if candidates else None
+
+    def together(self, imp: Import) -> int:
+        """How many records of `imp` may be written in one transaction (their writes and
+        outcomes, while they fit): any number in a dry run (it writes outcomes only), of
+        interactions, whose rows depend on no other row of the file but a return on its
+        purchase (see `alone`), and of new customers whose duplicates were looked for ahead
+        (`prepare`: the rows written before one are scored as they were created). One for
+        a new customer that is skipped as a duplicate (detection reads what the row before
+        wrote); none (0) for an update of a customer, which reads the profile it changes."""
+        options = imp.options
+        if options.dry_run or options.kind == "interactions" or self._detects_ahead(imp):
+            return 1_000_000
+        return 1 if options.mode == "create" else 0
+
+    def undo(self, records: list[Record]) -> None:
+        """The transactions of `records` did not commit: none of them created a customer."""
+        for record in records:
+            self._created.pop(record.rows[0], None)
+
+    @staticmethod
+    def alone(imp: Import, record: Record) -> bool:
+        """A record written on its own, after the others before it: a return reads its purchase
+        (which may be an earlier row)."""
+        body = record.body or {}
+        return imp.options.kind == "interactions" and not imp.options.dry_run and body.get("type") == "return"
 
     def write(self, imp: Import, record: Record, *, retrying: bool = False) -> list[RowOutcome]:
         """The outcome of each row of `record` (one, or an interaction's group of rows).
@@ -146,7 +220,8 @@ class ImportRows:
         body = dict(record.body or {})
         options = imp.options
         if options.mode == "create":
-            return self._create(imp, record, self._validators.customer_create(body))
+            fields = self._fields.get(record.rows[0]) or self._validators.customer_create(body)
+            return self._create(imp, record, fields)
         if options.match_on == "id":
             if not record.customer_ref:
                 return _problem("id", "is required to match on id")
@@ -198,12 +273,16 @@ class ImportRows:
                     "Another customer already has this email address.",
                 )
             return _Done(CREATED)
+        flagged = None
+        if self._detect is not None and record.rows[0] in self._fields:
+            flagged = self._detect(candidate, list(self._created.values()))
         try:
-            created = self._customer_service(lambda: new_id).create(fields, self._actor(imp))
+            created = self._customer_service(lambda: new_id).create(fields, self._actor(imp), flagged=flagged)
         except Exception:
             if self._customers.get(new_id, consistent=True) is not None:
                 return _Done(CREATED, customer_id=new_id)  # by an earlier run of this row
             raise
+        self._created[record.rows[0]] = created
         return _Done(CREATED, customer_id=created.id)
 
     def _update(self, imp: Import, before: Customer, changes: dict) -> _Done:
@@ -280,7 +359,11 @@ class ImportRows:
             # written before this call (by an earlier run of the row, or an earlier import).
             before = self._now()
             written = self._interaction_service.record(
-                customer.id, {**fields, "import_id": imp.id}, interaction_id
+                customer.id,
+                {**fields, "import_id": imp.id},
+                interaction_id,
+                # A row's own id (create mode) is free but on a run after one that died.
+                fresh=options.mode == "create" and not self._retrying,
             )
             existed = written.created_at < to_stored_precision(before)
         if existed and options.mode == "upsert":

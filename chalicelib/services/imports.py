@@ -281,6 +281,14 @@ class ImportService:
         layout = Layout.from_dict(imp.layout)
         records = parse_chunk(data, layout, chunk.first_row, continues_group=chunk.continues_group)
         rows = self._rows()
+        rows.prepare(imp, records)
+
+        def write_alone(failed: list) -> None:
+            rows.undo(failed)
+            for record in failed:
+                self._write(imp, chunk.index, rows, record, retrying)
+
+        group = _Together(self._imports, rows.together(imp), write_alone)
         outcome = "done"
         for n, record in enumerate(records):
             if n and n % CANCEL_CHECK_EVERY == 0 and self._cancelled(import_id):
@@ -288,8 +296,14 @@ class ImportService:
                 break
             if all(row in written for row in record.rows):
                 continue
-            outcomes = rows.write(imp, record, retrying=retrying)
-            self._imports.record_outcomes(import_id, chunk.index, outcomes, imp.expires_at)
+            if group.size == 0 or rows.alone(imp, record):
+                group.send()
+                self._write(imp, chunk.index, rows, record, retrying)
+                continue
+            with self._imports.deferring() as units:
+                self._write(imp, chunk.index, rows, record, retrying)
+            group.add(record, units)
+        group.send()
         totals = Totals()
         for stored in self._imports.outcomes_of_chunk(import_id, chunk.index).values():
             totals = totals.plus(stored.outcome)
@@ -297,6 +311,40 @@ class ImportService:
         self._imports.complete_if_done(import_id, self._clock.now())
         return outcome
 
+    def _write(self, imp: Import, chunk: int, rows: Any, record: Any, retrying: bool) -> None:
+        outcomes = rows.write(imp, record, retrying=retrying)
+        self._imports.record_outcomes(imp.id, chunk, outcomes, imp.expires_at)
+
     def _cancelled(self, import_id: str) -> bool:
         current = self._imports.get(import_id, consistent=True)
         return current is None or current.status != PROCESSING
+
+
+class _Together:
+    """Records written together: each record's transactions (its writes and its outcome), kept
+    while it was written, wait here until `size` records have come or the next would not fit
+    in one TransactWriteItems, and are then sent as one. If DynamoDB does not take them (a
+    failed condition: an email another customer has, an id an earlier run took; two actions on
+    one item), nothing of them was written: each record is written again on its own, as
+    without this, and its own conditions decide its outcome."""
+
+    def __init__(self, imports: Any, size: int, write_alone: Callable[[list[Any]], None]) -> None:
+        self._imports = imports
+        self.size = size
+        self._write_alone = write_alone
+        self._records: list[Any] = []
+        self._units: list[Any] = []
+
+    def add(self, record: Any, units: list[Any]) -> None:
+        if self._records and not self._imports.fit_together(self._units + units):
+            self.send()
+        self._records.append(record)
+        self._units += units
+        if len(self._records) >= self.size:
+            self.send()
+
+    def send(self) -> None:
+        records, units = self._records, self._units
+        self._records, self._units = [], []
+        if records and not self._imports.commit_together(units):
+            self._write_alone(records)

@@ -9,7 +9,7 @@ from datetime import datetime
 from chalicelib.domain import attempts, ids
 from chalicelib.domain.clock import Clock
 from chalicelib.domain.interactions import Interaction, LineItem, excess_returns, quantities, unreturnable
-from chalicelib.domain.storage import Gone
+from chalicelib.domain.storage import AlreadyExists, Gone
 from chalicelib.errors import Conflict, FieldError, NotFound, Unprocessable
 from chalicelib.services.ports import Interactions, ProfileReader
 from chalicelib.services.versions import retry_lost_races
@@ -50,7 +50,9 @@ class InteractionService:
         upcoming = ids.next_id(ids.INTERACTION, occurred_at or self._clock.now())
         return self._interactions.get(customer_id, upcoming, consistent=True) if upcoming else None
 
-    def record(self, customer_id: str, fields: dict, interaction_id: str | None = None) -> Interaction:
+    def record(
+        self, customer_id: str, fields: dict, interaction_id: str | None = None, *, fresh: bool = False
+    ) -> Interaction:
         """Add an interaction to a customer's timeline. A return must name a purchase of the
         same customer and may not return more of a SKU than that purchase still holds.
 
@@ -59,10 +61,15 @@ class InteractionService:
         customer has an interaction of that id it is answered as it is, before any check (a
         return recorded before would now count against its own purchase), and the write is
         conditional on the id being free: storage.AlreadyExists if another writer took it
-        meanwhile."""
+        meanwhile. `fresh`: the id is most likely unused (a bulk import's first run of a row),
+        so it is not looked for before the write, only when the write finds it taken (a
+        return is always looked for first)."""
         now = self._clock.now()
         occurred_at = fields.pop("occurred_at", None) or now
-        if interaction_id:
+        fresh = fresh and bool(interaction_id) and fields.get("type") != "return"
+        if fresh:
+            written = None
+        elif interaction_id:
             written = self._interactions.get(customer_id, interaction_id, consistent=True)
         else:
             written = self.written_by_earlier_attempt(customer_id, occurred_at)
@@ -92,7 +99,17 @@ class InteractionService:
 
         try:
             if interaction.type != "return":
-                return self._interactions.add(interaction)
+                try:
+                    return self._interactions.add(interaction)
+                except AlreadyExists:
+                    taken = (
+                        self._interactions.get(customer_id, interaction.id, consistent=True)
+                        if fresh
+                        else None
+                    )
+                    if taken is None:
+                        raise
+                    return taken
             return retry_lost_races(
                 add_return, Conflict("The purchase is being returned by other requests right now: retry.")
             )

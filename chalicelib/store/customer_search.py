@@ -25,6 +25,16 @@ class CustomerLookups:
         owner = self._email_owner(key)
         return self.get(owner) if owner else None
 
+    def by_emails(self, keys: list[str]) -> dict[str, Customer | None]:
+        """`by_email` of many addresses (a bulk import's chunk), in batches: each key's customer,
+        None for an address no customer has."""
+        lookups = EmailLookupModel.batch_get(
+            [(email_pk(key), "EMAIL") for key in dict.fromkeys(keys)], consistent_read=True
+        )
+        owners = {item.pk: item.customer_id for item in lookups}
+        profiles = self.get_many(list(owners.values())) if owners else {}
+        return {key: profiles.get(owners.get(email_pk(key), "")) for key in keys}
+
     def list_newest(self, limit: int, start: Key | None) -> tuple[list[Customer], Key | None]:
         return query_page(
             CustomerModel.by_created.query,

@@ -48,29 +48,55 @@ class DuplicateRepository:
         """Who may be `customer` (not itself): those sharing a number, a mailbox or a name's
         words (`match_keys`), then those sharing a whole word of the name, the most alike
         first; at most MAX_CANDIDATES, in that order."""
-        found: dict[str, None] = {}
-        for pk in match_keys(customer):
-            for item in MatchKeyModel.query(pk, limit=PER_KEY, attributes_to_get=["customer_id"]):
-                found.setdefault(item.customer_id, None)
-        by_word = self._sharing_a_word(customer)
-        for customer_id in by_word:
-            found.setdefault(customer_id, None)
-        found.pop(customer.id, None)
-        return list(found)[:MAX_CANDIDATES]
+        return self.candidate_ids_of([customer])[customer.id]
 
-    def _sharing_a_word(self, customer: Customer) -> list[str]:
-        words = sorted(names.search_words(customer.name), key=lambda w: (-len(w), w))[:NAME_WORDS]
+    def candidate_ids_of(self, customers: list[Customer]) -> dict[str, list[str]]:
+        """`candidate_ids` of each of `customers` (by id), each key read once for all of them."""
+        by_key: dict[str, list[str]] = {}
+        by_word: dict[str, list[NameTokenModel]] = {}
+        result: dict[str, list[str]] = {}
+        for customer in customers:
+            found: dict[str, None] = {}
+            for pk in match_keys(customer):
+                if pk not in by_key:
+                    rows = MatchKeyModel.query(pk, limit=PER_KEY, attributes_to_get=["customer_id"])
+                    by_key[pk] = [item.customer_id for item in rows]
+                found.update(dict.fromkeys(by_key[pk]))
+            found.update(dict.fromkeys(self._sharing_a_word(customer, by_word)))
+            found.pop(customer.id, None)
+            result[customer.id] = list(found)[:MAX_CANDIDATES]
+        return result
+
+    @staticmethod
+    def _words(customer: Customer) -> list[str]:
+        return sorted(names.search_words(customer.name), key=lambda w: (-len(w), w))[:NAME_WORDS]
+
+    def _sharing_a_word(self, customer: Customer, by_word: dict[str, list[NameTokenModel]]) -> list[str]:
         alike: dict[str, float] = {}
         name = " ".join(names.words(customer.name))
-        for word in words:
-            rows = NameTokenModel.query(
-                f"NAME#{word[:2]}", NameTokenModel.sk.startswith(f"{word}#"), limit=PER_KEY
-            )
-            for token in rows:
+        for word in self._words(customer):
+            if word not in by_word:
+                by_word[word] = list(
+                    NameTokenModel.query(
+                        f"NAME#{word[:2]}", NameTokenModel.sk.startswith(f"{word}#"), limit=PER_KEY
+                    )
+                )
+            for token in by_word[word]:
                 if token.customer_id not in alike:
                     # The entry holds all the profile's words: ranked without reading it.
                     alike[token.customer_id] = duplicates.name_similarity(name, " ".join(token.words))
         return sorted(alike, key=lambda cid: (-alike[cid], cid))
+
+    def keys_read(self, customer: Customer) -> frozenset[str]:
+        """Where `candidate_ids(customer)` looks: its match keys and the words of its name it
+        looks up (as `word:<word>`)."""
+        return frozenset(match_keys(customer)) | {f"word:{w}" for w in self._words(customer)}
+
+    @staticmethod
+    def keys_written(customer: Customer) -> frozenset[str]:
+        """Where a stored profile is found (as keys_read names them): a profile written after
+        the keys were read is a candidate if the two share one."""
+        return frozenset(match_keys(customer)) | {f"word:{w}" for w in customer.search_words}
 
     def not_duplicates(self, customer_id: str) -> set[str]:
         """The customers staff recorded as other people than this one."""

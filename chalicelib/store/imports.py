@@ -6,7 +6,9 @@ marker, conditional on the marker's absence. So a redelivered chunk counts nothi
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 
@@ -25,7 +27,15 @@ from chalicelib.domain.imports import (
 )
 from chalicelib.store.models.imports import ImportChunkModel, ImportModel, ImportRowModel
 from chalicelib.store.pagination import Key, query_page
-from chalicelib.store.transactions import error_code, failed_conditions, transaction
+from chalicelib.store.transactions import (
+    commit_together,
+    deferring,
+    error_code,
+    failed_conditions,
+    fit_together,
+    is_deferring,
+    transaction,
+)
 
 IMPORT_SK = "IMPORT"
 DONE_SK = "DONE"
@@ -207,6 +217,19 @@ class ImportRepository:
         )
         return {int(item.row): _outcome(item) for item in rows}
 
+    # Rows written together: the transactions of several rows (each row's writes and its
+    # outcome) kept while the rows are written, then sent as one TransactWriteItems.
+    @staticmethod
+    def deferring() -> AbstractContextManager[list[Any]]:
+        return deferring()
+
+    @staticmethod
+    def fit_together(units: list[Any]) -> bool:
+        return fit_together(units)
+
+    def commit_together(self, units: list[Any]) -> bool:
+        return commit_together(self._region, units)
+
     def record_outcomes(
         self, import_id: str, chunk: int, outcomes: list[RowOutcome], expires_at: datetime
     ) -> bool:
@@ -214,7 +237,7 @@ class ImportRepository:
         written already (a run of the chunk before this one)."""
         items = [self._row_item(import_id, chunk, o, expires_at) for o in outcomes]
         try:
-            if len(items) == 1:
+            if len(items) == 1 and not is_deferring():
                 items[0].save(condition=ImportRowModel.pk.does_not_exist())
                 return True
             with transaction(self._region) as t:

@@ -1,14 +1,16 @@
 """DynamoDB writes of several items: `transaction()` (TransactWriteItems) with its retries of
 transaction conflicts, its refusal of items over 400 KB and the claims of keyed requests'
-attempts, and how to read why DynamoDB cancelled one."""
+attempts, and how to read why DynamoDB cancelled one; `deferring()` and `commit_together()`,
+which send the transactions of several writers as one (a bulk import's rows)."""
 
 from __future__ import annotations
 
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 
 from pynamodb.connection import Connection
@@ -110,10 +112,20 @@ def transaction(region: str, too_large: str = TOO_LARGE) -> Iterator[TransactWri
     caller takes it for a lost race (`too_large` should name the item). A cancellation by
     TransactionConflict alone is sent again (the request is the same: all or nothing, and its
     conditions are evaluated again) up to CONFLICT_ATTEMPTS times, then is `ServiceBusy` (503
-    with Retry-After): never mistaken for a failed condition."""
+    with Retry-After): never mistaken for a failed condition. Within `deferring()` it is kept
+    instead of sent."""
     t = TransactWrite(connection=connection(region))
     yield t
-    claim = _claim(t)
+    kept = _deferred.get()
+    if kept is not None:
+        if attempts.current() is not None:
+            raise RuntimeError("a keyed request's transactions cannot be deferred")
+        kept.append(t)
+        return
+    _commit(t, _claim(t), too_large)
+
+
+def _commit(t: TransactWrite, claim: str | None, too_large: str) -> None:
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
             t._commit()  # what TransactWrite's own __exit__ calls; sent again as it is
@@ -134,6 +146,75 @@ def transaction(region: str, too_large: str = TOO_LARGE) -> Iterator[TransactWri
                     "Other changes to the same records kept coming first; nothing was written. Retry."
                 ) from error
             time.sleep(random.uniform(0, CONFLICT_BACKOFF_BASE_S * 2 ** (attempt - 1)))  # noqa: S311
+
+
+# Deferred transactions: what `transaction()` blocks wrote while `deferring()` is on.
+_deferred: ContextVar[list[TransactWrite] | None] = ContextVar("deferred_transactions", default=None)
+
+MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limits: 100 actions and 4 MB in all
+# What commit_together sends at most: the request's JSON is measured, DynamoDB counts the items'
+# own sizes (smaller), so this leaves room for the difference without relying on it.
+TOGETHER_BYTES = 3 * 1024 * 1024
+
+
+@contextmanager
+def deferring() -> Iterator[list[TransactWrite]]:
+    """Within the block, each `transaction()` is not sent: it is appended to the list this
+    yields, in order, and its block ends as if it had committed. Its caller cannot learn a
+    failed condition then: `commit_together` sends them, all or nothing, and a writer whose
+    transactions did not commit must do its work again, outside the block."""
+    kept: list[TransactWrite] = []
+    token = _deferred.set(kept)
+    try:
+        yield kept
+    finally:
+        _deferred.reset(token)
+
+
+def is_deferring() -> bool:
+    return _deferred.get() is not None
+
+
+def _operations(units: Sequence[TransactWrite]) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    """The actions of `units` as one transaction's: a condition check that several of them make
+    alike (the same customer exists) is made once (DynamoDB takes one action per item)."""
+    checks: dict[str, dict] = {}
+    deletes: list[dict] = []
+    puts: list[dict] = []
+    updates: list[dict] = []
+    for t in units:
+        for check in t._condition_check_items:
+            checks.setdefault(json.dumps(check, sort_keys=True, default=str), check)
+        deletes += t._delete_items
+        puts += t._put_items
+        updates += t._update_items
+    return list(checks.values()), deletes, puts, updates
+
+
+def fit_together(units: Sequence[TransactWrite]) -> bool:
+    """Whether `units` can be sent as one TransactWriteItems (its 100 actions and 4 MB)."""
+    operations = _operations(units)
+    if sum(len(part) for part in operations) > MAX_TRANSACTION_ITEMS:
+        return False
+    return len(json.dumps(operations, default=str).encode()) <= TOGETHER_BYTES
+
+
+def commit_together(region: str, units: Sequence[TransactWrite]) -> bool:
+    """Send the deferred transactions `units` as one: True if it committed; False if DynamoDB
+    refused or cancelled it (a failed condition, two actions on one item, an item too large, a
+    conflict that kept coming back). Then nothing of it was written, or (an answer that never
+    came) all of it was: each writer's conditions tell when it does its work again."""
+    if not units:
+        return True
+    t = TransactWrite(connection=connection(region))
+    t._condition_check_items, t._delete_items, t._put_items, t._update_items = _operations(units)
+    for unit in units:
+        t._models_for_version_attribute_update += unit._models_for_version_attribute_update
+    try:
+        _commit(t, None, TOO_LARGE)
+    except (TransactWriteError, TooLargeToStore, ServiceBusy):
+        return False
+    return True
 
 
 @contextmanager
