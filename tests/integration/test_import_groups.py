@@ -1,0 +1,199 @@
+"""Bulk imports write a chunk's rows several to a TransactWriteItems (each row's writes and its
+outcome): rows of one chunk that are the same person are flagged as each other's duplicates; a
+group DynamoDB refuses (an email taken, twice the same item) is written again row by row, each
+row's conditions deciding its outcome; one customer's several interactions in one group."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.functional.conftest import Api
+from tests.integration.imports import (
+    _chunks,
+    _counts,
+    _customer_count,
+    _deliver,
+    _import,
+    _put,
+    _receive,
+    _request,
+    _results,
+    _start,
+)
+from tests.integration.test_events import _events
+
+PHONE = "+63 917 123 4567"
+
+
+@pytest.fixture
+def api(client, staff_token) -> Api:
+    return Api(client, staff_token)
+
+
+def _noted(customer_id: str) -> list[tuple[str, float]]:
+    from chalicelib import wiring
+
+    return wiring.duplicate_repository().noted_candidates(customer_id)
+
+
+def _ndjson(*lines: dict) -> bytes:
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
+
+
+def _purchase(email: str, sku: str, day: int, **fields) -> dict:
+    return {
+        "customer_email": email,
+        "type": "purchase",
+        "channel": "store",
+        "occurred_at": f"2026-03-{day:02d}T10:00:00Z",
+        "currency": "EUR",
+        "items": [{"sku": sku, "name": sku.title(), "quantity": 1, "unit_price": "4.50"}],
+        **fields,
+    }
+
+
+def test_rows_of_one_chunk_that_are_the_same_person_are_noted_as_possible_duplicates(api, chalice_app, pump):
+    known = api.create_customer(name="Eleanor Whitfield", phone="+44 20 7946 0958")
+    data = (
+        "name,email,phone\n"
+        f"Maria Santos,maria@example.ph,{PHONE}\n"
+        "Jyrki Häkkinen,jyrki@example.fi,\n"
+        "María Santos,m.santos@example.ph,+639171234567\n"
+        "Eleanor Whitfield,eleanor@example.co.uk,+442079460958\n"
+    ).encode()
+    imp = _import(api, chalice_app, data)
+
+    assert _counts(imp)["created"] == 4
+    maria, jyrki, maria_again, eleanor = (r["customer_id"] for r in _results(api, imp["id"]))
+    assert _noted(maria_again) == [(maria, 0.94)]  # an earlier row of the same chunk
+    assert _noted(eleanor) != [] and _noted(eleanor)[0][0] == known["id"]  # a customer stored before
+    assert _noted(maria) == [] and _noted(jyrki) == []
+    pump.drain()
+    flagged = {e["customer_id"] for e in _events() if e["type"] == "customer.possible_duplicate"}
+    assert flagged == {maria_again, eleanor}
+
+
+@pytest.mark.dynamodb_local
+def test_rows_repeating_an_email_or_taking_a_customers_email_fail_and_the_rest_are_created_once(
+    api, chalice_app
+):
+    api.create_customer(name="Liisa Laine", email="liisa@example.fi")
+    data = (
+        "name,email\n"
+        "Aino Virtanen,aino@example.fi\n"
+        "Liisa Laine,LIISA@example.fi\n"
+        "Eero Mäkelä,eero@example.fi\n"
+        "Aino V.,aino@example.fi\n"
+        "Onni Ojala,onni@example.fi\n"
+    ).encode()
+    imp = _import(api, chalice_app, data)
+
+    assert _counts(imp) == {
+        "status": "completed",
+        "rows": 5,
+        "processed": 5,
+        "created": 3,
+        "updated": 0,
+        "skipped": 0,
+        "failed": 2,
+    }
+    results = _results(api, imp["id"])
+    assert [(r["row"], r["outcome"]) for r in results] == [
+        (1, "created"),
+        (2, "failed"),
+        (3, "created"),
+        (4, "failed"),
+        (5, "created"),
+    ]
+    errors = api.get(f"/imports/{imp['id']}/errors").json["items"]
+    assert [(e["row"], [x["field"] for x in e["errors"]]) for e in errors] == [(2, ["email"]), (4, ["email"])]
+    assert _customer_count() == 4
+    aino = api.get("/customers?email=aino@example.fi").json["items"]
+    assert [c["name"] for c in aino] == ["Aino Virtanen"]
+
+
+@pytest.mark.dynamodb_local
+def test_one_customers_several_interactions_in_a_chunk_are_each_recorded_once(api, chalice_app):
+    api.create_customer(name="Pirkko Järvinen", email="pirkko@example.fi")
+    api.create_customer(name="Špela Kovačič", email="spela@example.si")
+    lines = [_purchase("pirkko@example.fi", f"SKU-{n}", n + 1) for n in range(6)]
+    lines.insert(3, _purchase("spela@example.si", "SKU-KAVA", 9))
+    lines.append(_purchase("spela@example.si", "SKU-CAJ", 10))
+    imp = _import(api, chalice_app, _ndjson(*lines), kind="interactions", format="ndjson")
+
+    assert _counts(imp)["created"] == 8 and imp["failed"] == 0
+    [pirkko] = api.get("/customers?email=pirkko@example.fi").json["items"]
+    [spela] = api.get("/customers?email=spela@example.si").json["items"]
+    pirkkos = api.get(f"/customers/{pirkko['id']}/interactions?limit=50").json["items"]
+    spelas = api.get(f"/customers/{spela['id']}/interactions?limit=50").json["items"]
+    assert sorted(i["items"][0]["sku"] for i in pirkkos) == [f"SKU-{n}" for n in range(6)]
+    assert sorted(i["items"][0]["sku"] for i in spelas) == ["SKU-CAJ", "SKU-KAVA"]
+
+
+@pytest.mark.dynamodb_local
+def test_an_upsert_file_naming_the_same_interaction_twice_records_it_once(api, chalice_app):
+    customer = api.create_customer(name="Juan Dela Cruz", email="juan@example.ph")
+    same = _purchase("juan@example.ph", "SKU-KAPE", 3)
+    other = _purchase("juan@example.ph", "SKU-PANDESAL", 4)
+    imp = _import(
+        api, chalice_app, _ndjson(same, other, same), kind="interactions", format="ndjson", mode="upsert"
+    )
+
+    assert [(r["row"], r["outcome"]) for r in _results(api, imp["id"])] == [
+        (1, "created"),
+        (2, "created"),
+        (3, "skipped"),
+    ]
+    timeline = api.get(f"/customers/{customer['id']}/interactions?limit=50").json["items"]
+    assert sorted(i["items"][0]["sku"] for i in timeline) == ["SKU-KAPE", "SKU-PANDESAL"]
+
+
+@pytest.mark.dynamodb_local
+def test_a_refused_group_written_row_by_row_by_a_worker_that_dies_mid_way_creates_nothing_twice(
+    api, chalice_app, monkeypatch
+):
+    from chalicelib.services import import_rows, imports
+    from chalicelib.store import imports as import_store
+
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 6)
+    imp = _request(api)
+    _put(imp, ("name,email\n" + "".join(f"Kund {n},kund{n}@example.se\n" for n in range(1, 13))).encode())
+    _start(chalice_app)
+    first, second = _receive(_chunks())
+
+    real_write, real_commit = import_rows.ImportRows.write, import_store.ImportRepository.commit_together
+    state = {"rows": 0, "refuse": True}
+
+    def refused_once(self, units):
+        if state["refuse"]:
+            return False  # as DynamoDB's cancellation of the whole group
+        return real_commit(self, units)
+
+    def dies_after_the_fourth_row(self, imp_, record, **kw):
+        written = real_write(self, imp_, record, **kw)
+        state["rows"] += 1
+        if state["rows"] == 4 and state["refuse"]:
+            raise ConnectionError("the worker died after the row's write, before its outcome")
+        return written
+
+    monkeypatch.setattr(import_store.ImportRepository, "commit_together", refused_once)
+    monkeypatch.setattr(import_rows.ImportRows, "write", dies_after_the_fourth_row)
+    assert not _deliver(chalice_app, "run_imports", _chunks(), first, delete=False)
+    state["refuse"] = False
+    for record in (first, second, first):
+        assert _deliver(chalice_app, "run_imports", _chunks(), record, delete=False)
+
+    done = api.get(f"/imports/{imp['id']}").json
+    assert _counts(done) == {
+        "status": "completed",
+        "rows": 12,
+        "processed": 12,
+        "created": 12,
+        "updated": 0,
+        "skipped": 0,
+        "failed": 0,
+    }
+    assert _customer_count() == 12
+    assert len({r["customer_id"] for r in _results(api, imp["id"])}) == 12
