@@ -27,12 +27,13 @@ class CustomerLookups:
 
     def by_emails(self, keys: list[str]) -> dict[str, Customer | None]:
         """`by_email` of many addresses (a bulk import's chunk), in batches: each key's customer,
-        None for an address no customer has."""
+        None for an address no customer has. Both reads are strongly consistent: a row naming a
+        customer created a moment ago (by the file imported just before) must find it, not fail."""
         lookups = EmailLookupModel.batch_get(
             [(email_pk(key), "EMAIL") for key in dict.fromkeys(keys)], consistent_read=True
         )
         owners = {item.pk: item.customer_id for item in lookups}
-        profiles = self.get_many(list(owners.values())) if owners else {}
+        profiles = self.get_many(list(owners.values()), consistent=True) if owners else {}
         return {key: profiles.get(owners.get(email_pk(key), "")) for key in keys}
 
     def list_newest(self, limit: int, start: Key | None) -> tuple[list[Customer], Key | None]:

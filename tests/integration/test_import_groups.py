@@ -197,3 +197,33 @@ def test_a_refused_group_written_row_by_row_by_a_worker_that_dies_mid_way_create
     }
     assert _customer_count() == 12
     assert len({r["customer_id"] for r in _results(api, imp["id"])}) == 12
+
+
+def test_interaction_rows_read_their_customers_by_email_strongly_consistent(api, chalice_app, monkeypatch):
+    """A file of purchases imported right after the customers it names must find them: an
+    eventually consistent read could miss a profile written a moment ago and fail the row for
+    good. Neither emulator shows the difference, so the requests themselves are checked."""
+    import botocore.client
+
+    api.create_customer(name="Maricel Dela Cruz", email="maricel@example.ph")
+    batch_reads: list[tuple[str, bool]] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        if operation_name == "BatchGetItem":
+            for table, request in api_params["RequestItems"].items():
+                batch_reads.append((table, bool(request.get("ConsistentRead"))))
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    imp = _import(
+        api,
+        chalice_app,
+        _ndjson(_purchase("maricel@example.ph", "SKU-KAPE", 2)),
+        kind="interactions",
+        format="ndjson",
+    )
+
+    assert _counts(imp)["created"] == 1 and imp["failed"] == 0
+    customer_reads = [consistent for table, consistent in batch_reads if "customers" in table]
+    assert len(customer_reads) == 2 and all(customer_reads), batch_reads
