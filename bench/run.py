@@ -32,11 +32,10 @@ SECTIONS = (
     "package",
     "startup",
     "load",
+    "imports",
 )
 # Diagnostics, only with --only: `profile` (about a minute) says where a request's CPU goes.
-# `imports` (a bulk import of 100,000 customers and 100,000 interactions on DynamoDB Local) takes
-# far longer than the rest: run it with --only imports (smaller with --import-customers ...).
-OPTIONAL = ("profile", "imports")
+OPTIONAL = ("profile",)
 _STARTED = time.perf_counter()
 
 
