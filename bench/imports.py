@@ -233,7 +233,7 @@ def _run_import(http, calls: Calls, app, path: Path, options: dict, workers: int
         "file_bytes": path.stat().st_size,
         "seconds": round(seconds, 2),
         "rows_per_s": round(imp["processed"] / seconds, 1),
-        "requests_per_row": {s: round(n / rows, 2) for s, n in sorted(requests_by_service.items())},
+        "requests_per_row": {s: round(n / rows, 4) for s, n in sorted(requests_by_service.items())},
         "operations": operations,
         "functions": {
             function: {
@@ -368,7 +368,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
     for kind in ("customers", "interactions"):
         part = section[kind]
         imp = part["import"]
-        per_row = ", ".join(f"{service} {n}" for service, n in part["requests_per_row"].items())
+        per_row = ", ".join(f"{service} {n:.3g}" for service, n in part["requests_per_row"].items())
         chunks = part.get("functions", {}).get("run_imports")
         cpu = f"; run_imports CPU {chunks['cpu_ms_per_row']} ms per row" if chunks else ""
         exact = imp["status"] == "completed" and imp["created"] == imp["rows"] and not imp["failed"]
