@@ -203,21 +203,25 @@ def _run_import(http, calls: Calls, app, path: Path, options: dict, workers: int
                 pool.submit(poll, settings.imports_queue_name, "run_imports", finished)
                 for _ in range(workers)
             ]
-            while True:
-                with calls.paused():
-                    imp = http("GET", f"/imports/{import_id}")
-                if imp["status"] not in ("awaiting_upload", "processing"):
-                    break
-                if time.perf_counter() - reported > 10:
-                    reported = time.perf_counter()
-                    print(
-                        f"[imports] {imp['processed']:,} of {imp['rows']:,} rows", file=sys.stderr, flush=True
-                    )
-                if any(p.done() for p in pollers):
-                    [p.result() for p in pollers if p.done()]
-                time.sleep(0.5)
+            try:
+                while True:
+                    with calls.paused():
+                        imp = http("GET", f"/imports/{import_id}")
+                    if imp["status"] not in ("awaiting_upload", "processing"):
+                        break
+                    if time.perf_counter() - reported > 10:
+                        reported = time.perf_counter()
+                        print(
+                            f"[imports] {imp['processed']:,} of {imp['rows']:,} rows",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                    if any(p.done() for p in pollers):
+                        [p.result() for p in pollers if p.done()]
+                    time.sleep(0.5)
+            finally:
+                status["done"] = True  # the pollers stop, also when this was interrupted
             seconds = time.perf_counter() - started
-            status["done"] = True
         requests_by_service = Counter()
         for (service, operation), n in counts.items():
             # Lambda's event source mapping receives and deletes the messages, not the functions.
@@ -350,7 +354,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="chunk consumers at once (Lambda concurrency)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    print(json.dumps(worker(args)))
+    from chalicelib.local.processes import Stop, stop_on_signals
+
+    stop_on_signals()  # SIGTERM or Ctrl-C stops DynamoDB Local and moto too, not only this
+    try:
+        print(json.dumps(worker(args)))
+    except Stop:
+        return 130
     return 0
 
 
