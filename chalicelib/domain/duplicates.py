@@ -39,6 +39,8 @@ NAME_WEIGHT = 0.7
 # first name, which many people do.
 NAME_FLOOR = 0.75
 DEFAULT_THRESHOLD = 0.85
+# Candidates of one customer whose profiles are read and scored: one BatchGetItem.
+MAX_CANDIDATES = 25
 # A name-key (its folded words, sorted) is a partition key: bounded well within DynamoDB's
 # 2,048 bytes (at most 4 bytes a character).
 MAX_NAME_KEY_LENGTH = 256

@@ -89,6 +89,8 @@ class DuplicateService:
             pool = {cid: profiles[cid] for cid in found.get(customer.id, ()) if cid in profiles}
             read = self._store.keys_read(customer)
             for other in created:
+                if len(pool) >= duplicates.MAX_CANDIDATES:
+                    break  # as many as a lookup of its own would score
                 if other.id not in written:
                     written[other.id] = self._store.keys_written(other)
                 if other.id not in pool and read & written[other.id]:

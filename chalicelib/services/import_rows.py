@@ -31,7 +31,7 @@ from chalicelib.domain.imports import (
     row_customer_id,
     row_interaction_id,
 )
-from chalicelib.errors import CrmError, FieldError
+from chalicelib.errors import CrmError, FieldError, ServiceBusy
 
 MAX_EMAIL_LENGTH = 254
 MAX_ID_LENGTH = 64
@@ -165,10 +165,14 @@ class ImportRows:
             return 1_000_000
         return 1 if options.mode == "create" else 0
 
-    def undo(self, records: list[Record]) -> None:
-        """The transactions of `records` did not commit: none of them created a customer."""
-        for record in records:
-            self._created.pop(record.rows[0], None)
+    def undo(self, records: list[Record]) -> dict[int, Customer]:
+        """The transactions of `records` did not commit (or are not to be counted on yet): none
+        of them created a customer. Answers what was forgotten, for `restore`."""
+        return {r.rows[0]: self._created.pop(r.rows[0]) for r in records if r.rows[0] in self._created}
+
+    def restore(self, forgotten: dict[int, Customer]) -> None:
+        """What `undo` forgot did commit after all."""
+        self._created.update(forgotten)
 
     @staticmethod
     def alone(imp: Import, record: Record) -> bool:
@@ -195,6 +199,8 @@ class ImportRows:
                     done = self._customer(imp, record)
                 else:
                     done = self._interaction(imp, record)
+            except ServiceBusy:
+                raise  # other writers kept winning: the chunk is run again, the row not failed
             except CrmError as error:
                 done = _refused(error)
         source = cut_source(record.source) if done.outcome == ROW_FAILED else None

@@ -283,12 +283,15 @@ class ImportService:
         rows = self._rows()
         rows.prepare(imp, records)
 
-        def write_alone(failed: list) -> None:
-            rows.undo(failed)
-            for record in failed:
-                self._write(imp, chunk.index, rows, record, retrying)
+        def write(record: Any) -> None:
+            self._write(imp, chunk.index, rows, record, retrying)
 
-        group = _Together(self._imports, rows.together(imp), write_alone)
+        def write_deferred(record: Any) -> list[Any]:
+            with self._imports.deferring() as units:
+                write(record)
+            return units
+
+        group = _Together(self._imports, rows, rows.together(imp), write, write_deferred)
         outcome = "done"
         for n, record in enumerate(records):
             if n and n % CANCEL_CHECK_EVERY == 0 and self._cancelled(import_id):
@@ -298,11 +301,9 @@ class ImportService:
                 continue
             if group.size == 0 or rows.alone(imp, record):
                 group.send()
-                self._write(imp, chunk.index, rows, record, retrying)
+                write(record)
                 continue
-            with self._imports.deferring() as units:
-                self._write(imp, chunk.index, rows, record, retrying)
-            group.add(record, units)
+            group.add(record)
         group.send()
         totals = Totals()
         for stored in self._imports.outcomes_of_chunk(import_id, chunk.index).values():
@@ -326,25 +327,51 @@ class _Together:
     in one TransactWriteItems, and are then sent as one. If DynamoDB does not take them (a
     failed condition: an email another customer has, an id an earlier run took; two actions on
     one item), nothing of them was written: each record is written again on its own, as
-    without this, and its own conditions decide its outcome."""
+    without this, and its own conditions decide its outcome.
 
-    def __init__(self, imports: Any, size: int, write_alone: Callable[[list[Any]], None]) -> None:
+    What `rows` remembers of the records written so far (the customers created, which later
+    rows are scored against as possible duplicates) follows what committed: a refused group's
+    records are forgotten (`rows.undo`) before they are written again, and a record written
+    while that group was pending, which did not fit in it, is set aside meanwhile and written
+    again after it, so that no row is scored against one that was not written, or one after it."""
+
+    def __init__(
+        self,
+        imports: Any,
+        rows: Any,
+        size: int,
+        write: Callable[[Any], None],
+        write_deferred: Callable[[Any], list[Any]],
+    ) -> None:
         self._imports = imports
+        self._rows = rows
         self.size = size
-        self._write_alone = write_alone
+        self._write = write
+        self._write_deferred = write_deferred
         self._records: list[Any] = []
         self._units: list[Any] = []
 
-    def add(self, record: Any, units: list[Any]) -> None:
+    def add(self, record: Any) -> None:
+        units = self._write_deferred(record)
         if self._records and not self._imports.fit_together(self._units + units):
-            self.send()
+            aside = self._rows.undo([record])
+            if self.send():
+                self._rows.restore(aside)  # it was written against what has now committed
+            else:
+                units = self._write_deferred(record)
         self._records.append(record)
         self._units += units
         if len(self._records) >= self.size:
             self.send()
 
-    def send(self) -> None:
+    def send(self) -> bool:
+        """Send the records kept: True if they committed as one, False if they were written
+        one by one instead."""
         records, units = self._records, self._units
         self._records, self._units = [], []
-        if records and not self._imports.commit_together(units):
-            self._write_alone(records)
+        if not records or self._imports.commit_together(units):
+            return True
+        self._rows.undo(records)
+        for record in records:
+            self._write(record)
+        return False

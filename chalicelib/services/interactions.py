@@ -117,7 +117,9 @@ class InteractionService:
             raise NotFound(f"No customer has the id {customer_id!r}.") from None
 
     def _purchase_for(self, ret: Interaction) -> Interaction:
-        purchase = self._interactions.get(ret.customer_id, ret.purchase_id or "")
+        # Strongly consistent: a purchase recorded a moment ago (an earlier row of an import, a
+        # client's request just before) must be found, not answered 422.
+        purchase = self._interactions.get(ret.customer_id, ret.purchase_id or "", consistent=True)
         if purchase is None:
             self._require_customer(ret.customer_id)
             purchase = self._purchase_being_merged(ret)

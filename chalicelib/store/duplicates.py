@@ -36,8 +36,6 @@ PER_KEY = 10
 # The name-search partitions read for similar names: the longest words of the name (the most
 # telling; "de", "la" and initials come last).
 NAME_WORDS = 4
-# Candidates whose profiles are read and scored: one BatchGetItem.
-MAX_CANDIDATES = 25
 
 
 class DuplicateRepository:
@@ -47,7 +45,7 @@ class DuplicateRepository:
     def candidate_ids(self, customer: Customer) -> list[str]:
         """Who may be `customer` (not itself): those sharing a number, a mailbox or a name's
         words (`match_keys`), then those sharing a whole word of the name, the most alike
-        first; at most MAX_CANDIDATES, in that order."""
+        first; at most MAX_CANDIDATES (domain.duplicates), in that order."""
         return self.candidate_ids_of([customer])[customer.id]
 
     def candidate_ids_of(self, customers: list[Customer]) -> dict[str, list[str]]:
@@ -64,7 +62,7 @@ class DuplicateRepository:
                 found.update(dict.fromkeys(by_key[pk]))
             found.update(dict.fromkeys(self._sharing_a_word(customer, by_word)))
             found.pop(customer.id, None)
-            result[customer.id] = list(found)[:MAX_CANDIDATES]
+            result[customer.id] = list(found)[: duplicates.MAX_CANDIDATES]
         return result
 
     @staticmethod

@@ -52,3 +52,26 @@ def test_a_plain_read_stays_eventually_consistent_at_half_the_cost(api, reads):
 
     assert api.get(f"/customers/{customer['id']}/interactions").status == 200
     assert _customer_reads(reads) == [False]
+
+
+def test_the_purchase_read_before_a_return_is_strongly_consistent(api, reads):
+    """A return posted right after its purchase (or an import's next row) must find it, not be
+    answered 422 because a replica had not caught up."""
+    customer = api.create_customer()
+    line = {"sku": "SKU-KAVA", "name": "Kava 250 g", "quantity": 2, "unit_price": "4.20"}
+    body = {"type": "purchase", "channel": "store", "currency": "EUR", "items": [line]}
+    bought = api.post(f"/customers/{customer['id']}/interactions", body)
+    assert bought.status == 201, bought.json
+    reads.clear()
+
+    returned = {
+        **body,
+        "type": "return",
+        "purchase_id": bought.json["id"],
+        "items": [{**line, "quantity": 1}],
+    }
+    reply = api.post(f"/customers/{customer['id']}/interactions", returned)
+
+    assert reply.status == 201, reply.json
+    interaction_reads = [consistent for table, consistent in reads if "interactions" in table]
+    assert interaction_reads and all(interaction_reads), reads

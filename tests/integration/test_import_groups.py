@@ -75,6 +75,44 @@ def test_rows_of_one_chunk_that_are_the_same_person_are_noted_as_possible_duplic
     assert flagged == {maria_again, eleanor}
 
 
+@pytest.mark.parametrize("taken", [1, 2], ids=["first-row-taken", "second-row-taken"])
+def test_a_row_that_did_not_fit_a_refused_group_is_scored_only_against_rows_written(
+    api, chalice_app, monkeypatch, taken
+):
+    """Groups of two rows (each row: its creation's transaction and its outcome's). Row 3 is
+    written while rows 1 and 2 wait, does not fit, and the group is refused (one of its emails
+    is taken): rows 1 and 2 are written one by one and row 3 again after them. Row 3 is the
+    same person as row 1, so it notes row 1 if row 1 was created and nobody otherwise; row 1,
+    written before row 3, never notes row 3."""
+    from chalicelib.store import imports as import_store
+
+    monkeypatch.setattr(
+        import_store.ImportRepository, "fit_together", staticmethod(lambda units: len(units) <= 4)
+    )
+    api.create_customer(name="Tuija Ahonen", email="tuija@example.fi")
+    emails = ["liisa@example.fi", "jyrki@example.fi"]
+    emails[taken - 1] = "tuija@example.fi"
+    data = (
+        "name,email,phone\n"
+        f"Liisa Laine,{emails[0]},{PHONE}\n"
+        f"Jyrki Häkkinen,{emails[1]},\n"
+        f"Liisa Laine,liisa.laine@example.fi,{PHONE}\n"
+    ).encode()
+    imp = _import(api, chalice_app, data)
+
+    assert _counts(imp)["created"] == 2 and imp["failed"] == 1
+    first, second, third = _results(api, imp["id"])
+    assert [first["outcome"], second["outcome"], third["outcome"]] == (
+        ["failed", "created", "created"] if taken == 1 else ["created", "failed", "created"]
+    )
+    noted = _noted(third["customer_id"])
+    assert noted == ([] if taken == 1 else [(first["customer_id"], 0.94)]), noted
+    for customer_id, _score in noted:
+        assert api.get(f"/customers/{customer_id}").status == 200
+    if taken == 2:
+        assert _noted(first["customer_id"]) == []
+
+
 @pytest.mark.dynamodb_local
 def test_rows_repeating_an_email_or_taking_a_customers_email_fail_and_the_rest_are_created_once(
     api, chalice_app
@@ -227,3 +265,32 @@ def test_interaction_rows_read_their_customers_by_email_strongly_consistent(api,
     assert _counts(imp)["created"] == 1 and imp["failed"] == 0
     customer_reads = [consistent for table, consistent in batch_reads if "customers" in table]
     assert len(customer_reads) == 2 and all(customer_reads), batch_reads
+
+
+def test_rows_that_keep_losing_transaction_conflicts_are_written_on_the_next_delivery_not_failed(
+    api, chalice_app, monkeypatch
+):
+    """Other writers keep winning (DynamoDB cancels with TransactionConflict after every retry:
+    ServiceBusy): a condition that passes in a moment, so the chunk's message fails and comes
+    back, and no row is stored as failed."""
+    from chalicelib.errors import ServiceBusy
+    from chalicelib.store import transactions
+
+    imp = _request(api)
+    _put(imp, "name,email\nKaisa Mäki,kaisa@example.fi\nBo Ek,bo@example.se\n".encode())
+    _start(chalice_app)
+    [chunk] = _receive(_chunks())
+    real_commit = transactions._commit
+
+    def busy(*args, **kwargs):
+        raise ServiceBusy("Other requests are changing the same records right now: retry.")
+
+    monkeypatch.setattr(transactions, "_commit", busy)
+    assert not _deliver(chalice_app, "run_imports", _chunks(), chunk, delete=False)
+    assert api.get(f"/imports/{imp['id']}").json["processed"] == 0
+    assert api.get(f"/imports/{imp['id']}/errors").json["items"] == []
+
+    monkeypatch.setattr(transactions, "_commit", real_commit)
+    assert _deliver(chalice_app, "run_imports", _chunks(), chunk, delete=False)
+    done = api.get(f"/imports/{imp['id']}").json
+    assert (done["status"], done["created"], done["failed"]) == ("completed", 2, 0)
