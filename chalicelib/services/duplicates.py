@@ -42,15 +42,19 @@ class DuplicateService:
         self._clock = clock
         self._threshold = threshold
 
-    def matches(self, customer: Customer, *, stored: bool = True) -> list[Match]:
+    def matches(self, customer: Customer, *, stored: bool = True, consistent: bool = False) -> list[Match]:
         """Everyone who may be `customer`, best first: found by key, read in one batch, scored;
         never itself, nor anyone recorded as another person (`stored=False`: a profile not
-        written yet, which has no such records), nor an id whose profile is gone."""
-        candidates = self._store.candidate_ids(customer)
+        written yet, which has no such records), nor an id whose profile is gone.
+        `consistent`: every read strongly consistent (the decision must see what was just
+        written)."""
+        candidates = self._store.candidate_ids(customer, consistent=consistent)
         if not candidates:
             return []
         others = self._store.not_duplicates(customer.id) if stored else set()
-        profiles = self._customers.get_many([cid for cid in candidates if cid not in others])
+        profiles = self._customers.get_many(
+            [cid for cid in candidates if cid not in others], consistent=consistent
+        )
         found = (duplicates.compare(customer, p) for p in profiles.values() if p.id != customer.id)
         return duplicates.ranked([m for m in found if m is not None])
 
@@ -68,10 +72,12 @@ class DuplicateService:
             lambda start: _after(ranked, start, limit),
         )
 
-    def possible_duplicates(self, customer: Customer, ignored: frozenset[str] = frozenset()) -> list[Match]:
+    def possible_duplicates(
+        self, customer: Customer, ignored: frozenset[str] = frozenset(), *, consistent: bool = False
+    ) -> list[Match]:
         """The candidates of a profile about to be created that score at least the threshold,
-        but for the `ignored` ids."""
-        found = self.matches(customer, stored=False)
+        but for the `ignored` ids (`consistent`: see `matches`)."""
+        found = self.matches(customer, stored=False, consistent=consistent)
         return [m for m in found if m.score >= self._threshold and m.customer_id not in ignored]
 
     def detector(self, customers: list[Customer]) -> Callable[[Customer, list[Customer]], list[Match]]:

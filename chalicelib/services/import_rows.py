@@ -263,8 +263,10 @@ class ImportRows:
             return _Done(CREATED, customer_id=new_id)
         now = self._now()
         candidate = Customer(id=new_id, created_at=now, updated_at=now, **fields)
+        flagged = None
         if imp.options.on_duplicate == "skip":
-            flagged = self._duplicates.possible_duplicates(candidate)
+            # Strongly consistent: the row before may be this same person, created a moment ago.
+            flagged = self._duplicates.possible_duplicates(candidate, consistent=True)
             if flagged:
                 best = flagged[0]
                 return _Done(
@@ -279,8 +281,7 @@ class ImportRows:
                     "Another customer already has this email address.",
                 )
             return _Done(CREATED)
-        flagged = None
-        if self._detect is not None and record.rows[0] in self._fields:
+        if flagged is None and self._detect is not None and record.rows[0] in self._fields:
             flagged = self._detect(candidate, list(self._created.values()))
         try:
             created = self._customer_service(lambda: new_id).create(fields, self._actor(imp), flagged=flagged)

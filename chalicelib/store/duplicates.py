@@ -42,13 +42,16 @@ class DuplicateRepository:
     def __init__(self, region: str) -> None:
         self._region = region
 
-    def candidate_ids(self, customer: Customer) -> list[str]:
+    def candidate_ids(self, customer: Customer, *, consistent: bool = False) -> list[str]:
         """Who may be `customer` (not itself): those sharing a number, a mailbox or a name's
         words (`match_keys`), then those sharing a whole word of the name, the most alike
-        first; at most MAX_CANDIDATES (domain.duplicates), in that order."""
-        return self.candidate_ids_of([customer])[customer.id]
+        first; at most MAX_CANDIDATES (domain.duplicates), in that order. `consistent`: the
+        Queries read strongly consistent (a decision that must see the writes just before)."""
+        return self.candidate_ids_of([customer], consistent=consistent)[customer.id]
 
-    def candidate_ids_of(self, customers: list[Customer]) -> dict[str, list[str]]:
+    def candidate_ids_of(
+        self, customers: list[Customer], *, consistent: bool = False
+    ) -> dict[str, list[str]]:
         """`candidate_ids` of each of `customers` (by id), each key read once for all of them."""
         by_key: dict[str, list[str]] = {}
         by_word: dict[str, list[NameTokenModel]] = {}
@@ -57,10 +60,12 @@ class DuplicateRepository:
             found: dict[str, None] = {}
             for pk in match_keys(customer):
                 if pk not in by_key:
-                    rows = MatchKeyModel.query(pk, limit=PER_KEY, attributes_to_get=["customer_id"])
+                    rows = MatchKeyModel.query(
+                        pk, limit=PER_KEY, attributes_to_get=["customer_id"], consistent_read=consistent
+                    )
                     by_key[pk] = [item.customer_id for item in rows]
                 found.update(dict.fromkeys(by_key[pk]))
-            found.update(dict.fromkeys(self._sharing_a_word(customer, by_word)))
+            found.update(dict.fromkeys(self._sharing_a_word(customer, by_word, consistent)))
             found.pop(customer.id, None)
             result[customer.id] = list(found)[: duplicates.MAX_CANDIDATES]
         return result
@@ -69,14 +74,19 @@ class DuplicateRepository:
     def _words(customer: Customer) -> list[str]:
         return sorted(names.search_words(customer.name), key=lambda w: (-len(w), w))[:NAME_WORDS]
 
-    def _sharing_a_word(self, customer: Customer, by_word: dict[str, list[NameTokenModel]]) -> list[str]:
+    def _sharing_a_word(
+        self, customer: Customer, by_word: dict[str, list[NameTokenModel]], consistent: bool
+    ) -> list[str]:
         alike: dict[str, float] = {}
         name = " ".join(names.words(customer.name))
         for word in self._words(customer):
             if word not in by_word:
                 by_word[word] = list(
                     NameTokenModel.query(
-                        f"NAME#{word[:2]}", NameTokenModel.sk.startswith(f"{word}#"), limit=PER_KEY
+                        f"NAME#{word[:2]}",
+                        NameTokenModel.sk.startswith(f"{word}#"),
+                        limit=PER_KEY,
+                        consistent_read=consistent,
                     )
                 )
             for token in by_word[word]:

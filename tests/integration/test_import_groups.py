@@ -294,3 +294,32 @@ def test_rows_that_keep_losing_transaction_conflicts_are_written_on_the_next_del
     assert _deliver(chalice_app, "run_imports", _chunks(), chunk, delete=False)
     done = api.get(f"/imports/{imp['id']}").json
     assert (done["status"], done["created"], done["failed"]) == ("completed", 2, 0)
+
+
+def test_skip_mode_looks_for_duplicates_with_strongly_consistent_reads(api, chalice_app, monkeypatch):
+    """With `on_duplicate: "skip"` the row before may be this same person, created a moment ago:
+    an eventually consistent read could miss it and create the duplicate the file asked to skip.
+    Neither emulator shows the difference, so the requests themselves are checked."""
+    import botocore.client
+
+    requests: list[tuple[str, bool]] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        if operation_name == "Query" and "customers" in api_params["TableName"]:
+            requests.append(("Query", bool(api_params.get("ConsistentRead"))))
+        if operation_name == "BatchGetItem":
+            for table, request in api_params["RequestItems"].items():
+                if "customers" in table:
+                    requests.append(("BatchGetItem", bool(request.get("ConsistentRead"))))
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    data = (
+        f"name,email,phone\nMaria Santos,maria@example.ph,{PHONE}\nMaría Santos,m.santos@example.ph,{PHONE}\n"
+    )
+    imp = _import(api, chalice_app, data.encode(), on_duplicate="skip")
+
+    assert (_counts(imp)["created"], imp["skipped"]) == (1, 1)
+    assert {operation for operation, _ in requests} == {"Query", "BatchGetItem"}
+    assert all(consistent for _, consistent in requests), requests

@@ -21,7 +21,7 @@ class FakeDuplicates:
         self.pairs: set[tuple[str, str]] = set()
         self.noted: dict[str, list[tuple[str, float]]] = {}
 
-    def candidate_ids(self, customer: Customer) -> list[str]:
+    def candidate_ids(self, customer: Customer, *, consistent: bool = False) -> list[str]:
         keys, words = set(match_keys(customer)), set(names.search_words(customer.name))
         return [
             c.id
