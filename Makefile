@@ -37,7 +37,7 @@ token: $(INSTALLED)
 fuzz: $(INSTALLED)
 	CRM_FUZZ_RANDOM=1 CRM_FUZZ_EXAMPLES=$${CRM_FUZZ_EXAMPLES:-150} $(PYTHON) -m pytest -q tests/functional/test_fuzz.py
 
-# Performance figures (not part of `make test`; about an hour, 42 minutes of it the bulk import): see bench/README.md.
+# Performance figures (not part of `make test`; about an hour, 36 minutes of it the bulk import): see bench/README.md.
 bench: $(INSTALLED)
 	$(PYTHON) bench/run.py
 
