@@ -160,3 +160,28 @@ def bulk_interactions(customer_id: str, count: int, note: str | None = None) -> 
             batch.save(_to_model(interaction))
             created.append(interaction.id)
     return created
+
+
+READS = ("GetItem", "Query", "BatchGetItem")
+
+
+def record_reads(monkeypatch) -> list[tuple[str, str, bool]]:
+    """The DynamoDB reads made from now on, as (operation, table, ConsistentRead): one entry
+    per GetItem and Query, and per table of a BatchGetItem. DynamoDB reads are eventually
+    consistent unless asked; neither emulator shows the difference, so tests of a read that a
+    decision relies on check the requests themselves."""
+    import botocore.client
+
+    seen: list[tuple[str, str, bool]] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        if operation_name == "BatchGetItem":
+            for table, request in api_params["RequestItems"].items():
+                seen.append((operation_name, table, bool(request.get("ConsistentRead"))))
+        elif operation_name in READS:
+            seen.append((operation_name, api_params["TableName"], bool(api_params.get("ConsistentRead"))))
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    return seen

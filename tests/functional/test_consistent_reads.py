@@ -5,27 +5,23 @@ requests themselves are checked."""
 
 from __future__ import annotations
 
-import botocore.client
 import pytest
+
+from tests.functional.conftest import record_reads
 
 
 @pytest.fixture
-def reads(monkeypatch):
-    """The GetItem requests made from now on: (table, ConsistentRead)."""
-    seen: list[tuple[str, bool]] = []
-    original = botocore.client.BaseClient._make_api_call
-
-    def recording(self, operation_name, api_params):
-        if operation_name == "GetItem":
-            seen.append((api_params["TableName"], bool(api_params.get("ConsistentRead"))))
-        return original(self, operation_name, api_params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
-    return seen
+def reads(monkeypatch) -> list[tuple[str, str, bool]]:
+    return record_reads(monkeypatch)
 
 
-def _customer_reads(reads: list[tuple[str, bool]]) -> list[bool]:
-    return [consistent for table, consistent in reads if "customers" in table]
+def _get_items(reads: list[tuple[str, str, bool]], table: str) -> list[bool]:
+    """Whether each GetItem of `table` (a part of its name) was strongly consistent."""
+    return [consistent for operation, name, consistent in reads if operation == "GetItem" and table in name]
+
+
+def _customer_reads(reads: list[tuple[str, str, bool]]) -> list[bool]:
+    return _get_items(reads, "customers")
 
 
 def test_the_profile_read_before_a_patch_is_strongly_consistent(api, reads):
@@ -73,5 +69,5 @@ def test_the_purchase_read_before_a_return_is_strongly_consistent(api, reads):
     reply = api.post(f"/customers/{customer['id']}/interactions", returned)
 
     assert reply.status == 201, reply.json
-    interaction_reads = [consistent for table, consistent in reads if "interactions" in table]
+    interaction_reads = _get_items(reads, "interactions")
     assert interaction_reads and all(interaction_reads), reads

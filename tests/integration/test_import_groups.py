@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.functional.conftest import Api
+from tests.functional.conftest import Api, record_reads
 from tests.integration.imports import (
     _chunks,
     _counts,
@@ -241,19 +241,8 @@ def test_interaction_rows_read_their_customers_by_email_strongly_consistent(api,
     """A file of purchases imported right after the customers it names must find them: an
     eventually consistent read could miss a profile written a moment ago and fail the row for
     good. Neither emulator shows the difference, so the requests themselves are checked."""
-    import botocore.client
-
     api.create_customer(name="Maricel Dela Cruz", email="maricel@example.ph")
-    batch_reads: list[tuple[str, bool]] = []
-    original = botocore.client.BaseClient._make_api_call
-
-    def recording(self, operation_name, api_params):
-        if operation_name == "BatchGetItem":
-            for table, request in api_params["RequestItems"].items():
-                batch_reads.append((table, bool(request.get("ConsistentRead"))))
-        return original(self, operation_name, api_params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    reads = record_reads(monkeypatch)
     imp = _import(
         api,
         chalice_app,
@@ -263,8 +252,8 @@ def test_interaction_rows_read_their_customers_by_email_strongly_consistent(api,
     )
 
     assert _counts(imp)["created"] == 1 and imp["failed"] == 0
-    customer_reads = [consistent for table, consistent in batch_reads if "customers" in table]
-    assert len(customer_reads) == 2 and all(customer_reads), batch_reads
+    customer_reads = [c for op, table, c in reads if op == "BatchGetItem" and "customers" in table]
+    assert len(customer_reads) == 2 and all(customer_reads), reads
 
 
 def test_rows_that_keep_losing_transaction_conflicts_are_written_on_the_next_delivery_not_failed(
@@ -300,26 +289,13 @@ def test_skip_mode_looks_for_duplicates_with_strongly_consistent_reads(api, chal
     """With `on_duplicate: "skip"` the row before may be this same person, created a moment ago:
     an eventually consistent read could miss it and create the duplicate the file asked to skip.
     Neither emulator shows the difference, so the requests themselves are checked."""
-    import botocore.client
-
-    requests: list[tuple[str, bool]] = []
-    original = botocore.client.BaseClient._make_api_call
-
-    def recording(self, operation_name, api_params):
-        if operation_name == "Query" and "customers" in api_params["TableName"]:
-            requests.append(("Query", bool(api_params.get("ConsistentRead"))))
-        if operation_name == "BatchGetItem":
-            for table, request in api_params["RequestItems"].items():
-                if "customers" in table:
-                    requests.append(("BatchGetItem", bool(request.get("ConsistentRead"))))
-        return original(self, operation_name, api_params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    reads = record_reads(monkeypatch)
     data = (
         f"name,email,phone\nMaria Santos,maria@example.ph,{PHONE}\nMaría Santos,m.santos@example.ph,{PHONE}\n"
     )
     imp = _import(api, chalice_app, data.encode(), on_duplicate="skip")
 
     assert (_counts(imp)["created"], imp["skipped"]) == (1, 1)
+    requests = [(op, c) for op, table, c in reads if op in ("Query", "BatchGetItem") and "customers" in table]
     assert {operation for operation, _ in requests} == {"Query", "BatchGetItem"}
     assert all(consistent for _, consistent in requests), requests
