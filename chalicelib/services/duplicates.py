@@ -3,7 +3,7 @@ new customer is created with; two customers recorded as different people."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from chalicelib.domain import audit, duplicates
@@ -18,6 +18,12 @@ from chalicelib.store.pagination import CursorCodec, Key, Page, page_of
 
 if TYPE_CHECKING:
     from datetime import datetime
+
+
+def _ranked(customer: Customer, profiles: Iterable[Customer]) -> list[Match]:
+    """`profiles` scored as `customer`'s possible duplicates, best first (never itself)."""
+    found = (duplicates.compare(customer, p) for p in profiles if p.id != customer.id)
+    return duplicates.ranked([m for m in found if m is not None])
 
 
 def _unknown(customer_id: str, field: str | None = None) -> NotFound:
@@ -55,8 +61,7 @@ class DuplicateService:
         profiles = self._customers.get_many(
             [cid for cid in candidates if cid not in others], consistent=consistent
         )
-        found = (duplicates.compare(customer, p) for p in profiles.values() if p.id != customer.id)
-        return duplicates.ranked([m for m in found if m is not None])
+        return _ranked(customer, profiles.values())
 
     def for_customer(self, customer_id: str, limit: int, cursor: str | None) -> Page[Match]:
         """The customer's likely duplicates, a page of them (the list is made again for each
@@ -101,8 +106,7 @@ class DuplicateService:
                     written[other.id] = self._store.keys_written(other)
                 if other.id not in pool and read & written[other.id]:
                     pool[other.id] = other
-            scored = (duplicates.compare(customer, p) for p in pool.values() if p.id != customer.id)
-            return [m for m in duplicates.ranked([m for m in scored if m]) if m.score >= self._threshold]
+            return [m for m in _ranked(customer, pool.values()) if m.score >= self._threshold]
 
         return possible
 
